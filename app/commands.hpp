@@ -1,0 +1,48 @@
+#pragma once
+// The subcommands of CONTRACT.md section 1. Each returns the process exit code:
+// 0 success, 1 runtime failure, 2 bad usage. main.cpp parses the command line and the
+// configuration once and calls one of these; they print errors as one line on stderr.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/config.hpp"
+
+namespace sagaflow::app {
+
+struct PublishArgs {
+  std::string file;  // "-" = stdin; empty when --generate is used
+  std::optional<std::int64_t> generate;
+  double rate = 0;  // events per second, 0 = as fast as confirms allow
+  int stores = 10;
+  std::uint64_t seed = 1;
+};
+
+struct SimulateArgs {
+  std::uint64_t seed = 1;
+  double fail_inventory = 0.05;
+  double fail_payment = 0.05;
+  double fail_shipment = 0.02;
+  double no_answer = 0.0;  // share of commands never answered (drives timeouts)
+  int latency_ms = 0;
+};
+
+struct DlqArgs {
+  std::int64_t limit = 100;
+};
+
+int run_worker(const Config& config);
+int run_topology_apply(const Config& config);
+int run_publish(const Config& config, const PublishArgs& args);
+int run_simulate(const Config& config, const SimulateArgs& args);
+int run_saga_show(const Config& config, const std::string& order_id);
+int run_status(const Config& config);
+int run_dlq_list(const Config& config, const DlqArgs& args);
+int run_dlq_replay(const Config& config, const DlqArgs& args);
+int run_webhook(const Config& config);
+int run_kafka_mock(const Config& config);
+
+// Prints "sagaflow <name>: not available in this build yet" and returns 1.
+int not_built(const char* name);
+
+}  // namespace sagaflow::app

@@ -1,0 +1,134 @@
+// sagaflow: one binary, one subcommand per job (CONTRACT.md section 1).
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/commands.hpp"
+#include "core/config.hpp"
+#include "core/log.hpp"
+
+#ifndef SAGAFLOW_VERSION
+#define SAGAFLOW_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using sagaflow::Config;
+
+// One-line error on stderr, CONTRACT.md section 1.
+void print_error(const std::string& what) { std::fprintf(stderr, "sagaflow: %s\n", what.c_str()); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace app = sagaflow::app;
+  CLI::App cli{"sagaflow: saga orchestration for order events on RabbitMQ or Kafka, with Redis"};
+  cli.set_version_flag("--version", std::string("sagaflow ") + SAGAFLOW_VERSION);
+  cli.require_subcommand(1);
+  cli.fallthrough();  // configuration flags are accepted after the subcommand too
+
+  // Configuration flags, one per key of CONTRACT.md section 1; flags win over environment
+  // and --config FILE.
+  sagaflow::ConfigSources sources;
+  std::map<std::string, std::string> flag_values;
+  for (const auto& key : sagaflow::config_keys()) {
+    cli.add_option(fmt::format("--{}", key.flag), flag_values[std::string(key.env)],
+                   fmt::format("{} (env {}{}{})", key.help, key.env,
+                               key.default_value.empty() ? "" : ", default ", key.default_value))
+        ->group("Configuration");
+  }
+  cli.add_option("--config", sources.config_file, "KEY=VALUE file (lower precedence than env)")
+      ->group("Configuration");
+
+  auto* worker = cli.add_subcommand("worker", "consume events, run sagas, ack / retry / dead-letter");
+  auto* topology = cli.add_subcommand("topology", "broker topology");
+  topology->require_subcommand(1);
+  auto* topology_apply = topology->add_subcommand("apply", "declare exchanges, queues, bindings or topics (idempotent)");
+
+  app::PublishArgs publish_args;
+  std::int64_t generate = 0;
+  auto* publish = cli.add_subcommand("publish", "publish events from a JSON-lines file or synthetic order.created");
+  auto* file_opt = publish->add_option("--file", publish_args.file, "JSON lines file, - for stdin");
+  auto* gen_opt = publish->add_option("--generate", generate, "generate N synthetic order.created events")
+                      ->check(CLI::PositiveNumber);
+  file_opt->excludes(gen_opt);
+  publish->add_option("--rate", publish_args.rate, "events per second (0 = unlimited)")->check(CLI::NonNegativeNumber);
+  publish->add_option("--stores", publish_args.stores, "number of distinct stores")->check(CLI::PositiveNumber);
+  publish->add_option("--seed", publish_args.seed, "random seed");
+
+  app::SimulateArgs sim;
+  auto* simulate = cli.add_subcommand("simulate", "participant simulator: inventory, payment, shipment");
+  simulate->add_option("--seed", sim.seed, "random seed (same seed, same answers)");
+  simulate->add_option("--fail-inventory", sim.fail_inventory, "share of inventory.reserve rejected")->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--fail-payment", sim.fail_payment, "share of payment.charge failed")->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--fail-shipment", sim.fail_shipment, "share of shipment.create failed")->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--no-answer", sim.no_answer, "share of commands never answered")->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--latency-ms", sim.latency_ms, "delay before each answer")->check(CLI::NonNegativeNumber);
+
+  auto* saga = cli.add_subcommand("saga", "inspect sagas");
+  saga->require_subcommand(1);
+  std::string order_id;
+  auto* saga_show = saga->add_subcommand("show", "print one saga's state as JSON");
+  saga_show->add_option("ORDER_ID", order_id, "the order id")->required();
+
+  auto* status = cli.add_subcommand("status", "cluster-wide summary");
+
+  app::DlqArgs dlq_args;
+  auto* dlq = cli.add_subcommand("dlq", "the dead-letter queue");
+  dlq->require_subcommand(1);
+  auto* dlq_list = dlq->add_subcommand("list", "list dead-lettered messages with their reasons");
+  dlq_list->add_option("--limit", dlq_args.limit, "at most this many")->check(CLI::PositiveNumber);
+  auto* dlq_replay = dlq->add_subcommand("replay", "re-publish dead-lettered events to their original route");
+  dlq_replay->add_option("--limit", dlq_args.limit, "at most this many")->check(CLI::PositiveNumber);
+
+  auto* webhook = cli.add_subcommand("webhook", "HTTP ingress for signed webhooks");
+  auto* kafka_mock = cli.add_subcommand("kafka-mock", "embedded Kafka-protocol broker on loopback");
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return cli.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return cli.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return cli.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    print_error(what + " (see sagaflow --help)");
+    return 2;
+  }
+
+  for (auto& [key, value] : flag_values) {
+    if (!value.empty()) sources.flags.emplace(key, value);
+  }
+  auto config = sagaflow::load_config(sources);
+  if (!config) {
+    print_error(config.error().detail);
+    return 2;
+  }
+  sagaflow::log::set_level(config->log_level);
+  const Config& c = config.value();
+
+  if (publish->parsed()) {
+    if (gen_opt->count() > 0) publish_args.generate = generate;
+    if (file_opt->count() == 0 && gen_opt->count() == 0) {
+      print_error("publish needs --file F or --generate N (see sagaflow publish --help)");
+      return 2;
+    }
+    return app::run_publish(c, publish_args);
+  }
+  if (worker->parsed()) return app::run_worker(c);
+  if (topology_apply->parsed()) return app::run_topology_apply(c);
+  if (simulate->parsed()) return app::run_simulate(c, sim);
+  if (saga_show->parsed()) return app::run_saga_show(c, order_id);
+  if (status->parsed()) return app::run_status(c);
+  if (dlq_list->parsed()) return app::run_dlq_list(c, dlq_args);
+  if (dlq_replay->parsed()) return app::run_dlq_replay(c, dlq_args);
+  if (webhook->parsed()) return app::run_webhook(c);
+  if (kafka_mock->parsed()) return app::run_kafka_mock(c);
+  print_error("no subcommand given (see sagaflow --help)");
+  return 2;
+}

@@ -1,0 +1,99 @@
+#pragma once
+// Typed configuration (STYLE.md 10), validated once at start-up. Every key of CONTRACT.md
+// section 1 plus a few operational ones. Precedence: flags, then environment, then the
+// optional --config FILE (KEY=VALUE lines, # comments); flags win. A bad value or an unknown
+// key in the file is an Error of code invalid_config whose detail names the key.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/log.hpp"
+#include "core/result.hpp"
+
+namespace sagaflow {
+
+struct RatePlan {
+  std::string name;
+  std::int64_t rate = 0;       // tokens per period
+  std::int64_t period_ms = 0;  // length of the period
+  std::int64_t burst = 0;      // bucket size
+};
+
+struct AmqpEndpoint {
+  std::string host = "127.0.0.1";
+  int port = 5672;
+  std::string user = "guest";
+  std::string password = "guest";
+  std::string vhost = "/";
+};
+
+struct RedisEndpoint {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  int db = 0;
+  std::string password;  // empty: no AUTH
+};
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+  bool disabled = false;  // the address "0"
+};
+
+enum class BrokerKind : std::uint8_t { rabbitmq, kafka };
+
+struct Config {
+  BrokerKind broker = BrokerKind::rabbitmq;
+  AmqpEndpoint amqp;
+  std::string amqp_url;
+  std::string kafka_brokers;
+  RedisEndpoint redis;
+  std::string redis_url;
+  HostPort metrics_addr;
+  std::int64_t step_timeout_ms = 30000;
+  std::int64_t dedup_ttl_s = 86400;
+  int max_attempts = 8;
+  std::vector<RatePlan> plans;
+  std::string default_plan = "free";
+  std::vector<std::string> webhook_secrets;  // empty: the webhook ingress refuses to start
+  std::string saga_dir;                      // empty: built-in definitions
+  log::Level log_level = log::Level::info;
+  std::size_t max_message_bytes = 1024 * 1024;
+  int prefetch = 256;
+  HostPort webhook_addr;
+  int redis_partitions = 16;
+
+  const RatePlan* find_plan(std::string_view name) const noexcept;
+};
+
+struct ConfigKey {
+  std::string_view env;            // SAGAFLOW_...
+  std::string_view flag;           // --... (without dashes)
+  std::string_view default_value;  // empty: none
+  std::string_view help;           // one line
+};
+
+// Every key, in documentation order.
+std::span<const ConfigKey> config_keys() noexcept;
+
+using EnvLookup = std::function<const char*(const char*)>;
+
+struct ConfigSources {
+  std::map<std::string, std::string, std::less<>> flags;  // env name -> value, from the CLI
+  std::string config_file;                                 // empty: none
+  EnvLookup env;                                           // default: ::getenv
+};
+
+Result<Config> load_config(const ConfigSources& sources);
+
+// Parsers for single values, exposed for tests and for the CLI.
+Result<AmqpEndpoint> parse_amqp_url(std::string_view url);
+Result<RedisEndpoint> parse_redis_url(std::string_view url);
+Result<std::vector<RatePlan>> parse_plans(std::string_view text);
+Result<HostPort> parse_host_port(std::string_view text);
+
+}  // namespace sagaflow

@@ -1,0 +1,158 @@
+// Configuration: flags > environment > --config FILE > defaults, every value validated once,
+// and a bad value is one line naming the key (CONTRACT.md section 1, STYLE.md 10).
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "core/config.hpp"
+
+using namespace sagaflow;
+
+namespace {
+
+ConfigSources sources_with_env(std::map<std::string, std::string> env) {
+  ConfigSources s;
+  auto shared = std::make_shared<std::map<std::string, std::string>>(std::move(env));
+  s.env = [shared](const char* key) -> const char* {
+    auto it = shared->find(key);
+    return it == shared->end() ? nullptr : it->second.c_str();
+  };
+  return s;
+}
+
+std::string temp_file(const std::string& text) {
+  char path[] = "/tmp/sagaflow_config_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("defaults match the contract", "[config]") {
+  // Given no flags, no environment and no file
+  auto c = load_config(sources_with_env({}));
+  // Then every key has its documented default
+  REQUIRE(c.ok());
+  CHECK(c->broker == BrokerKind::rabbitmq);
+  CHECK(c->amqp.host == "127.0.0.1");
+  CHECK(c->amqp.port == 5672);
+  CHECK(c->amqp.user == "guest");
+  CHECK(c->amqp.vhost == "/");
+  CHECK(c->kafka_brokers == "127.0.0.1:9092");
+  CHECK(c->redis.port == 6379);
+  CHECK(c->redis.db == 0);
+  CHECK(c->metrics_addr.port == 9464);
+  CHECK(c->step_timeout_ms == 30000);
+  CHECK(c->dedup_ttl_s == 86400);
+  CHECK(c->max_attempts == 8);
+  REQUIRE(c->plans.size() == 3);
+  CHECK(c->plans[0].name == "free");
+  CHECK(c->plans[0].rate == 60);
+  CHECK(c->plans[0].period_ms == 60000);
+  CHECK(c->plans[0].burst == 100);
+  CHECK(c->plans[2].name == "enterprise");
+  CHECK(c->plans[2].burst == 2000);
+  CHECK(c->default_plan == "free");
+  CHECK(c->webhook_secrets.empty());
+  CHECK(c->saga_dir.empty());
+  CHECK(c->log_level == log::Level::info);
+}
+
+TEST_CASE("flags win over environment, environment over the file", "[config]") {
+  // Given the same key in all three places
+  const auto file = temp_file("# comment\nSAGAFLOW_MAX_ATTEMPTS=3\nSAGAFLOW_DEDUP_TTL_S = 60\n"
+                              "SAGAFLOW_LOG_LEVEL=\"debug\"\n");
+  auto s = sources_with_env({{"SAGAFLOW_MAX_ATTEMPTS", "5"}});
+  s.config_file = file;
+  s.flags["SAGAFLOW_MAX_ATTEMPTS"] = "7";
+  // When loaded
+  auto c = load_config(s);
+  // Then the flag wins, and the file still fills what nobody else set
+  REQUIRE(c.ok());
+  CHECK(c->max_attempts == 7);
+  CHECK(c->dedup_ttl_s == 60);
+  CHECK(c->log_level == log::Level::debug);
+  s.flags.clear();
+  CHECK(load_config(s)->max_attempts == 5);
+  std::remove(file.c_str());
+}
+
+TEST_CASE("a bad value is one line naming the key", "[config]") {
+  struct Case {
+    const char* key;
+    const char* value;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {"SAGAFLOW_MAX_ATTEMPTS", "many", "SAGAFLOW_MAX_ATTEMPTS: 'many' is not an integer"},
+      {"SAGAFLOW_MAX_ATTEMPTS", "0", "SAGAFLOW_MAX_ATTEMPTS: 0 is out of range"},
+      {"SAGAFLOW_BROKER", "nats", "SAGAFLOW_BROKER: 'nats' is not rabbitmq or kafka"},
+      {"SAGAFLOW_AMQP_URL", "http://x", "SAGAFLOW_AMQP_URL: must start with amqp://"},
+      {"SAGAFLOW_REDIS_URL", "redis://h:notaport/0", "SAGAFLOW_REDIS_URL"},
+      {"SAGAFLOW_REDIS_URL", "redis://h:6379/99", "SAGAFLOW_REDIS_URL: database '99'"},
+      {"SAGAFLOW_PLANS", "free=60/fortnight:100", "period 'fortnight'"},
+      {"SAGAFLOW_PLANS", "free60", "is not name=rate/period:burst"},
+      {"SAGAFLOW_PLANS", "a=1/s:1,a=2/s:2", "plan 'a' is listed twice"},
+      {"SAGAFLOW_DEFAULT_PLAN", "gold", "SAGAFLOW_DEFAULT_PLAN: 'gold' is not one of the plans"},
+      {"SAGAFLOW_LOG_LEVEL", "loud", "SAGAFLOW_LOG_LEVEL: 'loud'"},
+      {"SAGAFLOW_METRICS_ADDR", "localhost", "SAGAFLOW_METRICS_ADDR: 'localhost' is not host:port"},
+      {"SAGAFLOW_STEP_TIMEOUT_MS", "-5", "SAGAFLOW_STEP_TIMEOUT_MS"},
+  };
+  for (const auto& tc : cases) {
+    CAPTURE(tc.key, tc.value);
+    auto c = load_config(sources_with_env({{tc.key, tc.value}}));
+    REQUIRE_FALSE(c.ok());
+    CHECK(c.error().code == Errc::invalid_config);
+    CHECK_THAT(c.error().detail, Catch::Contains(tc.needle));
+    CHECK(c.error().detail.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("an unknown key in the config file is refused with its line", "[config]") {
+  const auto file = temp_file("SAGAFLOW_MAX_ATTEMPTS=3\nSAGAFLOW_TYPO=1\n");
+  auto s = sources_with_env({});
+  s.config_file = file;
+  auto c = load_config(s);
+  REQUIRE_FALSE(c.ok());
+  CHECK_THAT(c.error().detail, Catch::Contains(":2: unknown key SAGAFLOW_TYPO"));
+  std::remove(file.c_str());
+  s.config_file = "/nonexistent/sagaflow.env";
+  CHECK_THAT(load_config(s).error().detail, Catch::Contains("cannot be read"));
+}
+
+TEST_CASE("URLs carry credentials, vhost, database", "[config]") {
+  auto a = parse_amqp_url("amqp://user:p%40ss@broker.local:5673/prod");
+  REQUIRE(a.ok());
+  CHECK(a->user == "user");
+  CHECK(a->password == "p@ss");
+  CHECK(a->host == "broker.local");
+  CHECK(a->port == 5673);
+  CHECK(a->vhost == "prod");
+  CHECK(parse_amqp_url("amqp://h/%2f")->vhost == "/");
+  CHECK(parse_amqp_url("amqp://h")->port == 5672);
+  auto r = parse_redis_url("redis://:secret@10.0.0.1:6380/3");
+  REQUIRE(r.ok());
+  CHECK(r->password == "secret");
+  CHECK(r->port == 6380);
+  CHECK(r->db == 3);
+  CHECK(parse_host_port("0")->disabled);
+  CHECK(parse_host_port("[::1]:9464")->host == "::1");
+}
+
+TEST_CASE("webhook secrets are a comma-separated list (rotation)", "[config]") {
+  auto c = load_config(sources_with_env({{"SAGAFLOW_WEBHOOK_SECRET", "new, old"}}));
+  REQUIRE(c.ok());
+  REQUIRE(c->webhook_secrets.size() == 2);
+  CHECK(c->webhook_secrets[0] == "new");
+  CHECK(c->webhook_secrets[1] == "old");
+}
