@@ -1,0 +1,25 @@
+# cmake -DOUT=<file.cpp> -DSCRIPTS="<name>=<path>;..." -P embed_scripts.cmake
+# Writes one C++ file defining sagaflow::store::impl::k<Name>Script as a raw string literal
+# holding the Lua file byte for byte, so the scripts stay readable .lua files in the tree.
+set(body "// Generated from store/scripts/*.lua by store/impl/embed_scripts.cmake. Do not edit.\n")
+string(APPEND body "#include \"store/impl/scripts.hpp\"\n\nnamespace sagaflow::store::impl {\n")
+foreach(entry IN LISTS SCRIPTS)
+  string(REPLACE "=" ";" parts "${entry}")
+  list(GET parts 0 name)
+  list(GET parts 1 path)
+  file(READ "${path}" text)
+  string(FIND "${text}" ")lua\"" bad)
+  if(NOT bad EQUAL -1)
+    message(FATAL_ERROR "${path} contains the raw string delimiter )lua\"")
+  endif()
+  string(APPEND body "\nconst std::string_view k${name}Script = R\"lua(${text})lua\";\n")
+endforeach()
+string(APPEND body "\n}  // namespace sagaflow::store::impl\n")
+# Only touch the output when it changes (keeps incremental builds quiet).
+if(EXISTS "${OUT}")
+  file(READ "${OUT}" old)
+  if(old STREQUAL body)
+    return()
+  endif()
+endif()
+file(WRITE "${OUT}" "${body}")

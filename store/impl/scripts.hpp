@@ -1,0 +1,12 @@
+#pragma once
+// The Lua scripts of store/scripts/, embedded at build time (impl/embed_scripts.cmake).
+#include <string_view>
+
+namespace sagaflow::store::impl {
+
+extern const std::string_view kApplyScript;           // scripts/apply.lua
+extern const std::string_view kOutboxAckScript;       // scripts/outbox_ack.lua
+extern const std::string_view kClaimDeadlinesScript;  // scripts/claim_deadlines.lua
+extern const std::string_view kGcraScript;            // scripts/gcra.lua
+
+}  // namespace sagaflow::store::impl

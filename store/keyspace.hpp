@@ -1,0 +1,56 @@
+#pragma once
+// The Redis keyspace of sagaflow, partitioned for Redis Cluster (README.md, "Keyspace").
+//
+// An order lives in partition p = fnv1a64(order_id) mod P. Every key that one script touches
+// carries the hash tag {p}, so the keys of one atomic step share a cluster slot:
+//   sagaflow:{p}:saga:<order_id>    hash   version, state, status
+//   sagaflow:{p}:dedup:<event_id>   string "1", TTL = dedup TTL (tagged with the ORDER's p)
+//   sagaflow:{p}:outbox             stream id, exchange, route, body; group kOutboxGroup
+//   sagaflow:{p}:deadlines          zset   member order_id, score = due time (ms)
+//   sagaflow:{p}:stats              hash   status -> number of sagas that reached it
+// Rate limits are per store and keyed by the store's own tag: sagaflow:rl:{<store_id>}.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/ids.hpp"
+
+namespace sagaflow::store {
+
+inline constexpr int kDefaultPartitions = 16;
+inline constexpr std::string_view kStorePlansKey = "sagaflow:store_plans";
+inline constexpr std::string_view kOutboxGroup = "sagaflow-relay";
+
+// FNV-1a, 64 bits: stable across processes, platforms and releases (never std::hash).
+constexpr std::uint64_t fnv1a64(std::string_view bytes) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : bytes) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+class Keyspace {
+ public:
+  // partitions < 1 is treated as 1.
+  explicit Keyspace(int partitions = kDefaultPartitions) noexcept
+      : partitions_(partitions < 1 ? 1 : partitions) {}
+
+  int partitions() const noexcept { return partitions_; }
+  int partition_of(const OrderId& order) const noexcept {
+    return static_cast<int>(fnv1a64(order.view()) % static_cast<std::uint64_t>(partitions_));
+  }
+
+  static std::string saga_key(int p, const OrderId& order);
+  static std::string dedup_key(int p, const EventId& event);
+  static std::string outbox_key(int p);
+  static std::string deadlines_key(int p);
+  static std::string stats_key(int p);
+  static std::string rate_key(const StoreId& store);
+
+ private:
+  int partitions_;
+};
+
+}  // namespace sagaflow::store

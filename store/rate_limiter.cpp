@@ -1,0 +1,115 @@
+#include "store/rate_limiter.hpp"
+
+#include <utility>
+
+#include "core/log.hpp"
+#include "store/impl/scripts.hpp"
+#include "store/keyspace.hpp"
+
+namespace sagaflow::store {
+
+RateLimiter::RateLimiter(RedisClient& redis, RateLimiterOptions options)
+    : redis_(redis), options_(std::move(options)) {
+  if (options_.plans.empty()) options_.plans.push_back(RatePlan{"free", 60, 60000, 100});
+  default_index_ = 0;
+  for (std::size_t i = 0; i < options_.plans.size(); ++i) {
+    if (options_.plans[i].name == options_.default_plan) default_index_ = i;
+  }
+  if (options_.max_cached_stores < 1) options_.max_cached_stores = 1;
+  script_ = redis_.register_script("gcra.lua", std::string(impl::kGcraScript));
+}
+
+const RatePlan& RateLimiter::plan_named(std::string_view name) const {
+  for (const auto& p : options_.plans) {
+    if (p.name == name) return p;
+  }
+  return options_.plans[default_index_];
+}
+
+void RateLimiter::admit(const StoreId& store, AdmitCallback done) {
+  const auto now = std::chrono::steady_clock::now();
+  auto it = cache_.find(store.str());
+  if (it != cache_.end() && it->second.known) {
+    CacheEntry& e = it->second;
+    if (!e.fetching && now - e.fetched >= std::chrono::milliseconds(options_.plan_refresh_ms)) {
+      fetch_plan(store.str());  // refresh in the background; use the cached plan meanwhile
+    }
+    run(store, gcra_params(plan_named(e.plan)), std::move(done));
+    return;
+  }
+  if (it == cache_.end()) {
+    evict_if_full();
+    it = cache_.emplace(store.str(), CacheEntry{}).first;
+  }
+  it->second.waiters.push_back(std::move(done));
+  if (!it->second.fetching) fetch_plan(store.str());
+}
+
+void RateLimiter::admit_with(const StoreId& store, const RatePlan& plan, AdmitCallback done) {
+  run(store, gcra_params(plan), std::move(done));
+}
+
+void RateLimiter::fetch_plan(const std::string& store) {
+  cache_[store].fetching = true;
+  redis_.command(
+      {"HGET", std::string(kStorePlansKey), store},
+      [this, store](Result<Reply> r) {
+        auto it = cache_.find(store);
+        if (it == cache_.end()) return;
+        CacheEntry& e = it->second;
+        e.fetching = false;
+        std::vector<AdmitCallback> waiters;
+        waiters.swap(e.waiters);
+        if (!r.ok() || r->is_error()) {
+          const Error err = r.ok() ? make_error(Errc::internal, "HGET store_plans: " + r->str)
+                                   : r.error();
+          if (!e.known) cache_.erase(it);  // keep a stale plan on a failed refresh
+          for (auto& w : waiters) w(err);
+          return;
+        }
+        e.known = true;
+        e.plan = r->is_nil() ? std::string() : r->str;
+        e.fetched = std::chrono::steady_clock::now();
+        if (!e.plan.empty() && plan_named(e.plan).name != e.plan) {
+          log::warn("unknown plan for store, using the default plan",
+                    {{"store_id", store}, {"plan", e.plan}});
+        }
+        const GcraParams g = gcra_params(plan_named(e.plan));
+        const StoreId id{store};
+        for (auto& w : waiters) run(id, g, std::move(w));
+      },
+      options_.timeout_ms);
+}
+
+void RateLimiter::run(const StoreId& store, const GcraParams& g, AdmitCallback done) {
+  redis_.eval(
+      script_, {Keyspace::rate_key(store)},
+      {std::to_string(g.emission_us), std::to_string(g.tolerance_us)},
+      [done = std::move(done)](Result<Reply> r) {
+        if (!r.ok()) return done(std::move(r).error());
+        const Reply& reply = r.value();
+        if (reply.is_error()) return done(make_error(Errc::internal, "gcra.lua: " + reply.str));
+        Admission a;
+        std::int64_t allowed = 0;
+        if (!reply.is_array() || reply.elements.size() != 2 ||
+            !reply.elements[0].as_int(allowed) || !reply.elements[1].as_int(a.retry_after_ms)) {
+          return done(make_error(Errc::internal, "gcra.lua: unexpected reply"));
+        }
+        a.allowed = allowed == 1;
+        done(a);
+      },
+      options_.timeout_ms);
+}
+
+void RateLimiter::evict_if_full() {
+  if (cache_.size() < options_.max_cached_stores) return;
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (!it->second.fetching && it->second.waiters.empty()) {
+      it = cache_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace sagaflow::store

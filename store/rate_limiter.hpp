@@ -1,0 +1,75 @@
+#pragma once
+// Per-store start admission: GCRA in one Lua script (scripts/gcra.lua, math in gcra.hpp) on
+// the key sagaflow:rl:{<store_id>}, timed by Redis' TIME. Because every client runs the same
+// script on the same key with the same clock, the plan's bound holds across any number of
+// workers: in any window W, admitted <= burst + rate x W / period.
+//
+// A store's plan is the value of field <store_id> in the hash sagaflow:store_plans (a plan
+// name of SAGAFLOW_PLANS); a store not in it, or naming an unknown plan, has the default plan.
+// The mapping is cached in this process for plan_refresh_ms (stale entries are used while one
+// refresh is in flight), so the admission script touches one key and stays cluster-safe; a
+// plan change takes effect within plan_refresh_ms.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/ids.hpp"
+#include "core/result.hpp"
+#include "store/gcra.hpp"
+#include "store/redis_client.hpp"
+
+namespace sagaflow::store {
+
+struct Admission {
+  bool allowed = false;
+  std::int64_t retry_after_ms = 0;  // when refused: earliest time worth trying again
+};
+
+struct RateLimiterOptions {
+  std::vector<RatePlan> plans;        // SAGAFLOW_PLANS; empty: free=60/min:100
+  std::string default_plan = "free";  // SAGAFLOW_DEFAULT_PLAN
+  Millis plan_refresh_ms = 5000;      // store -> plan cache lifetime
+  std::size_t max_cached_stores = 100000;
+  Millis timeout_ms = 0;              // per call; 0: the client's default
+};
+
+class RateLimiter final {
+ public:
+  using AdmitCallback = std::function<void(Result<Admission>)>;
+
+  RateLimiter(RedisClient& redis, RateLimiterOptions options);
+
+  // One saga start for this store, under its plan.
+  void admit(const StoreId& store, AdmitCallback done);
+  // One start under an explicit plan (no lookup): for tests and tools.
+  void admit_with(const StoreId& store, const RatePlan& plan, AdmitCallback done);
+
+  // The plan used for a plan name (the default plan for an unknown or empty name).
+  const RatePlan& plan_named(std::string_view name) const;
+
+ private:
+  struct CacheEntry {
+    bool known = false;  // plan holds a looked-up value
+    std::string plan;
+    std::chrono::steady_clock::time_point fetched;
+    bool fetching = false;
+    std::vector<AdmitCallback> waiters;
+  };
+
+  void fetch_plan(const std::string& store);
+  void run(const StoreId& store, const GcraParams& g, AdmitCallback done);
+  void evict_if_full();
+
+  RedisClient& redis_;
+  RateLimiterOptions options_;
+  std::size_t default_index_ = 0;
+  ScriptRef script_;
+  std::unordered_map<std::string, CacheEntry> cache_;
+};
+
+}  // namespace sagaflow::store

@@ -1,0 +1,97 @@
+#pragma once
+// Async Redis client on a libuv loop (hiredis underneath), one connection, pipelined.
+//
+// Contract:
+// - Every command() callback runs exactly once, on the loop thread: with the reply, or with
+//   an Error of code unavailable (not connected, connection lost, server LOADING/BUSY/...)
+//   or timeout (no reply within the call's timeout; the connection is then dropped, every call
+//   in flight on it fails with timeout, and the client reconnects). Never a hang.
+// - While connected, calls are pipelined (many in flight, replies in order). While the first
+//   connection after start() is being made, calls are queued on it (bounded by their timeout);
+//   after a connection was lost, calls fail at once with unavailable until it is back.
+// - Failures are delivered from the loop (a zero timer), never from inside command() itself,
+//   so a caller may retry from its callback without recursion. Exceptions: stop() fails
+//   everything still pending synchronously, before it returns, and a call made before start()
+//   or after stop() fails synchronously (callbacks must not retry after stop()).
+// - A Redis error reply is delivered as a Reply of type error, except the transient ones
+//   (LOADING, BUSY, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, READONLY), which are Errc::unavailable.
+// - Reconnects use exponential backoff with jitter (backoff_min_ms doubling to backoff_max_ms).
+//   A heartbeat PING on an idle connection detects a dead or frozen server.
+// - Lua scripts: register_script() once, then eval(): EVALSHA; on NOSCRIPT the client sends
+//   SCRIPT LOAD and the EVALSHA again, transparently.
+// Lifecycle: start(), stop() noexcept; destroy only after stop() and never inside one of its
+// own callbacks. Objects that capture the client in callbacks must outlive stop().
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/config.hpp"
+#include "core/result.hpp"
+#include "store/reply.hpp"
+
+struct uv_loop_s;
+
+namespace sagaflow::store {
+
+struct RedisClientOptions {
+  RedisEndpoint endpoint;            // host, port, db (SELECT), password (AUTH)
+  Millis command_timeout_ms = 2000;  // default per-call timeout
+  Millis connect_timeout_ms = 2000;  // TCP connect + AUTH/SELECT handshake
+  Millis backoff_min_ms = 50;        // first reconnect delay
+  Millis backoff_max_ms = 2000;      // reconnect delay cap
+  Millis heartbeat_ms = 1000;        // PING when idle this long (0: never)
+  std::size_t max_in_flight = 200000;  // beyond: unavailable at once (memory bound)
+  std::string name = "sagaflow";       // CLIENT SETNAME
+};
+
+// A registered Lua script: its source and SHA1 (hex).
+struct ScriptRef {
+  std::size_t index = 0;
+};
+
+class RedisClient final {
+ public:
+  using Callback = std::function<void(Result<Reply>)>;
+  using ConnectionListener = std::function<void(bool connected)>;
+
+  RedisClient(uv_loop_s* loop, RedisClientOptions options);
+  ~RedisClient();
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  void start();
+  void stop() noexcept;
+
+  bool connected() const noexcept;
+  // Called on every change: true once a connection is ready (handshake done), false when lost.
+  void on_connection(ConnectionListener listener);
+
+  // timeout_ms <= 0: options.command_timeout_ms.
+  void command(std::vector<std::string> argv, Callback done, Millis timeout_ms = 0);
+
+  ScriptRef register_script(std::string_view name, std::string source);
+  const std::string& script_sha(ScriptRef script) const;
+  // EVALSHA sha numkeys keys... args...
+  void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
+            Callback done, Millis timeout_ms = 0);
+
+  struct Stats {
+    std::uint64_t connects = 0;
+    std::uint64_t disconnects = 0;
+    std::uint64_t timeouts = 0;
+    std::uint64_t script_reloads = 0;
+    std::size_t in_flight = 0;
+  };
+  Stats stats() const noexcept;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sagaflow::store

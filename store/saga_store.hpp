@@ -1,0 +1,101 @@
+#pragma once
+// Saga records in Redis, changed by ONE atomic Lua script per event (scripts/apply.lua):
+// dedup check, version compare-and-set, new state + status + version, commands into the
+// partition's outbox, the order's deadline, per-status counters and the dedup mark, all or
+// nothing. A committed apply is durable as far as Redis is (AOF): the caller may then ack.
+//
+// Outcomes (ApplyOutcome::kind):
+// - applied:   the change is recorded; stream_ids are the outbox entries of the commands, in
+//              order, pending for this worker's consumer until Outbox::ack().
+// - duplicate: the event id was applied before (within the dedup TTL); nothing changed.
+// - conflict:  the saga's version is not expected_version (another worker won); nothing
+//              changed; `version` is the current one: re-load, re-run the step, re-apply.
+// - marked:    mark_done() recorded the event id without a state change.
+// Errors: unavailable / timeout (Redis down, frozen or slow: transient; a timed-out apply may
+// or may not have happened: re-delivery then finds it duplicate, and the outbox relay
+// re-sends its commands); internal (a script failure: a bug).
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "core/result.hpp"
+#include "store/keyspace.hpp"
+#include "store/redis_client.hpp"
+
+namespace sagaflow::store {
+
+struct SagaRecord {
+  std::int64_t version = 0;  // 0: no saga for this order
+  std::string state;         // opaque blob (the engine's serialized state)
+  std::string status;
+};
+
+struct OutboxCommand {
+  std::string id;        // deterministic command / event id (message_id)
+  std::string exchange;  // where to publish (exchange or topic)
+  std::string route;     // routing key (the type)
+  std::string body;      // the envelope, byte for byte
+};
+
+struct ApplyRequest {
+  OrderId order_id;
+  EventId event_id;                // dedup key; empty: no dedup check, no mark
+  std::int64_t expected_version = 0;  // the version that was loaded (0: new saga)
+  std::string new_state;
+  std::string new_status;
+  std::string old_status;  // informational: the script counts from the stored status
+  std::vector<OutboxCommand> commands;
+  std::optional<Millis> deadline;  // absolute ms since the epoch; nullopt or <= 0: clear
+  bool finished = false;           // confirmed / failed: the record expires after the TTL
+};
+
+enum class ApplyKind : std::uint8_t { applied, duplicate, conflict, marked };
+
+struct ApplyOutcome {
+  ApplyKind kind = ApplyKind::applied;
+  std::int64_t version = 0;  // applied: the new version; otherwise the current one
+  int partition = 0;
+  std::vector<std::string> stream_ids;  // applied: one per command, same order
+};
+
+struct SagaStoreOptions {
+  int partitions = kDefaultPartitions;     // SAGAFLOW Config::redis_partitions
+  std::int64_t dedup_ttl_s = 86400;        // SAGAFLOW_DEDUP_TTL_S
+  std::int64_t finished_ttl_s = 0;         // finished record TTL; < dedup TTL: the dedup TTL
+  std::string consumer;                    // this worker's outbox consumer (same as Outbox's)
+  Millis timeout_ms = 0;                   // per call; 0: the client's default
+};
+
+class SagaStore final {
+ public:
+  using LoadCallback = std::function<void(Result<SagaRecord>)>;
+  using ApplyCallback = std::function<void(Result<ApplyOutcome>)>;
+  using StatsCallback = std::function<void(Result<std::map<std::string, std::int64_t>>)>;
+
+  SagaStore(RedisClient& redis, SagaStoreOptions options);
+
+  const Keyspace& keyspace() const noexcept { return keyspace_; }
+  int partition_of(const OrderId& order) const noexcept { return keyspace_.partition_of(order); }
+
+  void load(const OrderId& order, LoadCallback done);
+  void apply(const ApplyRequest& request, ApplyCallback done);
+  // Records event_id as done without changing the saga (an ignored event). With
+  // expected_version >= 0 the saga's version is checked too (conflict when it moved on).
+  void mark_done(const OrderId& order, const EventId& event, std::int64_t expected_version,
+                 ApplyCallback done);
+  // Sagas per status, summed over all partitions (confirmed / failed are cumulative counts).
+  void status_counts(StatsCallback done);
+
+ private:
+  RedisClient& redis_;
+  SagaStoreOptions options_;
+  Keyspace keyspace_;
+  ScriptRef apply_script_;
+};
+
+}  // namespace sagaflow::store

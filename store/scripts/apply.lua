@@ -1,0 +1,91 @@
+-- sagaflow: apply one event to one saga, atomically (store/README.md, "apply.lua").
+--
+-- KEYS[1] saga hash      sagaflow:{p}:saga:<order_id>    (version, state, status)
+-- KEYS[2] dedup mark     sagaflow:{p}:dedup:<event_id>
+-- KEYS[3] outbox stream  sagaflow:{p}:outbox
+-- KEYS[4] deadlines zset sagaflow:{p}:deadlines
+-- KEYS[5] stats hash     sagaflow:{p}:stats
+-- ARGV[1]  mode: "apply" (change the saga) or "mark" (only record the event as done)
+-- ARGV[2]  expected version (0 = no saga yet; -1 = do not check, "mark" only)
+-- ARGV[3]  dedup TTL in seconds (<= 0: no dedup check and no mark)
+-- ARGV[4]  order id (the deadline zset member)
+-- ARGV[5]  new state blob           ARGV[6]  new status
+-- ARGV[7]  "1" when the saga is finished (the record then expires after ARGV[8] seconds)
+-- ARGV[8]  finished record TTL in seconds
+-- ARGV[9]  deadline in ms since the epoch ("0": clear the order's deadline)
+-- ARGV[10] outbox consumer group    ARGV[11] outbox consumer (this worker)
+-- ARGV[12] number of commands n, then n times: id, exchange, route, body
+--
+-- Returns one of
+--   {"applied", new_version, stream_id_1, ..., stream_id_n}
+--   {"marked", current_version}
+--   {"duplicate", current_version}   the event id was already applied: nothing changed
+--   {"conflict", current_version}    the version did not match: nothing changed
+-- All or nothing: every check happens before the first write.
+
+local mode = ARGV[1]
+local expected = tonumber(ARGV[2])
+local dedup_ttl = tonumber(ARGV[3])
+
+local saga = redis.call('HMGET', KEYS[1], 'version', 'status')
+local version = tonumber(saga[1]) or 0
+local old_status = saga[2]
+
+if dedup_ttl > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'duplicate', version}
+end
+if expected >= 0 and version ~= expected then
+  return {'conflict', version}
+end
+
+if mode == 'mark' then
+  if dedup_ttl > 0 then redis.call('SET', KEYS[2], '1', 'EX', dedup_ttl) end
+  return {'marked', version}
+end
+
+-- The new saga record.
+local new_version = version + 1
+local new_status = ARGV[6]
+redis.call('HSET', KEYS[1], 'version', new_version, 'state', ARGV[5], 'status', new_status)
+if ARGV[7] == '1' then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
+else
+  redis.call('PERSIST', KEYS[1])
+end
+
+-- Commands into the outbox, delivered at once to this worker's consumer: they are pending for
+-- it until it acks them, and claimable by any other worker if it never does.
+local result = {'applied', new_version}
+local n = tonumber(ARGV[12])
+if n > 0 then
+  local group = ARGV[10]
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('XGROUP', 'CREATE', KEYS[3], group, '$', 'MKSTREAM')
+  end
+  local a = 13
+  for _ = 1, n do
+    local id = redis.call('XADD', KEYS[3], '*', 'id', ARGV[a], 'exchange', ARGV[a + 1],
+                          'route', ARGV[a + 2], 'body', ARGV[a + 3])
+    result[#result + 1] = id
+    a = a + 4
+  end
+  -- No COUNT: every undelivered entry goes to this consumer (normally exactly the n above).
+  redis.call('XREADGROUP', 'GROUP', group, ARGV[11], 'STREAMS', KEYS[3], '>')
+end
+
+-- The order's next deadline.
+local deadline = tonumber(ARGV[9])
+if deadline > 0 then
+  redis.call('ZADD', KEYS[4], deadline, ARGV[4])
+else
+  redis.call('ZREM', KEYS[4], ARGV[4])
+end
+
+-- Sagas per status (for `sagaflow status`).
+if old_status ~= new_status then
+  if old_status then redis.call('HINCRBY', KEYS[5], old_status, -1) end
+  redis.call('HINCRBY', KEYS[5], new_status, 1)
+end
+
+if dedup_ttl > 0 then redis.call('SET', KEYS[2], '1', 'EX', dedup_ttl) end
+return result

@@ -1,0 +1,155 @@
+// Proves: the GCRA limit holds across several concurrent clients (own connections, one store):
+// in the measured window, admitted <= burst + rate x window (the contract) and close to it
+// (the limiter does not starve); the store's plan comes from sagaflow:store_plans, with the
+// default plan for unknown stores and unknown plan names.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "loop.hpp"
+#include "store/keyspace.hpp"
+#include "store/rate_limiter.hpp"
+#include "support/servers.hpp"
+
+using namespace sagaflow;
+using namespace sagaflow::store;
+using namespace sagaflow::store::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::vector<RatePlan> kDefaultPlans{{"free", 60, 60000, 100},
+                                          {"pro", 300, 60000, 500},
+                                          {"enterprise", 1000, 60000, 2000}};
+
+struct Tally {
+  std::int64_t admitted = 0;
+  std::int64_t refused = 0;
+  std::int64_t errors = 0;
+  std::int64_t min_retry_ms = INT64_MAX;
+  double window_s = 0;
+};
+
+// Four clients, each keeping 32 admissions in flight on one store for `window`.
+Tally hammer(Loop& loop, testing::RedisServer& server, const RatePlan& plan,
+             std::chrono::milliseconds window) {
+  const StoreId store{fmt::format("store_{}_{}", plan.name, plan.rate)};
+  server.command({"DEL", Keyspace::rate_key(store)});
+  std::vector<std::unique_ptr<RedisClient>> clients;
+  std::vector<std::unique_ptr<RateLimiter>> limiters;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(connected_client(loop, client_options(server)));
+    limiters.push_back(std::make_unique<RateLimiter>(*clients.back(), RateLimiterOptions{}));
+  }
+  Tally t;
+  int in_flight = 0;
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + window;
+  std::function<void(RateLimiter&)> issue = [&](RateLimiter& rl) {
+    ++in_flight;
+    rl.admit_with(store, plan, [&](Result<Admission> r) {
+      --in_flight;
+      if (!r.ok()) {
+        ++t.errors;
+      } else if (r->allowed) {
+        ++t.admitted;
+      } else {
+        ++t.refused;
+        t.min_retry_ms = std::min(t.min_retry_ms, r->retry_after_ms);
+      }
+      if (std::chrono::steady_clock::now() < end) issue(rl);
+    });
+  };
+  for (auto& rl : limiters) {
+    for (int k = 0; k < 32; ++k) issue(*rl);
+  }
+  REQUIRE(loop.run_until([&] { return in_flight == 0; }, window + 5s));
+  // Every admission happened between the first send and the last reply.
+  t.window_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (auto& c : clients) c->stop();
+  return t;
+}
+
+void check_plan(const RatePlan& plan, std::chrono::milliseconds window) {
+  Loop loop;
+  auto& server = testing::shared_redis();
+  const Tally t = hammer(loop, server, plan, window);
+  const double per_s = static_cast<double>(plan.rate) * 1000.0 / static_cast<double>(plan.period_ms);
+  const double upper = static_cast<double>(plan.burst) + per_s * t.window_s;
+  // Demand never stopped during the window, so at least the burst plus what the rate gave over
+  // the window minus a generous 300 ms of start-up and scheduling slack.
+  const double lower =
+      static_cast<double>(plan.burst) + std::floor(per_s * (window.count() / 1000.0 - 0.3));
+  INFO(fmt::format("plan {} admitted {} refused {} window {:.3f}s bound [{}, {:.1f}]", plan.name,
+                   t.admitted, t.refused, t.window_s, lower, upper));
+  CHECK(t.errors == 0);
+  CHECK(static_cast<double>(t.admitted) <= upper);
+  CHECK(static_cast<double>(t.admitted) >= lower);
+  CHECK(t.refused > 0);
+  CHECK(t.min_retry_ms >= 0);
+}
+
+}  // namespace
+
+TEST_CASE("rate limit accuracy, plan free (60/min burst 100)", "[store][ratelimit]") {
+  check_plan(kDefaultPlans[0], 2200ms);
+}
+
+TEST_CASE("rate limit accuracy, plan pro (300/min burst 500)", "[store][ratelimit]") {
+  check_plan(kDefaultPlans[1], 2200ms);
+}
+
+TEST_CASE("rate limit accuracy, plan enterprise (1000/min burst 2000)", "[store][ratelimit]") {
+  check_plan(kDefaultPlans[2], 2200ms);
+}
+
+TEST_CASE("rate limit accuracy when the rate dominates (scaled: 500/s burst 10)",
+          "[store][ratelimit]") {
+  check_plan(RatePlan{"scaled", 500, 1000, 10}, 2200ms);
+}
+
+TEST_CASE("a store's plan comes from sagaflow:store_plans", "[store][ratelimit]") {
+  auto& server = testing::shared_redis();
+  Loop loop;
+  auto c = connected_client(loop, client_options(server));
+  RateLimiterOptions opts;
+  opts.plans = kDefaultPlans;
+  opts.default_plan = "free";
+  RateLimiter rl(*c, opts);
+  server.command({"HSET", std::string(kStorePlansKey), "store_pro", "pro", "store_odd", "platinum"});
+  for (const char* s : {"store_pro", "store_free", "store_odd"}) {
+    server.command({"DEL", Keyspace::rate_key(StoreId{std::string(s)})});
+  }
+
+  auto admitted_of = [&](const std::string& store, int n) {
+    int admitted = 0;
+    int done = 0;
+    for (int i = 0; i < n; ++i) {
+      rl.admit(StoreId{store}, [&](Result<Admission> r) {
+        ++done;
+        if (r.ok() && r->allowed) ++admitted;
+      });
+    }
+    REQUIRE(loop.run_until([&] { return done == n; }));
+    return admitted;
+  };
+  // A store on pro gets pro's burst, an unlisted store and an unknown plan get free's
+  const int pro = admitted_of("store_pro", 700);
+  CHECK(pro >= 500);
+  CHECK(pro <= 502);
+  const int free = admitted_of("store_free", 300);
+  CHECK(free >= 100);
+  CHECK(free <= 102);
+  const int odd = admitted_of("store_odd", 300);
+  CHECK(odd >= 100);
+  CHECK(odd <= 102);
+  CHECK(opts.plans.size() == 3);
+  CHECK(rl.plan_named("platinum").name == "free");
+  c->stop();
+}
