@@ -1,0 +1,32 @@
+# cmake -DOUT=<file.cpp> -DFILES="<path>;..." -P embed_definitions.cmake
+# Writes one C++ file holding each saga definition file byte for byte as a raw string literal
+# (sagaflow::impl::builtin_definition_files()), so the shipped definitions are built into the
+# binary and stay readable .json files in the tree.
+set(body "// Generated from sagas/definitions/*.json by sagas/impl/embed_definitions.cmake. Do not edit.\n")
+string(APPEND body "#include \"sagas/impl/builtin.hpp\"\n\nnamespace sagaflow::impl {\nnamespace {\n")
+string(APPEND body "const BuiltinDefinition kFiles[] = {\n")
+set(count 0)
+foreach(path IN LISTS FILES)
+  get_filename_component(name "${path}" NAME)
+  file(READ "${path}" text)
+  string(FIND "${text}" ")json\"" bad)
+  if(NOT bad EQUAL -1)
+    message(FATAL_ERROR "${path} contains the raw string delimiter )json\"")
+  endif()
+  string(APPEND body "    {\"${name}\", R\"json(${text})json\"},\n")
+  math(EXPR count "${count} + 1")
+endforeach()
+if(count EQUAL 0)
+  message(FATAL_ERROR "no saga definition to embed")
+endif()
+string(APPEND body "};\n}  // namespace\n\n")
+string(APPEND body "std::span<const BuiltinDefinition> builtin_definition_files() noexcept { return kFiles; }\n")
+string(APPEND body "\n}  // namespace sagaflow::impl\n")
+# Only touch the output when it changes (keeps incremental builds quiet).
+if(EXISTS "${OUT}")
+  file(READ "${OUT}" old)
+  if(old STREQUAL body)
+    return()
+  endif()
+endif()
+file(WRITE "${OUT}" "${body}")

@@ -1,0 +1,115 @@
+#pragma once
+// One saga's state: everything a worker needs to continue it, wherever it ran before. It is
+// stored as compact JSON (to_json / from_json, exact round trip: money and the items array
+// keep their bytes) and printed by `sagaflow saga show`.
+//
+// JSON shape (keys in this order; from_json accepts any order and skips unknown keys, so a
+// newer writer's extra fields do not break an older reader):
+//   {"schema":1,"saga":"order_fulfillment","order_id":"o1","state":"compensating",
+//    "status":"compensating",                   the same as state (both names are read)
+//    "outcome":"failed"?,                       only once an outcome was published
+//    "reason":"payment_failed"?,"detail":"card declined"?,
+//    "store_id":"s1"?,"customer_id":"c1"?,"total":99.99?,"currency":"EUR"?,"items":[...]?,
+//    "steps":[{"name":"inventory","compensation":"inventory.release","status":"compensating",
+//              "ref_id":"r1"?,"attempts":1,"compensation_attempts":1,"success_reported":true?},...],
+//    "steps_done":["inventory"],                derived (ignored when read)
+//    "compensations":["payment.refund"],        compensation commands issued, in order
+//    "pending_compensations":["inventory.release"],  derived: outstanding, then still to send
+//    "deadline_ms":1700000030000|null,
+//    "history":[{"event":"order.created","at_ms":1700000000000},{"event":"timeout",...}]}
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/envelope.hpp"
+#include "core/ids.hpp"
+#include "core/money.hpp"
+#include "core/result.hpp"
+
+namespace sagaflow {
+
+enum class SagaStatus : std::uint8_t {
+  cancelled_before_start,  // an order.cancelled came first: remembered, no saga runs yet
+  running,                 // a step's command is out, waiting for its reply
+  compensating,            // undoing steps in reverse, one compensation at a time
+  stuck,                   // a compensation was never acknowledged after all re-sends
+  confirmed,               // order.confirmed published
+  failed,                  // order.failed published (a late compensation may still be out)
+};
+
+enum class StepStatus : std::uint8_t {
+  not_started,
+  pending,       // command sent, no reply yet
+  succeeded,
+  failed,        // the participant reported failure
+  timed_out,     // no reply within the timeout and all re-sends
+  compensating,  // compensation sent, not acknowledged yet
+  compensated,
+};
+
+std::string_view to_string(SagaStatus s) noexcept;
+std::string_view to_string(StepStatus s) noexcept;
+std::optional<SagaStatus> saga_status_from(std::string_view s) noexcept;
+std::optional<StepStatus> step_status_from(std::string_view s) noexcept;
+
+struct StepState {
+  std::string name;
+  EventType compensation = EventType::inventory_release;  // from the definition, for `saga show`
+  StepStatus status = StepStatus::not_started;
+  std::string ref_id;              // reservation_id | payment_id | shipment_id, from the success
+  int attempts = 0;                // sends of the command (1 = sent once)
+  int compensation_attempts = 0;   // sends of the compensation
+  bool success_reported = false;   // the participant reported success at some point
+
+  friend bool operator==(const StepState&, const StepState&) = default;
+};
+
+struct HistoryEntry {
+  std::optional<EventType> event;  // nullopt: a timeout fired
+  Millis at = 0;
+
+  friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
+};
+
+inline constexpr std::size_t kMaxHistory = 32;
+
+struct SagaState {
+  std::string saga;  // the definition's name
+  OrderId order_id;
+  SagaStatus status = SagaStatus::running;
+  bool outcome_published = false;  // order.confirmed / order.failed went out (exactly once)
+  std::string reason;              // failure reason (CONTRACT.md), empty while none
+  std::string detail;              // the participant's or the cancel's reason text, if any
+
+  // The order, from order.created (empty in a cancelled_before_start marker).
+  StoreId store_id;
+  std::string customer_id;
+  Money total;
+  std::string currency;
+  std::string items_json;  // raw JSON array, exactly as received
+
+  std::vector<StepState> steps;           // one per definition step, same order
+  std::vector<EventType> compensations;   // compensation commands issued, in order
+  std::optional<Millis> deadline;         // when the outstanding command times out
+  std::vector<HistoryEntry> history;      // the last kMaxHistory inputs applied
+
+  std::string_view status_name() const noexcept { return to_string(status); }
+  // The outcome is decided (confirmed or failed): the record may expire after the dedup TTL.
+  bool finished() const noexcept { return status == SagaStatus::confirmed || status == SagaStatus::failed; }
+  bool has_order() const noexcept { return !items_json.empty(); }
+
+  void add_history(std::optional<EventType> event, Millis at);
+  // Compensation commands not acknowledged yet: the outstanding one, then those still to send.
+  std::vector<EventType> pending_compensations() const;
+
+  std::string to_json() const;
+  void append_json(std::string& out) const;
+  static Result<SagaState> from_json(std::string_view json);
+
+  friend bool operator==(const SagaState& a, const SagaState& b);
+};
+
+}  // namespace sagaflow
