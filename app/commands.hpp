@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/config.hpp"
 
@@ -16,6 +17,8 @@ struct PublishArgs {
   double rate = 0;  // events per second, 0 = as fast as confirms allow
   int stores = 10;
   std::uint64_t seed = 1;
+  bool raw = false;                   // --raw: lines sent unvalidated (poison drills)
+  std::string route = "order.created";  // --route, with --raw
 };
 
 struct SimulateArgs {
@@ -36,11 +39,14 @@ int run_topology_apply(const Config& config);
 int run_publish(const Config& config, const PublishArgs& args);
 int run_simulate(const Config& config, const SimulateArgs& args);
 int run_saga_show(const Config& config, const std::string& order_id);
-int run_status(const Config& config);
+int run_status(const Config& config, bool json);
 int run_dlq_list(const Config& config, const DlqArgs& args);
 int run_dlq_replay(const Config& config, const DlqArgs& args);
 int run_webhook(const Config& config);
 int run_kafka_mock(const Config& config);
+
+// Redis key counting saga starts delayed by a rate limit (once per order), cluster-wide.
+inline constexpr std::string_view kRateLimitedKey = "sagaflow:stats:rate_limited";
 
 // Prints "sagaflow <name>: not available in this build yet" and returns 1.
 int not_built(const char* name);

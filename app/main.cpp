@@ -57,6 +57,9 @@ int main(int argc, char** argv) {
   publish->add_option("--rate", publish_args.rate, "events per second (0 = unlimited)")->check(CLI::NonNegativeNumber);
   publish->add_option("--stores", publish_args.stores, "number of distinct stores")->check(CLI::PositiveNumber);
   publish->add_option("--seed", publish_args.seed, "random seed");
+  auto* raw_opt = publish->add_flag("--raw", publish_args.raw, "with --file: send lines unvalidated (poison drills)");
+  publish->add_option("--route", publish_args.route, "with --raw: the routing key")->needs(raw_opt);
+  raw_opt->needs(file_opt);
 
   app::SimulateArgs sim;
   auto* simulate = cli.add_subcommand("simulate", "participant simulator: inventory, payment, shipment");
@@ -74,6 +77,8 @@ int main(int argc, char** argv) {
   saga_show->add_option("ORDER_ID", order_id, "the order id")->required();
 
   auto* status = cli.add_subcommand("status", "cluster-wide summary");
+  bool status_json = false;
+  status->add_flag("--json", status_json, "one JSON object instead of a table");
 
   app::DlqArgs dlq_args;
   auto* dlq = cli.add_subcommand("dlq", "the dead-letter queue");
@@ -111,6 +116,9 @@ int main(int argc, char** argv) {
   }
   sagaflow::log::set_level(config->log_level);
   const Config& c = config.value();
+  // One-shot tools print their answer; their connection chatter is for debug level only.
+  const bool tool = status->parsed() || saga_show->parsed() || dlq_list->parsed() || dlq_replay->parsed();
+  if (tool && c.log_level == sagaflow::log::Level::info) sagaflow::log::set_level(sagaflow::log::Level::warn);
 
   if (publish->parsed()) {
     if (gen_opt->count() > 0) publish_args.generate = generate;
@@ -124,7 +132,7 @@ int main(int argc, char** argv) {
   if (topology_apply->parsed()) return app::run_topology_apply(c);
   if (simulate->parsed()) return app::run_simulate(c, sim);
   if (saga_show->parsed()) return app::run_saga_show(c, order_id);
-  if (status->parsed()) return app::run_status(c);
+  if (status->parsed()) return app::run_status(c, status_json);
   if (dlq_list->parsed()) return app::run_dlq_list(c, dlq_args);
   if (dlq_replay->parsed()) return app::run_dlq_replay(c, dlq_args);
   if (webhook->parsed()) return app::run_webhook(c);

@@ -1,0 +1,53 @@
+// sagaflow webhook: the HTTP ingress of CONTRACT.md section 7 on SAGAFLOW_WEBHOOK_ADDR,
+// publishing accepted events to sagaflow.events (routing key = type) through a RabbitSink.
+#include <cstdio>
+
+#include "app/commands.hpp"
+#include "app/impl/loop_runner.hpp"
+#include "app/webhook/webhook_handler.hpp"
+#include "core/log.hpp"
+#include "http/server.hpp"
+#include "producers/rabbit_sink.hpp"
+#include "topology/names.hpp"
+
+namespace sagaflow::app {
+
+int run_webhook(const Config& config) {
+  if (config.webhook_secrets.empty()) {
+    std::fprintf(stderr, "sagaflow webhook: SAGAFLOW_WEBHOOK_SECRET is not set; refusing to start\n");
+    return 2;
+  }
+  LoopRunner runner;
+  RabbitSinkOptions sink_options;
+  sink_options.endpoint = config.amqp;
+  sink_options.name = "sagaflow-webhook";
+  RabbitSink sink(runner.loop(), sink_options);
+  SystemClock clock;
+  WebhookHandler handler(
+      config.webhook_secrets, clock,
+      [&](OutgoingEvent e, std::function<void(Status)> done) {
+        Message m;
+        m.exchange = std::string(topology::kEventsExchange);
+        m.routing_key = std::move(e.routing_key);
+        m.message_id = std::move(e.message_id);
+        m.body = std::move(e.body);
+        sink.publish(std::move(m), std::move(done));
+      },
+      config.max_message_bytes);
+  http::Server server(runner.loop(), [&](const http::Request& r, http::Respond respond) { handler(r, std::move(respond)); },
+                      config.max_message_bytes);
+  if (auto st = server.listen(config.webhook_addr.host, config.webhook_addr.port); !st) {
+    std::fprintf(stderr, "sagaflow webhook: %s\n", st.error().detail.c_str());
+    return 1;
+  }
+  sink.start();
+  runner.on_signal([&] {
+    server.stop();
+    sink.stop();
+  });
+  log::info("webhook ingress listening", {{"addr", config.webhook_addr.host}, {"port", config.webhook_addr.port}});
+  runner.run();
+  return 0;
+}
+
+}  // namespace sagaflow::app

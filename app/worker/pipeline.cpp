@@ -1,0 +1,340 @@
+#include "app/worker/pipeline.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include "app/worker/order_lanes.hpp"
+#include "core/log.hpp"
+#include "sagas/engine.hpp"
+
+namespace sagaflow::app {
+
+namespace {
+constexpr std::string_view kCommandsExchange = "sagaflow.commands";
+constexpr std::string_view kEventsExchange = "sagaflow.events";
+constexpr Millis kMinBackoffMs = 50;
+constexpr Millis kMaxBackoffMs = 2000;
+}  // namespace
+
+struct Pipeline::Job {
+  enum class Kind : std::uint8_t { delivery, deadline };
+  Kind kind = Kind::delivery;
+  std::uint64_t tag = 0;
+  Event event;  // deliveries
+  OrderId order_id;
+  int conflicts = 0;
+  int failures = 0;         // transient failures in a row
+  bool admitted = false;    // order.created: the rate limiter let it start
+  bool was_limited = false; // counted once in sagaflow_rate_limited_total
+  std::chrono::steady_clock::time_point started;
+};
+
+struct Pipeline::Impl {
+  const SagaDefinition& def;
+  SagaRepository& repo;
+  StartAdmission& admission;
+  MessageSink& sink;
+  Timers& timers;
+  const Clock& clock;
+  SettleFn settle;
+  PipelineOptions options;
+  EnvelopeParser parser;
+  OrderLanes<Job> lanes;
+  std::size_t in_flight = 0;
+  std::size_t failing = 0;  // jobs currently backing off after a dependency failure
+  std::function<void(bool)> degraded_change;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  // Metrics (CONTRACT.md section 8); handles resolved once.
+  metrics::Registry& registry;
+  metrics::Counter* consumed[kEventTypeCount] = {};
+  metrics::Counter& acked;
+  metrics::Counter& retried;
+  metrics::Counter& dedup_hits;
+  metrics::Counter& rate_limited;
+  metrics::Counter& sagas_started;
+  metrics::Counter& finished_confirmed;
+  metrics::Counter& finished_failed;
+  metrics::Counter& conflicts;
+  metrics::Counter& commands_sent;
+  metrics::Histogram& processing;
+
+  Impl(const SagaDefinition& d, SagaRepository& r, StartAdmission& a, MessageSink& s, Timers& t, const Clock& c,
+       metrics::Registry& m, SettleFn st, PipelineOptions o)
+      : def(d),
+        repo(r),
+        admission(a),
+        sink(s),
+        timers(t),
+        clock(c),
+        settle(std::move(st)),
+        options(std::move(o)),
+        parser(options.max_message_bytes),
+        lanes([this](Job& job) { run(job); }),
+        registry(m),
+        acked(m.counter("sagaflow_events_acked_total", "Deliveries acknowledged")),
+        retried(m.counter("sagaflow_events_retried_total", "Deliveries sent back for a later retry")),
+        dedup_hits(m.counter("sagaflow_dedup_hits_total", "Events refused as duplicates by id")),
+        rate_limited(m.counter("sagaflow_rate_limited_total", "Saga starts delayed by a store's rate limit")),
+        sagas_started(m.counter("sagaflow_sagas_started_total", "Sagas started")),
+        finished_confirmed(m.counter("sagaflow_sagas_finished_total", "Sagas finished", R"(outcome="confirmed")")),
+        finished_failed(m.counter("sagaflow_sagas_finished_total", "Sagas finished", R"(outcome="failed")")),
+        conflicts(m.counter("sagaflow_saga_conflicts_total", "Commits lost to another worker (re-applied)")),
+        commands_sent(m.counter("sagaflow_outbox_published_total", "Commands and outcomes confirmed by the broker")),
+        processing(m.histogram("sagaflow_event_processing_seconds", "From delivery to settlement",
+                               {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})) {
+    for (std::size_t i = 0; i < kEventTypeCount; ++i) {
+      consumed[i] = &m.counter("sagaflow_events_consumed_total", "Deliveries consumed, by event type",
+                               fmt::format("type=\"{}\"", to_string(static_cast<EventType>(i))));
+    }
+  }
+
+  metrics::Counter& dead_lettered(Errc reason) {
+    return registry.counter("sagaflow_events_dead_lettered_total", "Deliveries dead-lettered, by reason",
+                            fmt::format("reason=\"{}\"", reason_code(reason)));
+  }
+
+  // --- settlement -------------------------------------------------------------------------
+
+  void settle_delivery(Job& job, Settlement s) {
+    if (job.kind != Job::Kind::delivery) return;
+    switch (s.kind) {
+      case SettleKind::ack: acked.inc(); break;
+      case SettleKind::retry: retried.inc(); break;
+      case SettleKind::dead_letter: dead_lettered(s.reason).inc(); break;
+    }
+    processing.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - job.started).count());
+    settle(job.tag, std::move(s));
+  }
+
+  // The job is over: free its order's lane (the next job of that order starts).
+  void finish(Job& job) {
+    --in_flight;
+    lanes.finish(job.order_id.str());
+  }
+
+  void set_failing(bool now_failing) {
+    const bool before = failing > 0;
+    failing = now_failing ? failing + 1 : failing - 1;
+    const bool after = failing > 0;
+    if (before != after && degraded_change) degraded_change(after);
+  }
+
+  // A dependency failed: keep the job (and its order's lane), try again with backoff.
+  void back_off(Job& job, const Error& e) {
+    if (job.failures == 0) set_failing(true);
+    ++job.failures;
+    const Millis delay = std::min<Millis>(kMaxBackoffMs, kMinBackoffMs << std::min(job.failures, 6));
+    log::warn("dependency failed; will retry", {{"order_id", job.order_id.view()},
+                                                 {"error", reason_code(e.code)},
+                                                 {"detail", e.detail},
+                                                 {"retry_in_ms", static_cast<std::int64_t>(delay)}});
+    std::weak_ptr<bool> weak = alive;
+    timers.after(delay, [this, weak, &job] {
+      if (weak.expired()) return;
+      run(job);
+    });
+  }
+
+  void recovered(Job& job) {
+    if (job.failures > 0) {
+      job.failures = 0;
+      set_failing(false);
+    }
+  }
+
+  // --- the path of one job ----------------------------------------------------------------
+
+  void run(Job& job) {
+    repo.load(job.order_id, [this, &job](Result<StoredSaga> loaded) {
+      if (!loaded) return back_off(job, loaded.error());
+      on_loaded(job, std::move(loaded.value()));
+    });
+  }
+
+  void on_loaded(Job& job, StoredSaga stored) {
+    std::optional<SagaState> state;
+    if (stored.version > 0) {
+      auto parsed = SagaState::from_json(stored.state);
+      if (!parsed) {
+        // A record this worker cannot read (e.g. written by a newer version): let the broker
+        // retry it later, and dead-letter it after max attempts with the reason.
+        recovered(job);
+        settle_delivery(job, {SettleKind::retry, Errc::rejected,
+                              fmt::format("saga record unreadable: {}", parsed.error().detail)});
+        return finish(job);
+      }
+      state = std::move(parsed.value());
+    }
+    const bool starts_saga = job.kind == Job::Kind::delivery && job.event.type == EventType::order_created &&
+                             !state.has_value();
+    if (starts_saga && !job.admitted) {
+      const StoreId& store = job.event.store_id;
+      admission.admit(store, [this, &job, stored = std::move(stored)](Result<Admission> a) mutable {
+        if (!a) return back_off(job, a.error());
+        if (!a->allowed) return delay_start(job, a->retry_after_ms);
+        job.admitted = true;
+        run(job);  // reload: an order.cancelled may have landed while we asked
+      });
+      return;
+    }
+    apply(job, state ? &*state : nullptr, stored.version);
+  }
+
+  // Over the store's rate limit: the start waits, never dropped, never dead-lettered. The
+  // job leaves its order's lane while it waits, so an order.cancelled can still be applied
+  // (and remembered) meanwhile; the delivery stays unacked, so a crash loses nothing.
+  void delay_start(Job& job, std::int64_t retry_after_ms) {
+    recovered(job);
+    if (!job.was_limited) {
+      job.was_limited = true;
+      rate_limited.inc();
+      admission.note_delayed(job.event.store_id);
+    }
+    const std::string order = job.order_id.str();
+    std::unique_ptr<Job> owned = lanes.finish(order);
+    std::shared_ptr<Job> parked(owned.release());
+    std::weak_ptr<bool> weak = alive;
+    timers.after(std::max<std::int64_t>(retry_after_ms, 1), [this, weak, parked, order] {
+      if (weak.expired()) return;
+      lanes.submit(order, std::make_unique<Job>(std::move(*parked)));
+    });
+  }
+
+  void apply(Job& job, const SagaState* state, std::int64_t version) {
+    const Millis now = clock.now_ms();
+    StepResult r = job.kind == Job::Kind::delivery ? step(def, state, SagaInput{job.event}, now)
+                                                   : step(def, state, SagaInput{Timeout{job.order_id}}, now);
+    recovered(job);
+    switch (r.disposition) {
+      case Disposition::dead_letter:
+        settle_delivery(job, {SettleKind::dead_letter, r.error.code, r.error.detail});
+        return finish(job);
+      case Disposition::ignored:
+        settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
+        return finish(job);
+      case Disposition::applied: break;
+    }
+    auto commit = std::make_shared<Commit>();
+    Commit& c = *commit;
+    c.order_id = job.order_id;
+    c.event_id = job.kind == Job::Kind::delivery
+                     ? job.event.id.str()
+                     : fmt::format("{}:timeout:{}", job.order_id.view(), state ? state->deadline.value_or(0) : 0);
+    c.expected_version = version;
+    c.state = r.state.to_json();
+    c.status = std::string(r.state.status_name());
+    c.old_status = state ? std::string(state->status_name()) : std::string();
+    c.finished = r.state.finished();
+    c.deadline = r.deadline;
+    c.messages.reserve(r.commands.size() + (r.outcome ? 1 : 0));
+    for (auto& cmd : r.commands) {
+      c.messages.push_back({std::string(kCommandsExchange), std::string(to_string(cmd.type)), std::move(cmd.id),
+                            std::move(cmd.body)});
+    }
+    const bool outcome = r.outcome.has_value();
+    const bool confirmed = outcome && r.outcome->type == EventType::order_confirmed;
+    if (outcome) {
+      c.messages.push_back({std::string(kEventsExchange), std::string(to_string(r.outcome->type)),
+                            std::move(r.outcome->id), std::move(r.outcome->body)});
+    }
+    const bool started = state == nullptr && !r.commands.empty();
+    repo.commit(c, [this, &job, commit, outcome, confirmed, started](Result<CommitResult> res) {
+      if (!res) return back_off(job, res.error());
+      recovered(job);
+      CommitResult& cr = res.value();
+      switch (cr.outcome) {
+        case CommitOutcome::duplicate:
+          dedup_hits.inc();
+          settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
+          return finish(job);
+        case CommitOutcome::conflict:
+          // Another worker changed this saga first: re-read and re-apply.
+          conflicts.inc();
+          if (++job.conflicts > options.max_conflicts) {
+            job.conflicts = 0;
+            return back_off(job, make_error(Errc::conflict, "saga changed concurrently too often"));
+          }
+          return run(job);
+        case CommitOutcome::applied: break;
+      }
+      if (started) sagas_started.inc();
+      if (outcome) (confirmed ? finished_confirmed : finished_failed).inc();
+      settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
+      publish_outbox(cr.partition, std::move(cr.outbox_ids), std::move(commit));
+      finish(job);
+    });
+  }
+
+  // The fast path of the outbox: publish right after the commit, clear when all confirmed.
+  // Whatever is not confirmed stays in the outbox and is re-sent by the relay (same ids).
+  void publish_outbox(int partition, std::vector<std::string> ids, std::shared_ptr<Commit> commit) {
+    if (commit->messages.empty()) return;
+    struct Pending {
+      std::size_t left = 0;
+      bool all_ok = true;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->left = commit->messages.size();
+    auto shared_ids = std::make_shared<std::vector<std::string>>(std::move(ids));
+    std::weak_ptr<bool> weak = alive;
+    for (const auto& message : commit->messages) {
+      sink.publish(message, [this, weak, pending, shared_ids, partition, commit](Status st) {
+        if (weak.expired()) return;
+        pending->all_ok = pending->all_ok && st.ok();
+        if (st.ok()) commands_sent.inc();
+        if (--pending->left > 0) return;
+        if (pending->all_ok && !shared_ids->empty()) repo.outbox_done(partition, std::move(*shared_ids));
+      });
+    }
+  }
+};
+
+Pipeline::Pipeline(const SagaDefinition& definition, SagaRepository& repo, StartAdmission& admission,
+                   MessageSink& sink, Timers& timers, const Clock& clock, metrics::Registry& metrics,
+                   SettleFn settle, PipelineOptions options)
+    : impl_(std::make_unique<Impl>(definition, repo, admission, sink, timers, clock, metrics, std::move(settle),
+                                   std::move(options))) {}
+
+Pipeline::~Pipeline() { *impl_->alive = false; }
+
+void Pipeline::on_delivery(std::uint64_t tag, std::string_view body) {
+  Impl& m = *impl_;
+  auto job = std::make_unique<Job>();
+  job->tag = tag;
+  job->started = std::chrono::steady_clock::now();
+  ++m.in_flight;
+  if (auto st = m.parser.parse(body, job->event); !st) {
+    m.settle_delivery(*job, {SettleKind::dead_letter, st.error().code, st.error().detail});
+    --m.in_flight;
+    return;
+  }
+  m.consumed[static_cast<std::size_t>(job->event.type)]->inc();
+  if (!is_saga_input(job->event.type)) {
+    m.settle_delivery(*job, {SettleKind::dead_letter, Errc::unknown_type,
+                             fmt::format("'{}' is not an input of the saga worker", to_string(job->event.type))});
+    --m.in_flight;
+    return;
+  }
+  job->order_id = job->event.order_id;
+  const std::string order = job->order_id.str();
+  m.lanes.submit(order, std::move(job));
+}
+
+void Pipeline::on_deadline(const OrderId& order) {
+  Impl& m = *impl_;
+  auto job = std::make_unique<Job>();
+  job->kind = Job::Kind::deadline;
+  job->order_id = order;
+  job->started = std::chrono::steady_clock::now();
+  ++m.in_flight;
+  m.lanes.submit(order.str(), std::move(job));
+}
+
+std::size_t Pipeline::in_flight() const noexcept { return impl_->in_flight; }
+bool Pipeline::degraded() const noexcept { return impl_->failing > 0; }
+void Pipeline::on_degraded_change(std::function<void(bool)> fn) { impl_->degraded_change = std::move(fn); }
+
+}  // namespace sagaflow::app

@@ -1,0 +1,78 @@
+#pragma once
+// The saga worker's data path, on one event loop:
+//
+//   delivery -> parse + validate -> per-order lane -> load saga -> admit (rate limit, only for
+//   a saga start) -> engine step (pure) -> commit (one atomic Redis script: dedup mark, version
+//   CAS, state, outbox, deadline) -> settle -> publish the outbox -> clear it when confirmed.
+//
+// Settlement contract (what the Source is told, and when):
+// - ack: after the commit is durable in Redis (or the event was a duplicate, or changed
+//   nothing). The commands are in the outbox by then; publishing them is the outbox's job.
+// - dead_letter: content that can never succeed (malformed_json, invalid_event, unknown_type,
+//   too_large, unknown_saga); at once, never retried.
+// - retry: content the worker could not apply for a reason that may pass (a saga record it
+//   cannot read); the Source retries with backoff and dead-letters after max attempts.
+// - nothing, for now: a dependency failed (Redis down or slow). The job stays at the front of
+//   its order's lane and is tried again with backoff; intake is paused until it succeeds.
+//   Nothing is dead-lettered and nothing is lost; a worker killed meanwhile leaves the delivery
+//   unacked, and the broker hands it to another worker.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "app/worker/ports.hpp"
+#include "core/envelope.hpp"
+#include "core/metrics.hpp"
+
+namespace sagaflow {
+struct SagaDefinition;
+}
+
+namespace sagaflow::app {
+
+enum class SettleKind : std::uint8_t { ack, retry, dead_letter };
+
+struct Settlement {
+  SettleKind kind = SettleKind::ack;
+  Errc reason = Errc::internal;
+  std::string detail;
+};
+
+using SettleFn = std::function<void(std::uint64_t tag, Settlement)>;
+
+struct PipelineOptions {
+  std::size_t max_message_bytes = kDefaultMaxMessageBytes;
+  std::string default_store;  // rate-limit key for an order.created without a store (never: validated)
+  int max_conflicts = 50;     // CAS losses in a row before backing off as if Redis were slow
+};
+
+class Pipeline {
+ public:
+  Pipeline(const SagaDefinition& definition, SagaRepository& repo, StartAdmission& admission, MessageSink& sink,
+           Timers& timers, const Clock& clock, metrics::Registry& metrics, SettleFn settle,
+           PipelineOptions options = {});
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // One broker delivery. The body is only read during the call.
+  void on_delivery(std::uint64_t tag, std::string_view body);
+  // A saga deadline claimed by the sweeper.
+  void on_deadline(const OrderId& order);
+
+  // Deliveries taken and not yet settled, plus timeouts in progress.
+  std::size_t in_flight() const noexcept;
+  // True while a dependency is failing: the caller pauses intake.
+  bool degraded() const noexcept;
+  // Called when degraded() changes.
+  void on_degraded_change(std::function<void(bool)> fn);
+
+  struct Job;
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sagaflow::app

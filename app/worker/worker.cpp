@@ -1,0 +1,280 @@
+#include "app/worker/worker.hpp"
+
+#include <unistd.h>
+#include <uv.h>
+
+#include <chrono>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "app/commands.hpp"
+#include "app/worker/background.hpp"
+#include "app/worker/pipeline.hpp"
+#include "app/worker/redis_ports.hpp"
+#include "app/worker/sink_port.hpp"
+#include "app/worker/uv_timers.hpp"
+#include "consumers/rabbit_source.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "http/server.hpp"
+#include "producers/rabbit_sink.hpp"
+#include "sagas/definition.hpp"
+#include "store/deadlines.hpp"
+#include "store/outbox.hpp"
+#include "store/rate_limiter.hpp"
+#include "store/saga_store.hpp"
+#include "topology/names.hpp"
+
+namespace sagaflow::app {
+namespace {
+
+constexpr Millis kSweepEveryMs = 200;
+constexpr Millis kRelayEveryMs = 1000;
+constexpr Millis kStatsEveryMs = 5000;
+constexpr Millis kDrainLimitMs = 9000;
+
+std::string consumer_name() {
+  char host[64] = "worker";
+  gethostname(host, sizeof host - 1);
+  std::random_device rd;
+  return fmt::format("{}-{}-{:04x}", host, getpid(), rd() & 0xffff);
+}
+
+}  // namespace
+
+struct Worker::Impl {
+  uv_loop_t* loop;
+  const Config& config;
+  const SagaDefinition& definition;
+  const std::string consumer = consumer_name();
+  metrics::Registry registry;
+  SystemClock clock;
+  UvTimers timers;
+
+  store::RedisClient redis;
+  store::SagaStore sagas;
+  store::Outbox outbox;
+  store::Deadlines deadlines;
+  store::RateLimiter limiter;
+  RedisSagaRepository repo{sagas, outbox};
+  RedisAdmission admission{limiter, redis};
+
+  RabbitSink sink;
+  SinkPort sink_port{sink};
+  RabbitSource source;
+  Pipeline pipeline;
+  DeadlineSweeper sweeper;
+  OutboxRelay relay;
+  http::Server http;
+
+  metrics::Gauge& stuck;
+  metrics::Gauge& ready;
+  uv_signal_t sigterm{};
+  uv_signal_t sigint{};
+  bool draining = false;
+  bool closed = false;
+
+  static store::RedisClientOptions redis_options(const Config& c) {
+    store::RedisClientOptions o;
+    o.endpoint = c.redis;
+    o.name = "sagaflow-worker";
+    return o;
+  }
+  static store::SagaStoreOptions saga_options(const Config& c, const std::string& consumer) {
+    store::SagaStoreOptions o;
+    o.partitions = c.redis_partitions;
+    o.dedup_ttl_s = c.dedup_ttl_s;
+    o.consumer = consumer;
+    return o;
+  }
+  static store::OutboxOptions outbox_options(const Config& c, const std::string& consumer) {
+    store::OutboxOptions o;
+    o.partitions = c.redis_partitions;
+    o.consumer = consumer;
+    return o;
+  }
+  static store::RateLimiterOptions limiter_options(const Config& c) {
+    store::RateLimiterOptions o;
+    o.plans = c.plans;
+    o.default_plan = c.default_plan;
+    return o;
+  }
+  static RabbitSinkOptions sink_options(const Config& c) {
+    RabbitSinkOptions o;
+    o.endpoint = c.amqp;
+    o.name = "sagaflow-worker-publish";
+    return o;
+  }
+  static RabbitSourceOptions source_options(const Config& c) {
+    RabbitSourceOptions o;
+    o.endpoint = c.amqp;
+    o.queue = std::string(topology::kSagaQueue);
+    o.prefetch = c.prefetch;
+    o.retry.max_attempts = c.max_attempts;
+    o.name = "sagaflow-worker-consume";
+    return o;
+  }
+
+  Impl(uv_loop_t* l, const Config& c, const SagaDefinition& d)
+      : loop(l),
+        config(c),
+        definition(d),
+        timers(l),
+        redis(l, redis_options(c)),
+        sagas(redis, saga_options(c, consumer)),
+        outbox(redis, outbox_options(c, consumer)),
+        deadlines(redis),
+        limiter(redis, limiter_options(c)),
+        sink(l, sink_options(c)),
+        source(l, source_options(c), sink),
+        pipeline(d, repo, admission, sink_port, timers, clock, registry,
+                 [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
+                 PipelineOptions{c.max_message_bytes, {}, 50}),
+        sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
+        relay(outbox, sink_port, registry.counter("sagaflow_outbox_resent_total", "Outbox entries re-sent by the relay")),
+        http(l, [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); }, 64 * 1024),
+        stuck(registry.gauge("sagaflow_sagas_stuck", "Sagas parked in state stuck (cluster-wide)")),
+        ready(registry.gauge("sagaflow_ready", "1 while broker and Redis are connected")) {}
+
+  void settle(std::uint64_t tag, Settlement s) {
+    switch (s.kind) {
+      case SettleKind::ack: source.settle(tag, Verdict::ack()); break;
+      case SettleKind::retry: source.settle(tag, Verdict::retry(s.reason, std::move(s.detail))); break;
+      case SettleKind::dead_letter: source.settle(tag, Verdict::dead_letter(s.reason, std::move(s.detail))); break;
+    }
+  }
+
+  bool is_ready() const { return redis.connected() && source.connected() && sink.connected(); }
+
+  // One place decides whether intake runs.
+  void update_intake() {
+    ready.set(is_ready() ? 1 : 0);
+    if (draining) return;
+    const bool hold = !redis.connected() || pipeline.degraded() || !sink.can_publish();
+    if (hold && !source.paused()) {
+      log::warn("intake paused", {{"redis", redis.connected() ? "up" : "down"},
+                                  {"pipeline", pipeline.degraded() ? "backing off" : "ok"},
+                                  {"sink", sink.can_publish() ? "ok" : "window full"}});
+      source.pause();
+    } else if (!hold && source.paused()) {
+      log::info("intake resumed");
+      source.resume();
+    }
+  }
+
+  void serve(const http::Request& r, http::Respond respond) {
+    if (r.path == "/metrics") {
+      respond({200, "text/plain; version=0.0.4; charset=utf-8", registry.render()});
+    } else if (r.path == "/healthz") {
+      respond({200, "text/plain; charset=utf-8", "ok\n"});
+    } else if (r.path == "/readyz") {
+      const bool ok = is_ready();
+      respond({ok ? 200 : 503, "text/plain; charset=utf-8",
+               fmt::format("redis {}\nbroker consume {}\nbroker publish {}\n", redis.connected() ? "up" : "down",
+                           source.connected() ? "up" : "down", sink.connected() ? "up" : "down")});
+    } else {
+      respond({404, "text/plain; charset=utf-8", "not found\n"});
+    }
+  }
+
+  Status start() {
+    redis.on_connection([this](bool up) {
+      log::info(up ? "redis connected" : "redis disconnected", {{"redis", config.redis_url}});
+      update_intake();
+    });
+    sink.on_state_change([this](bool) { update_intake(); });
+    sink.on_writable([this] { update_intake(); });
+    source.on_state_change([this](bool up) {
+      log::info(up ? "broker connected" : "broker disconnected", {{"queue", topology::kSagaQueue}});
+      update_intake();
+    });
+    pipeline.on_degraded_change([this](bool) { update_intake(); });
+
+    if (!config.metrics_addr.disabled) {
+      if (auto st = http.listen(config.metrics_addr.host, config.metrics_addr.port); !st) return st;
+    }
+    redis.start();
+    sink.start();
+    source.start([this](const Delivery& d) { pipeline.on_delivery(d.tag, d.body); });
+    update_intake();
+
+    timers.every(kSweepEveryMs, [this] {
+      if (!draining && redis.connected()) sweeper.tick();
+    });
+    timers.every(kRelayEveryMs, [this] {
+      if (!draining && redis.connected() && sink.connected()) relay.tick();
+    });
+    timers.every(kStatsEveryMs, [this] {
+      if (!redis.connected()) return;
+      sagas.status_counts([this](Result<std::map<std::string, std::int64_t>> counts) {
+        if (!counts) return;
+        auto it = counts->find("stuck");
+        stuck.set(it == counts->end() ? 0 : static_cast<double>(it->second));
+      });
+    });
+
+    uv_signal_init(loop, &sigterm);
+    uv_signal_init(loop, &sigint);
+    sigterm.data = this;
+    sigint.data = this;
+    auto on_signal = [](uv_signal_t* s, int signum) {
+      log::info("signal received: draining", {{"signal", signum}});
+      static_cast<Impl*>(s->data)->shutdown();
+    };
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    log::info("worker started", {{"consumer", consumer},
+                                 {"queue", topology::kSagaQueue},
+                                 {"prefetch", config.prefetch},
+                                 {"partitions", config.redis_partitions}});
+    return Status::success();
+  }
+
+  // Drain: the source stops taking deliveries and waits for the in-flight ones to be settled
+  // (the pipeline settles them as Redis answers); then the timeouts in progress finish, the
+  // sink flushes its confirms, and everything closes.
+  void shutdown() noexcept {
+    if (draining) return;
+    draining = true;
+    const auto started = std::chrono::steady_clock::now();
+    timers.after(kDrainLimitMs, [this] {
+      log::warn("drain limit reached; closing with deliveries unsettled (the broker redelivers them)",
+                {{"in_flight", static_cast<std::uint64_t>(pipeline.in_flight())}});
+      close_all();
+    });
+    source.stop([this, started] {
+      log::info("intake drained", {{"ms", static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                         std::chrono::steady_clock::now() - started)
+                                                                         .count())}});
+      wait_pipeline_then_close();
+    });
+  }
+
+  void wait_pipeline_then_close() {
+    if (pipeline.in_flight() == 0 || closed) return close_all();
+    timers.after(20, [this] { wait_pipeline_then_close(); });
+  }
+
+  void close_all() noexcept {
+    if (closed) return;
+    closed = true;
+    sink.stop([this] {
+      timers.stop();
+      source.stop();
+      redis.stop();
+      http.stop();
+      uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+      log::info("worker stopped");
+    });
+  }
+};
+
+Worker::Worker(uv_loop_s* loop, const Config& config, const SagaDefinition& definition)
+    : impl_(std::make_unique<Impl>(loop, config, definition)) {}
+Worker::~Worker() = default;
+Status Worker::start() { return impl_->start(); }
+void Worker::shutdown() noexcept { impl_->shutdown(); }
+
+}  // namespace sagaflow::app

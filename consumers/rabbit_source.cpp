@@ -1,0 +1,515 @@
+#include "consumers/rabbit_source.hpp"
+
+#include <amqp.h>
+
+#include <algorithm>
+#include <random>
+#include <string_view>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/log.hpp"
+#include "producers/impl/amqp_link.hpp"
+#include "producers/impl/uv_helpers.hpp"
+#include "producers/rabbit_sink.hpp"
+
+namespace sagaflow {
+namespace {
+
+using rabbit::bytes;
+using rabbit::view;
+
+constexpr int kTagBits = 40;  // exposed tag = generation << 40 | broker delivery tag
+constexpr std::uint64_t kTagMask = (std::uint64_t{1} << kTagBits) - 1;
+
+std::uint64_t expose(std::uint64_t generation, std::uint64_t amqp_tag) { return (generation << kTagBits) | amqp_tag; }
+
+// An integer header (any AMQP integer kind, or a decimal string); fallback if absent or odd.
+std::int64_t int_value(const amqp_field_value_t& v, std::int64_t fallback) {
+  switch (v.kind) {
+    case AMQP_FIELD_KIND_I8: return v.value.i8;
+    case AMQP_FIELD_KIND_U8: return v.value.u8;
+    case AMQP_FIELD_KIND_I16: return v.value.i16;
+    case AMQP_FIELD_KIND_U16: return v.value.u16;
+    case AMQP_FIELD_KIND_I32: return v.value.i32;
+    case AMQP_FIELD_KIND_U32: return v.value.u32;
+    case AMQP_FIELD_KIND_I64: return v.value.i64;
+    case AMQP_FIELD_KIND_U64: return static_cast<std::int64_t>(v.value.u64);
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES: {
+      const std::string_view s = view(v.value.bytes);
+      if (s.empty() || s.size() > 9) return fallback;
+      std::int64_t n = 0;
+      for (char c : s) {
+        if (c < '0' || c > '9') return fallback;
+        n = n * 10 + (c - '0');
+      }
+      return n;
+    }
+    default: return fallback;
+  }
+}
+
+// One line: newlines and other control characters become spaces.
+std::string one_line(std::string_view s) {
+  std::string out(s.substr(0, 1000));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  return out;
+}
+
+}  // namespace
+
+RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options)
+    : RabbitSource(loop, std::move(options), nullptr, true) {}
+
+RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink& copies)
+    : RabbitSource(loop, std::move(options), &copies, false) {}
+
+RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* copies, bool own_sink)
+    : loop_(loop), options_(std::move(options)), copies_(copies) {
+  if (own_sink) {
+    RabbitSinkOptions so;
+    so.endpoint = options_.endpoint;
+    so.name = options_.name + " (copies)";
+    so.window = options_.copy_window;
+    so.heartbeat_s = options_.heartbeat_s;
+    so.reconnect_min_ms = options_.reconnect_min_ms;
+    so.reconnect_max_ms = options_.reconnect_max_ms;
+    own_sink_ = std::make_unique<RabbitSink>(loop, so);
+    own_sink_->on_state_change([this](bool) { notify_state(); });
+    copies_ = own_sink_.get();
+  }
+  rng_ = options_.jitter_seed != 0 ? options_.jitter_seed : (std::random_device{}() | 1ULL) << 1 | 1ULL;
+  deferred_ = std::make_unique<rabbit::Deferred>(loop);
+  drain_timer_ = std::make_unique<rabbit::Timer>(loop);
+  republish_timer_ = std::make_unique<rabbit::Timer>(loop);
+
+  rabbit::LinkOptions lo;
+  lo.endpoint = options_.endpoint;
+  lo.name = options_.name;
+  lo.heartbeat_s = options_.heartbeat_s;
+  lo.reconnect_min_ms = options_.reconnect_min_ms;
+  lo.reconnect_max_ms = options_.reconnect_max_ms;
+  rabbit::UvLink::Events ev;
+  ev.setup = [this, queue = options_.queue, prefetch = options_.prefetch](amqp_connection_state_t conn) -> Status {
+    amqp_basic_qos(conn, 1, 0, static_cast<std::uint16_t>(std::clamp(prefetch, 1, 65535)), 0);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+      return make_error(Errc::unavailable, "RabbitMQ refused basic.qos: " + rabbit::reply_text(r));
+    }
+    amqp_basic_consume_ok_t* ok =
+        amqp_basic_consume(conn, 1, bytes(queue), amqp_empty_bytes, /*no_local=*/0, /*no_ack=*/0, /*exclusive=*/0,
+                           amqp_empty_table);
+    r = amqp_get_rpc_reply(conn);
+    if (ok == nullptr || r.reply_type != AMQP_RESPONSE_NORMAL) {
+      return make_error(Errc::unavailable,
+                        fmt::format("cannot consume from queue '{}': {}", queue, rabbit::reply_text(r)));
+    }
+    // Read on the loop thread only after the work's completion callback (happens-after).
+    consumer_tag_.assign(static_cast<const char*>(ok->consumer_tag.bytes), ok->consumer_tag.len);
+    return Status::success();
+  };
+  ev.up = [this] { on_up(); };
+  ev.readable = [this] { on_readable(); };
+  ev.down = [this](const Error& e) { on_down(e); };
+  link_ = std::make_unique<rabbit::UvLink>(loop, std::move(lo), std::move(ev));
+}
+
+RabbitSource::~RabbitSource() {
+  alive_.reset();
+  link_.reset();      // closes the consumer connection: unacked deliveries go back to the queue
+  own_sink_.reset();
+}
+
+bool RabbitSource::connected() const noexcept { return link_->usable() && (copies_ == nullptr || copies_->connected()); }
+
+void RabbitSource::start(Handler handler) {
+  if (started_) return;
+  started_ = true;
+  handler_ = std::move(handler);
+  if (own_sink_) own_sink_->start();
+  link_->start();
+}
+
+void RabbitSource::notify_state() {
+  const bool now = connected();
+  if (now == reported_connected_) return;
+  reported_connected_ = now;
+  if (on_state_) on_state_(now);
+}
+
+void RabbitSource::pause() noexcept { paused_ = true; }
+
+void RabbitSource::resume() noexcept {
+  if (!paused_) return;
+  paused_ = false;
+  if (link_->usable()) deferred_->post([this] { dispatch(); });
+}
+
+double RabbitSource::next_random() noexcept {
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  return static_cast<double>(rng_ >> 11) / static_cast<double>(std::uint64_t{1} << 53);
+}
+
+void RabbitSource::on_up() {
+  generation_ = link_->generation();
+  if (generation_ > 1) stats_.reconnects++;
+  window_.clear();
+  next_dispatch_ = 1;
+  busy_ = 0;
+  ack_ready_ = 0;
+  assembly_ = Assembly::idle;
+  notify_state();
+  if (stopping_) finish_stop();  // came up while stopping: nothing to drain
+}
+
+void RabbitSource::on_down(const Error& /*error*/) {
+  // Every outstanding delivery goes back to the broker; settling them later is a no-op.
+  window_.clear();
+  busy_ = 0;
+  ack_ready_ = 0;
+  assembly_ = Assembly::idle;
+  notify_state();
+  if (stopping_) finish_stop();
+}
+
+void RabbitSource::on_readable() {
+  amqp_connection_state_t conn = link_->conn();
+  while (link_->usable()) {
+    amqp_frame_t frame;
+    timeval zero{0, 0};
+    const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &zero);
+    if (rc == AMQP_STATUS_TIMEOUT) break;
+    if (rc != AMQP_STATUS_OK) {
+      link_->fail(make_error(Errc::unavailable, fmt::format("RabbitMQ read failed: {}", amqp_error_string2(rc))));
+      return;
+    }
+    switch (frame.frame_type) {
+      case AMQP_FRAME_METHOD: {
+        const amqp_method_t& m = frame.payload.method;
+        if (m.id == AMQP_BASIC_DELIVER_METHOD) {
+          const auto* d = static_cast<const amqp_basic_deliver_t*>(m.decoded);
+          incoming_ = Inflight{};
+          incoming_.amqp_tag = d->delivery_tag;
+          incoming_.redelivered = d->redelivered != 0;
+          incoming_.routing_key.assign(view(d->routing_key));
+          assembly_ = Assembly::want_header;
+        } else if (m.id == AMQP_BASIC_CANCEL_METHOD) {
+          link_->fail(make_error(Errc::unavailable,
+                                 fmt::format("RabbitMQ cancelled the consumer of queue '{}'", options_.queue)));
+          return;
+        } else if (m.id == AMQP_CHANNEL_CLOSE_METHOD) {
+          const auto* c = static_cast<const amqp_channel_close_t*>(m.decoded);
+          const std::string text(view(c->reply_text));
+          amqp_channel_close_ok_t ok{};
+          amqp_send_method(conn, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+          link_->fail(make_error(Errc::unavailable, "channel closed by RabbitMQ: " + text));
+          return;
+        } else if (m.id == AMQP_CONNECTION_CLOSE_METHOD) {
+          const auto* c = static_cast<const amqp_connection_close_t*>(m.decoded);
+          const std::string text(view(c->reply_text));
+          amqp_connection_close_ok_t ok{};
+          amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+          link_->fail(make_error(Errc::unavailable, "connection closed by RabbitMQ: " + text));
+          return;
+        }
+        break;  // basic.cancel-ok and others: nothing to do
+      }
+      case AMQP_FRAME_HEADER:
+        if (assembly_ == Assembly::want_header) {
+          on_header(frame.payload.properties.decoded, frame.payload.properties.body_size);
+        }
+        break;
+      case AMQP_FRAME_BODY:
+        if (assembly_ == Assembly::want_body) {
+          incoming_.body.append(static_cast<const char*>(frame.payload.body_fragment.bytes),
+                                frame.payload.body_fragment.len);
+          if (incoming_.body.size() >= body_expected_) complete_delivery();
+        }
+        break;
+      default: break;
+    }
+  }
+  if (!link_->usable()) return;
+  amqp_maybe_release_buffers(conn);  // every frame was copied out above
+  dispatch();
+  flush_acks();
+}
+
+void RabbitSource::on_header(const void* properties, std::uint64_t body_size) {
+  const auto* p = static_cast<const amqp_basic_properties_t*>(properties);
+  if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) incoming_.message_id.assign(view(p->message_id));
+  if ((p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) != 0) incoming_.content_type.assign(view(p->content_type));
+  if ((p->_flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
+    for (int i = 0; i < p->headers.num_entries; ++i) {
+      const amqp_table_entry_t& h = p->headers.entries[i];
+      const std::string_view key = view(h.key);
+      if (key == topology::kHeaderAttempts) {
+        incoming_.attempt = static_cast<int>(std::clamp<std::int64_t>(int_value(h.value, 1), 1, 1000000));
+      } else if (key == topology::kHeaderOriginalRoute) {
+        if (h.value.kind == AMQP_FIELD_KIND_UTF8 || h.value.kind == AMQP_FIELD_KIND_BYTES) {
+          incoming_.original_route.assign(view(h.value.value.bytes));
+        }
+      } else if (key == topology::kHeaderError || key == topology::kHeaderDetail) {
+        // Written again on a dead-letter copy; not carried over from an earlier one.
+      } else if (h.value.kind == AMQP_FIELD_KIND_UTF8 || h.value.kind == AMQP_FIELD_KIND_BYTES) {
+        incoming_.extra_headers.push_back(Header{std::string(key), std::string(view(h.value.value.bytes))});
+      } else if (h.value.kind != AMQP_FIELD_KIND_TABLE && h.value.kind != AMQP_FIELD_KIND_ARRAY &&
+                 h.value.kind != AMQP_FIELD_KIND_VOID && h.value.kind != AMQP_FIELD_KIND_F32 &&
+                 h.value.kind != AMQP_FIELD_KIND_F64 && h.value.kind != AMQP_FIELD_KIND_DECIMAL &&
+                 h.value.kind != AMQP_FIELD_KIND_BOOLEAN && h.value.kind != AMQP_FIELD_KIND_TIMESTAMP) {
+        incoming_.extra_headers.push_back(Header{std::string(key), int_value(h.value, 0)});
+      }
+    }
+  }
+  body_expected_ = body_size;
+  incoming_.body.reserve(body_size);
+  assembly_ = Assembly::want_body;
+  if (body_size == 0) complete_delivery();
+}
+
+void RabbitSource::complete_delivery() {
+  assembly_ = Assembly::idle;
+  if (!window_.empty() && incoming_.amqp_tag != window_.back().amqp_tag + 1) {
+    link_->fail(make_error(Errc::internal, fmt::format("unexpected delivery tag {} after {}", incoming_.amqp_tag,
+                                                       window_.back().amqp_tag)));
+    return;
+  }
+  if (window_.empty() && incoming_.amqp_tag < next_dispatch_) {
+    link_->fail(make_error(Errc::internal, fmt::format("unexpected delivery tag {}", incoming_.amqp_tag)));
+    return;
+  }
+  if (window_.empty()) next_dispatch_ = incoming_.amqp_tag;
+  incoming_.state = State::held;
+  window_.push_back(std::move(incoming_));
+  incoming_ = Inflight{};
+  stats_.delivered++;
+}
+
+RabbitSource::Inflight* RabbitSource::find(std::uint64_t amqp_tag) {
+  if (window_.empty() || amqp_tag < window_.front().amqp_tag) return nullptr;
+  const std::uint64_t i = amqp_tag - window_.front().amqp_tag;
+  if (i >= window_.size()) return nullptr;
+  return &window_[i];
+}
+
+void RabbitSource::dispatch() {
+  const std::uint64_t gen = generation_;
+  while (!paused_ && !stopping_ && link_->usable() && gen == generation_) {
+    Inflight* e = find(next_dispatch_);
+    if (e == nullptr || e->state != State::held) break;
+    next_dispatch_++;
+    e->state = State::handed;
+    busy_++;
+    Delivery d;
+    d.tag = expose(gen, e->amqp_tag);
+    d.body = e->body;
+    d.routing_key = e->original_route.empty() ? std::string_view(e->routing_key) : std::string_view(e->original_route);
+    d.message_id = e->message_id;
+    d.attempt = e->attempt;
+    d.redelivered = e->redelivered;
+    handler_(d);  // may settle, pause, stop; e may be gone afterwards
+  }
+}
+
+void RabbitSource::mark_ack_ready(Inflight& e) {
+  e.state = State::ack_ready;
+  busy_--;
+  ack_ready_++;
+  schedule_flush();
+}
+
+void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
+  const std::uint64_t gen = tag >> kTagBits;
+  const std::uint64_t amqp_tag = tag & kTagMask;
+  if (gen != generation_ || !link_->usable()) {
+    log::debug("settled a delivery of a lost connection; the broker gives it again",
+               {{"link", options_.name}, {"tag", amqp_tag}});
+    return;
+  }
+  Inflight* e = find(amqp_tag);
+  if (e == nullptr || e->state != State::handed) {
+    log::warn("settle of an unknown or already settled delivery", {{"link", options_.name}, {"tag", amqp_tag}});
+    return;
+  }
+  if (verdict.kind == Verdict::Kind::retry && retries_exhausted(options_.retry, e->attempt)) {
+    verdict = Verdict::dead_letter(Errc::retries_exhausted,
+                                   fmt::format("{} after {} attempts: {}", reason_code(verdict.reason), e->attempt,
+                                               verdict.detail));
+  }
+  if (verdict.kind == Verdict::Kind::ack) {
+    stats_.acked++;
+    mark_ack_ready(*e);
+    maybe_finish_stop();
+    return;
+  }
+
+  Message m;
+  m.message_id = e->message_id;
+  m.body = e->body;
+  m.content_type = e->content_type.empty() ? std::string(topology::kContentType) : e->content_type;
+  m.headers = e->extra_headers;
+  const std::string& route = e->original_route.empty() ? e->routing_key : e->original_route;
+  if (verdict.kind == Verdict::Kind::retry) {
+    const RetryPlan plan = plan_retry(options_.retry, e->attempt, next_random());
+    m.exchange = topology::retry_tier_name(plan.tier_ms);
+    m.routing_key = options_.queue;
+    m.expiration_ms = plan.delay_ms;
+    m.headers.push_back(Header{std::string(topology::kHeaderAttempts), std::int64_t{e->attempt} + 1});
+    m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
+    stats_.retried++;
+    log::debug("retrying delivery", {{"link", options_.name}, {"message_id", e->message_id},
+                                     {"attempt", e->attempt}, {"delay_ms", plan.delay_ms},
+                                     {"reason", reason_code(verdict.reason)}});
+  } else {
+    m.exchange = options_.dead_letter_exchange;
+    m.routing_key = route;
+    m.headers.push_back(Header{std::string(topology::kHeaderError), std::string(reason_code(verdict.reason))});
+    m.headers.push_back(Header{std::string(topology::kHeaderDetail), one_line(verdict.detail)});
+    m.headers.push_back(Header{std::string(topology::kHeaderAttempts), std::int64_t{e->attempt}});
+    m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
+    stats_.dead_lettered++;
+    log::info("dead-lettering delivery", {{"link", options_.name}, {"message_id", e->message_id},
+                                          {"reason", reason_code(verdict.reason)}, {"detail", verdict.detail},
+                                          {"attempts", e->attempt}});
+  }
+  e->state = State::publishing;
+  publish_copy(gen, amqp_tag, std::move(m));
+}
+
+void RabbitSource::publish_copy(std::uint64_t gen, std::uint64_t amqp_tag, Message message) {
+  // Kept for a re-publish if the broker does not confirm this one.
+  auto keep = std::make_shared<Message>(message);
+  std::weak_ptr<int> alive = alive_;
+  copies_->publish(std::move(message), [this, alive, gen, amqp_tag, keep](Status s) {
+    if (alive.expired()) return;
+    if (gen != generation_ || !link_->usable()) return;  // the original comes back from the broker
+    Inflight* e = find(amqp_tag);
+    if (e == nullptr || e->state != State::publishing) return;
+    if (s) {
+      mark_ack_ready(*e);
+      maybe_finish_stop();
+      return;
+    }
+    log::warn("retry / dead-letter copy not confirmed; publishing it again",
+              {{"link", options_.name}, {"error", s.error().detail}});
+    republish_.push_back(Republish{gen, amqp_tag, rabbit::now_ms(loop_) + options_.republish_delay_ms, std::move(*keep)});
+    if (!republish_timer_->active()) republish_timer_->start(options_.republish_delay_ms, [this] { run_republish(); });
+  });
+}
+
+void RabbitSource::run_republish() {
+  const std::int64_t now = rabbit::now_ms(loop_);
+  while (!republish_.empty() && republish_.front().due_ms <= now) {
+    Republish r = std::move(republish_.front());
+    republish_.pop_front();
+    if (r.generation != generation_) continue;
+    Inflight* e = find(r.amqp_tag);
+    if (e == nullptr || e->state != State::publishing) continue;
+    publish_copy(r.generation, r.amqp_tag, std::move(r.message));
+  }
+  if (!republish_.empty()) {
+    republish_timer_->start(std::max<std::int64_t>(1, republish_.front().due_ms - now), [this] { run_republish(); });
+  }
+}
+
+void RabbitSource::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  std::weak_ptr<int> alive = alive_;
+  deferred_->post([this, alive] {
+    if (alive.expired()) return;
+    flush_acks();
+  });
+}
+
+void RabbitSource::flush_acks() {
+  flush_scheduled_ = false;
+  if (!link_->usable() || ack_ready_ == 0) return;
+  amqp_connection_state_t conn = link_->conn();
+  // The contiguous settled run from the oldest outstanding delivery: one multiple-ack.
+  std::uint64_t last = 0;
+  while (!window_.empty() && (window_.front().state == State::ack_ready || window_.front().state == State::done)) {
+    if (window_.front().state == State::ack_ready) {
+      last = window_.front().amqp_tag;
+      ack_ready_--;
+    }
+    window_.pop_front();
+  }
+  if (last != 0) {
+    if (amqp_basic_ack(conn, 1, last, /*multiple=*/1) != AMQP_STATUS_OK) {
+      link_->fail(make_error(Errc::unavailable, "basic.ack failed"));
+      return;
+    }
+    stats_.ack_frames++;
+  }
+  // Settled deliveries behind one still in progress: singly, so they do not hold prefetch.
+  for (auto& e : window_) {
+    if (ack_ready_ == 0) break;
+    if (e.state != State::ack_ready) continue;
+    if (amqp_basic_ack(conn, 1, e.amqp_tag, /*multiple=*/0) != AMQP_STATUS_OK) {
+      link_->fail(make_error(Errc::unavailable, "basic.ack failed"));
+      return;
+    }
+    stats_.ack_frames++;
+    e.state = State::done;
+    e.body.clear();
+    e.body.shrink_to_fit();
+    ack_ready_--;
+  }
+}
+
+void RabbitSource::stop(std::function<void()> on_stopped) noexcept {
+  if (stopping_) return;
+  stopping_ = true;
+  on_stopped_ = std::move(on_stopped);
+  if (link_->usable() && !consumer_tag_.empty()) {
+    amqp_basic_cancel_t cancel{};
+    cancel.consumer_tag = bytes(consumer_tag_);
+    cancel.nowait = 0;
+    amqp_send_method(link_->conn(), 1, AMQP_BASIC_CANCEL_METHOD, &cancel);
+  }
+  log::info("draining deliveries", {{"link", options_.name}, {"in_flight", static_cast<std::uint64_t>(busy_)}});
+  drain_timer_->start(options_.drain_timeout_ms, [this] {
+    log::warn("drain timed out; unsettled deliveries go back to the broker",
+              {{"link", options_.name}, {"in_flight", static_cast<std::uint64_t>(busy_)}});
+    finish_stop();
+  });
+  maybe_finish_stop();
+}
+
+void RabbitSource::maybe_finish_stop() {
+  if (stopping_ && !stopped_ && busy_ == 0) finish_stop();
+}
+
+void RabbitSource::finish_stop() noexcept {
+  if (stopped_) return;
+  stopped_ = true;
+  drain_timer_->stop();
+  republish_timer_->stop();
+  flush_acks();
+  link_->stop();  // connection.close after the acks (deferred if inside a read)
+  std::weak_ptr<int> alive = alive_;
+  auto done = [this, alive] {
+    if (alive.expired()) return;
+    if (on_stopped_) {
+      auto fn = std::move(on_stopped_);
+      on_stopped_ = nullptr;
+      fn();
+    }
+  };
+  if (own_sink_) {
+    own_sink_->stop([this, alive, done] {
+      if (!alive.expired()) deferred_->post(done);
+    });
+  } else {
+    deferred_->post(done);
+  }
+}
+
+}  // namespace sagaflow

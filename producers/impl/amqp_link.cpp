@@ -1,0 +1,362 @@
+#include "producers/impl/amqp_link.hpp"
+
+#include <amqp_tcp_socket.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/log.hpp"
+
+namespace sagaflow::rabbit {
+namespace {
+
+// Why a plain TCP connect fails ("connection refused"), to name the cause in the one-line
+// error; rabbitmq-c only says "a socket error occurred".
+std::string tcp_probe(const std::string& host, int port, int timeout_ms) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string service = std::to_string(port);
+  if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0) {
+    return fmt::format("cannot resolve host: {}", ::gai_strerror(rc));
+  }
+  int err = ETIMEDOUT;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      err = errno;
+      continue;
+    }
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      err = 0;
+    } else if (errno != EINPROGRESS) {
+      err = errno;
+    } else {
+      pollfd p{fd, POLLOUT, 0};
+      if (::poll(&p, 1, timeout_ms) <= 0) {
+        err = ETIMEDOUT;
+      } else {
+        socklen_t len = sizeof(err);
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      }
+    }
+    ::close(fd);
+    if (err == 0) break;
+  }
+  ::freeaddrinfo(res);
+  if (err == 0) return {};
+  std::string text = std::strerror(err);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
+}  // namespace
+
+std::string reply_text(const amqp_rpc_reply_t& r) {
+  switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(r.library_error);
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        return std::string(view(static_cast<const amqp_channel_close_t*>(r.reply.decoded)->reply_text));
+      }
+      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        return std::string(view(static_cast<const amqp_connection_close_t*>(r.reply.decoded)->reply_text));
+      }
+      return "unexpected reply from the server";
+  }
+  return "unknown reply";
+}
+
+Result<amqp_connection_state_t> connect_blocking(const LinkOptions& o) {
+  const AmqpEndpoint& ep = o.endpoint;
+  const std::string where = fmt::format("{}:{}", ep.host, ep.port);
+  amqp_connection_state_t conn = amqp_new_connection();
+  auto fail = [&](std::string detail) -> Result<amqp_connection_state_t> {
+    amqp_destroy_connection(conn);
+    return make_error(Errc::unavailable, std::move(detail));
+  };
+  amqp_socket_t* socket = amqp_tcp_socket_new(conn);
+  if (socket == nullptr) return fail("cannot create a socket");
+  timeval tv{o.connect_timeout_ms / 1000, (o.connect_timeout_ms % 1000) * 1000};
+  if (const int rc = amqp_socket_open_noblock(socket, ep.host.c_str(), ep.port, &tv); rc != AMQP_STATUS_OK) {
+    std::string why = tcp_probe(ep.host, ep.port, o.connect_timeout_ms);
+    if (why.empty()) why = amqp_error_string2(rc);
+    return fail(fmt::format("cannot connect to RabbitMQ at {}: {}", where, why));
+  }
+  const timeval rpc{std::max(2, o.connect_timeout_ms / 1000), 0};
+  amqp_set_rpc_timeout(conn, &rpc);
+
+  // Announce connection.blocked and consumer_cancel_notify so the broker tells us.
+  amqp_table_entry_t caps[2];
+  caps[0].key = amqp_cstring_bytes("connection.blocked");
+  caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  caps[0].value.value.boolean = 1;
+  caps[1].key = amqp_cstring_bytes("consumer_cancel_notify");
+  caps[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  caps[1].value.value.boolean = 1;
+  amqp_table_entry_t props[2];
+  props[0].key = amqp_cstring_bytes("capabilities");
+  props[0].value.kind = AMQP_FIELD_KIND_TABLE;
+  props[0].value.value.table = amqp_table_t{2, caps};
+  props[1].key = amqp_cstring_bytes("connection_name");
+  props[1].value.kind = AMQP_FIELD_KIND_UTF8;
+  props[1].value.value.bytes = bytes(o.name);
+  const amqp_table_t client_properties{2, props};
+
+  const amqp_rpc_reply_t r =
+      amqp_login_with_properties(conn, ep.vhost.c_str(), 0, 131072, o.heartbeat_s, &client_properties,
+                                 AMQP_SASL_METHOD_PLAIN, ep.user.c_str(), ep.password.c_str());
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+    return fail(fmt::format("cannot log in to RabbitMQ at {} as '{}' (vhost '{}'): {}", where, ep.user, ep.vhost,
+                            reply_text(r)));
+  }
+  amqp_channel_open(conn, 1);
+  const amqp_rpc_reply_t c = amqp_get_rpc_reply(conn);
+  if (c.reply_type != AMQP_RESPONSE_NORMAL) {
+    return fail(fmt::format("RabbitMQ at {}: cannot open a channel: {}", where, reply_text(c)));
+  }
+  // Reads must never block the loop: make sure the socket is non-blocking (rabbitmq-c handles
+  // EAGAIN by polling with the call's timeout, zero for our reads).
+  const int fd = amqp_get_sockfd(conn);
+  const int flags = ::fcntl(fd, F_GETFL, 0);
+  if (flags >= 0 && (flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  return conn;
+}
+
+struct UvLink::ConnectJob {
+  uv_work_t req{};
+  UvLink* owner = nullptr;
+  LinkOptions options;
+  std::function<Status(amqp_connection_state_t)> setup;
+  amqp_connection_state_t conn = nullptr;
+  Error error;
+};
+
+UvLink::UvLink(uv_loop_t* loop, LinkOptions options, Events events)
+    : loop_(loop),
+      options_(std::move(options)),
+      events_(std::move(events)),
+      reconnect_timer_(loop),
+      heartbeat_timer_(loop) {
+  rng_ ^= reinterpret_cast<std::uintptr_t>(this);
+}
+
+UvLink::~UvLink() {
+  stopped_ = true;
+  if (job_ != nullptr) job_->owner = nullptr;  // the job cleans up after itself
+  job_ = nullptr;
+  if (conn_ != nullptr) teardown(/*graceful=*/false);
+}
+
+void UvLink::start() {
+  if (started_ || stopped_) return;
+  started_ = true;
+  begin_connect();
+}
+
+void UvLink::begin_connect() {
+  if (stopped_ || job_ != nullptr || conn_ != nullptr) return;
+  auto* job = new ConnectJob;
+  job->req.data = job;
+  job->owner = this;
+  job->options = options_;
+  job->setup = events_.setup;
+  job_ = job;
+  const int rc = uv_queue_work(
+      loop_, &job->req,
+      [](uv_work_t* req) {
+        auto* j = static_cast<ConnectJob*>(req->data);
+        auto conn = connect_blocking(j->options);
+        if (!conn) {
+          j->error = conn.error();
+          return;
+        }
+        if (j->setup) {
+          if (Status s = j->setup(conn.value()); !s) {
+            j->error = s.error();
+            amqp_destroy_connection(conn.value());
+            return;
+          }
+        }
+        j->conn = conn.value();
+      },
+      [](uv_work_t* req, int /*status*/) {
+        auto* j = static_cast<ConnectJob*>(req->data);
+        if (j->owner == nullptr) {
+          if (j->conn != nullptr) {
+            amqp_connection_close(j->conn, AMQP_REPLY_SUCCESS);
+            amqp_destroy_connection(j->conn);
+          }
+          delete j;
+          return;
+        }
+        j->owner->on_connected(j);
+      });
+  if (rc != 0) {
+    delete job;
+    job_ = nullptr;
+    failures_++;
+    schedule_reconnect();
+  }
+}
+
+void UvLink::on_connected(ConnectJob* job) {
+  std::unique_ptr<ConnectJob> owned(job);
+  job_ = nullptr;
+  if (stopped_) {
+    if (job->conn != nullptr) {
+      amqp_connection_close(job->conn, AMQP_REPLY_SUCCESS);
+      amqp_destroy_connection(job->conn);
+    }
+    return;
+  }
+  if (job->conn == nullptr) {
+    failures_++;
+    // Log the first failure of a streak and then at powers of two, not every attempt.
+    if ((failures_ & (failures_ - 1)) == 0) {
+      log::warn("rabbitmq connect failed", {{"link", options_.name}, {"error", job->error.detail},
+                                             {"attempts", failures_}});
+    }
+    schedule_reconnect();
+    return;
+  }
+  conn_ = job->conn;
+  job->conn = nullptr;
+  pending_ = Pending::none;
+  generation_++;
+  if (failures_ > 0 || generation_ > 1) {
+    log::info("rabbitmq connected", {{"link", options_.name}, {"after_failures", failures_}});
+  } else {
+    log::debug("rabbitmq connected", {{"link", options_.name}});
+  }
+  failures_ = 0;
+  poll_ = new uv_poll_t;
+  uv_poll_init_socket(loop_, poll_, amqp_get_sockfd(conn_));
+  poll_->data = this;
+  uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* h, int status, int /*events*/) {
+    auto* self = static_cast<UvLink*>(h->data);
+    if (self == nullptr) return;
+    if (status < 0) {
+      // libuv reports POLLERR (a reset connection, for one) as UV_EBADF.
+      self->fail(make_error(Errc::unavailable, status == UV_EBADF ? std::string("connection reset (socket error)")
+                                                                  : fmt::format("socket error: {}", uv_strerror(status))));
+      return;
+    }
+    self->last_activity_ms_ = now_ms(self->loop_);
+    self->dispatch_readable();
+  });
+  last_activity_ms_ = now_ms(loop_);
+  if (options_.heartbeat_s > 0) {
+    const std::int64_t tick = std::max<std::int64_t>(250, options_.heartbeat_s * 1000 / 3);
+    heartbeat_timer_.start(tick, [this] { on_heartbeat_tick(); }, tick);
+  }
+  if (events_.up) events_.up();
+  // Frames may already sit in rabbitmq-c's buffer (read together with the last RPC reply).
+  if (conn_ != nullptr) dispatch_readable();
+}
+
+void UvLink::on_heartbeat_tick() {
+  if (conn_ == nullptr) return;
+  if (now_ms(loop_) - last_activity_ms_ > 2LL * options_.heartbeat_s * 1000 + 1000) {
+    fail(make_error(Errc::unavailable,
+                    fmt::format("no heartbeat from RabbitMQ for {} s", 2 * options_.heartbeat_s)));
+    return;
+  }
+  dispatch_readable();  // lets rabbitmq-c send its heartbeat when due
+}
+
+void UvLink::dispatch_readable() {
+  if (conn_ == nullptr || pending_ != Pending::none) return;
+  depth_++;
+  if (events_.readable) events_.readable();
+  depth_--;
+  if (depth_ == 0 && pending_ != Pending::none && conn_ != nullptr) {
+    const bool graceful = pending_ == Pending::stop;
+    Error error = std::move(pending_error_);
+    teardown(graceful);
+    if (!graceful) {
+      if (events_.down) events_.down(error);
+      schedule_reconnect();
+    }
+  }
+}
+
+void UvLink::fail(Error error) noexcept {
+  if (conn_ == nullptr || pending_ != Pending::none) return;
+  log::warn("rabbitmq connection lost", {{"link", options_.name}, {"error", error.detail}});
+  if (depth_ > 0) {
+    pending_ = Pending::fail;
+    pending_error_ = std::move(error);
+    return;
+  }
+  pending_ = Pending::fail;
+  teardown(false);
+  if (events_.down) events_.down(error);
+  schedule_reconnect();
+}
+
+void UvLink::stop() noexcept {
+  if (stopped_) return;
+  stopped_ = true;
+  reconnect_timer_.stop();
+  if (job_ != nullptr) {
+    job_->owner = nullptr;
+    job_ = nullptr;
+  }
+  if (conn_ == nullptr) return;
+  if (depth_ > 0) {
+    if (pending_ == Pending::none) pending_ = Pending::stop;
+    return;
+  }
+  teardown(true);
+}
+
+void UvLink::teardown(bool graceful) {
+  heartbeat_timer_.stop();
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);  // removes the fd from epoll before the socket is closed
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  amqp_connection_state_t conn = conn_;
+  conn_ = nullptr;
+  if (graceful) {
+    // Waits (bounded by the RPC timeout) for close-ok, so the acks written just before are
+    // processed by the broker and nothing is reset.
+    const timeval rpc{2, 0};
+    amqp_set_rpc_timeout(conn, &rpc);
+    amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+  }
+  amqp_destroy_connection(conn);
+  pending_ = Pending::none;
+}
+
+void UvLink::schedule_reconnect() {
+  if (stopped_) return;
+  const int n = std::min(failures_, 16);
+  std::int64_t delay = options_.reconnect_min_ms << std::min(n, 20);
+  delay = std::min(delay, options_.reconnect_max_ms);
+  // +-20 % jitter (xorshift), so a fleet of workers does not reconnect in lockstep.
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 7;
+  rng_ ^= rng_ << 17;
+  const std::int64_t span = delay / 5;
+  if (span > 0) delay += static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(2 * span + 1)) - span;
+  reconnect_timer_.start(delay, [this] { begin_connect(); });
+}
+
+}  // namespace sagaflow::rabbit

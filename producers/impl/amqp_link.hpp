@@ -1,0 +1,111 @@
+#pragma once
+// One rabbitmq-c connection driven by a libuv loop, shared by RabbitSink and RabbitSource
+// (consumers/ links producers/ for it and for the Sink).
+//
+// - Connecting (TCP, login, channel 1, then the owner's setup: confirm.select, basic.qos,
+//   basic.consume...) is blocking rabbitmq-c code, so it runs on libuv's thread pool; the loop
+//   never waits for a broker that is down or slow to accept.
+// - Once up, the socket is watched with uv_poll; the owner's readable() drains frames with a
+//   zero timeout (rabbitmq-c's socket is non-blocking), so reading never blocks the loop.
+//   Writes (publish, ack) are rabbitmq-c's blocking sends; callers bound what they write.
+// - Heartbeats: a timer keeps rabbitmq-c sending them and declares the connection dead when
+//   the broker has been silent for two heartbeat intervals.
+// - fail() or a socket error tears the connection down (after the current readable() returns,
+//   so frames being processed stay valid), calls down(), and reconnects with exponential
+//   backoff and jitter until stop().
+#include <amqp.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/config.hpp"
+#include "core/result.hpp"
+#include "producers/impl/uv_helpers.hpp"
+
+namespace sagaflow::rabbit {
+
+inline amqp_bytes_t bytes(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char*>(s.data())}; }
+inline std::string_view view(const amqp_bytes_t& b) {
+  return {static_cast<const char*>(b.bytes), b.len};
+}
+
+// One line for a failed rabbitmq-c RPC: the server's reply text or the library's error.
+std::string reply_text(const amqp_rpc_reply_t& reply);
+
+struct LinkOptions {
+  AmqpEndpoint endpoint;
+  std::string name = "rabbitmq";  // for logs
+  int heartbeat_s = 30;           // 0: none
+  int connect_timeout_ms = 5000;
+  std::int64_t reconnect_min_ms = 100;
+  std::int64_t reconnect_max_ms = 5000;
+};
+
+// Blocking connect + login + channel 1 open. One-line errors, code unavailable:
+// "cannot connect to RabbitMQ at 127.0.0.1:5672: connection refused".
+Result<amqp_connection_state_t> connect_blocking(const LinkOptions& options);
+
+class UvLink {
+ public:
+  struct Events {
+    // On a pool thread, after channel 1 is open. An error closes the connection and retries.
+    std::function<Status(amqp_connection_state_t)> setup;
+    std::function<void()> up;                 // on the loop: connected and set up
+    std::function<void()> readable;           // on the loop: drain frames (zero timeout)
+    std::function<void(const Error&)> down;   // on the loop: an up connection was lost
+  };
+
+  UvLink(uv_loop_t* loop, LinkOptions options, Events events);
+  ~UvLink();
+  UvLink(const UvLink&) = delete;
+  UvLink& operator=(const UvLink&) = delete;
+
+  void start();
+  // The owner saw an error: tear down (now, or after the current readable()), reconnect later.
+  void fail(Error error) noexcept;
+  // Close gracefully (connection.close), no reconnect. Deferred like fail() if inside readable().
+  void stop() noexcept;
+
+  // Usable: up and not being torn down. conn() is non-null only while up.
+  bool usable() const noexcept { return conn_ != nullptr && pending_ == Pending::none; }
+  amqp_connection_state_t conn() const noexcept { return conn_; }
+  // Incremented on each successful connect: delivery tags and confirms belong to one generation.
+  std::uint64_t generation() const noexcept { return generation_; }
+  const std::string& name() const noexcept { return options_.name; }
+  uv_loop_t* loop() const noexcept { return loop_; }
+
+ private:
+  struct ConnectJob;
+  enum class Pending : std::uint8_t { none, fail, stop };
+
+  void begin_connect();
+  void on_connected(ConnectJob* job);
+  void schedule_reconnect();
+  void dispatch_readable();
+  void teardown(bool graceful);
+  void on_heartbeat_tick();
+
+  uv_loop_t* loop_;
+  LinkOptions options_;
+  Events events_;
+  amqp_connection_state_t conn_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  ConnectJob* job_ = nullptr;
+  Timer reconnect_timer_;
+  Timer heartbeat_timer_;
+  std::uint64_t generation_ = 0;
+  int failures_ = 0;  // consecutive failed connects
+  int depth_ = 0;     // > 0 while inside readable()
+  Pending pending_ = Pending::none;
+  Error pending_error_;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::int64_t last_activity_ms_ = 0;
+  std::uint64_t rng_ = 0x9e3779b97f4a7c15ULL;
+};
+
+}  // namespace sagaflow::rabbit

@@ -1,0 +1,47 @@
+#pragma once
+// Small libuv helpers that are safe to destroy at any time (handles are heap-allocated and
+// freed by their close callback, so an owner may go away without running the loop first).
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace sagaflow::rabbit {
+
+// A one-shot or repeating timer running a std::function.
+class Timer {
+ public:
+  explicit Timer(uv_loop_t* loop);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void start(std::int64_t delay_ms, std::function<void()> fn, std::int64_t repeat_ms = 0);
+  void stop() noexcept;
+  bool active() const noexcept;
+
+ private:
+  struct State;
+  State* state_;
+};
+
+// Runs posted functions on a later loop turn (never inside the caller), in order.
+class Deferred {
+ public:
+  explicit Deferred(uv_loop_t* loop);
+  ~Deferred();  // functions not yet run are dropped
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+
+  void post(std::function<void()> fn);
+
+ private:
+  struct State;
+  State* state_;
+};
+
+// Milliseconds on the loop's monotonic clock.
+std::int64_t now_ms(uv_loop_t* loop) noexcept;
+
+}  // namespace sagaflow::rabbit

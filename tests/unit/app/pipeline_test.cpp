@@ -1,0 +1,256 @@
+// The saga pipeline with fake side effects (no network, injected clock): what is settled, how,
+// and when; per-order serialization; dependency outages; rate-limit delays; CAS conflicts.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "app/worker/pipeline.hpp"
+#include "sagas/definition.hpp"
+
+using namespace sagaflow;
+using namespace sagaflow::app;
+
+namespace {
+
+// Redis, as a map, with every callback deferred until run() so tests control interleavings.
+struct FakeRepo final : SagaRepository {
+  std::map<std::string, StoredSaga> sagas;
+  std::set<std::string> done_events;
+  std::vector<Commit> commits;
+  std::vector<std::string> cleared;
+  std::deque<std::function<void()>> queue;
+  bool down = false;
+  int bump_before_next_commit = 0;  // simulate another worker winning the CAS
+
+  void load(const OrderId& order, std::function<void(Result<StoredSaga>)> done) override {
+    queue.push_back([this, order, done] {
+      if (down) return done(make_error(Errc::unavailable, "redis down"));
+      auto it = sagas.find(order.str());
+      done(it == sagas.end() ? StoredSaga{} : it->second);
+    });
+  }
+  void commit(const Commit& c, std::function<void(Result<CommitResult>)> done) override {
+    queue.push_back([this, c, done] {
+      if (down) return done(make_error(Errc::unavailable, "redis down"));
+      auto& s = sagas[c.order_id.str()];
+      if (bump_before_next_commit > 0) {
+        --bump_before_next_commit;
+        s.version += 1;
+      }
+      if (done_events.count(c.event_id)) return done(CommitResult{CommitOutcome::duplicate, 0, {}});
+      if (s.version != c.expected_version) return done(CommitResult{CommitOutcome::conflict, 0, {}});
+      s.version += 1;
+      s.state = c.state;
+      done_events.insert(c.event_id);
+      commits.push_back(c);
+      CommitResult r{CommitOutcome::applied, 3, {}};
+      for (std::size_t i = 0; i < c.messages.size(); ++i) r.outbox_ids.push_back("id" + std::to_string(i));
+      done(r);
+    });
+  }
+  void outbox_done(int, std::vector<std::string> ids) override {
+    cleared.insert(cleared.end(), ids.begin(), ids.end());
+  }
+  // Runs deferred callbacks (and those they queue) until none is left.
+  void run() {
+    while (!queue.empty()) {
+      auto f = std::move(queue.front());
+      queue.pop_front();
+      f();
+    }
+  }
+};
+
+struct FakeAdmission final : StartAdmission {
+  std::int64_t retry_after_ms = 0;  // > 0: refuse with this delay
+  int calls = 0;
+  void admit(const StoreId&, std::function<void(Result<Admission>)> done) override {
+    ++calls;
+    if (retry_after_ms > 0) return done(Admission{false, retry_after_ms});
+    done(Admission{true, 0});
+  }
+  int delayed = 0;
+  void note_delayed(const StoreId&) override { ++delayed; }
+};
+
+struct FakeSink final : MessageSink {
+  std::vector<OutgoingMessage> published;
+  void publish(const OutgoingMessage& m, std::function<void(Status)> done) override {
+    published.push_back(m);
+    done(Status::success());
+  }
+};
+
+struct FakeTimers final : Timers {
+  std::multimap<Millis, std::function<void()>> due;
+  ManualClock& clock;
+  explicit FakeTimers(ManualClock& c) : clock(c) {}
+  void after(Millis delay, std::function<void()> fn) override { due.emplace(clock.now_ms() + delay, std::move(fn)); }
+  void advance(Millis ms) {
+    clock.advance(ms);
+    while (!due.empty() && due.begin()->first <= clock.now_ms()) {
+      auto fn = std::move(due.begin()->second);
+      due.erase(due.begin());
+      fn();
+    }
+  }
+};
+
+struct Harness {
+  ManualClock clock{1'700'000'000'000};
+  FakeRepo repo;
+  FakeAdmission admission;
+  FakeSink sink;
+  FakeTimers timers{clock};
+  metrics::Registry registry;
+  std::vector<SagaDefinition> defs = builtin_definitions(30000).value();
+  std::map<std::uint64_t, Settlement> settled;
+  std::vector<bool> degraded_changes;
+  Pipeline pipeline{defs.front(), repo, admission, sink, timers, clock, registry,
+                    [this](std::uint64_t tag, Settlement s) {
+                      REQUIRE(settled.count(tag) == 0);  // settled exactly once
+                      settled[tag] = std::move(s);
+                    }};
+  Harness() {
+    pipeline.on_degraded_change([this](bool d) { degraded_changes.push_back(d); });
+  }
+  void deliver(std::uint64_t tag, const std::string& body) {
+    pipeline.on_delivery(tag, body);
+    repo.run();
+  }
+};
+
+std::string order_created(const std::string& order, const std::string& id = "") {
+  return R"({"id":")" + (id.empty() ? "evt_" + order : id) + R"(","type":"order.created","store_id":"s1",)"
+         R"("data":{"order_id":")" + order + R"(","customer_id":"c1","total":"99.99","currency":"EUR",)"
+         R"("items":[{"sku":"A","qty":1,"price":"99.99"}]}})";
+}
+std::string reply(const std::string& type, const std::string& order, const std::string& extra = "") {
+  return R"({"id":"r_)" + type + "_" + order + R"(","type":")" + type + R"(","data":{"order_id":")" + order +
+         "\"" + extra + "}}";
+}
+
+}  // namespace
+
+TEST_CASE("order.created commits the saga with inventory.reserve, acks, publishes, clears the outbox",
+          "[pipeline]") {
+  Harness h;
+  h.deliver(1, order_created("o1"));
+  REQUIRE(h.settled.count(1));
+  CHECK(h.settled[1].kind == SettleKind::ack);
+  REQUIRE(h.repo.commits.size() == 1);
+  const Commit& c = h.repo.commits[0];
+  CHECK(c.expected_version == 0);
+  CHECK(c.event_id == "evt_o1");
+  REQUIRE(c.messages.size() == 1);
+  CHECK(c.messages[0].exchange == "sagaflow.commands");
+  CHECK(c.messages[0].routing_key == "inventory.reserve");
+  CHECK(c.messages[0].message_id == "o1:inventory.reserve");
+  CHECK(c.deadline.has_value());
+  CHECK(h.sink.published.size() == 1);
+  CHECK(h.repo.cleared == std::vector<std::string>{"id0"});
+  CHECK(h.pipeline.in_flight() == 0);
+}
+
+TEST_CASE("bad content is dead-lettered at once with its reason", "[pipeline]") {
+  Harness h;
+  h.deliver(1, "not json");
+  h.deliver(2, R"({"id":"x","type":"order.shipped","data":{"order_id":"o"}})");
+  h.deliver(3, reply("inventory.reserved", "nobody", R"(,"reservation_id":"r1")"));
+  h.deliver(4, R"({"id":"x","type":"order.confirmed","data":{"order_id":"o"}})");
+  CHECK(h.settled[1].kind == SettleKind::dead_letter);
+  CHECK(h.settled[1].reason == Errc::malformed_json);
+  CHECK(h.settled[2].reason == Errc::unknown_type);
+  CHECK(h.settled[3].kind == SettleKind::dead_letter);
+  CHECK(h.settled[3].reason == Errc::unknown_saga);
+  CHECK(h.settled[4].reason == Errc::unknown_type);  // an outcome is not a saga input
+  CHECK(h.repo.commits.empty());
+  CHECK(h.sink.published.empty());
+}
+
+TEST_CASE("a duplicate delivery is acked and changes nothing", "[pipeline]") {
+  Harness h;
+  h.deliver(1, order_created("o1"));
+  h.deliver(2, order_created("o1"));  // same id
+  h.deliver(3, order_created("o1", "evt_other"));  // second order.created, other id
+  CHECK(h.settled[2].kind == SettleKind::ack);
+  CHECK(h.settled[3].kind == SettleKind::ack);
+  CHECK(h.repo.commits.size() == 1);
+  CHECK(h.sink.published.size() == 1);
+}
+
+TEST_CASE("two events of one order are applied one after the other", "[pipeline]") {
+  Harness h;
+  h.deliver(1, order_created("o1"));
+  // Given the reply and a cancel delivered back to back, before any Redis answer
+  h.pipeline.on_delivery(2, reply("inventory.reserved", "o1", R"(,"reservation_id":"r1")"));
+  h.pipeline.on_delivery(3, R"({"id":"c1","type":"order.cancelled","data":{"order_id":"o1"}})");
+  // Then only one load is outstanding: the second waits in the order's lane
+  CHECK(h.repo.queue.size() == 1);
+  h.repo.run();
+  CHECK(h.settled[2].kind == SettleKind::ack);
+  CHECK(h.settled[3].kind == SettleKind::ack);
+  REQUIRE(h.repo.commits.size() == 3);
+  CHECK(h.repo.commits[1].expected_version == 1);
+  CHECK(h.repo.commits[2].expected_version == 2);
+  // The cancel came after payment.charge was sent: compensation starts with the last step
+  // sent (its outcome is unknown, so it may have happened), in reverse order
+  REQUIRE(h.repo.commits[2].messages.size() == 1);
+  CHECK(h.repo.commits[2].messages[0].routing_key == "payment.refund");
+}
+
+TEST_CASE("Redis down: nothing settled, intake degraded, then applied when it is back", "[pipeline]") {
+  Harness h;
+  h.repo.down = true;
+  h.deliver(1, order_created("o1"));
+  CHECK(h.settled.empty());
+  CHECK(h.pipeline.degraded());
+  CHECK(h.degraded_changes == std::vector<bool>{true});
+  h.timers.advance(100);
+  h.repo.run();
+  CHECK(h.settled.empty());  // still down: still waiting, not dead-lettered
+  h.repo.down = false;
+  h.timers.advance(5000);
+  h.repo.run();
+  REQUIRE(h.settled.count(1));
+  CHECK(h.settled[1].kind == SettleKind::ack);
+  CHECK_FALSE(h.pipeline.degraded());
+  CHECK(h.degraded_changes == std::vector<bool>{true, false});
+}
+
+TEST_CASE("a rate-limited start waits; a cancel meanwhile is remembered and ends it at once", "[pipeline]") {
+  Harness h;
+  h.admission.retry_after_ms = 1000;
+  h.deliver(1, order_created("o1"));
+  CHECK(h.settled.empty());  // delayed, not acked, not dead-lettered
+  CHECK(h.repo.commits.empty());
+  CHECK(h.admission.delayed == 1);
+  // When the cancel arrives while the start waits
+  h.deliver(2, R"({"id":"c1","type":"order.cancelled","data":{"order_id":"o1"}})");
+  CHECK(h.settled[2].kind == SettleKind::ack);
+  // And the limiter lets the start through
+  h.admission.retry_after_ms = 0;
+  h.timers.advance(1000);
+  h.repo.run();
+  // Then the saga ends at once: order.failed (cancelled), and no command was ever sent
+  REQUIRE(h.settled.count(1));
+  CHECK(h.settled[1].kind == SettleKind::ack);
+  REQUIRE_FALSE(h.sink.published.empty());
+  for (const auto& m : h.sink.published) CHECK(m.exchange == "sagaflow.events");
+  CHECK(h.sink.published.back().routing_key == "order.failed");
+  CHECK_THAT(h.sink.published.back().body, Catch::Contains("\"reason\":\"cancelled\""));
+}
+
+TEST_CASE("a commit lost to another worker is re-read and re-applied", "[pipeline]") {
+  Harness h;
+  h.deliver(1, order_created("o1"));
+  h.repo.bump_before_next_commit = 1;  // someone else wrote version 2 meanwhile
+  h.deliver(2, reply("inventory.reserved", "o1", R"(,"reservation_id":"r1")"));
+  CHECK(h.settled[2].kind == SettleKind::ack);
+  REQUIRE(h.repo.commits.size() == 2);
+  CHECK(h.repo.commits[1].expected_version == 2);
+}
