@@ -52,6 +52,7 @@ start_rabbit() {
     export RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log"
     export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
     export RABBITMQ_PID_FILE="$dir/rabbit.pid"
+    cd "$dir"  # an erl_crash.dump, if any, lands here
     exec setsid /usr/lib/rabbitmq/bin/rabbitmq-server > "$dir/log/stdout.log" 2>&1
   ) &
   STARTED_PIDS+=($!)
