@@ -300,11 +300,11 @@ struct EnvelopeParser::Impl {
     for (auto element : a) {
       od::value item;
       if (auto e = element.get(item)) return e;
-      const std::string where = fmt::format("data.items[{}]", index);
+      auto where = [index] { return fmt::format("data.items[{}]", index); };  // only on errors
       od::json_type it;
       if (auto e = item.type().get(it)) return e;
       if (it != od::json_type::object) {
-        if (items_status) items_status = invalid(where, "must be an object {sku, qty, price}");
+        if (items_status) items_status = invalid(where(), "must be an object {sku, qty, price}");
         if (auto e = walk(item, 4)) return e;
         ++index;
         continue;
@@ -324,7 +324,7 @@ struct EnvelopeParser::Impl {
         else e = walk(fv, 5);
         if (e) return e;
       }
-      if (items_status) items_status = check_item(where, sku, qty, price);
+      if (items_status) items_status = check_item(index, sku, qty, price);
       ++index;
     }
     if (index == 0 && items_status) items_status = invalid("data.items", "must not be empty");
@@ -333,25 +333,24 @@ struct EnvelopeParser::Impl {
     return simdjson::SUCCESS;
   }
 
-  static Status check_item(const std::string& where, const Seen& sku, const Seen& qty, const Seen& price) {
-    if (sku.kind != Seen::Kind::string || sku.text.empty() || sku.duplicate) {
-      return invalid(where + ".sku", "must be a non-empty string");
-    }
-    if (qty.kind != Seen::Kind::number || qty.duplicate) return invalid(where + ".qty", "must be an integer >= 1");
+  static Status check_item(std::size_t index, const Seen& sku, const Seen& qty, const Seen& price) {
+    auto bad = [index](std::string_view field, std::string_view why) {
+      return invalid(fmt::format("data.items[{}].{}", index, field), why);
+    };
+    if (sku.kind != Seen::Kind::string || sku.text.empty() || sku.duplicate) return bad("sku", "must be a non-empty string");
     std::int64_t q = 0;
+    bool digits_only = qty.kind == Seen::Kind::number && !qty.duplicate && !qty.text.empty() && qty.text.size() <= 7;
     for (char c : qty.text) {
-      if (c < '0' || c > '9' || q > kMaxQty) return invalid(where + ".qty", "must be an integer from 1 to 1000000");
+      digits_only = digits_only && c >= '0' && c <= '9';
       q = q * 10 + (c - '0');
     }
-    if (q < 1 || q > kMaxQty || (qty.text.size() > 1 && qty.text[0] == '0')) {
-      return invalid(where + ".qty", "must be an integer from 1 to 1000000");
+    if (!digits_only || q < 1 || q > kMaxQty || (qty.text.size() > 1 && qty.text[0] == '0')) {
+      return bad("qty", "must be an integer from 1 to 1000000");
     }
     if (price.kind != Seen::Kind::string && price.kind != Seen::Kind::number) {
-      return invalid(where + ".price", "must be money (a number or numeric string with at most 2 fraction digits)");
+      return bad("price", "must be money (a number or numeric string with at most 2 fraction digits)");
     }
-    if (auto m = Money::parse(price.text, price.kind == Seen::Kind::string); !m) {
-      return invalid(where + ".price", m.error().detail);
-    }
+    if (auto m = Money::parse(price.text, price.kind == Seen::Kind::string); !m) return bad("price", m.error().detail);
     return Status::success();
   }
 
