@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -28,6 +30,7 @@ struct Pipeline::Job {
   int failures = 0;         // transient failures in a row
   bool admitted = false;    // order.created: the rate limiter let it start
   bool was_limited = false; // counted once in sagaflow_rate_limited_total
+  bool must_load = false;   // order.created is first tried as a new saga, without a load
   std::chrono::steady_clock::time_point started;
 };
 
@@ -148,6 +151,12 @@ struct Pipeline::Impl {
   // --- the path of one job ----------------------------------------------------------------
 
   void run(Job& job) {
+    // Fast path for a saga start: an order.created almost always finds no saga, so it is
+    // committed as version 0 without reading first. If a saga (or a remembered cancel) is
+    // there, the commit reports a conflict and the job takes the normal path: load, step.
+    if (job.kind == Job::Kind::delivery && job.event.type == EventType::order_created && !job.must_load) {
+      return on_loaded(job, StoredSaga{});
+    }
     repo.load(job.order_id, [this, &job](Result<StoredSaga> loaded) {
       if (!loaded) return back_off(job, loaded.error());
       on_loaded(job, std::move(loaded.value()));
@@ -172,11 +181,13 @@ struct Pipeline::Impl {
                              !state.has_value();
     if (starts_saga && !job.admitted) {
       const StoreId& store = job.event.store_id;
-      admission.admit(store, [this, &job, stored = std::move(stored)](Result<Admission> a) mutable {
+      admission.admit(store, [this, &job](Result<Admission> a) {
         if (!a) return back_off(job, a.error());
         if (!a->allowed) return delay_start(job, a->retry_after_ms);
         job.admitted = true;
-        run(job);  // reload: an order.cancelled may have landed while we asked
+        // No re-read: if an order.cancelled landed meanwhile, the commit's version check
+        // fails and the job is re-applied on the saga as it is now.
+        apply(job, nullptr, 0);
       });
       return;
     }
@@ -251,7 +262,12 @@ struct Pipeline::Impl {
           settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
           return finish(job);
         case CommitOutcome::conflict:
-          // Another worker changed this saga first: re-read and re-apply.
+          // Another worker changed this saga first (or a saga start found one): re-read and
+          // re-apply.
+          if (!job.must_load) {
+            job.must_load = true;
+            return run(job);
+          }
           conflicts.inc();
           if (++job.conflicts > options.max_conflicts) {
             job.conflicts = 0;
@@ -286,9 +302,29 @@ struct Pipeline::Impl {
         pending->all_ok = pending->all_ok && st.ok();
         if (st.ok()) commands_sent.inc();
         if (--pending->left > 0) return;
-        if (pending->all_ok && !shared_ids->empty()) repo.outbox_done(partition, std::move(*shared_ids));
+        if (pending->all_ok && !shared_ids->empty()) clear_later(partition, std::move(*shared_ids));
       });
     }
+  }
+
+  // Outbox entries confirmed by the broker are cleared in batches, one call per partition
+  // per few milliseconds instead of one per event.
+  std::unordered_map<int, std::vector<std::string>> to_clear;
+  bool clear_scheduled = false;
+  void clear_later(int partition, std::vector<std::string> ids) {
+    auto& pending_ids = to_clear[partition];
+    pending_ids.insert(pending_ids.end(), std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
+    if (clear_scheduled) return;
+    clear_scheduled = true;
+    std::weak_ptr<bool> weak = alive;
+    timers.after(2, [this, weak] {
+      if (weak.expired()) return;
+      clear_scheduled = false;
+      for (auto& [p, v] : to_clear) {
+        if (!v.empty()) repo.outbox_done(p, std::move(v));
+        v.clear();
+      }
+    });
   }
 };
 

@@ -1,0 +1,704 @@
+// End-to-end: the sagaflow binary (topology apply, worker, simulate, publish, status, saga show,
+// dlq list) against a real RabbitMQ and Redis, driven as a black box. Every test asserts the
+// invariants of CONTRACT.md sections 2, 3, 4 and 6 over what an observer queue saw (every
+// command, every reply, every outcome), never hard-coded results.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "e2e.hpp"
+#include "support/servers.hpp"
+
+using namespace std::chrono_literals;
+using sagaflow::e2e::check_sagas;
+using sagaflow::e2e::Clock;
+using sagaflow::e2e::Env;
+using sagaflow::e2e::GeneratedOrders;
+using sagaflow::e2e::Observed;
+using sagaflow::e2e::Observer;
+using sagaflow::e2e::Orders;
+using sagaflow::e2e::read_status;
+using sagaflow::e2e::Report;
+using sagaflow::e2e::run_cli;
+using sagaflow::e2e::tail;
+using sagaflow::testing::Process;
+using sagaflow::testing::RabbitServer;
+using sagaflow::testing::RedisServer;
+using sagaflow::testing::sagaflow_binary;
+
+namespace {
+
+constexpr const char* kGenerousPlans = "free=100000/s:100000";
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = 200ms) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (done()) return true;
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+// Removes a file written by write_temp_file and its private directory.
+struct TempFile {
+  std::string path;
+  explicit TempFile(std::string p) : path(std::move(p)) {}
+  ~TempFile() {
+    std::error_code ignored;
+    std::filesystem::remove_all(std::filesystem::path(path).parent_path(), ignored);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+};
+
+// Fresh RabbitMQ + Redis, the topology, and the processes of one test.
+struct Cluster {
+  RabbitServer rabbit;
+  RedisServer redis;
+  Env env;
+  std::vector<std::pair<std::string, std::unique_ptr<Process>>> workers;
+  std::unique_ptr<Process> simulator;
+
+  explicit Cluster(const std::string& plans = kGenerousPlans, const std::string& step_timeout_ms = "1500") {
+    env = {{"SAGAFLOW_BROKER", "rabbitmq"},
+           {"SAGAFLOW_AMQP_URL", rabbit.amqp_url()},
+           {"SAGAFLOW_REDIS_URL", redis.url()},
+           {"SAGAFLOW_METRICS_ADDR", "0"},
+           {"SAGAFLOW_STEP_TIMEOUT_MS", step_timeout_ms},
+           {"SAGAFLOW_MAX_ATTEMPTS", "8"},
+           {"SAGAFLOW_PLANS", plans},
+           {"SAGAFLOW_DEFAULT_PLAN", "free"},
+           {"SAGAFLOW_LOG_LEVEL", "warn"}};
+    const auto r = run_cli({"topology", "apply"}, env, 60s);
+    INFO("topology apply stderr: " << tail(r.err, 2000));
+    REQUIRE(r.code == 0);
+    // Idempotent: a second apply succeeds too.
+    const auto again = run_cli({"topology", "apply"}, env, 60s);
+    INFO("second topology apply stderr: " << tail(again.err, 2000));
+    REQUIRE(again.code == 0);
+  }
+
+  Process& start_worker(const std::string& name) {
+    workers.emplace_back(name, std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env, false));
+    return *workers.back().second;
+  }
+
+  Process& worker(const std::string& name) {
+    for (auto& [n, p] : workers)
+      if (n == name) return *p;
+    throw std::runtime_error("no worker " + name);
+  }
+
+  void start_simulator(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{sagaflow_binary(), "simulate"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    simulator = std::make_unique<Process>(argv, env, false);
+  }
+
+  // Everything a failing test wants to see.
+  std::string diagnostics() {
+    std::string d;
+    try {
+      d += "queues: saga=" + std::to_string(rabbit.queue_depth("sagaflow.saga")) +
+           " participants=" + std::to_string(rabbit.queue_depth("sagaflow.participants")) +
+           " dead=" + std::to_string(rabbit.queue_depth("sagaflow.dead")) + "\n";
+    } catch (const std::exception& e) {
+      d += std::string("queue depths: ") + e.what() + "\n";
+    }
+    std::string why;
+    if (auto s = read_status(env, &why)) {
+      d += "status: " + s->raw + "\n";
+    } else {
+      d += "status: " + why + "\n";
+    }
+    for (auto& [name, p] : workers) {
+      const auto code = p->wait_for(0ms);
+      d += "--- worker " + name + (code ? " exited " + std::to_string(*code) : std::string(" running")) +
+           ", stderr:\n" + tail(p->read_stderr(), 2500) + "\n";
+    }
+    if (simulator) {
+      const auto code = simulator->wait_for(0ms);
+      d += "--- simulator" + (code ? " exited " + std::to_string(*code) : std::string(" running")) + ", stderr:\n" +
+           tail(simulator->read_stderr(), 1500) + "\n";
+    }
+    return d;
+  }
+
+  // SIGTERM drains: every worker still running exits 0 within 10 s.
+  void drain_workers() {
+    for (auto& [name, p] : workers) {
+      if (p->wait_for(0ms)) continue;
+      p->signal(SIGTERM);
+      const auto t0 = Clock::now();
+      const auto code = p->wait_for(10s);
+      INFO("worker " << name << " after SIGTERM, stderr: " << tail(p->read_stderr(), 2000));
+      CHECK(code.has_value());
+      CHECK(code.value_or(-1) == 0);
+      std::printf("worker %s drained in %.2f s\n", name.c_str(), since(t0));
+    }
+    if (simulator) {
+      simulator->signal(SIGTERM);
+      simulator->wait_for(10s);
+    }
+  }
+};
+
+std::vector<std::pair<std::string, std::string>> trace_bindings() {
+  return {{"sagaflow.commands", "#"}, {"sagaflow.events", "#"}};
+}
+
+std::size_t count_outcomes(const Observer& obs, const Orders& orders) {
+  std::size_t n = 0;
+  for (const auto& [order_id, type] : sagaflow::e2e::outcome_types(obs.snapshot())) n += orders.count(order_id);
+  return n;
+}
+
+// Waits until the observer saw an outcome for every order and `sagaflow status` counts them
+// all as confirmed or failed. Fails the test with diagnostics otherwise.
+void wait_finished(Cluster& c, const Observer& obs, const Orders& orders, std::chrono::seconds timeout) {
+  const auto t0 = Clock::now();
+  const bool seen = wait_until([&] { return count_outcomes(obs, orders) >= orders.size(); }, timeout, 250ms);
+  if (!seen) {
+    std::vector<std::string> missing;
+    const auto outs = sagaflow::e2e::outcome_types(obs.snapshot());
+    for (const auto& [order_id, total] : orders)
+      if (outs.count(order_id) == 0 && missing.size() < 10) missing.push_back(order_id);
+    std::string show;
+    if (!missing.empty()) {
+      const auto r = run_cli({"saga", "show", missing.front()}, c.env, 20s);
+      show = "saga show " + missing.front() + " (exit " + std::to_string(r.code) + "): " + tail(r.out, 1500) +
+             tail(r.err, 500);
+    }
+    std::string list;
+    for (const auto& m : missing) list += m + " ";
+    FAIL("only " << count_outcomes(obs, orders) << " of " << orders.size() << " orders have an outcome after "
+                 << timeout.count() << " s; missing e.g. " << list << "\n"
+                 << show << "\n"
+                 << c.diagnostics());
+  }
+  std::printf("all %zu outcomes seen after %.1f s\n", orders.size(), since(t0));
+  long long finished = -1;
+  std::string last;
+  const bool counted = wait_until(
+      [&] {
+        std::string why;
+        auto s = read_status(c.env, &why);
+        if (!s) {
+          last = why;
+          return false;
+        }
+        last = s->raw;
+        finished = s->sagas["confirmed"] + s->sagas["failed"];
+        return finished == static_cast<long long>(orders.size());
+      },
+      30s, 500ms);
+  INFO("last status: " << last);
+  REQUIRE(counted);
+}
+
+void require_invariants(const std::vector<Observed>& trace, const Orders& orders, Report* out = nullptr) {
+  const Report r = check_sagas(trace, orders);
+  std::printf("%s\n", r.summary().c_str());
+  std::string v;
+  for (const auto& line : r.violations) v += "  " + line + "\n";
+  INFO(r.summary() << "\n" << v);
+  CHECK(r.violations.empty());
+  CHECK(r.outcomes.count("confirmed") != 0);
+  if (out != nullptr) *out = r;
+}
+
+// After the run: nothing left running, compensating or stuck; status agrees with the trace.
+void check_final_status(Cluster& c, const Report& r, long long expect_dead = 0) {
+  std::string why;
+  auto s = read_status(c.env, &why);
+  INFO(why);
+  REQUIRE(s.has_value());
+  INFO("status: " << s->raw);
+  long long failed = 0;
+  for (const auto& [k, n] : r.outcomes)
+    if (k != "confirmed") failed += n;
+  auto at = [&](const char* key) { return s->sagas.count(key) ? s->sagas.at(key) : -1; };
+  CHECK(at("running") == 0);
+  CHECK(at("compensating") == 0);
+  CHECK(at("stuck") == 0);
+  const long long confirmed = r.outcomes.count("confirmed") != 0 ? r.outcomes.at("confirmed") : 0;
+  CHECK(at("confirmed") == confirmed);
+  CHECK(at("failed") == failed);
+  CHECK(s->dead_letter_depth == expect_dead);
+  CHECK(c.rabbit.queue_depth("sagaflow.dead") == static_cast<std::uint32_t>(expect_dead));
+}
+
+std::string status_of(const std::string& json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(json).get(root) != simdjson::SUCCESS) return "(not JSON)";
+  std::string_view state;
+  if (root["state"].get_string().get(state) != simdjson::SUCCESS) return "(no state)";
+  return std::string(state);
+}
+
+// `saga show` for one confirmed and one failed order (their state), and for an unknown order.
+void check_saga_show(Cluster& c, const std::vector<Observed>& trace, const Orders& orders) {
+  const auto outs = sagaflow::e2e::outcome_types(trace);
+  std::set<std::string> done;
+  for (const auto& [order_id, type] : outs) {
+    if (orders.count(order_id) == 0 || done.count(type) != 0) continue;
+    done.insert(type);
+    const auto r = run_cli({"saga", "show", order_id}, c.env, 20s);
+    INFO("saga show " << order_id << " exit " << r.code << " stdout: " << tail(r.out, 1500) << " stderr: " << r.err);
+    REQUIRE(r.code == 0);
+    const std::string want = type == "order.confirmed" ? "confirmed" : "failed";
+    CHECK(status_of(r.out) == want);
+    CHECK(r.out.find(order_id) != std::string::npos);
+  }
+  const auto none = run_cli({"saga", "show", "ord_does_not_exist"}, c.env, 20s);
+  INFO("saga show of an unknown order: exit " << none.code << " stdout " << none.out << " stderr " << none.err);
+  CHECK(none.code == 1);
+}
+
+const std::vector<std::string> kSimAllOutcomes = {"--seed",          "11",  "--fail-inventory", "0.1",
+                                                  "--fail-payment",  "0.1", "--fail-shipment",  "0.1",
+                                                  "--no-answer",     "0.06", "--latency-ms",    "5"};
+
+}  // namespace
+
+TEST_CASE("saga e2e: hundreds of orders on two workers, every kind of outcome", "[saga][e2e]") {
+  Cluster c;
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+  obs.wait_bound();
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  constexpr int kOrders = 400;
+  const auto pub = run_cli({"publish", "--generate", std::to_string(kOrders), "--stores", "8", "--seed", "42"}, c.env, 120s);
+  INFO("publish stderr: " << tail(pub.err, 1500));
+  REQUIRE(pub.code == 0);
+  // Every generated event reaches the events exchange, each with its own order id.
+  REQUIRE(wait_until([&] { return sagaflow::e2e::orders_from_trace(obs.snapshot()).size() >= kOrders; }, 30s));
+  const Orders orders = sagaflow::e2e::orders_from_trace(obs.snapshot());
+  REQUIRE(orders.size() == kOrders);
+  for (const auto& [order_id, total] : orders) {
+    INFO(order_id << " total " << total);
+    CHECK(sagaflow::e2e::money_value(total).has_value());
+  }
+
+  wait_finished(c, obs, orders, 150s);
+  std::this_thread::sleep_for(1s);  // late duplicates, if any, reach the observer
+  const auto trace = obs.snapshot();
+  Report r;
+  require_invariants(trace, orders, &r);
+  // The simulator's ratios produce every kind of outcome but cancelled (no order.cancelled sent).
+  for (const char* kind : {"confirmed", "inventory_rejected", "payment_failed", "shipment_failed"}) {
+    INFO(r.summary());
+    CHECK(r.outcomes[kind] > 0);
+  }
+  INFO(r.summary());
+  CHECK(r.outcomes["timeout:inventory"] + r.outcomes["timeout:payment"] + r.outcomes["timeout:shipment"] > 0);
+  check_final_status(c, r);
+  check_saga_show(c, trace, orders);
+  c.drain_workers();
+}
+
+TEST_CASE("saga e2e: workers SIGKILLed mid-run and another SIGTERMed lose nothing", "[saga][e2e]") {
+  Cluster c;
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+  obs.wait_bound();
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kill", 300, 6);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  Process publisher({sagaflow_binary(), "publish", "--file", file.path, "--rate", "100"}, c.env, true);
+
+  // A quarter done: SIGKILL w1 at whatever instant it is in, start w3.
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s, 50ms));
+  c.worker("w1").signal(SIGKILL);
+  REQUIRE(c.worker("w1").wait_for(5s).has_value());
+  std::printf("w1 SIGKILLed at %zu outcomes\n", count_outcomes(obs, gen.orders));
+  c.start_worker("w3");
+
+  // More than half done: SIGTERM w2 while it is busy; it drains and exits 0 within 10 s.
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 2; }, 120s, 50ms));
+  std::printf("w2 SIGTERMed at %zu outcomes\n", count_outcomes(obs, gen.orders));
+  c.worker("w2").signal(SIGTERM);
+  const auto w2 = c.worker("w2").wait_for(10s);
+  {
+    INFO("w2 stderr: " << tail(c.worker("w2").read_stderr(), 2000));
+    CHECK(w2.value_or(-1) == 0);
+  }
+  c.start_worker("w4");
+
+  // Three quarters done: SIGKILL w3 too, start w5.
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() * 3 / 4; }, 120s, 50ms));
+  c.worker("w3").signal(SIGKILL);
+  REQUIRE(c.worker("w3").wait_for(5s).has_value());
+  std::printf("w3 SIGKILLed at %zu outcomes\n", count_outcomes(obs, gen.orders));
+  c.start_worker("w5");
+
+  const auto pub = publisher.wait_for(60s);
+  INFO("publish stderr: " << tail(publisher.read_stderr(), 1500));
+  REQUIRE(pub.value_or(-1) == 0);
+
+  wait_finished(c, obs, gen.orders, 180s);
+  std::this_thread::sleep_for(1s);
+  Report r;
+  require_invariants(obs.snapshot(), gen.orders, &r);
+  check_final_status(c, r);
+  c.drain_workers();
+}
+
+TEST_CASE("saga e2e: Redis paused for 5 s mid-run", "[saga][e2e]") {
+  Cluster c;
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+  obs.wait_bound();
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("rpause", 300, 6);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  Process publisher({sagaflow_binary(), "publish", "--file", file.path, "--rate", "100"}, c.env, true);
+
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 5; }, 120s, 50ms));
+  const std::size_t at_pause = count_outcomes(obs, gen.orders);
+  c.redis.pause();
+  std::this_thread::sleep_for(5s);
+  const std::size_t during = count_outcomes(obs, gen.orders);
+  c.redis.resume();
+  std::printf("redis paused at %zu outcomes, %zu when resumed\n", at_pause, during);
+
+  const auto pub = publisher.wait_for(60s);
+  INFO("publish stderr: " << tail(publisher.read_stderr(), 1500));
+  REQUIRE(pub.value_or(-1) == 0);
+
+  wait_finished(c, obs, gen.orders, 180s);
+  std::this_thread::sleep_for(1s);
+  Report r;
+  require_invariants(obs.snapshot(), gen.orders, &r);
+  // Transient failures never dead-letter.
+  check_final_status(c, r, 0);
+  for (auto& [name, p] : c.workers) {
+    INFO("worker " << name << " stderr: " << tail(p->read_stderr(), 1500));
+    CHECK_FALSE(p->wait_for(0ms).has_value());  // still running: a Redis outage does not kill a worker
+  }
+  c.drain_workers();
+}
+
+TEST_CASE("saga e2e: RabbitMQ restarted mid-run", "[saga][e2e]") {
+  Cluster c;
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+  obs.wait_bound();
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("rrestart", 300, 6);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
+  INFO("publish stderr: " << tail(pub.err, 1500));
+  REQUIRE(pub.code == 0);
+
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 5; }, 120s, 50ms));
+  const std::size_t before = count_outcomes(obs, gen.orders);
+  const auto t0 = Clock::now();
+  c.rabbit.restart();
+  std::printf("rabbitmq restarted at %zu outcomes in %.1f s\n", before, since(t0));
+
+  wait_finished(c, obs, gen.orders, 300s);
+  std::this_thread::sleep_for(2s);
+  std::printf("observer reconnects: %zu\n", obs.reconnects());
+  Report r;
+  require_invariants(obs.snapshot(), gen.orders, &r);
+  check_final_status(c, r, 0);
+  c.drain_workers();
+}
+
+TEST_CASE("saga e2e: duplicate order.created events and duplicate replies", "[saga][e2e]") {
+  Cluster c;
+  // The observer publishes every participant reply a second time, as it sees it.
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings(), /*republish_replies=*/true);
+  obs.wait_bound();
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("dup", 200, 5);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  // The same orders under other event ids: still one saga per order_id.
+  std::vector<std::string> renamed;
+  for (std::size_t i = 0; i < 50; ++i) {
+    std::string line = gen.lines[i];
+    const std::string from = "\"id\":\"dup_evt_" + std::to_string(i) + "\"";
+    line.replace(line.find(from), from.size(), "\"id\":\"dup_evt_" + std::to_string(i) + "_again\"");
+    renamed.push_back(line);
+  }
+  TempFile renamed_file(sagaflow::e2e::write_temp_file("renamed.jsonl", renamed));
+  for (const std::string* path : {&file.path, &file.path, &renamed_file.path}) {
+    const auto pub = run_cli({"publish", "--file", *path}, c.env, 120s);
+    INFO("publish " << *path << " stderr: " << tail(pub.err, 1500));
+    REQUIRE(pub.code == 0);
+  }
+
+  wait_finished(c, obs, gen.orders, 150s);
+  std::this_thread::sleep_for(2s);
+  std::printf("replies republished live: %zu\n", obs.republished());
+  CHECK(obs.republished() > 0);
+  Report r;
+  require_invariants(obs.snapshot(), gen.orders, &r);
+  check_final_status(c, r);
+
+  // After the end: every order.created and every reply once more (late duplicates of finished
+  // sagas are acknowledged and ignored, not dead-lettered), then nothing may change.
+  auto command_ids = [](const std::vector<Observed>& trace) {
+    std::set<std::string> ids;
+    for (const auto& m : trace)
+      if (m.exchange == "sagaflow.commands") ids.insert(m.message_id + "|" + m.routing_key);
+    return ids;
+  };
+  const auto before = obs.snapshot();
+  std::vector<std::string> replies;
+  std::set<std::string> seen_reply_bodies;
+  for (const auto& m : before) {
+    if (m.exchange != "sagaflow.events") continue;
+    if (m.routing_key.rfind("inventory.", 0) != 0 && m.routing_key.rfind("payment.", 0) != 0 &&
+        m.routing_key.rfind("shipment.", 0) != 0)
+      continue;
+    if (seen_reply_bodies.insert(m.body).second) replies.push_back(m.body);
+  }
+  REQUIRE_FALSE(replies.empty());
+  TempFile replies_file(sagaflow::e2e::write_temp_file("replies.jsonl", replies));
+  for (const std::string* path : {&file.path, &replies_file.path}) {
+    const auto pub = run_cli({"publish", "--file", *path}, c.env, 120s);
+    INFO("late publish " << *path << " stderr: " << tail(pub.err, 1500));
+    REQUIRE(pub.code == 0);
+  }
+  // Let the workers consume all of it.
+  REQUIRE(wait_until([&] { return c.rabbit.queue_depth("sagaflow.saga") == 0; }, 60s, 250ms));
+  std::this_thread::sleep_for(3s);
+  const auto after = obs.snapshot();
+  CHECK(command_ids(after) == command_ids(before));
+  Report r2;
+  require_invariants(after, gen.orders, &r2);
+  CHECK(r2.outcomes == r.outcomes);
+  check_final_status(c, r2);
+  c.drain_workers();
+}
+
+TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body intact", "[saga][e2e]") {
+  Cluster c;
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+  obs.wait_bound();
+  c.start_worker("w1");
+  c.start_simulator({"--seed", "3", "--latency-ms", "2"});
+
+  struct Poison {
+    std::string route, body, reason;
+  };
+  std::vector<Poison> poison = {
+      {"order.created", R"({"id":"poison_1","type":"order.created","data":{"order_id":)", "malformed_json"},
+      {"order.created", "[1,2,3]", "malformed_json"},
+      {"inventory.exploded", R"({"id":"poison_3","type":"inventory.exploded","data":{"order_id":"poison_ord_3"}})",
+       "unknown_type"},
+      {"order.created",
+       R"({"id":"poison_4","type":"order.created","store_id":"store_p","data":{"order_id":"poison_ord_4","customer_id":"cus_1","total":10.999,"currency":"EUR","items":[{"sku":"a","qty":1,"price":10.999}]}})",
+       "invalid_event"},
+      {"inventory.reserved",
+       R"({"id":"poison_5","type":"inventory.reserved","data":{"order_id":"ord_nope","reservation_id":"res_1"}})",
+       "unknown_saga"},
+      {"order.created",
+       R"({"id":"poison_6","type":"order.created","store_id":"store_p","data":{"order_id":"poison_ord_6","customer_id":"cus_1","total":1,"currency":"EUR","items":[{"sku":")" +
+           std::string(1100 * 1024, 'x') + R"(","qty":1,"price":1}]}})",
+       "too_large"},
+  };
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("clean", 20, 2);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  // Valid orders before, poison in the middle, so a stuck or crashed worker shows.
+  const auto pub1 = run_cli({"publish", "--file", file.path}, c.env, 60s);
+  REQUIRE(pub1.code == 0);
+  for (const auto& p : poison) c.rabbit.publish("sagaflow.events", p.route, p.body);
+  // publish --file refuses a bad line: reported with its line number, not sent, exit 1.
+  {
+    TempFile bad(sagaflow::e2e::write_temp_file("bad.jsonl", {R"({"id":"badline_1","type":"order.created",)"}));
+    const auto r = run_cli({"publish", "--file", bad.path}, c.env, 60s);
+    INFO("publish of a bad line: exit " << r.code << " stderr: " << r.err);
+    CHECK(r.code == 1);
+    CHECK(r.err.find('1') != std::string::npos);
+  }
+
+  wait_finished(c, obs, gen.orders, 60s);
+  REQUIRE(wait_until([&] { return c.rabbit.queue_depth("sagaflow.dead") >= poison.size(); }, 30s));
+  REQUIRE(wait_until([&] { return c.rabbit.queue_depth("sagaflow.saga") == 0; }, 30s));
+  std::this_thread::sleep_for(2s);
+  {
+    INFO(c.diagnostics());
+    REQUIRE_FALSE(c.worker("w1").wait_for(0ms).has_value());  // the worker survived all of it
+  }
+  Report r;
+  require_invariants(obs.snapshot(), gen.orders, &r);
+  check_final_status(c, r, static_cast<long long>(poison.size()));
+
+  // dlq list: one JSON object per line, non-destructive.
+  const auto list = run_cli({"dlq", "list", "--limit", "100"}, c.env, 60s);
+  INFO("dlq list exit " << list.code << " stderr: " << tail(list.err, 1000));
+  REQUIRE(list.code == 0);
+  std::multiset<std::string> listed_reasons;
+  std::size_t lines = 0;
+  {
+    std::size_t pos = 0;
+    simdjson::dom::parser parser;
+    while (pos < list.out.size()) {
+      std::size_t nl = list.out.find('\n', pos);
+      if (nl == std::string::npos) nl = list.out.size();
+      const std::string line = list.out.substr(pos, nl - pos);
+      pos = nl + 1;
+      if (line.empty()) continue;
+      ++lines;
+      simdjson::dom::element e;
+      INFO("dlq list line: " << tail(line, 300));
+      REQUIRE(parser.parse(line).get(e) == simdjson::SUCCESS);
+      std::string_view reason, body, route;
+      REQUIRE(e["reason"].get_string().get(reason) == simdjson::SUCCESS);
+      CHECK(e["detail"].get_string().error() == simdjson::SUCCESS);
+      CHECK(e["route"].get_string().get(route) == simdjson::SUCCESS);
+      CHECK(e["body"].get_string().get(body) == simdjson::SUCCESS);
+      CHECK(e["attempts"].error() == simdjson::SUCCESS);
+      listed_reasons.insert(std::string(reason));
+      bool matched = false;
+      for (const auto& p : poison)
+        if (p.body == body && p.reason == reason && p.route == route) matched = true;
+      CHECK(matched);
+    }
+  }
+  CHECK(lines == poison.size());
+  std::multiset<std::string> expected_reasons;
+  for (const auto& p : poison) expected_reasons.insert(p.reason);
+  CHECK(listed_reasons == expected_reasons);
+  CHECK(wait_until([&] { return c.rabbit.queue_depth("sagaflow.dead") == poison.size(); }, 10s));
+
+  // The dead letters themselves: body byte for byte, reason and route headers.
+  std::vector<bool> found(poison.size(), false);
+  for (std::size_t i = 0; i < poison.size(); ++i) {
+    auto m = c.rabbit.get("sagaflow.dead");
+    REQUIRE(m.has_value());
+    std::map<std::string, std::string> h(m->headers.begin(), m->headers.end());
+    INFO("dead letter " << tail(m->body, 200) << " headers:" << [&] {
+      std::string s;
+      for (const auto& [k, v] : h) s += " " + k + "=" + v;
+      return s;
+    }());
+    bool matched = false;
+    for (std::size_t j = 0; j < poison.size(); ++j) {
+      if (found[j] || poison[j].body != m->body) continue;
+      found[j] = matched = true;
+      CHECK(h["x-sagaflow-error"] == poison[j].reason);
+      CHECK(h["x-sagaflow-original-route"] == poison[j].route);
+      CHECK_FALSE(h["x-sagaflow-detail"].empty());
+      CHECK(h.count("x-sagaflow-attempts") == 1);
+      break;
+    }
+    CHECK(matched);
+  }
+  CHECK_FALSE(c.rabbit.get("sagaflow.dead").has_value());
+  c.drain_workers();
+}
+
+TEST_CASE("saga e2e: a store on a tight plan is delayed, never dropped, and never over its limit", "[saga][e2e]") {
+  constexpr double kRate = 5;   // per second
+  constexpr double kBurst = 5;
+  Cluster c("free=100000/s:100000,tight=5/s:5");
+  REQUIRE(c.redis.command({"HSET", "sagaflow:store_plans", "rl_tight_store", "tight"}) == "1");
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+  obs.wait_bound();
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator({"--seed", "5"});
+
+  const GeneratedOrders tight = sagaflow::e2e::generate_orders("rltight", 40, 1, "rl_tight_store");
+  const GeneratedOrders loose = sagaflow::e2e::generate_orders("rlfree", 40, 4);
+  TempFile tight_file(sagaflow::e2e::write_temp_file("tight.jsonl", tight.lines));
+  TempFile loose_file(sagaflow::e2e::write_temp_file("loose.jsonl", loose.lines));
+  Orders all = tight.orders;
+  all.insert(loose.orders.begin(), loose.orders.end());
+
+  const auto t0 = Clock::now();
+  for (const std::string* path : {&tight_file.path, &loose_file.path}) {
+    const auto pub = run_cli({"publish", "--file", *path}, c.env, 60s);
+    INFO("publish stderr: " << tail(pub.err, 1500));
+    REQUIRE(pub.code == 0);
+  }
+  long long max_rate_limited = 0;
+  const bool loose_done = wait_until(
+      [&] {
+        if (auto s = read_status(c.env)) max_rate_limited = std::max(max_rate_limited, s->rate_limited);
+        return count_outcomes(obs, loose.orders) >= loose.orders.size();
+      },
+      60s, 300ms);
+  const double loose_s = since(t0);
+  wait_until(
+      [&] {
+        if (auto s = read_status(c.env)) max_rate_limited = std::max(max_rate_limited, s->rate_limited);
+        return count_outcomes(obs, tight.orders) >= tight.orders.size();
+      },
+      60s, 300ms);
+  wait_finished(c, obs, all, 120s);
+  std::printf("other stores done after %.1f s (%s), all after %.1f s, status rate_limited max %lld\n", loose_s,
+              loose_done ? "ok" : "late", since(t0), max_rate_limited);
+  std::this_thread::sleep_for(1s);
+  const auto trace = obs.snapshot();
+  Report r;
+  require_invariants(trace, all, &r);
+  check_final_status(c, r, 0);
+  CHECK(max_rate_limited > 0);
+
+  // Saga starts (inventory.reserve, first arrival of each id) of the tight store.
+  std::map<std::string, Clock::time_point> starts;
+  for (const auto& m : trace) {
+    if (m.exchange != "sagaflow.commands" || m.routing_key != "inventory.reserve") continue;
+    auto e = sagaflow::e2e::parse_envelope(m.body);
+    if (e && tight.orders.count(e->order_id) != 0) starts.emplace(e->id, m.at);
+  }
+  REQUIRE(starts.size() == tight.orders.size());
+  std::vector<Clock::time_point> times;
+  for (const auto& [id, at] : starts) times.push_back(at);
+  std::sort(times.begin(), times.end());
+  // In every window [t_i, t_j]: j - i + 1 starts <= burst + rate * (t_j - t_i), with a tolerance
+  // of one token and 200 ms of observation jitter.
+  constexpr double kTolerance = 1 + kRate * 0.2;
+  double worst = -1e9;
+  std::string worst_window;
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    for (std::size_t j = i; j < times.size(); ++j) {
+      const double window = std::chrono::duration<double>(times[j] - times[i]).count();
+      const double excess = static_cast<double>(j - i + 1) - (kBurst + kRate * window);
+      if (excess > worst) {
+        worst = excess;
+        worst_window = std::to_string(j - i + 1) + " starts in " + std::to_string(window) + " s";
+      }
+    }
+  }
+  const double span = std::chrono::duration<double>(times.back() - times.front()).count();
+  std::printf("tight store: %zu starts over %.2f s; worst window %s (excess %.2f)\n", times.size(), span,
+              worst_window.c_str(), worst);
+  INFO("worst window: " << worst_window << ", excess over burst + rate x window: " << worst);
+  CHECK(worst <= kTolerance);
+  c.drain_workers();
+}
