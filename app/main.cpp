@@ -116,9 +116,10 @@ int main(int argc, char** argv) {
   }
   sagaflow::log::set_level(config->log_level);
   const Config& c = config.value();
-  // One-shot tools print their answer; their connection chatter is for debug level only.
+  // One-shot tools print their answer, or one line saying why not; their connections'
+  // chatter (reconnect warnings...) shows only at debug level.
   const bool tool = status->parsed() || saga_show->parsed() || dlq_list->parsed() || dlq_replay->parsed();
-  if (tool && c.log_level == sagaflow::log::Level::info) sagaflow::log::set_level(sagaflow::log::Level::warn);
+  if (tool && c.log_level != sagaflow::log::Level::debug) sagaflow::log::set_level(sagaflow::log::Level::error);
 
   if (publish->parsed()) {
     if (gen_opt->count() > 0) publish_args.generate = generate;

@@ -159,6 +159,7 @@ struct Pipeline::Impl {
     }
     repo.load(job.order_id, [this, &job](Result<StoredSaga> loaded) {
       if (!loaded) return back_off(job, loaded.error());
+      recovered(job);
       on_loaded(job, std::move(loaded.value()));
     });
   }
@@ -170,7 +171,6 @@ struct Pipeline::Impl {
       if (!parsed) {
         // A record this worker cannot read (e.g. written by a newer version): let the broker
         // retry it later, and dead-letter it after max attempts with the reason.
-        recovered(job);
         settle_delivery(job, {SettleKind::retry, Errc::rejected,
                               fmt::format("saga record unreadable: {}", parsed.error().detail)});
         return finish(job);
@@ -183,6 +183,7 @@ struct Pipeline::Impl {
       const StoreId& store = job.event.store_id;
       admission.admit(store, [this, &job](Result<Admission> a) {
         if (!a) return back_off(job, a.error());
+        recovered(job);
         if (!a->allowed) return delay_start(job, a->retry_after_ms);
         job.admitted = true;
         // No re-read: if an order.cancelled landed meanwhile, the commit's version check
@@ -198,7 +199,6 @@ struct Pipeline::Impl {
   // job leaves its order's lane while it waits, so an order.cancelled can still be applied
   // (and remembered) meanwhile; the delivery stays unacked, so a crash loses nothing.
   void delay_start(Job& job, std::int64_t retry_after_ms) {
-    recovered(job);
     if (!job.was_limited) {
       job.was_limited = true;
       rate_limited.inc();
@@ -218,7 +218,6 @@ struct Pipeline::Impl {
     const Millis now = clock.now_ms();
     StepResult r = job.kind == Job::Kind::delivery ? step(def, state, SagaInput{job.event}, now)
                                                    : step(def, state, SagaInput{Timeout{job.order_id}}, now);
-    recovered(job);
     switch (r.disposition) {
       case Disposition::dead_letter:
         settle_delivery(job, {SettleKind::dead_letter, r.error.code, r.error.detail});

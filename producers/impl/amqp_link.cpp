@@ -1,5 +1,7 @@
 #include "producers/impl/amqp_link.hpp"
 
+#include "core/tcp_probe.hpp"
+
 #include <amqp_tcp_socket.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -18,50 +20,6 @@
 #include "core/log.hpp"
 
 namespace sagaflow::rabbit {
-namespace {
-
-// Why a plain TCP connect fails ("connection refused"), to name the cause in the one-line
-// error; rabbitmq-c only says "a socket error occurred".
-std::string tcp_probe(const std::string& host, int port, int timeout_ms) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  const std::string service = std::to_string(port);
-  if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0) {
-    return fmt::format("cannot resolve host: {}", ::gai_strerror(rc));
-  }
-  int err = ETIMEDOUT;
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      err = errno;
-      continue;
-    }
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-      err = 0;
-    } else if (errno != EINPROGRESS) {
-      err = errno;
-    } else {
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, timeout_ms) <= 0) {
-        err = ETIMEDOUT;
-      } else {
-        socklen_t len = sizeof(err);
-        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      }
-    }
-    ::close(fd);
-    if (err == 0) break;
-  }
-  ::freeaddrinfo(res);
-  if (err == 0) return {};
-  std::string text = std::strerror(err);
-  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
-  return text;
-}
-
-}  // namespace
 
 std::string reply_text(const amqp_rpc_reply_t& r) {
   switch (r.reply_type) {

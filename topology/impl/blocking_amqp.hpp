@@ -40,7 +40,5 @@ class BlockingAmqp {
   bool channel_open_ = false;
 };
 
-// "connection refused" for a plain TCP connect to host:port, or an empty string if it connects.
-std::string tcp_probe(const std::string& host, int port, int timeout_ms);
 
 }  // namespace sagaflow::topology::impl
