@@ -237,7 +237,9 @@ struct Pipeline::Impl {
     c.state = r.state.to_json();
     c.status = std::string(r.state.status_name());
     c.old_status = state ? std::string(state->status_name()) : std::string();
-    c.finished = r.state.finished();
+    // Finished sagas expire after the dedup TTL; so does a remembered early cancel whose
+    // order.created never comes within that time (one arriving later starts a normal saga).
+    c.finished = r.state.finished() || r.state.status == SagaStatus::cancelled_before_start;
     c.deadline = r.deadline;
     c.messages.reserve(r.commands.size() + (r.outcome ? 1 : 0));
     for (auto& cmd : r.commands) {

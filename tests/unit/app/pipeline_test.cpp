@@ -234,6 +234,8 @@ TEST_CASE("a rate-limited start waits; a cancel meanwhile is remembered and ends
   // When the cancel arrives while the start waits
   h.deliver(2, R"({"id":"c1","type":"order.cancelled","data":{"order_id":"o1"}})");
   CHECK(h.settled[2].kind == SettleKind::ack);
+  REQUIRE(h.repo.commits.size() == 1);
+  CHECK(h.repo.commits[0].finished);  // the remembered cancel expires like a finished saga
   // And the limiter lets the start through
   h.admission.retry_after_ms = 0;
   h.timers.advance(1000);
