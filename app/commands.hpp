@@ -17,7 +17,7 @@ struct PublishArgs {
   double rate = 0;  // events per second, 0 = as fast as confirms allow
   int stores = 10;
   std::uint64_t seed = 1;
-  bool raw = false;                   // --raw: lines sent unvalidated (poison drills)
+  bool raw = false;                     // --raw: lines sent unvalidated (poison drills)
   std::string route = "order.created";  // --route, with --raw
 };
 

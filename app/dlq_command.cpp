@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "app/impl/amqp_session.hpp"
 #include "app/commands.hpp"
+#include "app/impl/amqp_session.hpp"
 #include "core/envelope.hpp"
 
 namespace sagaflow::app {
@@ -34,14 +34,22 @@ std::string header_text(const amqp_basic_properties_t& props, std::string_view n
     switch (e.value.kind) {
       case AMQP_FIELD_KIND_UTF8:
       case AMQP_FIELD_KIND_BYTES:
-        return std::string(static_cast<const char*>(e.value.value.bytes.bytes), e.value.value.bytes.len);
-      case AMQP_FIELD_KIND_I32: return std::to_string(e.value.value.i32);
-      case AMQP_FIELD_KIND_I64: return std::to_string(e.value.value.i64);
-      case AMQP_FIELD_KIND_U32: return std::to_string(e.value.value.u32);
-      case AMQP_FIELD_KIND_I16: return std::to_string(e.value.value.i16);
-      case AMQP_FIELD_KIND_U8: return std::to_string(e.value.value.u8);
-      case AMQP_FIELD_KIND_I8: return std::to_string(e.value.value.i8);
-      default: return {};
+        return std::string(static_cast<const char*>(e.value.value.bytes.bytes),
+                           e.value.value.bytes.len);
+      case AMQP_FIELD_KIND_I32:
+        return std::to_string(e.value.value.i32);
+      case AMQP_FIELD_KIND_I64:
+        return std::to_string(e.value.value.i64);
+      case AMQP_FIELD_KIND_U32:
+        return std::to_string(e.value.value.u32);
+      case AMQP_FIELD_KIND_I16:
+        return std::to_string(e.value.value.i16);
+      case AMQP_FIELD_KIND_U8:
+        return std::to_string(e.value.value.u8);
+      case AMQP_FIELD_KIND_I8:
+        return std::to_string(e.value.value.i8);
+      default:
+        return {};
     }
   }
   return {};
@@ -60,21 +68,24 @@ struct DeadLetter {
 // basic.get one message; nullopt when the queue is empty. The message stays unacked.
 Result<std::optional<DeadLetter>> get_one(AmqpSession& s) {
   amqp_rpc_reply_t r = amqp_basic_get(s.conn(), 1, amqp_cstring_bytes(kDeadQueue), 0);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) return make_error(Errc::unavailable, s.describe(r, "basic.get"));
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    return make_error(Errc::unavailable, s.describe(r, "basic.get"));
   if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD) return std::optional<DeadLetter>{};
   const auto* ok = static_cast<amqp_basic_get_ok_t*>(r.reply.decoded);
   DeadLetter d;
   d.tag = ok->delivery_tag;
   amqp_message_t msg;
   r = amqp_read_message(s.conn(), 1, &msg, 0);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) return make_error(Errc::unavailable, s.describe(r, "read message"));
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    return make_error(Errc::unavailable, s.describe(r, "read message"));
   d.body.assign(static_cast<const char*>(msg.body.bytes), msg.body.len);
   d.route = header_text(msg.properties, "x-sagaflow-original-route");
   d.reason = header_text(msg.properties, "x-sagaflow-error");
   d.detail = header_text(msg.properties, "x-sagaflow-detail");
   d.attempts = header_text(msg.properties, "x-sagaflow-attempts");
   if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) {
-    d.message_id.assign(static_cast<const char*>(msg.properties.message_id.bytes), msg.properties.message_id.len);
+    d.message_id.assign(static_cast<const char*>(msg.properties.message_id.bytes),
+                        msg.properties.message_id.len);
   }
   if (d.route.empty()) {
     d.route.assign(static_cast<const char*>(ok->routing_key.bytes), ok->routing_key.len);
@@ -146,17 +157,19 @@ int run_dlq_replay(const Config& config, const DlqArgs& args) {
     if (!d.value()) break;
     const DeadLetter& dl = *d.value();
     if (auto st = s.publish_confirmed(kEventsExchange, dl.route, dl.message_id, dl.body); !st) {
-      std::fprintf(stderr, "sagaflow dlq replay: %s (the message stays in %s)\n", st.error().detail.c_str(),
-                   kDeadQueue);
+      std::fprintf(stderr, "sagaflow dlq replay: %s (the message stays in %s)\n",
+                   st.error().detail.c_str(), kDeadQueue);
       return 1;
     }
     if (amqp_basic_ack(s.conn(), 1, dl.tag, 0) != AMQP_STATUS_OK) {
-      std::fprintf(stderr, "sagaflow dlq replay: ack failed after publish; it may be replayed twice\n");
+      std::fprintf(stderr,
+                   "sagaflow dlq replay: ack failed after publish; it may be replayed twice\n");
       return 1;
     }
     ++n;
   }
-  std::fprintf(stderr, "%lld dead-lettered message(s) replayed to %s\n", static_cast<long long>(n), kEventsExchange);
+  std::fprintf(stderr, "%lld dead-lettered message(s) replayed to %s\n", static_cast<long long>(n),
+               kEventsExchange);
   return 0;
 }
 

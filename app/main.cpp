@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "app/commands.hpp"
 #include "core/config.hpp"
@@ -18,7 +18,9 @@ namespace {
 using sagaflow::Config;
 
 // One-line error on stderr, CONTRACT.md section 1.
-void print_error(const std::string& what) { std::fprintf(stderr, "sagaflow: %s\n", what.c_str()); }
+void print_error(const std::string& what) {
+  std::fprintf(stderr, "sagaflow: %s\n", what.c_str());
+}
 
 }  // namespace
 
@@ -42,33 +44,47 @@ int main(int argc, char** argv) {
   cli.add_option("--config", sources.config_file, "KEY=VALUE file (lower precedence than env)")
       ->group("Configuration");
 
-  auto* worker = cli.add_subcommand("worker", "consume events, run sagas, ack / retry / dead-letter");
+  auto* worker =
+      cli.add_subcommand("worker", "consume events, run sagas, ack / retry / dead-letter");
   auto* topology = cli.add_subcommand("topology", "broker topology");
   topology->require_subcommand(1);
-  auto* topology_apply = topology->add_subcommand("apply", "declare exchanges, queues, bindings or topics (idempotent)");
+  auto* topology_apply = topology->add_subcommand(
+      "apply", "declare exchanges, queues, bindings or topics (idempotent)");
 
   app::PublishArgs publish_args;
   std::int64_t generate = 0;
-  auto* publish = cli.add_subcommand("publish", "publish events from a JSON-lines file or synthetic order.created");
+  auto* publish = cli.add_subcommand(
+      "publish", "publish events from a JSON-lines file or synthetic order.created");
   auto* file_opt = publish->add_option("--file", publish_args.file, "JSON lines file, - for stdin");
-  auto* gen_opt = publish->add_option("--generate", generate, "generate N synthetic order.created events")
-                      ->check(CLI::PositiveNumber);
+  auto* gen_opt =
+      publish->add_option("--generate", generate, "generate N synthetic order.created events")
+          ->check(CLI::PositiveNumber);
   file_opt->excludes(gen_opt);
-  publish->add_option("--rate", publish_args.rate, "events per second (0 = unlimited)")->check(CLI::NonNegativeNumber);
-  publish->add_option("--stores", publish_args.stores, "number of distinct stores")->check(CLI::PositiveNumber);
+  publish->add_option("--rate", publish_args.rate, "events per second (0 = unlimited)")
+      ->check(CLI::NonNegativeNumber);
+  publish->add_option("--stores", publish_args.stores, "number of distinct stores")
+      ->check(CLI::PositiveNumber);
   publish->add_option("--seed", publish_args.seed, "random seed");
-  auto* raw_opt = publish->add_flag("--raw", publish_args.raw, "with --file: send lines unvalidated (poison drills)");
+  auto* raw_opt = publish->add_flag("--raw", publish_args.raw,
+                                    "with --file: send lines unvalidated (poison drills)");
   publish->add_option("--route", publish_args.route, "with --raw: the routing key")->needs(raw_opt);
   raw_opt->needs(file_opt);
 
   app::SimulateArgs sim;
-  auto* simulate = cli.add_subcommand("simulate", "participant simulator: inventory, payment, shipment");
+  auto* simulate =
+      cli.add_subcommand("simulate", "participant simulator: inventory, payment, shipment");
   simulate->add_option("--seed", sim.seed, "random seed (same seed, same answers)");
-  simulate->add_option("--fail-inventory", sim.fail_inventory, "share of inventory.reserve rejected")->check(CLI::Range(0.0, 1.0));
-  simulate->add_option("--fail-payment", sim.fail_payment, "share of payment.charge failed")->check(CLI::Range(0.0, 1.0));
-  simulate->add_option("--fail-shipment", sim.fail_shipment, "share of shipment.create failed")->check(CLI::Range(0.0, 1.0));
-  simulate->add_option("--no-answer", sim.no_answer, "share of commands never answered")->check(CLI::Range(0.0, 1.0));
-  simulate->add_option("--latency-ms", sim.latency_ms, "delay before each answer")->check(CLI::NonNegativeNumber);
+  simulate
+      ->add_option("--fail-inventory", sim.fail_inventory, "share of inventory.reserve rejected")
+      ->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--fail-payment", sim.fail_payment, "share of payment.charge failed")
+      ->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--fail-shipment", sim.fail_shipment, "share of shipment.create failed")
+      ->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--no-answer", sim.no_answer, "share of commands never answered")
+      ->check(CLI::Range(0.0, 1.0));
+  simulate->add_option("--latency-ms", sim.latency_ms, "delay before each answer")
+      ->check(CLI::NonNegativeNumber);
 
   auto* saga = cli.add_subcommand("saga", "inspect sagas");
   saga->require_subcommand(1);
@@ -85,8 +101,10 @@ int main(int argc, char** argv) {
   dlq->require_subcommand(1);
   auto* dlq_list = dlq->add_subcommand("list", "list dead-lettered messages with their reasons");
   dlq_list->add_option("--limit", dlq_args.limit, "at most this many")->check(CLI::PositiveNumber);
-  auto* dlq_replay = dlq->add_subcommand("replay", "re-publish dead-lettered events to their original route");
-  dlq_replay->add_option("--limit", dlq_args.limit, "at most this many")->check(CLI::PositiveNumber);
+  auto* dlq_replay =
+      dlq->add_subcommand("replay", "re-publish dead-lettered events to their original route");
+  dlq_replay->add_option("--limit", dlq_args.limit, "at most this many")
+      ->check(CLI::PositiveNumber);
 
   auto* webhook = cli.add_subcommand("webhook", "HTTP ingress for signed webhooks");
   auto* kafka_mock = cli.add_subcommand("kafka-mock", "embedded Kafka-protocol broker on loopback");
@@ -118,8 +136,10 @@ int main(int argc, char** argv) {
   const Config& c = config.value();
   // One-shot tools print their answer, or one line saying why not; their connections'
   // chatter (reconnect warnings...) shows only at debug level.
-  const bool tool = status->parsed() || saga_show->parsed() || dlq_list->parsed() || dlq_replay->parsed();
-  if (tool && c.log_level != sagaflow::log::Level::debug) sagaflow::log::set_level(sagaflow::log::Level::error);
+  const bool tool =
+      status->parsed() || saga_show->parsed() || dlq_list->parsed() || dlq_replay->parsed();
+  if (tool && c.log_level != sagaflow::log::Level::debug)
+    sagaflow::log::set_level(sagaflow::log::Level::error);
 
   if (publish->parsed()) {
     if (gen_opt->count() > 0) publish_args.generate = generate;

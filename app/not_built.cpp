@@ -10,5 +10,4 @@ int not_built(const char* name) {
   return 1;
 }
 
-
 }  // namespace sagaflow::app

@@ -38,13 +38,16 @@ int publish_raw(const Config& config, const PublishArgs& args) {
   std::size_t sent = 0;
   while (std::getline(*in, line)) {
     if (line.empty()) continue;
-    if (auto st = session.value()->publish_confirmed(topology::kEventsExchange, args.route, {}, line); !st) {
+    if (auto st =
+            session.value()->publish_confirmed(topology::kEventsExchange, args.route, {}, line);
+        !st) {
       std::fprintf(stderr, "sagaflow publish: %s\n", st.error().detail.c_str());
       return 1;
     }
     ++sent;
   }
-  std::fprintf(stderr, "published %zu raw message(s) with routing key %s\n", sent, args.route.c_str());
+  std::fprintf(stderr, "published %zu raw message(s) with routing key %s\n", sent,
+               args.route.c_str());
   return 0;
 }
 

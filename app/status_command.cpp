@@ -42,22 +42,26 @@ int run_status(const Config& config, bool json) {
         return finish();
       }
       counts = std::move(r.value());
-      redis.client().command({"GET", std::string(kRateLimitedKey)}, [&, finish](Result<store::Reply> g) {
-        if (g && g->is_string()) std::from_chars(g->str.data(), g->str.data() + g->str.size(), rate_limited);
-        finish();
-      });
+      redis.client().command(
+          {"GET", std::string(kRateLimitedKey)}, [&, finish](Result<store::Reply> g) {
+            if (g && g->is_string())
+              std::from_chars(g->str.data(), g->str.data() + g->str.size(), rate_limited);
+            finish();
+          });
     });
   });
   if (!st || failed) {
-    std::fprintf(stderr, "sagaflow status: cannot read Redis at %s:%d: %s\n", config.redis.host.c_str(),
-                 config.redis.port, (st ? failure : st.error()).detail.c_str());
+    std::fprintf(stderr, "sagaflow status: cannot read Redis at %s:%d: %s\n",
+                 config.redis.host.c_str(), config.redis.port,
+                 (st ? failure : st.error()).detail.c_str());
     return 1;
   }
   std::int64_t dead = -1;
   if (auto amqp = AmqpSession::open(config.amqp); amqp) {
     if (auto depth = amqp.value()->queue_depth("sagaflow.dead"); depth) dead = depth.value();
   }
-  for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed"}) counts.try_emplace(s, 0);
+  for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed"})
+    counts.try_emplace(s, 0);
   if (json) {
     std::string out = "{\"sagas\":{";
     bool first = true;
@@ -72,7 +76,8 @@ int run_status(const Config& config, bool json) {
     return 0;
   }
   std::printf("sagas by state:\n");
-  for (const auto& [k, v] : counts) std::printf("  %-22s %lld\n", k.c_str(), static_cast<long long>(v));
+  for (const auto& [k, v] : counts)
+    std::printf("  %-22s %lld\n", k.c_str(), static_cast<long long>(v));
   if (dead >= 0) {
     std::printf("dead-letter queue depth:  %lld\n", static_cast<long long>(dead));
   } else {
@@ -93,8 +98,9 @@ int run_saga_show(const Config& config, const std::string& order_id) {
     });
   });
   if (!st || !record) {
-    std::fprintf(stderr, "sagaflow saga show: cannot read Redis at %s:%d: %s\n", config.redis.host.c_str(),
-                 config.redis.port, (st ? record.error() : st.error()).detail.c_str());
+    std::fprintf(stderr, "sagaflow saga show: cannot read Redis at %s:%d: %s\n",
+                 config.redis.host.c_str(), config.redis.port,
+                 (st ? record.error() : st.error()).detail.c_str());
     return 1;
   }
   if (record->version == 0) {

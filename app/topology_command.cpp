@@ -8,7 +8,9 @@ namespace sagaflow::app {
 
 int run_topology_apply(const Config& config) {
   if (config.broker != BrokerKind::rabbitmq) {
-    std::fprintf(stderr, "sagaflow topology apply: SAGAFLOW_BROKER=kafka is not available in this build yet\n");
+    std::fprintf(
+        stderr,
+        "sagaflow topology apply: SAGAFLOW_BROKER=kafka is not available in this build yet\n");
     return 1;
   }
   if (auto st = apply_rabbitmq_topology(config.amqp); !st) {

@@ -13,7 +13,8 @@ namespace sagaflow::app {
 
 int run_worker(const Config& config) {
   if (config.broker != BrokerKind::rabbitmq) {
-    std::fprintf(stderr, "sagaflow worker: SAGAFLOW_BROKER=kafka is not available in this build yet\n");
+    std::fprintf(stderr,
+                 "sagaflow worker: SAGAFLOW_BROKER=kafka is not available in this build yet\n");
     return 1;
   }
   auto definitions = load_definitions(config.saga_dir, config.step_timeout_ms);
@@ -43,7 +44,12 @@ int run_worker(const Config& config) {
     uv_run(&loop, UV_RUN_DEFAULT);
   }
   // Close whatever handle is left (none, normally) so that the loop can be closed.
-  uv_walk(&loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+  uv_walk(
+      &loop,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   return rc;

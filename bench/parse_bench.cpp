@@ -7,9 +7,9 @@
 #include <simdjson.h>
 
 #include <chrono>
-#include <cstring>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -24,21 +24,25 @@ std::vector<std::string> make_messages(int n) {
     const std::string order = "ord_" + std::to_string(i);
     switch (i % 4) {
       case 0:
-        out.push_back(R"({"id":"evt_)" + std::to_string(i) +
-                      R"(","type":"order.created","created":"2024-01-15T10:30:00Z","store_id":"store_012","data":{"order_id":")" +
-                      order +
-                      R"(","customer_id":"cus_4711","total":"149.97","currency":"EUR","items":[{"sku":"SKU-1","qty":2,"price":"49.99"},{"sku":"SKU-2","qty":1,"price":49.99}]}})");
+        out.push_back(
+            R"({"id":"evt_)" + std::to_string(i) +
+            R"(","type":"order.created","created":"2024-01-15T10:30:00Z","store_id":"store_012","data":{"order_id":")" +
+            order +
+            R"(","customer_id":"cus_4711","total":"149.97","currency":"EUR","items":[{"sku":"SKU-1","qty":2,"price":"49.99"},{"sku":"SKU-2","qty":1,"price":49.99}]}})");
         break;
       case 1:
-        out.push_back(R"({"id":"r_)" + std::to_string(i) + R"(","type":"inventory.reserved","data":{"order_id":")" + order +
+        out.push_back(R"({"id":"r_)" + std::to_string(i) +
+                      R"(","type":"inventory.reserved","data":{"order_id":")" + order +
                       R"(","reservation_id":"res_0123456789abcdef"}})");
         break;
       case 2:
-        out.push_back(R"({"id":"p_)" + std::to_string(i) + R"(","type":"payment.completed","data":{"order_id":")" + order +
+        out.push_back(R"({"id":"p_)" + std::to_string(i) +
+                      R"(","type":"payment.completed","data":{"order_id":")" + order +
                       R"(","payment_id":"pay_0123456789abcdef","amount":"149.97"}})");
         break;
       default:
-        out.push_back(R"({"id":"s_)" + std::to_string(i) + R"(","type":"shipment.created","data":{"order_id":")" + order +
+        out.push_back(R"({"id":"s_)" + std::to_string(i) +
+                      R"(","type":"shipment.created","data":{"order_id":")" + order +
                       R"(","shipment_id":"shp_0123456789abcdef"}})");
     }
   }
@@ -84,12 +88,15 @@ int main(int argc, char** argv) {
   const double ours = rate(msgs, [&](const std::string& m) { return parser.parse(m, event).ok(); });
 
   std::printf("parse_bench: %d envelopes, %.0f bytes on average\n", n, avg);
-  std::printf("  bare simdjson on-demand (3 fields, no validation): %9.0f envelopes/s  %6.1f MB/s\n", bare,
-              bare * avg / 1e6);
-  std::printf("  simdjson DOM (full validation):                     %9.0f envelopes/s  %6.1f MB/s\n", dom_rate,
-              dom_rate * avg / 1e6);
-  std::printf("  sagaflow EnvelopeParser (parse + validate + typed): %9.0f envelopes/s  %6.1f MB/s\n", ours,
-              ours * avg / 1e6);
+  std::printf(
+      "  bare simdjson on-demand (3 fields, no validation): %9.0f envelopes/s  %6.1f MB/s\n", bare,
+      bare * avg / 1e6);
+  std::printf(
+      "  simdjson DOM (full validation):                     %9.0f envelopes/s  %6.1f MB/s\n",
+      dom_rate, dom_rate * avg / 1e6);
+  std::printf(
+      "  sagaflow EnvelopeParser (parse + validate + typed): %9.0f envelopes/s  %6.1f MB/s\n", ours,
+      ours * avg / 1e6);
   std::printf("  ratio ours/bare: %.2f   ours/dom: %.2f\n", ours / bare, ours / dom_rate);
   return 0;
 }

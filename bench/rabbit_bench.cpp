@@ -39,18 +39,23 @@ constexpr const char* kQueue = "sagaflow.bench";
 constexpr std::size_t kWindow = 1024;
 constexpr int kPrefetch = 256;
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 amqp_connection_state_t bare_connect(const AmqpEndpoint& ep) {
   amqp_connection_state_t conn = amqp_new_connection();
   amqp_socket_t* s = amqp_tcp_socket_new(conn);
-  if (amqp_socket_open(s, ep.host.c_str(), ep.port) != AMQP_STATUS_OK) throw std::runtime_error("connect failed");
-  if (amqp_login(conn, ep.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ep.user.c_str(), ep.password.c_str())
+  if (amqp_socket_open(s, ep.host.c_str(), ep.port) != AMQP_STATUS_OK)
+    throw std::runtime_error("connect failed");
+  if (amqp_login(conn, ep.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ep.user.c_str(),
+                 ep.password.c_str())
           .reply_type != AMQP_RESPONSE_NORMAL) {
     throw std::runtime_error("login failed");
   }
   amqp_channel_open(conn, 1);
-  if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) throw std::runtime_error("channel failed");
+  if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
+    throw std::runtime_error("channel failed");
   return conn;
 }
 
@@ -79,7 +84,8 @@ double bare_publish(const AmqpEndpoint& ep, int n, const std::string& body) {
   amqp_confirm_select(c, 1);
   amqp_get_rpc_reply(c);
   amqp_basic_properties_t p{};
-  p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+  p._flags =
+      AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
   p.delivery_mode = 2;
   p.content_type = amqp_cstring_bytes("application/json");
   const auto t0 = Clock::now();
@@ -94,10 +100,12 @@ double bare_publish(const AmqpEndpoint& ep, int n, const std::string& body) {
       sent++;
     }
     amqp_frame_t f;
-    if (amqp_simple_wait_frame(c, &f) != AMQP_STATUS_OK) throw std::runtime_error("bare: read failed");
+    if (amqp_simple_wait_frame(c, &f) != AMQP_STATUS_OK)
+      throw std::runtime_error("bare: read failed");
     if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
       const auto* a = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
-      confirmed = a->multiple != 0 ? a->delivery_tag : std::max<std::uint64_t>(confirmed, a->delivery_tag);
+      confirmed =
+          a->multiple != 0 ? a->delivery_tag : std::max<std::uint64_t>(confirmed, a->delivery_tag);
     }
     amqp_maybe_release_buffers(c);
   }
@@ -227,8 +235,8 @@ int main(int argc, char** argv) {
   std::string body = R"({"id":"evt_bench","type":"order.created","pad":")";
   body.append(body_bytes > body.size() + 2 ? body_bytes - body.size() - 2 : 0, 'x');
   body += "\"}";
-  std::printf("rabbit_bench: %d messages of %zu bytes, window %zu, prefetch %d, %s\n", n, body.size(), kWindow,
-              kPrefetch, url.c_str());
+  std::printf("rabbit_bench: %d messages of %zu bytes, window %zu, prefetch %d, %s\n", n,
+              body.size(), kWindow, kPrefetch, url.c_str());
 
   double pub_bare = 0, pub_ours = 0, con_bare = 0, con_ours = 0;
   for (int round = 0; round < 2; ++round) {
@@ -241,8 +249,8 @@ int main(int argc, char** argv) {
       const double c = bare ? bare_consume(ep.value(), n) : ours_consume(ep.value(), n);
       (bare ? pub_bare : pub_ours) = std::max(bare ? pub_bare : pub_ours, p);
       (bare ? con_bare : con_ours) = std::max(bare ? con_bare : con_ours, c);
-      std::printf("  round %d %-4s publish %9.0f msg/s   consume %9.0f msg/s\n", round + 1, bare ? "bare" : "ours", p,
-                  c);
+      std::printf("  round %d %-4s publish %9.0f msg/s   consume %9.0f msg/s\n", round + 1,
+                  bare ? "bare" : "ours", p, c);
     }
   }
   report("publish", pub_bare, pub_ours);

@@ -13,9 +13,9 @@
 #include <amqp_tcp_socket.h>
 
 #include <algorithm>
-#include <csignal>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -36,7 +36,8 @@ struct Amqp {
   amqp_connection_state_t conn = amqp_new_connection();
   explicit Amqp(int port) {
     amqp_socket_t* s = amqp_tcp_socket_new(conn);
-    if (amqp_socket_open(s, "127.0.0.1", port) != AMQP_STATUS_OK) throw std::runtime_error("connect");
+    if (amqp_socket_open(s, "127.0.0.1", port) != AMQP_STATUS_OK)
+      throw std::runtime_error("connect");
     amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
     amqp_channel_open(conn, 1);
     amqp_get_rpc_reply(conn);
@@ -45,20 +46,22 @@ struct Amqp {
     amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(conn);
   }
-  void publish(const char* exchange, const std::string& key, const std::string& body, const std::string& id = {}) {
+  void publish(const char* exchange, const std::string& key, const std::string& body,
+               const std::string& id = {}) {
     amqp_basic_properties_t p{};
-    p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG | (id.empty() ? 0 : AMQP_BASIC_MESSAGE_ID_FLAG);
+    p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG |
+               (id.empty() ? 0 : AMQP_BASIC_MESSAGE_ID_FLAG);
     p.delivery_mode = 2;
     p.content_type = amqp_cstring_bytes("application/json");
     p.message_id = amqp_cstring_bytes(id.c_str());
-    amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes(key.c_str()), 0, 0, &p,
-                       amqp_cstring_bytes(body.c_str()));
+    amqp_basic_publish(conn, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes(key.c_str()), 0, 0,
+                       &p, amqp_cstring_bytes(body.c_str()));
   }
 };
 
 std::string order_created(const std::string& order, int store) {
-  return R"({"id":"evt_)" + order + R"(","type":"order.created","store_id":"store_)" + std::to_string(store) +
-         R"(","data":{"order_id":")" + order +
+  return R"({"id":"evt_)" + order + R"(","type":"order.created","store_id":"store_)" +
+         std::to_string(store) + R"(","data":{"order_id":")" + order +
          R"(","customer_id":"c_1","total":"123.45","currency":"EUR","items":[{"sku":"SKU-1","qty":1,"price":"123.45"}]}})";
 }
 
@@ -72,14 +75,16 @@ double bare_loop(RabbitServer& rabbit, int n) {
     const std::string body = order_created("o_bare", 1);
     for (int i = 0; i < n; ++i) pub.publish("", "bench.in", body);
   }
-  while (rabbit.queue_depth("bench.in") < static_cast<std::uint32_t>(n)) std::this_thread::sleep_for(10ms);
+  while (rabbit.queue_depth("bench.in") < static_cast<std::uint32_t>(n))
+    std::this_thread::sleep_for(10ms);
   Amqp a(rabbit.port());
   amqp_channel_open(a.conn, 2);
   amqp_get_rpc_reply(a.conn);
   amqp_confirm_select(a.conn, 2);
   amqp_get_rpc_reply(a.conn);
   amqp_basic_qos(a.conn, 1, 0, 256, 0);
-  amqp_basic_consume(a.conn, 1, amqp_cstring_bytes("bench.in"), amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+  amqp_basic_consume(a.conn, 1, amqp_cstring_bytes("bench.in"), amqp_empty_bytes, 0, 0, 0,
+                     amqp_empty_table);
   amqp_get_rpc_reply(a.conn);
   const auto t0 = steady_clock::now();
   std::uint64_t published = 0, confirmed = 0, last_tag = 0;
@@ -94,13 +99,15 @@ double bare_loop(RabbitServer& rabbit, int n) {
       amqp_basic_properties_t p{};
       p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
       p.delivery_mode = 2;
-      amqp_basic_publish(a.conn, 2, amqp_empty_bytes, amqp_cstring_bytes("bench.out"), 0, 0, &p, env.message.body);
+      amqp_basic_publish(a.conn, 2, amqp_empty_bytes, amqp_cstring_bytes("bench.out"), 0, 0, &p,
+                         env.message.body);
       ++published;
       tag_of_publish.push_back(env.delivery_tag);
       amqp_destroy_envelope(&env);
       continue;
     }
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
       amqp_frame_t f;
       if (amqp_simple_wait_frame(a.conn, &f) != AMQP_STATUS_OK) break;
       if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
@@ -128,7 +135,8 @@ struct Env {
   std::vector<std::pair<std::string, std::string>> vars;
 };
 
-double ours(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std::string& bin, int n) {
+double ours(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std::string& bin,
+            int n) {
   rabbit.purge("sagaflow.participants");
   {
     Amqp pub(rabbit.port());
@@ -137,7 +145,8 @@ double ours(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std:
       pub.publish("sagaflow.events", "order.created", order_created(order, i % 16), "evt_" + order);
     }
   }
-  while (rabbit.queue_depth("sagaflow.saga") < static_cast<std::uint32_t>(n)) std::this_thread::sleep_for(10ms);
+  while (rabbit.queue_depth("sagaflow.saga") < static_cast<std::uint32_t>(n))
+    std::this_thread::sleep_for(10ms);
   (void)redis;
   Process worker({bin, "worker"}, env.vars, false);
   // Time from the first command seen to the last: excludes the worker's start-up.
@@ -159,7 +168,8 @@ double ours(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std:
   return n / secs;
 }
 
-void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, double rate, int seconds) {
+void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, double rate,
+             int seconds) {
   rabbit.purge("sagaflow.participants");
   Process worker({bin, "worker"}, env.vars, false);
   std::this_thread::sleep_for(1500ms);
@@ -170,8 +180,8 @@ void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, doubl
   std::atomic<bool> stop{false};
   std::thread consumer([&] {
     Amqp c(rabbit.port());
-    amqp_basic_consume(c.conn, 1, amqp_cstring_bytes("sagaflow.participants"), amqp_empty_bytes, 0, 1, 0,
-                       amqp_empty_table);
+    amqp_basic_consume(c.conn, 1, amqp_cstring_bytes("sagaflow.participants"), amqp_empty_bytes, 0,
+                       1, 0, amqp_empty_table);
     amqp_get_rpc_reply(c.conn);
     while (!stop && static_cast<int>(lat.size()) < n) {
       amqp_envelope_t e;
@@ -179,10 +189,13 @@ void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, doubl
       timeval tv{0, 200000};
       if (amqp_consume_message(c.conn, &e, &tv, 0).reply_type != AMQP_RESPONSE_NORMAL) continue;
       const auto now = steady_clock::now();
-      std::string id(static_cast<char*>(e.message.properties.message_id.bytes), e.message.properties.message_id.len);
+      std::string id(static_cast<char*>(e.message.properties.message_id.bytes),
+                     e.message.properties.message_id.len);
       const auto colon = id.find(':');
       const int i = std::atoi(id.substr(6, colon - 6).c_str());  // "o_lat_<i>:inventory.reserve"
-      if (i >= 0 && i < n) lat.push_back(duration<double, std::milli>(now - sent[static_cast<std::size_t>(i)]).count());
+      if (i >= 0 && i < n)
+        lat.push_back(
+            duration<double, std::milli>(now - sent[static_cast<std::size_t>(i)]).count());
       amqp_destroy_envelope(&e);
     }
   });
@@ -198,7 +211,8 @@ void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, doubl
     }
   }
   const auto give_up = steady_clock::now() + 30s;
-  while (static_cast<int>(lat.size()) < n && steady_clock::now() < give_up) std::this_thread::sleep_for(20ms);
+  while (static_cast<int>(lat.size()) < n && steady_clock::now() < give_up)
+    std::this_thread::sleep_for(20ms);
   stop = true;
   consumer.join();
   worker.signal(SIGTERM);
@@ -208,9 +222,12 @@ void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, doubl
     return;
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))]; };
-  std::printf("latency at %.0f orders/s for %d s (%zu of %d): p50 %.2f ms  p99 %.2f ms  max %.2f ms\n", rate,
-              seconds, lat.size(), n, pct(0.50), pct(0.99), lat.back());
+  auto pct = [&](double p) {
+    return lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+  };
+  std::printf(
+      "latency at %.0f orders/s for %d s (%zu of %d): p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+      rate, seconds, lat.size(), n, pct(0.50), pct(0.99), lat.back());
 }
 
 }  // namespace
@@ -231,11 +248,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "topology apply failed: %s\n", topo.read_stderr().c_str());
     return 1;
   }
-  std::printf("saga_bench: %d messages, RabbitMQ %s, Redis %s\n", n, rabbit.amqp_url().c_str(), redis.url().c_str());
+  std::printf("saga_bench: %d messages, RabbitMQ %s, Redis %s\n", n, rabbit.amqp_url().c_str(),
+              redis.url().c_str());
   const double bare = bare_loop(rabbit, n);
   std::printf("bare rabbitmq-c consume -> publish+confirm -> ack: %10.0f msg/s\n", bare);
   const double our = ours(rabbit, redis, env, bin, n);
-  std::printf("sagaflow worker (1 process), order.created -> inventory.reserve confirmed -> ack: %10.0f msg/s\n", our);
+  std::printf(
+      "sagaflow worker (1 process), order.created -> inventory.reserve confirmed -> ack: %10.0f "
+      "msg/s\n",
+      our);
   std::printf("ratio ours/bare: %.2f\n", bare > 0 ? our / bare : 0.0);
   if (our > 0) latency(rabbit, env, bin, our / 2, 5);
   return 0;

@@ -56,10 +56,9 @@ pid_t spawn_redis(const std::string& binary, int port) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     const std::string p = std::to_string(port);
-    ::execlp(binary.c_str(), binary.c_str(), "--port", p.c_str(), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning",
-             "--logfile", "/dev/null",
-             static_cast<char*>(nullptr));
+    ::execlp(binary.c_str(), binary.c_str(), "--port", p.c_str(), "--bind", "127.0.0.1", "--save",
+             "", "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning", "--logfile",
+             "/dev/null", static_cast<char*>(nullptr));
     std::_Exit(127);
   }
   return pid;
@@ -135,7 +134,8 @@ int main(int argc, char** argv) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+    uv_timer_start(
+        &tick, [](uv_timer_t*) {}, 5, 5);
     while (!client.connected() && std::chrono::steady_clock::now() < deadline) {
       uv_run(&loop, UV_RUN_ONCE);
     }
@@ -164,15 +164,13 @@ int main(int argc, char** argv) {
         req.commands.push_back({fmt::format("ord_{}:inventory.reserve", i), "sagaflow.commands",
                                 "inventory.reserve", std::string(250, 'b')});
         req.deadline = 4102444800000;
-        store.apply(req, [done](Result<ApplyOutcome> r) {
-          done(r.ok() && r->kind == ApplyKind::applied);
-        });
+        store.apply(
+            req, [done](Result<ApplyOutcome> r) { done(r.ok() && r->kind == ApplyKind::applied); });
       }));
       phases.push_back(run_phase(&loop, "mark_done", n, in_flight, [&](long i, auto done) {
-        store.mark_done(OrderId{fmt::format("ord_{}", i)}, EventId{fmt::format("ign_{}", i)}, 1,
-                        [done](Result<ApplyOutcome> r) {
-                          done(r.ok() && r->kind == ApplyKind::marked);
-                        });
+        store.mark_done(
+            OrderId{fmt::format("ord_{}", i)}, EventId{fmt::format("ign_{}", i)}, 1,
+            [done](Result<ApplyOutcome> r) { done(r.ok() && r->kind == ApplyKind::marked); });
       }));
       phases.push_back(run_phase(&loop, "rate_limit", n, in_flight, [&](long i, auto done) {
         limiter.admit_with(StoreId{fmt::format("store_{}", i % 1000)}, plan,

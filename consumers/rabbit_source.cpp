@@ -23,19 +23,29 @@ using rabbit::view;
 constexpr int kTagBits = 40;  // exposed tag = generation << 40 | broker delivery tag
 constexpr std::uint64_t kTagMask = (std::uint64_t{1} << kTagBits) - 1;
 
-std::uint64_t expose(std::uint64_t generation, std::uint64_t amqp_tag) { return (generation << kTagBits) | amqp_tag; }
+std::uint64_t expose(std::uint64_t generation, std::uint64_t amqp_tag) {
+  return (generation << kTagBits) | amqp_tag;
+}
 
 // An integer header (any AMQP integer kind, or a decimal string); fallback if absent or odd.
 std::int64_t int_value(const amqp_field_value_t& v, std::int64_t fallback) {
   switch (v.kind) {
-    case AMQP_FIELD_KIND_I8: return v.value.i8;
-    case AMQP_FIELD_KIND_U8: return v.value.u8;
-    case AMQP_FIELD_KIND_I16: return v.value.i16;
-    case AMQP_FIELD_KIND_U16: return v.value.u16;
-    case AMQP_FIELD_KIND_I32: return v.value.i32;
-    case AMQP_FIELD_KIND_U32: return v.value.u32;
-    case AMQP_FIELD_KIND_I64: return v.value.i64;
-    case AMQP_FIELD_KIND_U64: return static_cast<std::int64_t>(v.value.u64);
+    case AMQP_FIELD_KIND_I8:
+      return v.value.i8;
+    case AMQP_FIELD_KIND_U8:
+      return v.value.u8;
+    case AMQP_FIELD_KIND_I16:
+      return v.value.i16;
+    case AMQP_FIELD_KIND_U16:
+      return v.value.u16;
+    case AMQP_FIELD_KIND_I32:
+      return v.value.i32;
+    case AMQP_FIELD_KIND_U32:
+      return v.value.u32;
+    case AMQP_FIELD_KIND_I64:
+      return v.value.i64;
+    case AMQP_FIELD_KIND_U64:
+      return static_cast<std::int64_t>(v.value.u64);
     case AMQP_FIELD_KIND_UTF8:
     case AMQP_FIELD_KIND_BYTES: {
       const std::string_view s = view(v.value.bytes);
@@ -47,7 +57,8 @@ std::int64_t int_value(const amqp_field_value_t& v, std::int64_t fallback) {
       }
       return n;
     }
-    default: return fallback;
+    default:
+      return fallback;
   }
 }
 
@@ -68,7 +79,8 @@ RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options)
 RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink& copies)
     : RabbitSource(loop, std::move(options), &copies, false) {}
 
-RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* copies, bool own_sink)
+RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* copies,
+                           bool own_sink)
     : loop_(loop), options_(std::move(options)), copies_(copies) {
   if (own_sink) {
     RabbitSinkOptions so;
@@ -82,7 +94,8 @@ RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* c
     own_sink_->on_state_change([this](bool) { notify_state(); });
     copies_ = own_sink_.get();
   }
-  rng_ = options_.jitter_seed != 0 ? options_.jitter_seed : (std::random_device{}() | 1ULL) << 1 | 1ULL;
+  rng_ = options_.jitter_seed != 0 ? options_.jitter_seed
+                                   : (std::random_device{}() | 1ULL) << 1 | 1ULL;
   deferred_ = std::make_unique<rabbit::Deferred>(loop);
   drain_timer_ = std::make_unique<rabbit::Timer>(loop);
   republish_timer_ = std::make_unique<rabbit::Timer>(loop);
@@ -94,19 +107,20 @@ RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* c
   lo.reconnect_min_ms = options_.reconnect_min_ms;
   lo.reconnect_max_ms = options_.reconnect_max_ms;
   rabbit::UvLink::Events ev;
-  ev.setup = [this, queue = options_.queue, prefetch = options_.prefetch](amqp_connection_state_t conn) -> Status {
+  ev.setup = [this, queue = options_.queue,
+              prefetch = options_.prefetch](amqp_connection_state_t conn) -> Status {
     amqp_basic_qos(conn, 1, 0, static_cast<std::uint16_t>(std::clamp(prefetch, 1, 65535)), 0);
     amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
       return make_error(Errc::unavailable, "RabbitMQ refused basic.qos: " + rabbit::reply_text(r));
     }
     amqp_basic_consume_ok_t* ok =
-        amqp_basic_consume(conn, 1, bytes(queue), amqp_empty_bytes, /*no_local=*/0, /*no_ack=*/0, /*exclusive=*/0,
-                           amqp_empty_table);
+        amqp_basic_consume(conn, 1, bytes(queue), amqp_empty_bytes, /*no_local=*/0, /*no_ack=*/0,
+                           /*exclusive=*/0, amqp_empty_table);
     r = amqp_get_rpc_reply(conn);
     if (ok == nullptr || r.reply_type != AMQP_RESPONSE_NORMAL) {
-      return make_error(Errc::unavailable,
-                        fmt::format("cannot consume from queue '{}': {}", queue, rabbit::reply_text(r)));
+      return make_error(Errc::unavailable, fmt::format("cannot consume from queue '{}': {}", queue,
+                                                       rabbit::reply_text(r)));
     }
     // Read on the loop thread only after the work's completion callback (happens-after).
     consumer_tag_.assign(static_cast<const char*>(ok->consumer_tag.bytes), ok->consumer_tag.len);
@@ -120,11 +134,13 @@ RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* c
 
 RabbitSource::~RabbitSource() {
   alive_.reset();
-  link_.reset();      // closes the consumer connection: unacked deliveries go back to the queue
+  link_.reset();  // closes the consumer connection: unacked deliveries go back to the queue
   own_sink_.reset();
 }
 
-bool RabbitSource::connected() const noexcept { return link_->usable() && (copies_ == nullptr || copies_->connected()); }
+bool RabbitSource::connected() const noexcept {
+  return link_->usable() && (copies_ == nullptr || copies_->connected());
+}
 
 void RabbitSource::start(Handler handler) {
   if (started_) return;
@@ -141,7 +157,9 @@ void RabbitSource::notify_state() {
   if (on_state_) on_state_(now);
 }
 
-void RabbitSource::pause() noexcept { paused_ = true; }
+void RabbitSource::pause() noexcept {
+  paused_ = true;
+}
 
 void RabbitSource::resume() noexcept {
   if (!paused_) return;
@@ -186,7 +204,8 @@ void RabbitSource::on_readable() {
     const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &zero);
     if (rc == AMQP_STATUS_TIMEOUT) break;
     if (rc != AMQP_STATUS_OK) {
-      link_->fail(make_error(Errc::unavailable, fmt::format("RabbitMQ read failed: {}", amqp_error_string2(rc))));
+      link_->fail(make_error(Errc::unavailable,
+                             fmt::format("RabbitMQ read failed: {}", amqp_error_string2(rc))));
       return;
     }
     switch (frame.frame_type) {
@@ -200,8 +219,9 @@ void RabbitSource::on_readable() {
           incoming_.routing_key.assign(view(d->routing_key));
           assembly_ = Assembly::want_header;
         } else if (m.id == AMQP_BASIC_CANCEL_METHOD) {
-          link_->fail(make_error(Errc::unavailable,
-                                 fmt::format("RabbitMQ cancelled the consumer of queue '{}'", options_.queue)));
+          link_->fail(make_error(
+              Errc::unavailable,
+              fmt::format("RabbitMQ cancelled the consumer of queue '{}'", options_.queue)));
           return;
         } else if (m.id == AMQP_CHANNEL_CLOSE_METHOD) {
           const auto* c = static_cast<const amqp_channel_close_t*>(m.decoded);
@@ -232,7 +252,8 @@ void RabbitSource::on_readable() {
           if (incoming_.body.size() >= body_expected_) complete_delivery();
         }
         break;
-      default: break;
+      default:
+        break;
     }
   }
   if (!link_->usable()) return;
@@ -243,14 +264,17 @@ void RabbitSource::on_readable() {
 
 void RabbitSource::on_header(const void* properties, std::uint64_t body_size) {
   const auto* p = static_cast<const amqp_basic_properties_t*>(properties);
-  if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) incoming_.message_id.assign(view(p->message_id));
-  if ((p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) != 0) incoming_.content_type.assign(view(p->content_type));
+  if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0)
+    incoming_.message_id.assign(view(p->message_id));
+  if ((p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) != 0)
+    incoming_.content_type.assign(view(p->content_type));
   if ((p->_flags & AMQP_BASIC_HEADERS_FLAG) != 0) {
     for (int i = 0; i < p->headers.num_entries; ++i) {
       const amqp_table_entry_t& h = p->headers.entries[i];
       const std::string_view key = view(h.key);
       if (key == topology::kHeaderAttempts) {
-        incoming_.attempt = static_cast<int>(std::clamp<std::int64_t>(int_value(h.value, 1), 1, 1000000));
+        incoming_.attempt =
+            static_cast<int>(std::clamp<std::int64_t>(int_value(h.value, 1), 1, 1000000));
       } else if (key == topology::kHeaderOriginalRoute) {
         if (h.value.kind == AMQP_FIELD_KIND_UTF8 || h.value.kind == AMQP_FIELD_KIND_BYTES) {
           incoming_.original_route.assign(view(h.value.value.bytes));
@@ -258,11 +282,13 @@ void RabbitSource::on_header(const void* properties, std::uint64_t body_size) {
       } else if (key == topology::kHeaderError || key == topology::kHeaderDetail) {
         // Written again on a dead-letter copy; not carried over from an earlier one.
       } else if (h.value.kind == AMQP_FIELD_KIND_UTF8 || h.value.kind == AMQP_FIELD_KIND_BYTES) {
-        incoming_.extra_headers.push_back(Header{std::string(key), std::string(view(h.value.value.bytes))});
+        incoming_.extra_headers.push_back(
+            Header{std::string(key), std::string(view(h.value.value.bytes))});
       } else if (h.value.kind != AMQP_FIELD_KIND_TABLE && h.value.kind != AMQP_FIELD_KIND_ARRAY &&
                  h.value.kind != AMQP_FIELD_KIND_VOID && h.value.kind != AMQP_FIELD_KIND_F32 &&
                  h.value.kind != AMQP_FIELD_KIND_F64 && h.value.kind != AMQP_FIELD_KIND_DECIMAL &&
-                 h.value.kind != AMQP_FIELD_KIND_BOOLEAN && h.value.kind != AMQP_FIELD_KIND_TIMESTAMP) {
+                 h.value.kind != AMQP_FIELD_KIND_BOOLEAN &&
+                 h.value.kind != AMQP_FIELD_KIND_TIMESTAMP) {
         incoming_.extra_headers.push_back(Header{std::string(key), int_value(h.value, 0)});
       }
     }
@@ -276,12 +302,14 @@ void RabbitSource::on_header(const void* properties, std::uint64_t body_size) {
 void RabbitSource::complete_delivery() {
   assembly_ = Assembly::idle;
   if (!window_.empty() && incoming_.amqp_tag != window_.back().amqp_tag + 1) {
-    link_->fail(make_error(Errc::internal, fmt::format("unexpected delivery tag {} after {}", incoming_.amqp_tag,
-                                                       window_.back().amqp_tag)));
+    link_->fail(
+        make_error(Errc::internal, fmt::format("unexpected delivery tag {} after {}",
+                                               incoming_.amqp_tag, window_.back().amqp_tag)));
     return;
   }
   if (window_.empty() && incoming_.amqp_tag < next_dispatch_) {
-    link_->fail(make_error(Errc::internal, fmt::format("unexpected delivery tag {}", incoming_.amqp_tag)));
+    link_->fail(
+        make_error(Errc::internal, fmt::format("unexpected delivery tag {}", incoming_.amqp_tag)));
     return;
   }
   if (window_.empty()) next_dispatch_ = incoming_.amqp_tag;
@@ -309,7 +337,8 @@ void RabbitSource::dispatch() {
     Delivery d;
     d.tag = expose(gen, e->amqp_tag);
     d.body = e->body;
-    d.routing_key = e->original_route.empty() ? std::string_view(e->routing_key) : std::string_view(e->original_route);
+    d.routing_key = e->original_route.empty() ? std::string_view(e->routing_key)
+                                              : std::string_view(e->original_route);
     d.message_id = e->message_id;
     d.attempt = e->attempt;
     d.redelivered = e->redelivered;
@@ -334,13 +363,15 @@ void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
   }
   Inflight* e = find(amqp_tag);
   if (e == nullptr || e->state != State::handed) {
-    log::warn("settle of an unknown or already settled delivery", {{"link", options_.name}, {"tag", amqp_tag}});
+    log::warn("settle of an unknown or already settled delivery",
+              {{"link", options_.name}, {"tag", amqp_tag}});
     return;
   }
   if (verdict.kind == Verdict::Kind::retry && retries_exhausted(options_.retry, e->attempt)) {
-    verdict = Verdict::dead_letter(Errc::retries_exhausted,
-                                   fmt::format("{} after {} attempts: {}", reason_code(verdict.reason), e->attempt,
-                                               verdict.detail));
+    verdict =
+        Verdict::dead_letter(Errc::retries_exhausted,
+                             fmt::format("{} after {} attempts: {}", reason_code(verdict.reason),
+                                         e->attempt, verdict.detail));
   }
   if (verdict.kind == Verdict::Kind::ack) {
     stats_.acked++;
@@ -360,22 +391,28 @@ void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
     m.exchange = topology::retry_tier_name(plan.tier_ms);
     m.routing_key = options_.queue;
     m.expiration_ms = plan.delay_ms;
-    m.headers.push_back(Header{std::string(topology::kHeaderAttempts), std::int64_t{e->attempt} + 1});
+    m.headers.push_back(
+        Header{std::string(topology::kHeaderAttempts), std::int64_t{e->attempt} + 1});
     m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
     stats_.retried++;
-    log::debug("retrying delivery", {{"link", options_.name}, {"message_id", e->message_id},
-                                     {"attempt", e->attempt}, {"delay_ms", plan.delay_ms},
+    log::debug("retrying delivery", {{"link", options_.name},
+                                     {"message_id", e->message_id},
+                                     {"attempt", e->attempt},
+                                     {"delay_ms", plan.delay_ms},
                                      {"reason", reason_code(verdict.reason)}});
   } else {
     m.exchange = options_.dead_letter_exchange;
     m.routing_key = route;
-    m.headers.push_back(Header{std::string(topology::kHeaderError), std::string(reason_code(verdict.reason))});
+    m.headers.push_back(
+        Header{std::string(topology::kHeaderError), std::string(reason_code(verdict.reason))});
     m.headers.push_back(Header{std::string(topology::kHeaderDetail), one_line(verdict.detail)});
     m.headers.push_back(Header{std::string(topology::kHeaderAttempts), std::int64_t{e->attempt}});
     m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
     stats_.dead_lettered++;
-    log::info("dead-lettering delivery", {{"link", options_.name}, {"message_id", e->message_id},
-                                          {"reason", reason_code(verdict.reason)}, {"detail", verdict.detail},
+    log::info("dead-lettering delivery", {{"link", options_.name},
+                                          {"message_id", e->message_id},
+                                          {"reason", reason_code(verdict.reason)},
+                                          {"detail", verdict.detail},
                                           {"attempts", e->attempt}});
   }
   e->state = State::publishing;
@@ -398,8 +435,10 @@ void RabbitSource::publish_copy(std::uint64_t gen, std::uint64_t amqp_tag, Messa
     }
     log::warn("retry / dead-letter copy not confirmed; publishing it again",
               {{"link", options_.name}, {"error", s.error().detail}});
-    republish_.push_back(Republish{gen, amqp_tag, rabbit::now_ms(loop_) + options_.republish_delay_ms, std::move(*keep)});
-    if (!republish_timer_->active()) republish_timer_->start(options_.republish_delay_ms, [this] { run_republish(); });
+    republish_.push_back(Republish{
+        gen, amqp_tag, rabbit::now_ms(loop_) + options_.republish_delay_ms, std::move(*keep)});
+    if (!republish_timer_->active())
+      republish_timer_->start(options_.republish_delay_ms, [this] { run_republish(); });
   });
 }
 
@@ -414,7 +453,8 @@ void RabbitSource::run_republish() {
     publish_copy(r.generation, r.amqp_tag, std::move(r.message));
   }
   if (!republish_.empty()) {
-    republish_timer_->start(std::max<std::int64_t>(1, republish_.front().due_ms - now), [this] { run_republish(); });
+    republish_timer_->start(std::max<std::int64_t>(1, republish_.front().due_ms - now),
+                            [this] { run_republish(); });
   }
 }
 
@@ -434,7 +474,8 @@ void RabbitSource::flush_acks() {
   amqp_connection_state_t conn = link_->conn();
   // The contiguous settled run from the oldest outstanding delivery: one multiple-ack.
   std::uint64_t last = 0;
-  while (!window_.empty() && (window_.front().state == State::ack_ready || window_.front().state == State::done)) {
+  while (!window_.empty() &&
+         (window_.front().state == State::ack_ready || window_.front().state == State::done)) {
     if (window_.front().state == State::ack_ready) {
       last = window_.front().amqp_tag;
       ack_ready_--;
@@ -474,7 +515,8 @@ void RabbitSource::stop(std::function<void()> on_stopped) noexcept {
     cancel.nowait = 0;
     amqp_send_method(link_->conn(), 1, AMQP_BASIC_CANCEL_METHOD, &cancel);
   }
-  log::info("draining deliveries", {{"link", options_.name}, {"in_flight", static_cast<std::uint64_t>(busy_)}});
+  log::info("draining deliveries",
+            {{"link", options_.name}, {"in_flight", static_cast<std::uint64_t>(busy_)}});
   drain_timer_->start(options_.drain_timeout_ms, [this] {
     log::warn("drain timed out; unsettled deliveries go back to the broker",
               {{"link", options_.name}, {"in_flight", static_cast<std::uint64_t>(busy_)}});

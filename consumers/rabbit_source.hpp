@@ -49,17 +49,17 @@ class Timer;
 struct RabbitSourceOptions {
   AmqpEndpoint endpoint;
   std::string queue = std::string(topology::kSagaQueue);  // consume from; retries return here
-  std::string name = "source";                             // connection name, in logs
-  int prefetch = 256;                                      // basic.qos: unacked deliveries at most
-  RetryPolicy retry;                                       // backoff, tiers, max attempts
+  std::string name = "source";                            // connection name, in logs
+  int prefetch = 256;                                     // basic.qos: unacked deliveries at most
+  RetryPolicy retry;                                      // backoff, tiers, max attempts
   std::string dead_letter_exchange = std::string(topology::kDeadLetterExchange);
   int heartbeat_s = 30;
   std::int64_t reconnect_min_ms = 100;
   std::int64_t reconnect_max_ms = 5000;
-  std::int64_t drain_timeout_ms = 8000;      // stop(): longest wait for in-flight deliveries
-  std::int64_t republish_delay_ms = 1000;    // after a retry / dead-letter copy was not confirmed
-  std::size_t copy_window = 256;             // the own copy publisher's confirm window
-  std::uint64_t jitter_seed = 0;             // 0: random
+  std::int64_t drain_timeout_ms = 8000;    // stop(): longest wait for in-flight deliveries
+  std::int64_t republish_delay_ms = 1000;  // after a retry / dead-letter copy was not confirmed
+  std::size_t copy_window = 256;           // the own copy publisher's confirm window
+  std::uint64_t jitter_seed = 0;           // 0: random
 };
 
 class RabbitSource final : public Source {
@@ -82,7 +82,9 @@ class RabbitSource final : public Source {
   bool connected() const noexcept override;
   bool paused() const noexcept override { return paused_; }
   std::size_t in_flight() const noexcept override { return busy_; }
-  void on_state_change(std::function<void(bool connected)> fn) override { on_state_ = std::move(fn); }
+  void on_state_change(std::function<void(bool connected)> fn) override {
+    on_state_ = std::move(fn);
+  }
 
   struct Stats {
     std::uint64_t delivered = 0;
@@ -148,9 +150,9 @@ class RabbitSource final : public Source {
   std::function<void()> on_stopped_;
 
   std::uint64_t generation_ = 0;
-  std::deque<Inflight> window_;   // outstanding deliveries by amqp tag (contiguous)
+  std::deque<Inflight> window_;  // outstanding deliveries by amqp tag (contiguous)
   std::uint64_t next_dispatch_ = 1;
-  std::size_t busy_ = 0;          // handed or publishing
+  std::size_t busy_ = 0;  // handed or publishing
   std::size_t ack_ready_ = 0;
   bool flush_scheduled_ = false;
   std::deque<Republish> republish_;

@@ -12,9 +12,9 @@
 namespace sagaflow {
 
 struct RetryPolicy {
-  int max_attempts = 8;             // SAGAFLOW_MAX_ATTEMPTS
-  std::int64_t base_ms = 1000;      // first retry waits 0.5..1 s
-  std::int64_t cap_ms = 120000;     // longest wait
+  int max_attempts = 8;                                              // SAGAFLOW_MAX_ATTEMPTS
+  std::int64_t base_ms = 1000;                                       // first retry waits 0.5..1 s
+  std::int64_t cap_ms = 120000;                                      // longest wait
   std::vector<std::int64_t> tiers_ms = {1000, 5000, 30000, 120000};  // = the applied topology
 };
 
@@ -24,7 +24,9 @@ struct RetryPlan {
 };
 
 // True when delivery number `attempt` was the last one allowed.
-inline bool retries_exhausted(const RetryPolicy& p, int attempt) noexcept { return attempt >= p.max_attempts; }
+inline bool retries_exhausted(const RetryPolicy& p, int attempt) noexcept {
+  return attempt >= p.max_attempts;
+}
 
 // unit_random in [0, 1): the jitter draw (injected, so tests are deterministic).
 RetryPlan plan_retry(const RetryPolicy& policy, int attempt, double unit_random) noexcept;

@@ -53,7 +53,9 @@ struct Verdict {
   std::string detail;            // one line
 
   static Verdict ack() { return {}; }
-  static Verdict retry(Errc reason, std::string detail) { return {Kind::retry, reason, std::move(detail)}; }
+  static Verdict retry(Errc reason, std::string detail) {
+    return {Kind::retry, reason, std::move(detail)};
+  }
   static Verdict dead_letter(Errc reason, std::string detail) {
     return {Kind::dead_letter, reason, std::move(detail)};
   }

@@ -22,8 +22,10 @@ constexpr ConfigKey kKeys[] = {
     {"SAGAFLOW_MAX_ATTEMPTS", "max-attempts", "8", "deliveries of one message before dead-letter"},
     {"SAGAFLOW_PLANS", "plans", "free=60/min:100,pro=300/min:500,enterprise=1000/min:2000",
      "rate-limit plans, name=rate/period:burst"},
-    {"SAGAFLOW_DEFAULT_PLAN", "default-plan", "free", "plan of a store not in sagaflow:store_plans"},
-    {"SAGAFLOW_WEBHOOK_SECRET", "webhook-secret", "", "HMAC secret(s) of the webhook ingress, comma-separated"},
+    {"SAGAFLOW_DEFAULT_PLAN", "default-plan", "free",
+     "plan of a store not in sagaflow:store_plans"},
+    {"SAGAFLOW_WEBHOOK_SECRET", "webhook-secret", "",
+     "HMAC secret(s) of the webhook ingress, comma-separated"},
     {"SAGAFLOW_SAGA_DIR", "saga-dir", "", "folder of saga definitions replacing the built-in ones"},
     {"SAGAFLOW_LOG_LEVEL", "log-level", "info", "debug, info, warn, error or off"},
     {"SAGAFLOW_MAX_MESSAGE_BYTES", "max-message-bytes", "1048576", "largest accepted message body"},
@@ -52,8 +54,10 @@ Result<std::int64_t> parse_int(std::string_view key, std::string_view text, std:
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -69,7 +73,8 @@ Result<std::string> url_decode(std::string_view s) {
     if (i + 2 >= s.size()) return make_error(Errc::invalid_config, "bad %-escape");
     int v = 0;
     auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-    if (ec != std::errc{} || p != s.data() + i + 3) return make_error(Errc::invalid_config, "bad %-escape");
+    if (ec != std::errc{} || p != s.data() + i + 3)
+      return make_error(Errc::invalid_config, "bad %-escape");
     out.push_back(static_cast<char>(v));
     i += 2;
   }
@@ -129,7 +134,9 @@ const RatePlan* Config::find_plan(std::string_view name) const noexcept {
   return nullptr;
 }
 
-std::span<const ConfigKey> config_keys() noexcept { return kKeys; }
+std::span<const ConfigKey> config_keys() noexcept {
+  return kKeys;
+}
 
 Result<HostPort> parse_host_port(std::string_view text) {
   HostPort hp;
@@ -175,7 +182,9 @@ Result<RedisEndpoint> parse_redis_url(std::string_view url) {
   ep.password = parts->password;  // redis://:secret@host:6379/0
   if (!parts->path.empty()) {
     auto db = parse_int("db", parts->path, 0, 15);
-    if (!db) return make_error(Errc::invalid_config, fmt::format("database '{}' is not 0..15", parts->path));
+    if (!db)
+      return make_error(Errc::invalid_config,
+                        fmt::format("database '{}' is not 0..15", parts->path));
     ep.db = static_cast<int>(db.value());
   }
   return ep;
@@ -192,31 +201,39 @@ Result<std::vector<RatePlan>> parse_plans(std::string_view text) {
     const auto eq = item.find('=');
     const auto sl = item.find('/');
     const auto co = item.rfind(':');
-    if (eq == std::string_view::npos || sl == std::string_view::npos || co == std::string_view::npos ||
-        !(eq < sl && sl < co) || eq == 0) {
-      return make_error(Errc::invalid_config,
-                        fmt::format("plan '{}' is not name=rate/period:burst (e.g. free=60/min:100)", item));
+    if (eq == std::string_view::npos || sl == std::string_view::npos ||
+        co == std::string_view::npos || !(eq < sl && sl < co) || eq == 0) {
+      return make_error(
+          Errc::invalid_config,
+          fmt::format("plan '{}' is not name=rate/period:burst (e.g. free=60/min:100)", item));
     }
     RatePlan p;
     p.name = std::string(item.substr(0, eq));
     auto rate = parse_int("rate", item.substr(eq + 1, sl - eq - 1), 1, 1'000'000'000);
     auto burst = parse_int("burst", item.substr(co + 1), 1, 1'000'000'000);
     if (!rate || !burst) {
-      return make_error(Errc::invalid_config, fmt::format("plan '{}': rate and burst must be positive integers", item));
+      return make_error(Errc::invalid_config,
+                        fmt::format("plan '{}': rate and burst must be positive integers", item));
     }
     const std::string_view period = item.substr(sl + 1, co - sl - 1);
-    if (period == "s" || period == "sec" || period == "second") p.period_ms = 1000;
-    else if (period == "min" || period == "minute" || period == "m") p.period_ms = 60'000;
-    else if (period == "h" || period == "hour") p.period_ms = 3'600'000;
-    else if (period == "d" || period == "day") p.period_ms = 86'400'000;
+    if (period == "s" || period == "sec" || period == "second")
+      p.period_ms = 1000;
+    else if (period == "min" || period == "minute" || period == "m")
+      p.period_ms = 60'000;
+    else if (period == "h" || period == "hour")
+      p.period_ms = 3'600'000;
+    else if (period == "d" || period == "day")
+      p.period_ms = 86'400'000;
     else {
-      return make_error(Errc::invalid_config,
-                        fmt::format("plan '{}': period '{}' is not one of s, min, h, day", item, period));
+      return make_error(
+          Errc::invalid_config,
+          fmt::format("plan '{}': period '{}' is not one of s, min, h, day", item, period));
     }
     p.rate = rate.value();
     p.burst = burst.value();
     for (const auto& other : plans) {
-      if (other.name == p.name) return make_error(Errc::invalid_config, fmt::format("plan '{}' is listed twice", p.name));
+      if (other.name == p.name)
+        return make_error(Errc::invalid_config, fmt::format("plan '{}' is listed twice", p.name));
     }
     plans.push_back(std::move(p));
   }
@@ -226,9 +243,11 @@ Result<std::vector<RatePlan>> parse_plans(std::string_view text) {
 
 namespace {
 
-Status read_config_file(const std::string& path, std::map<std::string, std::string, std::less<>>& out) {
+Status read_config_file(const std::string& path,
+                        std::map<std::string, std::string, std::less<>>& out) {
   std::ifstream in(path);
-  if (!in) return make_error(Errc::invalid_config, fmt::format("--config {}: cannot be read", path));
+  if (!in)
+    return make_error(Errc::invalid_config, fmt::format("--config {}: cannot be read", path));
   std::string line;
   int lineno = 0;
   while (std::getline(in, line)) {
@@ -238,17 +257,20 @@ Status read_config_file(const std::string& path, std::map<std::string, std::stri
     if (l.substr(0, 7) == "export ") l = trim(l.substr(7));
     const auto eq = l.find('=');
     if (eq == std::string_view::npos) {
-      return make_error(Errc::invalid_config, fmt::format("{}:{}: expected KEY=VALUE", path, lineno));
+      return make_error(Errc::invalid_config,
+                        fmt::format("{}:{}: expected KEY=VALUE", path, lineno));
     }
     const std::string key(trim(l.substr(0, eq)));
     std::string_view value = trim(l.substr(eq + 1));
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front()) {
       value = value.substr(1, value.size() - 2);
     }
     bool known = false;
     for (const auto& k : kKeys) known = known || k.env == key;
     if (!known) {
-      return make_error(Errc::invalid_config, fmt::format("{}:{}: unknown key {}", path, lineno, key));
+      return make_error(Errc::invalid_config,
+                        fmt::format("{}:{}: unknown key {}", path, lineno, key));
     }
     out[key] = std::string(value);
   }
@@ -262,7 +284,8 @@ Result<Config> load_config(const ConfigSources& sources) {
   if (!sources.config_file.empty()) {
     if (auto st = read_config_file(sources.config_file, file_values); !st) return st.error();
   }
-  const EnvLookup env = sources.env ? sources.env : EnvLookup([](const char* k) { return std::getenv(k); });
+  const EnvLookup env =
+      sources.env ? sources.env : EnvLookup([](const char* k) { return std::getenv(k); });
 
   // The effective text of every key: flag, then environment, then file, then default.
   auto value_of = [&](const ConfigKey& k) -> std::string {
@@ -284,9 +307,12 @@ Result<Config> load_config(const ConfigSources& sources) {
     const std::string_view key = k.env;
     auto int_of = [&](std::int64_t min, std::int64_t max) { return parse_int(key, v, min, max); };
     if (key == "SAGAFLOW_BROKER") {
-      if (v == "rabbitmq") c.broker = BrokerKind::rabbitmq;
-      else if (v == "kafka") c.broker = BrokerKind::kafka;
-      else return bad(key, fmt::format("'{}' is not rabbitmq or kafka", v));
+      if (v == "rabbitmq")
+        c.broker = BrokerKind::rabbitmq;
+      else if (v == "kafka")
+        c.broker = BrokerKind::kafka;
+      else
+        return bad(key, fmt::format("'{}' is not rabbitmq or kafka", v));
     } else if (key == "SAGAFLOW_AMQP_URL") {
       auto ep = parse_amqp_url(v);
       if (!ep) return bad(key, ep.error().detail);
@@ -351,7 +377,8 @@ Result<Config> load_config(const ConfigSources& sources) {
     }
   }
   if (c.find_plan(c.default_plan) == nullptr) {
-    return bad("SAGAFLOW_DEFAULT_PLAN", fmt::format("'{}' is not one of the plans in SAGAFLOW_PLANS", c.default_plan));
+    return bad("SAGAFLOW_DEFAULT_PLAN",
+               fmt::format("'{}' is not one of the plans in SAGAFLOW_PLANS", c.default_plan));
   }
   return c;
 }

@@ -84,8 +84,8 @@ using EnvLookup = std::function<const char*(const char*)>;
 
 struct ConfigSources {
   std::map<std::string, std::string, std::less<>> flags;  // env name -> value, from the CLI
-  std::string config_file;                                 // empty: none
-  EnvLookup env;                                           // default: ::getenv
+  std::string config_file;                                // empty: none
+  EnvLookup env;                                          // default: ::getenv
 };
 
 Result<Config> load_config(const ConfigSources& sources);

@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <array>
-#include <new>
 #include <cstring>
+#include <new>
 
 #include <fmt/format.h>
 
@@ -22,10 +22,11 @@ namespace {
 namespace od = simdjson::ondemand;
 
 constexpr std::array<std::string_view, kEventTypeCount> kTypeNames = {
-    "order.created",      "order.cancelled",    "inventory.reserved", "inventory.rejected", "payment.completed",
-    "payment.failed",     "shipment.created",   "shipment.failed",    "inventory.released", "payment.refunded",
-    "shipment.cancelled", "inventory.reserve",  "payment.charge",     "shipment.create",    "shipment.cancel",
-    "payment.refund",     "inventory.release",  "order.confirmed",    "order.failed",
+    "order.created",      "order.cancelled",  "inventory.reserved", "inventory.rejected",
+    "payment.completed",  "payment.failed",   "shipment.created",   "shipment.failed",
+    "inventory.released", "payment.refunded", "shipment.cancelled", "inventory.reserve",
+    "payment.charge",     "shipment.create",  "shipment.cancel",    "payment.refund",
+    "inventory.release",  "order.confirmed",  "order.failed",
 };
 
 constexpr int kMaxDepth = 64;
@@ -37,15 +38,23 @@ Error invalid(std::string_view field, std::string_view why) {
 
 Error malformed(simdjson::error_code e) {
   switch (e) {
-    case simdjson::UTF8_ERROR: return make_error(Errc::malformed_json, "body is not valid UTF-8");
-    case simdjson::EMPTY: return make_error(Errc::malformed_json, "body is empty");
+    case simdjson::UTF8_ERROR:
+      return make_error(Errc::malformed_json, "body is not valid UTF-8");
+    case simdjson::EMPTY:
+      return make_error(Errc::malformed_json, "body is empty");
     case simdjson::DEPTH_ERROR:
-      return make_error(Errc::malformed_json, fmt::format("JSON nested deeper than {} levels", kMaxDepth));
-    case simdjson::UNCLOSED_STRING: return make_error(Errc::malformed_json, "body is not JSON: unclosed string");
+      return make_error(Errc::malformed_json,
+                        fmt::format("JSON nested deeper than {} levels", kMaxDepth));
+    case simdjson::UNCLOSED_STRING:
+      return make_error(Errc::malformed_json, "body is not JSON: unclosed string");
     case simdjson::STRING_ERROR:
-      return make_error(Errc::malformed_json, "body is not JSON: bad string escape or control character");
-    case simdjson::NUMBER_ERROR: return make_error(Errc::malformed_json, "body is not JSON: bad number");
-    default: return make_error(Errc::malformed_json, fmt::format("body is not JSON: {}", simdjson::error_message(e)));
+      return make_error(Errc::malformed_json,
+                        "body is not JSON: bad string escape or control character");
+    case simdjson::NUMBER_ERROR:
+      return make_error(Errc::malformed_json, "body is not JSON: bad number");
+    default:
+      return make_error(Errc::malformed_json,
+                        fmt::format("body is not JSON: {}", simdjson::error_message(e)));
   }
 }
 
@@ -114,7 +123,8 @@ simdjson::error_code walk(od::value v, int depth) {
       return simdjson::SUCCESS;
     }
     case od::json_type::number:
-      return valid_json_number(trim_right(v.raw_json_token())) ? simdjson::SUCCESS : simdjson::NUMBER_ERROR;
+      return valid_json_number(trim_right(v.raw_json_token())) ? simdjson::SUCCESS
+                                                               : simdjson::NUMBER_ERROR;
     case od::json_type::string: {
       std::string_view s;
       return v.get_string().get(s);
@@ -133,7 +143,8 @@ simdjson::error_code walk(od::value v, int depth) {
 }
 
 std::string_view trim_right(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
     s.remove_suffix(1);
   }
   return s;
@@ -197,8 +208,8 @@ bool valid_rfc3339(std::string_view s) {
   };
   int year, month, day, hour, minute, second;
   if (s.size() < 20 || !digits(0, 4, year) || s[4] != '-' || !digits(5, 2, month) || s[7] != '-' ||
-      !digits(8, 2, day) || (s[10] != 'T' && s[10] != 't') || !digits(11, 2, hour) || s[13] != ':' ||
-      !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
+      !digits(8, 2, day) || (s[10] != 'T' && s[10] != 't') || !digits(11, 2, hour) ||
+      s[13] != ':' || !digits(14, 2, minute) || s[16] != ':' || !digits(17, 2, second)) {
     return false;
   }
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -215,13 +226,15 @@ bool valid_rfc3339(std::string_view s) {
   }
   if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) return i + 1 == s.size();
   int oh, om;
-  return i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && digits(i + 1, 2, oh) && s[i + 3] == ':' &&
-         digits(i + 4, 2, om) && oh <= 23 && om <= 59;
+  return i + 6 == s.size() && (s[i] == '+' || s[i] == '-') && digits(i + 1, 2, oh) &&
+         s[i + 3] == ':' && digits(i + 4, 2, om) && oh <= 23 && om <= 59;
 }
 
 }  // namespace
 
-std::string_view to_string(EventType type) noexcept { return kTypeNames[static_cast<std::size_t>(type)]; }
+std::string_view to_string(EventType type) noexcept {
+  return kTypeNames[static_cast<std::size_t>(type)];
+}
 
 std::optional<EventType> event_type_from(std::string_view name) noexcept {
   for (std::size_t i = 0; i < kTypeNames.size(); ++i) {
@@ -230,9 +243,15 @@ std::optional<EventType> event_type_from(std::string_view name) noexcept {
   return std::nullopt;
 }
 
-bool is_saga_input(EventType t) noexcept { return t <= EventType::shipment_cancelled; }
-bool is_command(EventType t) noexcept { return t >= EventType::inventory_reserve && t <= EventType::inventory_release; }
-bool is_outcome(EventType t) noexcept { return t == EventType::order_confirmed || t == EventType::order_failed; }
+bool is_saga_input(EventType t) noexcept {
+  return t <= EventType::shipment_cancelled;
+}
+bool is_command(EventType t) noexcept {
+  return t >= EventType::inventory_reserve && t <= EventType::inventory_release;
+}
+bool is_outcome(EventType t) noexcept {
+  return t == EventType::order_confirmed || t == EventType::order_failed;
+}
 
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -244,13 +263,27 @@ void append_json_string(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
       default:
         out.append("\\u00");
         out.push_back(kHex[c >> 4]);
@@ -269,14 +302,16 @@ struct EnvelopeParser::Impl {
   Seen id, type, created, store_id, saga_id;
   bool has_data = false, data_duplicate = false, data_not_object = false;
   // data.*:
-  Seen order_id, customer_id, total, currency, reservation_id, payment_id, shipment_id, reason, amount;
+  Seen order_id, customer_id, total, currency, reservation_id, payment_id, shipment_id, reason,
+      amount;
   bool has_items = false, items_duplicate = false;
   std::string_view items_raw;
   Status items_status;
 
   void reset() {
     id = type = created = store_id = saga_id = Seen{};
-    order_id = customer_id = total = currency = reservation_id = payment_id = shipment_id = reason = amount = Seen{};
+    order_id = customer_id = total = currency = reservation_id = payment_id = shipment_id = reason =
+        amount = Seen{};
     has_data = data_duplicate = data_not_object = false;
     has_items = items_duplicate = false;
     items_raw = {};
@@ -318,10 +353,14 @@ struct EnvelopeParser::Impl {
         od::value fv;
         if (auto e = field.value().get(fv)) return e;
         simdjson::error_code e = simdjson::SUCCESS;
-        if (key == "sku") e = read_scalar(fv, sku, 5);
-        else if (key == "qty") e = read_scalar(fv, qty, 5);
-        else if (key == "price") e = read_scalar(fv, price, 5);
-        else e = walk(fv, 5);
+        if (key == "sku")
+          e = read_scalar(fv, sku, 5);
+        else if (key == "qty")
+          e = read_scalar(fv, qty, 5);
+        else if (key == "price")
+          e = read_scalar(fv, price, 5);
+        else
+          e = walk(fv, 5);
         if (e) return e;
       }
       if (items_status) items_status = check_item(index, sku, qty, price);
@@ -329,7 +368,8 @@ struct EnvelopeParser::Impl {
     }
     if (index == 0 && items_status) items_status = invalid("data.items", "must not be empty");
     const char* begin = start.data();
-    items_raw = std::string_view(begin, static_cast<std::size_t>(value_end(begin, doc_end) - begin));
+    items_raw =
+        std::string_view(begin, static_cast<std::size_t>(value_end(begin, doc_end) - begin));
     return simdjson::SUCCESS;
   }
 
@@ -337,9 +377,11 @@ struct EnvelopeParser::Impl {
     auto bad = [index](std::string_view field, std::string_view why) {
       return invalid(fmt::format("data.items[{}].{}", index, field), why);
     };
-    if (sku.kind != Seen::Kind::string || sku.text.empty() || sku.duplicate) return bad("sku", "must be a non-empty string");
+    if (sku.kind != Seen::Kind::string || sku.text.empty() || sku.duplicate)
+      return bad("sku", "must be a non-empty string");
     std::int64_t q = 0;
-    bool digits_only = qty.kind == Seen::Kind::number && !qty.duplicate && !qty.text.empty() && qty.text.size() <= 7;
+    bool digits_only = qty.kind == Seen::Kind::number && !qty.duplicate && !qty.text.empty() &&
+                       qty.text.size() <= 7;
     for (char c : qty.text) {
       digits_only = digits_only && c >= '0' && c <= '9';
       q = q * 10 + (c - '0');
@@ -348,9 +390,11 @@ struct EnvelopeParser::Impl {
       return bad("qty", "must be an integer from 1 to 1000000");
     }
     if (price.kind != Seen::Kind::string && price.kind != Seen::Kind::number) {
-      return bad("price", "must be money (a number or numeric string with at most 2 fraction digits)");
+      return bad("price",
+                 "must be money (a number or numeric string with at most 2 fraction digits)");
     }
-    if (auto m = Money::parse(price.text, price.kind == Seen::Kind::string); !m) return bad("price", m.error().detail);
+    if (auto m = Money::parse(price.text, price.kind == Seen::Kind::string); !m)
+      return bad("price", m.error().detail);
     return Status::success();
   }
 
@@ -371,17 +415,28 @@ struct EnvelopeParser::Impl {
       od::value fv;
       if (auto e = field.value().get(fv)) return e;
       simdjson::error_code e = simdjson::SUCCESS;
-      if (key == "order_id") e = read_scalar(fv, order_id, 3);
-      else if (key == "customer_id") e = read_scalar(fv, customer_id, 3);
-      else if (key == "total") e = read_scalar(fv, total, 3);
-      else if (key == "currency") e = read_scalar(fv, currency, 3);
-      else if (key == "items") e = read_items(fv, doc_end);
-      else if (key == "reservation_id") e = read_scalar(fv, reservation_id, 3);
-      else if (key == "payment_id") e = read_scalar(fv, payment_id, 3);
-      else if (key == "shipment_id") e = read_scalar(fv, shipment_id, 3);
-      else if (key == "reason") e = read_scalar(fv, reason, 3);
-      else if (key == "amount") e = read_scalar(fv, amount, 3);
-      else e = walk(fv, 3);
+      if (key == "order_id")
+        e = read_scalar(fv, order_id, 3);
+      else if (key == "customer_id")
+        e = read_scalar(fv, customer_id, 3);
+      else if (key == "total")
+        e = read_scalar(fv, total, 3);
+      else if (key == "currency")
+        e = read_scalar(fv, currency, 3);
+      else if (key == "items")
+        e = read_items(fv, doc_end);
+      else if (key == "reservation_id")
+        e = read_scalar(fv, reservation_id, 3);
+      else if (key == "payment_id")
+        e = read_scalar(fv, payment_id, 3);
+      else if (key == "shipment_id")
+        e = read_scalar(fv, shipment_id, 3);
+      else if (key == "reason")
+        e = read_scalar(fv, reason, 3);
+      else if (key == "amount")
+        e = read_scalar(fv, amount, 3);
+      else
+        e = walk(fv, 3);
       if (e) return e;
     }
     return simdjson::SUCCESS;
@@ -390,14 +445,16 @@ struct EnvelopeParser::Impl {
 
 namespace {
 
-Status require_string(const Seen& s, std::string_view field, bool required, std::size_t max = 0, bool non_empty = false) {
+Status require_string(const Seen& s, std::string_view field, bool required, std::size_t max = 0,
+                      bool non_empty = false) {
   if (s.duplicate) return make_error(Errc::invalid_event, fmt::format("duplicate key '{}'", field));
   if (s.kind == Seen::Kind::absent) {
     return required ? invalid(field, "is required") : Status::success();
   }
   if (s.kind != Seen::Kind::string) return invalid(field, "must be a string");
   if (non_empty && s.text.empty()) return invalid(field, "must not be empty");
-  if (max > 0 && s.text.size() > max) return invalid(field, fmt::format("must be at most {} bytes", max));
+  if (max > 0 && s.text.size() > max)
+    return invalid(field, fmt::format("must be at most {} bytes", max));
   return Status::success();
 }
 
@@ -408,7 +465,8 @@ Result<std::optional<Money>> money_of(const Seen& s, std::string_view field, boo
     return std::optional<Money>{};
   }
   if (s.kind != Seen::Kind::string && s.kind != Seen::Kind::number) {
-    return invalid(field, "must be money (a number or numeric string with at most 2 fraction digits)");
+    return invalid(field,
+                   "must be money (a number or numeric string with at most 2 fraction digits)");
   }
   auto m = Money::parse(s.text, s.kind == Seen::Kind::string);
   if (!m) return invalid(field, m.error().detail);
@@ -421,7 +479,8 @@ EnvelopeParser::EnvelopeParser(std::size_t max_message_bytes)
     : impl_(std::make_unique<Impl>()), max_message_bytes_(max_message_bytes) {
   // Capacity for the largest accepted body; the depth limit is enforced by the walk (and by
   // simdjson a little above it).
-  if (impl_->parser.allocate(std::max<std::size_t>(max_message_bytes, 4096), kMaxDepth + 8) != simdjson::SUCCESS) {
+  if (impl_->parser.allocate(std::max<std::size_t>(max_message_bytes, 4096), kMaxDepth + 8) !=
+      simdjson::SUCCESS) {
     throw std::bad_alloc();
   }
 }
@@ -436,8 +495,8 @@ Result<Event> EnvelopeParser::parse(std::string_view body) {
 
 Status EnvelopeParser::parse(std::string_view body, Event& out) {
   if (body.size() > max_message_bytes_) {
-    return make_error(Errc::too_large,
-                      fmt::format("body is {} bytes, over the limit of {} bytes", body.size(), max_message_bytes_));
+    return make_error(Errc::too_large, fmt::format("body is {} bytes, over the limit of {} bytes",
+                                                   body.size(), max_message_bytes_));
   }
   Impl& m = *impl_;
   m.reset();
@@ -446,10 +505,12 @@ Status EnvelopeParser::parse(std::string_view body, Event& out) {
   const char* doc_end = m.buffer.data() + body.size();
 
   od::document doc;
-  if (auto e = m.parser.iterate(m.buffer.data(), body.size(), m.buffer.size()).get(doc)) return malformed(e);
+  if (auto e = m.parser.iterate(m.buffer.data(), body.size(), m.buffer.size()).get(doc))
+    return malformed(e);
   od::object root;
   if (auto e = doc.get_object().get(root)) {
-    if (e == simdjson::INCORRECT_TYPE) return make_error(Errc::malformed_json, "body is not a JSON object");
+    if (e == simdjson::INCORRECT_TYPE)
+      return make_error(Errc::malformed_json, "body is not a JSON object");
     return malformed(e);
   }
   for (auto field : root) {
@@ -458,17 +519,25 @@ Status EnvelopeParser::parse(std::string_view body, Event& out) {
     od::value v;
     if (auto e = field.value().get(v)) return malformed(e);
     simdjson::error_code e = simdjson::SUCCESS;
-    if (key == "id") e = read_scalar(v, m.id, 2);
-    else if (key == "type") e = read_scalar(v, m.type, 2);
-    else if (key == "created") e = read_scalar(v, m.created, 2);
-    else if (key == "store_id") e = read_scalar(v, m.store_id, 2);
-    else if (key == "saga_id") e = read_scalar(v, m.saga_id, 2);
-    else if (key == "data") e = m.read_data(v, doc_end);
-    else e = walk(v, 2);
+    if (key == "id")
+      e = read_scalar(v, m.id, 2);
+    else if (key == "type")
+      e = read_scalar(v, m.type, 2);
+    else if (key == "created")
+      e = read_scalar(v, m.created, 2);
+    else if (key == "store_id")
+      e = read_scalar(v, m.store_id, 2);
+    else if (key == "saga_id")
+      e = read_scalar(v, m.saga_id, 2);
+    else if (key == "data")
+      e = m.read_data(v, doc_end);
+    else
+      e = walk(v, 2);
     if (e) return malformed(e);
   }
   if (const char* rest = nullptr; doc.current_location().get(rest) == simdjson::SUCCESS) {
-    return make_error(Errc::malformed_json, "body is not JSON: trailing characters after the object");
+    return make_error(Errc::malformed_json,
+                      "body is not JSON: trailing characters after the object");
   }
 
   // The envelope.
@@ -476,19 +545,22 @@ Status EnvelopeParser::parse(std::string_view body, Event& out) {
   if (auto st = require_string(m.type, "type", true); !st) return st;
   const auto type = event_type_from(m.type.text);
   if (!type) {
-    return make_error(Errc::unknown_type, fmt::format("unknown event type '{}'", m.type.text.substr(0, 64)));
+    return make_error(Errc::unknown_type,
+                      fmt::format("unknown event type '{}'", m.type.text.substr(0, 64)));
   }
   if (auto st = require_string(m.created, "created", false); !st) return st;
   if (m.created.kind == Seen::Kind::string && !valid_rfc3339(m.created.text)) {
     return invalid("created", "must be an RFC 3339 timestamp such as 2024-01-15T10:30:00Z");
   }
   const bool created_event = *type == EventType::order_created;
-  if (auto st = require_string(m.store_id, "store_id", created_event, kMaxIdBytes, true); !st) return st;
+  if (auto st = require_string(m.store_id, "store_id", created_event, kMaxIdBytes, true); !st)
+    return st;
   if (auto st = require_string(m.saga_id, "saga_id", false); !st) return st;
   if (m.data_duplicate) return make_error(Errc::invalid_event, "duplicate key 'data'");
   if (!m.has_data) return invalid("data", "is required");
   if (m.data_not_object) return invalid("data", "must be an object");
-  if (auto st = require_string(m.order_id, "data.order_id", true, kMaxIdBytes, true); !st) return st;
+  if (auto st = require_string(m.order_id, "data.order_id", true, kMaxIdBytes, true); !st)
+    return st;
 
   // Per type.
   out.amount.reset();
@@ -519,7 +591,8 @@ Status EnvelopeParser::parse(std::string_view body, Event& out) {
       out.total = *total.value();
       if (st = require_string(m.currency, "data.currency", true); !st) return st;
       const auto c = m.currency.text;
-      if (c.size() != 3 || !std::all_of(c.begin(), c.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+      if (c.size() != 3 ||
+          !std::all_of(c.begin(), c.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
         return invalid("data.currency", "must be 3 upper-case letters (ISO 4217, e.g. EUR)");
       }
       if (st = items(true); !st) return st;
@@ -528,20 +601,31 @@ Status EnvelopeParser::parse(std::string_view body, Event& out) {
     case EventType::order_cancelled:
     case EventType::inventory_rejected:
     case EventType::payment_failed:
-    case EventType::shipment_failed: st = optional_reason(); break;
-    case EventType::order_failed: st = require_string(m.reason, "data.reason", true); break;
-    case EventType::inventory_reserved: st = ref(m.reservation_id, "data.reservation_id", true); break;
+    case EventType::shipment_failed:
+      st = optional_reason();
+      break;
+    case EventType::order_failed:
+      st = require_string(m.reason, "data.reason", true);
+      break;
+    case EventType::inventory_reserved:
+      st = ref(m.reservation_id, "data.reservation_id", true);
+      break;
     case EventType::payment_completed:
       if (st = ref(m.payment_id, "data.payment_id", true); !st) return st;
       st = amount(false);
       break;
-    case EventType::shipment_created: st = ref(m.shipment_id, "data.shipment_id", true); break;
+    case EventType::shipment_created:
+      st = ref(m.shipment_id, "data.shipment_id", true);
+      break;
     case EventType::inventory_released:
     case EventType::payment_refunded:
     case EventType::shipment_cancelled:
-    case EventType::order_confirmed: break;
+    case EventType::order_confirmed:
+      break;
     case EventType::inventory_reserve:
-    case EventType::shipment_create: st = items(true); break;
+    case EventType::shipment_create:
+      st = items(true);
+      break;
     case EventType::payment_charge:
       if (st = amount(true); !st) return st;
       if (st = require_string(m.currency, "data.currency", true); !st) return st;
@@ -551,8 +635,12 @@ Status EnvelopeParser::parse(std::string_view body, Event& out) {
       if (st = ref(m.payment_id, "data.payment_id", false); !st) return st;
       st = amount(false);
       break;
-    case EventType::inventory_release: st = ref(m.reservation_id, "data.reservation_id", false); break;
-    case EventType::shipment_cancel: st = ref(m.shipment_id, "data.shipment_id", false); break;
+    case EventType::inventory_release:
+      st = ref(m.reservation_id, "data.reservation_id", false);
+      break;
+    case EventType::shipment_cancel:
+      st = ref(m.shipment_id, "data.shipment_id", false);
+      break;
   }
   if (!st) return st;
 
@@ -562,7 +650,8 @@ Status EnvelopeParser::parse(std::string_view body, Event& out) {
   out.store_id.assign(m.store_id.text);
   out.order_id.assign(m.order_id.text);
   out.saga_id.assign(m.saga_id.text);
-  out.customer_id.assign(m.customer_id.kind == Seen::Kind::string ? m.customer_id.text : std::string_view{});
+  out.customer_id.assign(m.customer_id.kind == Seen::Kind::string ? m.customer_id.text
+                                                                  : std::string_view{});
   out.currency.assign(m.currency.kind == Seen::Kind::string ? m.currency.text : std::string_view{});
   out.items_json.assign(m.has_items ? m.items_raw : std::string_view{});
   out.reason.assign(m.reason.kind == Seen::Kind::string ? m.reason.text : std::string_view{});

@@ -39,8 +39,12 @@ std::optional<Level> parse_level(std::string_view name) noexcept {
   return std::nullopt;
 }
 
-void set_level(Level level) noexcept { g_level.store(level, std::memory_order_relaxed); }
-Level level() noexcept { return g_level.load(std::memory_order_relaxed); }
+void set_level(Level level) noexcept {
+  g_level.store(level, std::memory_order_relaxed);
+}
+Level level() noexcept {
+  return g_level.load(std::memory_order_relaxed);
+}
 
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   thread_local std::string line;

@@ -13,7 +13,9 @@ enum class Level : std::uint8_t { debug, info, warn, error, off };
 std::optional<Level> parse_level(std::string_view name) noexcept;
 void set_level(Level level) noexcept;
 Level level() noexcept;
-inline bool enabled(Level l) noexcept { return l >= level(); }
+inline bool enabled(Level l) noexcept {
+  return l >= level();
+}
 
 // One context field. Strings are JSON-escaped; integers are written as numbers.
 struct Field {
@@ -21,7 +23,8 @@ struct Field {
   Field(std::string_view k, const char* v) : key(k), str(v) {}
   Field(std::string_view k, std::int64_t v) : key(k), num(v), is_num(true) {}
   Field(std::string_view k, int v) : key(k), num(v), is_num(true) {}
-  Field(std::string_view k, std::uint64_t v) : key(k), num(static_cast<std::int64_t>(v)), is_num(true) {}
+  Field(std::string_view k, std::uint64_t v)
+      : key(k), num(static_cast<std::int64_t>(v)), is_num(true) {}
   std::string_view key;
   std::string_view str;
   std::int64_t num = 0;

@@ -42,7 +42,8 @@ Gauge& Registry::gauge(std::string_view name, std::string_view help, std::string
   return series(family(name, help, Kind::gauge), labels).gauge;
 }
 
-Histogram& Registry::histogram(std::string_view name, std::string_view help, std::vector<double> bounds) {
+Histogram& Registry::histogram(std::string_view name, std::string_view help,
+                               std::vector<double> bounds) {
   auto& s = series(family(name, help, Kind::histogram), {});
   if (!s.histogram) s.histogram = std::make_unique<Histogram>(std::move(bounds));
   return *s.histogram;
@@ -51,24 +52,33 @@ Histogram& Registry::histogram(std::string_view name, std::string_view help, std
 std::string Registry::render() const {
   std::string out;
   out.reserve(4096);
-  auto braces = [](const std::string& labels) { return labels.empty() ? std::string() : "{" + labels + "}"; };
+  auto braces = [](const std::string& labels) {
+    return labels.empty() ? std::string() : "{" + labels + "}";
+  };
   for (const auto& f : families_) {
-    const char* type = f.kind == Kind::counter ? "counter" : f.kind == Kind::gauge ? "gauge" : "histogram";
-    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name, type);
+    const char* type = f.kind == Kind::counter ? "counter"
+                       : f.kind == Kind::gauge ? "gauge"
+                                               : "histogram";
+    fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name,
+                   type);
     for (const auto& s : f.series) {
       if (f.kind == Kind::counter) {
-        fmt::format_to(std::back_inserter(out), "{}{} {}\n", f.name, braces(s.labels), s.counter.value());
+        fmt::format_to(std::back_inserter(out), "{}{} {}\n", f.name, braces(s.labels),
+                       s.counter.value());
       } else if (f.kind == Kind::gauge) {
-        fmt::format_to(std::back_inserter(out), "{}{} {}\n", f.name, braces(s.labels), s.gauge.value());
+        fmt::format_to(std::back_inserter(out), "{}{} {}\n", f.name, braces(s.labels),
+                       s.gauge.value());
       } else if (s.histogram) {
         const auto& h = *s.histogram;
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < h.bounds().size(); ++i) {
           cumulative += h.buckets()[i];
-          fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", f.name, h.bounds()[i], cumulative);
+          fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", f.name,
+                         h.bounds()[i], cumulative);
         }
-        fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", f.name,
-                       h.count(), f.name, h.sum(), f.name, h.count());
+        fmt::format_to(std::back_inserter(out),
+                       "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", f.name, h.count(),
+                       f.name, h.sum(), f.name, h.count());
       }
     }
   }

@@ -6,9 +6,11 @@ namespace sagaflow {
 
 Result<Money> Money::parse(std::string_view text, bool quoted) {
   auto fail = [&](std::string_view why) {
-    return make_error(Errc::invalid_event,
-                      fmt::format("{} (money is a non-negative decimal with at most 2 fraction digits, got {}{}{})",
-                                  why, quoted ? "\"" : "", text.substr(0, 40), quoted ? "\"" : ""));
+    return make_error(
+        Errc::invalid_event,
+        fmt::format(
+            "{} (money is a non-negative decimal with at most 2 fraction digits, got {}{}{})", why,
+            quoted ? "\"" : "", text.substr(0, 40), quoted ? "\"" : ""));
   };
   if (text.empty()) return fail("empty");
   std::size_t i = 0;
@@ -56,9 +58,12 @@ std::string Money::to_string() const {
   const std::int64_t units = minor_ / 100;
   const std::int64_t cents = minor_ % 100;
   switch (fraction_digits_) {
-    case 0: return fmt::format("{}", units);
-    case 1: return fmt::format("{}.{}", units, cents / 10);
-    default: return fmt::format("{}.{:02}", units, cents);
+    case 0:
+      return fmt::format("{}", units);
+    case 1:
+      return fmt::format("{}.{}", units, cents / 10);
+    default:
+      return fmt::format("{}.{:02}", units, cents);
   }
 }
 

@@ -34,7 +34,7 @@ class Money {
   friend bool operator==(const Money& a, const Money& b) noexcept { return a.minor_ == b.minor_; }
 
  private:
-  std::int64_t minor_ = 0;       // value in hundredths
+  std::int64_t minor_ = 0;            // value in hundredths
   std::uint8_t fraction_digits_ = 0;  // 0, 1 or 2 as written
   bool quoted_ = false;
 };

@@ -40,8 +40,9 @@ constexpr bool is_transient(Errc code) noexcept {
 
 // True when a message failing this way must go to the dead-letter queue without a retry.
 constexpr bool is_permanent_content_error(Errc code) noexcept {
-  return code == Errc::malformed_json || code == Errc::invalid_event || code == Errc::unknown_type ||
-         code == Errc::unknown_saga || code == Errc::too_large || code == Errc::retries_exhausted;
+  return code == Errc::malformed_json || code == Errc::invalid_event ||
+         code == Errc::unknown_type || code == Errc::unknown_saga || code == Errc::too_large ||
+         code == Errc::retries_exhausted;
 }
 
 struct Error {
@@ -53,7 +54,7 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const noexcept { return v_.index() == 0; }
@@ -75,7 +76,8 @@ class [[nodiscard]] Result {
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Error error) : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
+  Status(Error error)
+      : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
   static Status success() { return {}; }
 
   bool ok() const noexcept { return ok_; }
@@ -87,6 +89,8 @@ class [[nodiscard]] Status {
   bool ok_ = true;
 };
 
-inline Error make_error(Errc code, std::string detail) { return Error{code, std::move(detail)}; }
+inline Error make_error(Errc code, std::string detail) {
+  return Error{code, std::move(detail)};
+}
 
 }  // namespace sagaflow

@@ -16,8 +16,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   if (parser.parse(body, event).ok()) {
     // A parsed event always has what the worker needs.
-    if (event.id.empty() || event.id.view().size() > sagaflow::kMaxIdBytes || event.order_id.empty()) std::abort();
-    if (event.type == sagaflow::EventType::order_created && (event.items_json.empty() || event.items_json[0] != '[')) {
+    if (event.id.empty() || event.id.view().size() > sagaflow::kMaxIdBytes ||
+        event.order_id.empty())
+      std::abort();
+    if (event.type == sagaflow::EventType::order_created &&
+        (event.items_json.empty() || event.items_json[0] != '[')) {
       std::abort();
     }
   }

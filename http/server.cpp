@@ -21,16 +21,26 @@ std::string_view Request::header(std::string_view lower_name) const noexcept {
 
 std::string_view status_text(int status) noexcept {
   switch (status) {
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 202:
+      return "Accepted";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Unknown";
   }
 }
 
@@ -74,15 +84,17 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void write_response(Connection* c, const Response& r, bool close_after) {
     auto* buf = new std::string(fmt::format(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-        r.status, status_text(r.status), r.content_type, r.body.size(), close_after ? "close" : "keep-alive"));
+        r.status, status_text(r.status), r.content_type, r.body.size(),
+        close_after ? "close" : "keep-alive"));
     buf->append(r.body);
     auto* req = new uv_write_t;
     req->data = buf;
     uv_buf_t b = uv_buf_init(buf->data(), static_cast<unsigned>(buf->size()));
-    const int rc = uv_write(req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* w, int) {
-      delete static_cast<std::string*>(w->data);
-      delete w;
-    });
+    const int rc =
+        uv_write(req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* w, int) {
+          delete static_cast<std::string*>(w->data);
+          delete w;
+        });
     if (rc != 0) {
       delete buf;
       delete req;
@@ -95,7 +107,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
 namespace {
 
-Connection* conn_of(http_parser* p) { return static_cast<Connection*>(p->data); }
+Connection* conn_of(http_parser* p) {
+  return static_cast<Connection*>(p->data);
+}
 
 int on_url(http_parser* p, const char* at, size_t len) {
   conn_of(p)->request.path.append(at, len);
@@ -116,7 +130,8 @@ int on_header_value(http_parser* p, const char* at, size_t len) {
   Connection* c = conn_of(p);
   if (!c->in_value) {
     std::string name = c->header_field;
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     c->request.headers.emplace_back(std::move(name), std::string());
     c->in_value = true;
   }
@@ -131,7 +146,11 @@ int on_headers_complete(http_parser* p) {
   // The body limit is checked before any byte of the body is read (and before any HMAC work).
   if (p->content_length != ULLONG_MAX && p->content_length > server->max_body) {
     c->answered_too_large = true;
-    server->write_response(c, Response{413, "application/json", R"({"error":"too_large"})" "\n"}, true);
+    server->write_response(c,
+                           Response{413, "application/json",
+                                    R"({"error":"too_large"})"
+                                    "\n"},
+                           true);
     return 1;
   }
   c->request.method = http_method_str(static_cast<http_method>(p->method));
@@ -145,7 +164,11 @@ int on_body(http_parser* p, const char* at, size_t len) {
   if (!server) return 1;
   if (c->request.body.size() + len > server->max_body) {  // chunked bodies have no length up front
     c->answered_too_large = true;
-    server->write_response(c, Response{413, "application/json", R"({"error":"too_large"})" "\n"}, true);
+    server->write_response(c,
+                           Response{413, "application/json",
+                                    R"({"error":"too_large"})"
+                                    "\n"},
+                           true);
     return 1;
   }
   c->request.body.append(at, len);
@@ -168,7 +191,8 @@ int on_message_complete(http_parser* p) {
   server->handler(request, [weak, c, gen, keep = c->keep_alive](Response r) {
     auto s = weak.lock();
     if (!s) return;
-    const bool present = std::find(s->connections.begin(), s->connections.end(), c) != s->connections.end();
+    const bool present =
+        std::find(s->connections.begin(), s->connections.end(), c) != s->connections.end();
     if (!present || c->generation != gen || c->closing) return;
     s->write_response(c, r, !keep);
   });
@@ -191,9 +215,13 @@ Server::Server(uv_loop_s* loop, Handler handler, std::size_t max_body_bytes)
   impl_->settings.on_message_complete = on_message_complete;
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
-int Server::port() const noexcept { return impl_->bound_port; }
+int Server::port() const noexcept {
+  return impl_->bound_port;
+}
 
 Status Server::listen(const std::string& host, int port) {
   sockaddr_storage addr{};
@@ -206,55 +234,63 @@ Status Server::listen(const std::string& host, int port) {
   impl_->listening = true;
   int rc = uv_tcp_bind(&impl_->listener, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&impl_->listener), 128, [](uv_stream_t* l, int status) {
-      auto* s = static_cast<Impl*>(l->data);
-      if (status < 0 || s->stopped) return;
-      auto* c = new Connection;
-      c->server = s->weak_from_this();
-      uv_tcp_init(s->loop, &c->tcp);
-      c->tcp.data = c;
-      http_parser_init(&c->parser, HTTP_REQUEST);
-      c->parser.data = c;
-      s->connections.push_front(c);
-      c->self = s->connections.begin();
-      if (uv_accept(l, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-        s->close_connection(c);
-        return;
-      }
-      uv_read_start(
-          reinterpret_cast<uv_stream_t*>(&c->tcp),
-          [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
-            buf->base = new char[suggested];
-            buf->len = suggested;
-          },
-          [](uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
-            auto* conn = static_cast<Connection*>(stream->data);
-            auto server = conn->server.lock();
-            if (n > 0 && server && !conn->closing) {
-              const size_t parsed = http_parser_execute(&conn->parser, &server->settings, buf->base,
-                                                         static_cast<size_t>(n));
-              if (!conn->closing && (conn->parser.http_errno != HPE_OK || parsed != static_cast<size_t>(n))) {
-                if (!conn->answered_too_large) {
-                  server->write_response(conn, Response{400, "application/json", R"({"error":"bad_request"})" "\n"}, true);
-                } else {
+    rc = uv_listen(
+        reinterpret_cast<uv_stream_t*>(&impl_->listener), 128, [](uv_stream_t* l, int status) {
+          auto* s = static_cast<Impl*>(l->data);
+          if (status < 0 || s->stopped) return;
+          auto* c = new Connection;
+          c->server = s->weak_from_this();
+          uv_tcp_init(s->loop, &c->tcp);
+          c->tcp.data = c;
+          http_parser_init(&c->parser, HTTP_REQUEST);
+          c->parser.data = c;
+          s->connections.push_front(c);
+          c->self = s->connections.begin();
+          if (uv_accept(l, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+            s->close_connection(c);
+            return;
+          }
+          uv_read_start(
+              reinterpret_cast<uv_stream_t*>(&c->tcp),
+              [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
+                buf->base = new char[suggested];
+                buf->len = suggested;
+              },
+              [](uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
+                auto* conn = static_cast<Connection*>(stream->data);
+                auto server = conn->server.lock();
+                if (n > 0 && server && !conn->closing) {
+                  const size_t parsed = http_parser_execute(&conn->parser, &server->settings,
+                                                            buf->base, static_cast<size_t>(n));
+                  if (!conn->closing &&
+                      (conn->parser.http_errno != HPE_OK || parsed != static_cast<size_t>(n))) {
+                    if (!conn->answered_too_large) {
+                      server->write_response(conn,
+                                             Response{400, "application/json",
+                                                      R"({"error":"bad_request"})"
+                                                      "\n"},
+                                             true);
+                    } else {
+                      server->close_connection(conn);
+                    }
+                  }
+                } else if (n < 0 && server) {
                   server->close_connection(conn);
                 }
-              }
-            } else if (n < 0 && server) {
-              server->close_connection(conn);
-            }
-            delete[] buf->base;
-          });
-    });
+                delete[] buf->base;
+              });
+        });
   }
   if (rc != 0) {
-    return make_error(Errc::unavailable, fmt::format("cannot listen on {}:{}: {}", host, port, uv_strerror(rc)));
+    return make_error(Errc::unavailable,
+                      fmt::format("cannot listen on {}:{}: {}", host, port, uv_strerror(rc)));
   }
   sockaddr_storage bound{};
   int len = sizeof bound;
   uv_tcp_getsockname(&impl_->listener, reinterpret_cast<sockaddr*>(&bound), &len);
-  impl_->bound_port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  impl_->bound_port =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   return Status::success();
 }
 

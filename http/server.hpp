@@ -20,7 +20,7 @@ namespace sagaflow::http {
 
 struct Request {
   std::string method;
-  std::string path;  // without the query string
+  std::string path;                                          // without the query string
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
 

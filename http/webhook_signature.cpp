@@ -19,13 +19,16 @@ bool hmac_sha256(std::string_view key, std::string_view t, std::string_view body
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
   if (ctx == nullptr) return false;
   char digest_name[] = "SHA256";
-  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest_name, 0), OSSL_PARAM_construct_end()};
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest_name, 0),
+                               OSSL_PARAM_construct_end()};
   std::size_t len = 0;
-  const bool ok = EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) == 1 &&
-                  EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(t.data()), t.size()) == 1 &&
-                  EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
-                  EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) == 1 &&
-                  EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == out.size();
+  const bool ok =
+      EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) ==
+          1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(t.data()), t.size()) == 1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>("."), 1) == 1 &&
+      EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) == 1 &&
+      EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == out.size();
   EVP_MAC_CTX_free(ctx);
   return ok;
 }
@@ -58,11 +61,16 @@ std::string_view trim(std::string_view s) {
 
 std::string_view to_string(SignatureCheck c) noexcept {
   switch (c) {
-    case SignatureCheck::ok: return "ok";
-    case SignatureCheck::missing: return "missing signature";
-    case SignatureCheck::malformed: return "malformed signature header";
-    case SignatureCheck::stale: return "signature timestamp outside the 300 s window";
-    case SignatureCheck::mismatch: return "no signature matches";
+    case SignatureCheck::ok:
+      return "ok";
+    case SignatureCheck::missing:
+      return "missing signature";
+    case SignatureCheck::malformed:
+      return "malformed signature header";
+    case SignatureCheck::stale:
+      return "signature timestamp outside the 300 s window";
+    case SignatureCheck::mismatch:
+      return "no signature matches";
   }
   return "invalid";
 }
@@ -87,7 +95,8 @@ SignatureCheck verify_signature(std::string_view header, std::string_view body,
       if (!t_text.empty()) return SignatureCheck::malformed;
       t_text = value;
     } else if (key == "v1") {
-      if (n == kMaxSignatures || !decode_hex(value, candidates[n])) return SignatureCheck::malformed;
+      if (n == kMaxSignatures || !decode_hex(value, candidates[n]))
+        return SignatureCheck::malformed;
       ++n;
     }  // other schemes (v0, ...) are ignored, as in Stripe-style headers
   }
@@ -96,7 +105,8 @@ SignatureCheck verify_signature(std::string_view header, std::string_view body,
   if (t_text.empty() || ec != std::errc{} || ptr != t_text.data() + t_text.size() || n == 0) {
     return SignatureCheck::malformed;
   }
-  if (t > now_s + kSignatureToleranceS || t < now_s - kSignatureToleranceS) return SignatureCheck::stale;
+  if (t > now_s + kSignatureToleranceS || t < now_s - kSignatureToleranceS)
+    return SignatureCheck::stale;
   bool matched = false;
   for (const auto& secret : secrets) {
     Digest expected{};

@@ -21,14 +21,17 @@ struct Rng {
   }
 };
 
-std::string money(std::int64_t cents) { return fmt::format("{}.{:02}", cents / 100, cents % 100); }
+std::string money(std::int64_t cents) {
+  return fmt::format("{}.{:02}", cents / 100, cents % 100);
+}
 
 constexpr std::time_t kBaseTime = 1705314600;  // 2024-01-15T10:30:00Z
 constexpr const char* kCurrencies[] = {"USD", "EUR", "GBP"};
 
 }  // namespace
 
-OrderGenerator::OrderGenerator(std::uint64_t seed, int stores) : seed_(seed), stores_(stores < 1 ? 1 : stores) {}
+OrderGenerator::OrderGenerator(std::uint64_t seed, int stores)
+    : seed_(seed), stores_(stores < 1 ? 1 : stores) {}
 
 GeneratedEvent OrderGenerator::make(std::uint64_t n) const {
   Rng rng{seed_ * 0x2545f4914f6cdd1dULL ^ n};
@@ -47,7 +50,8 @@ GeneratedEvent OrderGenerator::make(std::uint64_t n) const {
     const std::int64_t price = rng.between(100, 99999);
     total += qty * price;
     if (i > 0) items += ',';
-    items += fmt::format(R"({{"sku":"sku_{}","qty":{},"price":"{}"}})", rng.between(1, 5000), qty, money(price));
+    items += fmt::format(R"({{"sku":"sku_{}","qty":{},"price":"{}"}})", rng.between(1, 5000), qty,
+                         money(price));
   }
   items += ']';
 

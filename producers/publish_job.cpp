@@ -21,8 +21,8 @@
 namespace sagaflow {
 namespace {
 
-constexpr int kMaxPublishAttempts = 20;       // per message, across reconnects
-constexpr std::int64_t kRetryDelayMs = 500;   // after an unconfirmed publish
+constexpr int kMaxPublishAttempts = 20;      // per message, across reconnects
+constexpr std::int64_t kRetryDelayMs = 500;  // after an unconfirmed publish
 
 // Where the messages come from: lines of a file, or the generator.
 class Input {
@@ -36,7 +36,8 @@ class Input {
 
 class FileInput final : public Input {
  public:
-  FileInput(std::FILE* f, bool owned, std::size_t max_bytes) : f_(f), owned_(owned), parser_(max_bytes) {}
+  FileInput(std::FILE* f, bool owned, std::size_t max_bytes)
+      : f_(f), owned_(owned), parser_(max_bytes) {}
   ~FileInput() override {
     std::free(line_);
     if (owned_) std::fclose(f_);
@@ -60,7 +61,8 @@ class FileInput final : public Input {
       }
       Message m;
       const std::string_view type = to_string(event_.type);
-      m.exchange = std::string(is_command(event_.type) ? topology::kCommandsExchange : topology::kEventsExchange);
+      m.exchange = std::string(is_command(event_.type) ? topology::kCommandsExchange
+                                                       : topology::kEventsExchange);
       m.routing_key = std::string(type);
       m.message_id = event_.id.str();
       m.body = std::string(body);
@@ -123,8 +125,11 @@ class Job {
   void run() {
     start_ms_ = rabbit::now_ms(loop_);
     sink_->start();
-    tick_.start(20, [this] { fill(); }, 20);
-    if (show_progress_) progress_timer_.start(200, [this] { draw_progress(); }, 200);
+    tick_.start(
+        20, [this] { fill(); }, 20);
+    if (show_progress_)
+      progress_timer_.start(
+          200, [this] { draw_progress(); }, 200);
     uv_run(loop_, UV_RUN_DEFAULT);
   }
 
@@ -178,7 +183,8 @@ class Job {
       if (s) {
         confirmed_++;
       } else if (attempts + 1 < kMaxPublishAttempts) {
-        retries_.push_back(Retry{std::move(*copy), attempts + 1, rabbit::now_ms(loop_) + kRetryDelayMs});
+        retries_.push_back(
+            Retry{std::move(*copy), attempts + 1, rabbit::now_ms(loop_) + kRetryDelayMs});
       } else {
         failed_++;
         if (first_error_.empty()) first_error_ = s.error().detail;
@@ -203,11 +209,13 @@ class Job {
     if (auto total = input_.total(); total && *total > 0) {
       constexpr int kWidth = 30;
       const int filled = static_cast<int>(kWidth * confirmed_ / *total);
-      std::fprintf(stderr, "\r\033[K[%s%s] %lld/%lld (%.0f/s)", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+      std::fprintf(stderr, "\r\033[K[%s%s] %lld/%lld (%.0f/s)",
+                   std::string(static_cast<std::size_t>(filled), '#').c_str(),
                    std::string(static_cast<std::size_t>(kWidth - filled), '.').c_str(),
                    static_cast<long long>(confirmed_), static_cast<long long>(*total), rate);
     } else {
-      std::fprintf(stderr, "\r\033[Kpublished %lld (%.0f/s)", static_cast<long long>(confirmed_), rate);
+      std::fprintf(stderr, "\r\033[Kpublished %lld (%.0f/s)", static_cast<long long>(confirmed_),
+                   rate);
     }
     std::fflush(stderr);
   }
@@ -254,7 +262,8 @@ int run_publish_job(const Config& config, const PublishOptions& o) {
   } else {
     std::FILE* f = std::fopen(o.file.c_str(), "rb");
     if (f == nullptr) {
-      std::fprintf(stderr, "sagaflow publish: cannot open '%s': %s\n", o.file.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "sagaflow publish: cannot open '%s': %s\n", o.file.c_str(),
+                   std::strerror(errno));
       return 1;
     }
     input = std::make_unique<FileInput>(f, true, config.max_message_bytes);
@@ -291,8 +300,10 @@ int run_publish_job(const Config& config, const PublishOptions& o) {
   uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks of the job's handles
   uv_loop_close(&loop);
 
-  const double rate = secs > 0 ? static_cast<double>(confirmed) / secs : static_cast<double>(confirmed);
-  std::string summary = fmt::format("published {} events in {:.1f} s ({:.0f}/s), {} failed", confirmed, secs, rate, failed);
+  const double rate =
+      secs > 0 ? static_cast<double>(confirmed) / secs : static_cast<double>(confirmed);
+  std::string summary = fmt::format("published {} events in {:.1f} s ({:.0f}/s), {} failed",
+                                    confirmed, secs, rate, failed);
   if (input->bad() > 0) summary += fmt::format(", {} bad lines not sent", input->bad());
   std::fprintf(stderr, "%s\n", summary.c_str());
   if (failed > 0) std::fprintf(stderr, "sagaflow publish: %s\n", first_error.c_str());

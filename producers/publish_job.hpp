@@ -28,8 +28,8 @@ struct PublishOptions {
   double rate = 0;                       // events per second; 0 = unlimited
   int stores = 10;
   std::uint64_t seed = 1;
-  std::size_t window = 1024;             // unconfirmed publishes in flight
-  int progress = -1;                     // -1: if stderr is a terminal; 0: never; 1: always
+  std::size_t window = 1024;  // unconfirmed publishes in flight
+  int progress = -1;          // -1: if stderr is a terminal; 0: never; 1: always
 };
 
 int run_publish_job(const Config& config, const PublishOptions& options);

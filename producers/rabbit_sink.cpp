@@ -30,7 +30,8 @@ RabbitSink::RabbitSink(uv_loop_s* loop, RabbitSinkOptions options) : options_(st
     amqp_confirm_select(conn, 1);
     const amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-      return make_error(Errc::unavailable, "RabbitMQ refused confirm.select: " + rabbit::reply_text(r));
+      return make_error(Errc::unavailable,
+                        "RabbitMQ refused confirm.select: " + rabbit::reply_text(r));
     }
     return Status::success();
   };
@@ -45,18 +46,29 @@ RabbitSink::~RabbitSink() {
   link_.reset();
 }
 
-void RabbitSink::start() { link_->start(); }
-
-bool RabbitSink::connected() const noexcept { return link_->usable(); }
-
-bool RabbitSink::can_publish() const noexcept {
-  return link_->usable() && !blocked_ && !stopping_ && waiting_.empty() && unconfirmed_.size() < options_.window;
+void RabbitSink::start() {
+  link_->start();
 }
 
-std::size_t RabbitSink::unconfirmed() const noexcept { return unconfirmed_.size() + waiting_.size(); }
+bool RabbitSink::connected() const noexcept {
+  return link_->usable();
+}
 
-void RabbitSink::on_state_change(std::function<void(bool)> fn) { on_state_ = std::move(fn); }
-void RabbitSink::on_writable(std::function<void()> fn) { on_writable_ = std::move(fn); }
+bool RabbitSink::can_publish() const noexcept {
+  return link_->usable() && !blocked_ && !stopping_ && waiting_.empty() &&
+         unconfirmed_.size() < options_.window;
+}
+
+std::size_t RabbitSink::unconfirmed() const noexcept {
+  return unconfirmed_.size() + waiting_.size();
+}
+
+void RabbitSink::on_state_change(std::function<void(bool)> fn) {
+  on_state_ = std::move(fn);
+}
+void RabbitSink::on_writable(std::function<void()> fn) {
+  on_writable_ = std::move(fn);
+}
 
 void RabbitSink::publish(Message message, PublishCallback done) {
   if (stopping_ || !link_->usable()) {
@@ -105,10 +117,12 @@ void RabbitSink::send(Message& m, PublishCallback done) {
     props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
   }
   unconfirmed_.push_back(Pending{next_seq_++, std::move(done), false});
-  const int rc = amqp_basic_publish(link_->conn(), 1, bytes(m.exchange), bytes(m.routing_key), /*mandatory=*/0,
-                                    /*immediate=*/0, &props, bytes(m.body));
+  const int rc =
+      amqp_basic_publish(link_->conn(), 1, bytes(m.exchange), bytes(m.routing_key), /*mandatory=*/0,
+                         /*immediate=*/0, &props, bytes(m.body));
   if (rc != AMQP_STATUS_OK) {
-    link_->fail(make_error(Errc::unavailable, fmt::format("publish failed: {}", amqp_error_string2(rc))));
+    link_->fail(
+        make_error(Errc::unavailable, fmt::format("publish failed: {}", amqp_error_string2(rc))));
   }
 }
 
@@ -120,7 +134,8 @@ void RabbitSink::on_up() {
 }
 
 void RabbitSink::on_down(const Error& error) {
-  fail_all(make_error(Errc::unavailable, "connection to RabbitMQ lost before the confirm: " + error.detail));
+  fail_all(make_error(Errc::unavailable,
+                      "connection to RabbitMQ lost before the confirm: " + error.detail));
   if (on_state_) on_state_(false);
   maybe_finish_stop();
 }
@@ -146,7 +161,8 @@ void RabbitSink::on_readable() {
     const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &zero);
     if (rc == AMQP_STATUS_TIMEOUT) break;
     if (rc != AMQP_STATUS_OK) {
-      link_->fail(make_error(Errc::unavailable, fmt::format("RabbitMQ read failed: {}", amqp_error_string2(rc))));
+      link_->fail(make_error(Errc::unavailable,
+                             fmt::format("RabbitMQ read failed: {}", amqp_error_string2(rc))));
       return;
     }
     if (frame.frame_type != AMQP_FRAME_METHOD) continue;  // no mandatory publishes: no returns
@@ -174,18 +190,20 @@ void RabbitSink::on_readable() {
         const auto* c = static_cast<const amqp_channel_close_t*>(m.decoded);
         amqp_channel_close_ok_t ok{};
         amqp_send_method(conn, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
-        link_->fail(make_error(Errc::unavailable, fmt::format("channel closed by RabbitMQ: {}", rabbit::view(c->reply_text))));
+        link_->fail(make_error(Errc::unavailable, fmt::format("channel closed by RabbitMQ: {}",
+                                                              rabbit::view(c->reply_text))));
         return;
       }
       case AMQP_CONNECTION_CLOSE_METHOD: {
         const auto* c = static_cast<const amqp_connection_close_t*>(m.decoded);
         amqp_connection_close_ok_t ok{};
         amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-        link_->fail(
-            make_error(Errc::unavailable, fmt::format("connection closed by RabbitMQ: {}", rabbit::view(c->reply_text))));
+        link_->fail(make_error(Errc::unavailable, fmt::format("connection closed by RabbitMQ: {}",
+                                                              rabbit::view(c->reply_text))));
         return;
       }
-      default: break;
+      default:
+        break;
     }
   }
   if (link_->usable()) amqp_maybe_release_buffers(conn);
@@ -194,7 +212,8 @@ void RabbitSink::on_readable() {
 
 void RabbitSink::confirm(std::uint64_t tag, bool multiple, bool ack) {
   if (unconfirmed_.empty()) return;
-  const Status status = ack ? Status::success() : Status(make_error(Errc::unavailable, "RabbitMQ nacked the message"));
+  const Status status = ack ? Status::success()
+                            : Status(make_error(Errc::unavailable, "RabbitMQ nacked the message"));
   std::vector<PublishCallback> done;
   const std::uint64_t front = unconfirmed_.front().seq;
   if (multiple) {
@@ -220,7 +239,8 @@ void RabbitSink::confirm(std::uint64_t tag, bool multiple, bool ack) {
 }
 
 void RabbitSink::pump() {
-  while (!waiting_.empty() && link_->usable() && !blocked_ && unconfirmed_.size() < options_.window) {
+  while (!waiting_.empty() && link_->usable() && !blocked_ &&
+         unconfirmed_.size() < options_.window) {
     Waiting w = std::move(waiting_.front());
     waiting_.pop_front();
     send(w.message, std::move(w.done));

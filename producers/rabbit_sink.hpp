@@ -30,10 +30,10 @@ class Timer;
 
 struct RabbitSinkOptions {
   AmqpEndpoint endpoint;
-  std::string name = "sink";             // connection name, in logs and the management UI
-  std::size_t window = 512;              // unconfirmed messages in flight at most
-  int heartbeat_s = 30;                  // AMQP heartbeat; 0: none
-  std::int64_t reconnect_min_ms = 100;   // first reconnect delay, doubled up to the max
+  std::string name = "sink";            // connection name, in logs and the management UI
+  std::size_t window = 512;             // unconfirmed messages in flight at most
+  int heartbeat_s = 30;                 // AMQP heartbeat; 0: none
+  std::int64_t reconnect_min_ms = 100;  // first reconnect delay, doubled up to the max
   std::int64_t reconnect_max_ms = 5000;
   std::int64_t drain_timeout_ms = 5000;  // stop(): longest wait for outstanding confirms
 };

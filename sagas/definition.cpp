@@ -1,8 +1,8 @@
 #include "sagas/definition.hpp"
 
 #include <algorithm>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
@@ -30,8 +30,9 @@ struct Where {
 
 bool valid_name(std::string_view s) noexcept {
   if (s.empty() || s.size() > kMaxNameBytes || s.front() < 'a' || s.front() > 'z') return false;
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 // The participant an event type belongs to: "payment" for "payment.charge".
@@ -50,28 +51,32 @@ Result<std::string_view> read_string(const Where& w, const std::string& field, d
   return s;
 }
 
-Result<std::int64_t> read_int(const Where& w, const std::string& field, dom::element v, std::int64_t min,
-                              std::int64_t max, std::string_view what) {
+Result<std::int64_t> read_int(const Where& w, const std::string& field, dom::element v,
+                              std::int64_t min, std::int64_t max, std::string_view what) {
   std::int64_t n = 0;
-  if (v.type() != dom::element_type::INT64 || v.get_int64().get(n) != simdjson::SUCCESS || n < min || n > max) {
+  if (v.type() != dom::element_type::INT64 || v.get_int64().get(n) != simdjson::SUCCESS ||
+      n < min || n > max) {
     return w.fail(field, fmt::format("must be {} (at most {})", what, max));
   }
   return n;
 }
 
-Result<EventType> read_type(const Where& w, const std::string& field, dom::element v, bool want_command) {
+Result<EventType> read_type(const Where& w, const std::string& field, dom::element v,
+                            bool want_command) {
   auto s = read_string(w, field, v);
   if (!s) return std::move(s).error();
   auto t = event_type_from(*s);
   if (!t) return w.fail(field, fmt::format("unknown event type \"{}\"", *s));
-  if (want_command && !is_command(*t)) return w.fail(field, fmt::format("\"{}\" is not a command type", *s));
+  if (want_command && !is_command(*t))
+    return w.fail(field, fmt::format("\"{}\" is not a command type", *s));
   if (!want_command && !is_reply(*t)) {
     return w.fail(field, fmt::format("\"{}\" is not a participant reply type", *s));
   }
   return *t;
 }
 
-Result<StepDefinition> parse_step(const Where& w, std::size_t index, dom::element v, Millis default_timeout) {
+Result<StepDefinition> parse_step(const Where& w, std::size_t index, dom::element v,
+                                  Millis default_timeout) {
   const std::string at = fmt::format("steps[{}]", index);
   dom::object obj;
   if (v.get_object().get(obj) != simdjson::SUCCESS) return w.fail(at, "must be an object");
@@ -122,7 +127,8 @@ Result<StepDefinition> parse_step(const Where& w, std::size_t index, dom::elemen
   for (std::size_t i = 0; i < 6; ++i) {
     if (!seen[i]) return w.fail(fmt::format("{}.{}", at, kRequired[i]), "required");
   }
-  // All five types of a step belong to one participant ("payment.charge", "payment.completed", ...).
+  // All five types of a step belong to one participant ("payment.charge", "payment.completed",
+  // ...).
   const std::string_view p = participant_of(step.command);
   for (auto [t, key] : {std::pair{step.success, "success"}, std::pair{step.failure, "failure"},
                         std::pair{step.compensation, "compensation"},
@@ -137,7 +143,8 @@ Result<StepDefinition> parse_step(const Where& w, std::size_t index, dom::elemen
   if (step.compensation_ack == step.success || step.compensation_ack == step.failure) {
     return w.fail(at + ".compensation_ack", "must differ from success and failure");
   }
-  if (step.compensation == step.command) return w.fail(at + ".compensation", "must differ from command");
+  if (step.compensation == step.command)
+    return w.fail(at + ".compensation", "must differ from command");
   return step;
 }
 
@@ -148,7 +155,8 @@ Result<std::string> read_file(const std::string& path) {
   char buf[8192];
   std::size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) text.append(buf, n);
-  if (std::ferror(f.get()) != 0) return make_error(Errc::invalid_config, fmt::format("{}: cannot be read", path));
+  if (std::ferror(f.get()) != 0)
+    return make_error(Errc::invalid_config, fmt::format("{}: cannot be read", path));
   return text;
 }
 
@@ -168,16 +176,17 @@ Result<SagaDefinition> parse_definition(std::string_view json, std::string_view 
                                         Millis default_step_timeout_ms) {
   const Where w{file_name};
   if (default_step_timeout_ms <= 0 || default_step_timeout_ms > kMaxTimeoutMs) {
-    return make_error(Errc::invalid_config,
-                      fmt::format("SAGAFLOW_STEP_TIMEOUT_MS: must be a positive integer (at most {})",
-                                  kMaxTimeoutMs));
+    return make_error(
+        Errc::invalid_config,
+        fmt::format("SAGAFLOW_STEP_TIMEOUT_MS: must be a positive integer (at most {})",
+                    kMaxTimeoutMs));
   }
   dom::parser parser;
   dom::element root;
   const simdjson::padded_string padded(json);
   if (auto err = parser.parse(padded).get(root); err != simdjson::SUCCESS) {
-    return make_error(Errc::invalid_config,
-                      fmt::format("{}: not valid JSON: {}", file_name, simdjson::error_message(err)));
+    return make_error(Errc::invalid_config, fmt::format("{}: not valid JSON: {}", file_name,
+                                                        simdjson::error_message(err)));
   }
   dom::object obj;
   if (root.get_object().get(obj) != simdjson::SUCCESS) return w.fail("(root)", "must be an object");
@@ -203,9 +212,11 @@ Result<SagaDefinition> parse_definition(std::string_view json, std::string_view 
       def.compensation_retries = static_cast<int>(*n);
     } else if (key == "steps") {
       dom::array arr;
-      if (field.value.get_array().get(arr) != simdjson::SUCCESS) return w.fail(key, "must be an array");
+      if (field.value.get_array().get(arr) != simdjson::SUCCESS)
+        return w.fail(key, "must be an array");
       if (arr.size() == 0) return w.fail(key, "must hold at least one step");
-      if (arr.size() > kMaxSagaSteps) return w.fail(key, fmt::format("at most {} steps", kMaxSagaSteps));
+      if (arr.size() > kMaxSagaSteps)
+        return w.fail(key, fmt::format("at most {} steps", kMaxSagaSteps));
       std::size_t i = 0;
       for (dom::element e : arr) {
         auto step = parse_step(w, i, e, default_step_timeout_ms);
@@ -228,11 +239,13 @@ Result<SagaDefinition> parse_definition(std::string_view json, std::string_view 
     for (std::size_t j = 0; j < i; ++j) {
       const StepDefinition& b = def.steps[j];
       const std::string at = fmt::format("steps[{}]", i);
-      if (a.name == b.name) return w.fail(at + ".name", fmt::format("\"{}\" is already steps[{}].name", a.name, j));
+      if (a.name == b.name)
+        return w.fail(at + ".name", fmt::format("\"{}\" is already steps[{}].name", a.name, j));
       for (EventType t : {a.command, a.compensation, a.success, a.failure, a.compensation_ack}) {
         for (EventType u : {b.command, b.compensation, b.success, b.failure, b.compensation_ack}) {
           if (t == u) {
-            return w.fail(at, fmt::format("event type \"{}\" is already used by steps[{}]", to_string(t), j));
+            return w.fail(
+                at, fmt::format("event type \"{}\" is already used by steps[{}]", to_string(t), j));
           }
         }
       }
@@ -247,17 +260,20 @@ Result<std::vector<SagaDefinition>> load_definitions_from_dir(const std::string&
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    return make_error(Errc::invalid_config, fmt::format("SAGAFLOW_SAGA_DIR: {}: not a folder", dir));
+    return make_error(Errc::invalid_config,
+                      fmt::format("SAGAFLOW_SAGA_DIR: {}: not a folder", dir));
   }
   std::vector<fs::path> files;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->path().extension() == ".json" && it->is_regular_file(ec)) files.push_back(it->path());
   }
   if (ec) {
-    return make_error(Errc::invalid_config, fmt::format("SAGAFLOW_SAGA_DIR: {}: {}", dir, ec.message()));
+    return make_error(Errc::invalid_config,
+                      fmt::format("SAGAFLOW_SAGA_DIR: {}: {}", dir, ec.message()));
   }
   if (files.empty()) {
-    return make_error(Errc::invalid_config, fmt::format("SAGAFLOW_SAGA_DIR: {}: holds no *.json definition", dir));
+    return make_error(Errc::invalid_config,
+                      fmt::format("SAGAFLOW_SAGA_DIR: {}: holds no *.json definition", dir));
   }
   std::sort(files.begin(), files.end());
   std::vector<SagaDefinition> defs;
@@ -268,8 +284,9 @@ Result<std::vector<SagaDefinition>> load_definitions_from_dir(const std::string&
     auto def = parse_definition(*text, file, default_step_timeout_ms);
     if (!def) return std::move(def).error();
     if (find_definition(defs, def->name) != nullptr) {
-      return make_error(Errc::invalid_config,
-                        fmt::format("{}: name: saga \"{}\" is already defined by another file", file, def->name));
+      return make_error(
+          Errc::invalid_config,
+          fmt::format("{}: name: saga \"{}\" is already defined by another file", file, def->name));
     }
     defs.push_back(std::move(def.value()));
   }
@@ -292,7 +309,8 @@ Result<std::vector<SagaDefinition>> load_definitions(const std::string& dir_or_e
   return load_definitions_from_dir(dir_or_empty, default_step_timeout_ms);
 }
 
-const SagaDefinition* find_definition(const std::vector<SagaDefinition>& defs, std::string_view name) noexcept {
+const SagaDefinition* find_definition(const std::vector<SagaDefinition>& defs,
+                                      std::string_view name) noexcept {
   for (const auto& d : defs) {
     if (d.name == name) return &d;
   }

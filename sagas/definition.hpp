@@ -48,7 +48,9 @@ struct SagaDefinition {
   int compensation_retries = kDefaultCompensationRetries;  // re-sends of an unacked compensation
 
   // O(1) lookup of a reply type's step and role (filled by finalize()).
-  EventRole role_of(EventType type) const noexcept { return roles_[static_cast<std::size_t>(type)]; }
+  EventRole role_of(EventType type) const noexcept {
+    return roles_[static_cast<std::size_t>(type)];
+  }
 
   // Fills the lookup table from steps; the loaders call it. Call it again after editing steps.
   void finalize() noexcept;
@@ -74,6 +76,7 @@ Result<std::vector<SagaDefinition>> load_definitions(const std::string& dir_or_e
                                                      Millis default_step_timeout_ms);
 
 // The definition named name, or nullptr.
-const SagaDefinition* find_definition(const std::vector<SagaDefinition>& defs, std::string_view name) noexcept;
+const SagaDefinition* find_definition(const std::vector<SagaDefinition>& defs,
+                                      std::string_view name) noexcept;
 
 }  // namespace sagaflow

@@ -27,7 +27,8 @@ std::string failure_reason(EventType failure) {
 // One call of step(): the input, the current state and the result being built.
 class Stepper {
  public:
-  Stepper(const SagaDefinition& def, const SagaState* cur, Millis now) : def_(def), cur_(cur), now_(now) {}
+  Stepper(const SagaDefinition& def, const SagaState* cur, Millis now)
+      : def_(def), cur_(cur), now_(now) {}
 
   StepResult ignored() {
     r_.disposition = Disposition::ignored;
@@ -224,7 +225,8 @@ StepResult Stepper::on_reply(const Event& e, EventRole role) {
         step_state.status = StepStatus::succeeded;
         step_state.success_reported = true;
         step_state.ref_id = e.ref_id;
-        if (status != SagaStatus::stuck) continue_compensation();  // stuck: queued behind the stuck one
+        if (status != SagaStatus::stuck)
+          continue_compensation();  // stuck: queued behind the stuck one
         return applied();
       }
       return ignored();
@@ -244,7 +246,8 @@ StepResult Stepper::on_reply(const Event& e, EventRole role) {
       continue_compensation();  // also resumes a stuck saga
       return applied();
     }
-    case ReplyRole::none: break;
+    case ReplyRole::none:
+      break;
   }
   return ignored();
 }
@@ -291,34 +294,42 @@ std::string saga_id(const SagaDefinition& definition, const OrderId& order) {
   return id;
 }
 
-StepResult step(const SagaDefinition& definition, const SagaState* current, const SagaInput& input, Millis now) {
+StepResult step(const SagaDefinition& definition, const SagaState* current, const SagaInput& input,
+                Millis now) {
   Stepper stepper(definition, current, now);
   if (current != nullptr) {
     if (current->order_id != input.order_id()) {
-      return stepper.dead_letter(Errc::internal, fmt::format("saga state of order '{}' given for order '{}'",
-                                                             current->order_id.view(), input.order_id().view()));
+      return stepper.dead_letter(Errc::internal,
+                                 fmt::format("saga state of order '{}' given for order '{}'",
+                                             current->order_id.view(), input.order_id().view()));
     }
     if (current->saga != definition.name || current->steps.size() != definition.steps.size()) {
       return stepper.dead_letter(
-          Errc::internal, fmt::format("saga record of order '{}' ({}, {} steps) does not match definition {} ({} steps)",
-                                      current->order_id.view(), current->saga, current->steps.size(), definition.name,
-                                      definition.steps.size()));
+          Errc::internal,
+          fmt::format(
+              "saga record of order '{}' ({}, {} steps) does not match definition {} ({} steps)",
+              current->order_id.view(), current->saga, current->steps.size(), definition.name,
+              definition.steps.size()));
     }
   }
   if (input.is_timeout()) return stepper.on_timeout();
   const Event& e = *input.event();
   switch (e.type) {
-    case EventType::order_created: return stepper.on_created(e);
-    case EventType::order_cancelled: return stepper.on_cancelled(e);
-    default: break;
+    case EventType::order_created:
+      return stepper.on_created(e);
+    case EventType::order_cancelled:
+      return stepper.on_cancelled(e);
+    default:
+      break;
   }
   if (!is_saga_input(e.type)) {
-    return stepper.dead_letter(Errc::unknown_type, fmt::format("'{}' is not a saga input", to_string(e.type)));
+    return stepper.dead_letter(Errc::unknown_type,
+                               fmt::format("'{}' is not a saga input", to_string(e.type)));
   }
   if (current == nullptr || current->status == SagaStatus::cancelled_before_start) {
-    return stepper.dead_letter(Errc::unknown_saga,
-                               fmt::format("{} for order '{}', which has no saga", to_string(e.type),
-                                           e.order_id.view()));
+    return stepper.dead_letter(
+        Errc::unknown_saga,
+        fmt::format("{} for order '{}', which has no saga", to_string(e.type), e.order_id.view()));
   }
   const EventRole role = definition.role_of(e.type);
   if (role.step < 0) return stepper.ignored();  // an input this saga has no use for

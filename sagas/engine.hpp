@@ -42,7 +42,8 @@ class SagaInput {
  public:
   SagaInput(const Event& event) : event_(&event) {}  // NOLINT(google-explicit-constructor)
   SagaInput(const Event&&) = delete;                 // would dangle
-  SagaInput(Timeout timeout) : timeout_(std::move(timeout)) {}  // NOLINT(google-explicit-constructor)
+  SagaInput(Timeout timeout)
+      : timeout_(std::move(timeout)) {}  // NOLINT(google-explicit-constructor)
 
   const Event* event() const noexcept { return event_; }  // nullptr for a timeout
   bool is_timeout() const noexcept { return event_ == nullptr; }
@@ -69,14 +70,15 @@ struct SagaMessage {
 
 struct StepResult {
   Disposition disposition = Disposition::ignored;
-  Error error;                 // dead_letter only
-  SagaState state;             // applied only: the new state
+  Error error;      // dead_letter only
+  SagaState state;  // applied only: the new state
   std::vector<SagaMessage> commands;
   std::optional<SagaMessage> outcome;  // order.confirmed / order.failed, at most once per saga
   std::optional<Millis> deadline;      // applied: the next deadline (absolute ms), or none
 };
 
-StepResult step(const SagaDefinition& definition, const SagaState* current, const SagaInput& input, Millis now);
+StepResult step(const SagaDefinition& definition, const SagaState* current, const SagaInput& input,
+                Millis now);
 
 // "<saga>:<order_id>", the saga_id of commands.
 std::string saga_id(const SagaDefinition& definition, const OrderId& order);

@@ -14,8 +14,8 @@ namespace od = simdjson::ondemand;
 
 constexpr int kSchema = 1;
 
-constexpr std::array<std::string_view, 6> kSagaStatusNames = {"cancelled_before_start", "running", "compensating",
-                                                                "stuck", "confirmed", "failed"};
+constexpr std::array<std::string_view, 6> kSagaStatusNames = {
+    "cancelled_before_start", "running", "compensating", "stuck", "confirmed", "failed"};
 constexpr std::array<std::string_view, 7> kStepStatusNames = {
     "not_started", "pending", "succeeded", "failed", "timed_out", "compensating", "compensated"};
 
@@ -87,7 +87,8 @@ Status read_money(od::value& v, std::string_view field, Money& out) {
     m = Money::parse(s, true);
   } else if (type == od::json_type::number) {
     std::string_view s = v.raw_json_token();
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
       s.remove_suffix(1);
     }
     m = Money::parse(s, false);
@@ -121,7 +122,8 @@ Status read_step(od::value& v, StepState& step) {
   for (auto f : obj) {
     od::field field;
     std::string_view key;
-    if (std::move(f).get(field) != simdjson::SUCCESS || field.unescaped_key().get(key) != simdjson::SUCCESS) {
+    if (std::move(f).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key().get(key) != simdjson::SUCCESS) {
       return bad("steps[]", "unreadable");
     }
     od::value& value = field.value();
@@ -133,7 +135,8 @@ Status read_step(od::value& v, StepState& step) {
       st = read_type(value, "steps[].compensation", step.compensation);
     } else if (key == "status") {
       std::string_view s;
-      if (value.get_string().get(s) != simdjson::SUCCESS) return bad("steps[].status", "must be a string");
+      if (value.get_string().get(s) != simdjson::SUCCESS)
+        return bad("steps[].status", "must be a string");
       auto status = step_status_from(s);
       if (!status) return bad("steps[].status", "unknown step status");
       step.status = *status;
@@ -159,18 +162,21 @@ Status read_history(od::value& v, std::vector<HistoryEntry>& out) {
   out.clear();
   for (auto item : arr) {
     od::object obj;
-    if (item.get_object().get(obj) != simdjson::SUCCESS) return bad("history[]", "must be an object");
+    if (item.get_object().get(obj) != simdjson::SUCCESS)
+      return bad("history[]", "must be an object");
     HistoryEntry h;
     for (auto f : obj) {
       od::field field;
       std::string_view key;
-      if (std::move(f).get(field) != simdjson::SUCCESS || field.unescaped_key().get(key) != simdjson::SUCCESS) {
+      if (std::move(f).get(field) != simdjson::SUCCESS ||
+          field.unescaped_key().get(key) != simdjson::SUCCESS) {
         return bad("history[]", "unreadable");
       }
       od::value& value = field.value();
       if (key == "event") {
         std::string_view s;
-        if (value.get_string().get(s) != simdjson::SUCCESS) return bad("history[].event", "must be a string");
+        if (value.get_string().get(s) != simdjson::SUCCESS)
+          return bad("history[].event", "must be a string");
         if (s == "timeout") {
           h.event.reset();
         } else {
@@ -183,7 +189,8 @@ Status read_history(od::value& v, std::vector<HistoryEntry>& out) {
     }
     out.push_back(h);
   }
-  if (out.size() > kMaxHistory) out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(kMaxHistory));
+  if (out.size() > kMaxHistory)
+    out.erase(out.begin(), out.end() - static_cast<std::ptrdiff_t>(kMaxHistory));
   return {};
 }
 
@@ -194,7 +201,8 @@ Status read_state(od::object& obj, SagaState& s) {
   for (auto f : obj) {
     od::field field;
     std::string_view key;
-    if (std::move(f).get(field) != simdjson::SUCCESS || field.unescaped_key().get(key) != simdjson::SUCCESS) {
+    if (std::move(f).get(field) != simdjson::SUCCESS ||
+        field.unescaped_key().get(key) != simdjson::SUCCESS) {
       return bad("(root)", "unreadable");
     }
     od::value& v = field.value();
@@ -202,7 +210,9 @@ Status read_state(od::object& obj, SagaState& s) {
     if (key == "schema") {
       std::int64_t n = 0;
       st = read_int(v, key, n);
-      if (st && n != kSchema) return bad(key, fmt::format("version {} is not supported (this build reads {})", n, kSchema));
+      if (st && n != kSchema)
+        return bad(key,
+                   fmt::format("version {} is not supported (this build reads {})", n, kSchema));
       have_schema = true;
     } else if (key == "saga") {
       st = read_string(v, key, s.saga);
@@ -239,7 +249,8 @@ Status read_state(od::object& obj, SagaState& s) {
     } else if (key == "items") {
       od::array arr;
       std::string_view raw;
-      if (v.get_array().get(arr) != simdjson::SUCCESS || arr.raw_json().get(raw) != simdjson::SUCCESS) {
+      if (v.get_array().get(arr) != simdjson::SUCCESS ||
+          arr.raw_json().get(raw) != simdjson::SUCCESS) {
         return bad(key, "must be an array");
       }
       s.items_json.assign(raw.data(), raw.size());
@@ -272,14 +283,19 @@ Status read_state(od::object& obj, SagaState& s) {
     // Other keys (derived ones such as steps_done, or a newer writer's) are skipped.
     if (!st) return st;
   }
-  if (!have_schema || !have_order || !have_status) return bad("(root)", "schema, order_id and status are required");
+  if (!have_schema || !have_order || !have_status)
+    return bad("(root)", "schema, order_id and status are required");
   return {};
 }
 
 }  // namespace
 
-std::string_view to_string(SagaStatus s) noexcept { return kSagaStatusNames[static_cast<std::size_t>(s)]; }
-std::string_view to_string(StepStatus s) noexcept { return kStepStatusNames[static_cast<std::size_t>(s)]; }
+std::string_view to_string(SagaStatus s) noexcept {
+  return kSagaStatusNames[static_cast<std::size_t>(s)];
+}
+std::string_view to_string(StepStatus s) noexcept {
+  return kStepStatusNames[static_cast<std::size_t>(s)];
+}
 
 std::optional<SagaStatus> saga_status_from(std::string_view s) noexcept {
   for (std::size_t i = 0; i < kSagaStatusNames.size(); ++i) {
@@ -302,7 +318,9 @@ void SagaState::add_history(std::optional<EventType> event, Millis at) {
 
 std::vector<EventType> SagaState::pending_compensations() const {
   std::vector<EventType> out;
-  if (status != SagaStatus::compensating && status != SagaStatus::stuck && status != SagaStatus::failed) return out;
+  if (status != SagaStatus::compensating && status != SagaStatus::stuck &&
+      status != SagaStatus::failed)
+    return out;
   for (const auto& step : steps) {
     if (step.status == StepStatus::compensating) out.push_back(step.compensation);
   }
@@ -421,8 +439,8 @@ Result<SagaState> SagaState::from_json(std::string_view json) {
   buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
   buffer.assign(json.data(), json.size());
   od::document doc;
-  if (parser.iterate(simdjson::padded_string_view(buffer.data(), buffer.size(), buffer.capacity())).get(doc) !=
-      simdjson::SUCCESS) {
+  if (parser.iterate(simdjson::padded_string_view(buffer.data(), buffer.size(), buffer.capacity()))
+          .get(doc) != simdjson::SUCCESS) {
     return bad("(root)", "not valid JSON");
   }
   od::object obj;
@@ -438,10 +456,11 @@ bool operator==(const SagaState& a, const SagaState& b) {
   a.total.append_json(ta);
   b.total.append_json(tb);
   return a.saga == b.saga && a.order_id == b.order_id && a.status == b.status &&
-         a.outcome_published == b.outcome_published && a.reason == b.reason && a.detail == b.detail &&
-         a.store_id == b.store_id && a.customer_id == b.customer_id && ta == tb && a.currency == b.currency &&
-         a.items_json == b.items_json && a.steps == b.steps && a.compensations == b.compensations &&
-         a.deadline == b.deadline && a.history == b.history;
+         a.outcome_published == b.outcome_published && a.reason == b.reason &&
+         a.detail == b.detail && a.store_id == b.store_id && a.customer_id == b.customer_id &&
+         ta == tb && a.currency == b.currency && a.items_json == b.items_json &&
+         a.steps == b.steps && a.compensations == b.compensations && a.deadline == b.deadline &&
+         a.history == b.history;
 }
 
 }  // namespace sagaflow

@@ -42,7 +42,7 @@ enum class SagaStatus : std::uint8_t {
 
 enum class StepStatus : std::uint8_t {
   not_started,
-  pending,       // command sent, no reply yet
+  pending,  // command sent, no reply yet
   succeeded,
   failed,        // the participant reported failure
   timed_out,     // no reply within the timeout and all re-sends
@@ -59,10 +59,10 @@ struct StepState {
   std::string name;
   EventType compensation = EventType::inventory_release;  // from the definition, for `saga show`
   StepStatus status = StepStatus::not_started;
-  std::string ref_id;              // reservation_id | payment_id | shipment_id, from the success
-  int attempts = 0;                // sends of the command (1 = sent once)
-  int compensation_attempts = 0;   // sends of the compensation
-  bool success_reported = false;   // the participant reported success at some point
+  std::string ref_id;             // reservation_id | payment_id | shipment_id, from the success
+  int attempts = 0;               // sends of the command (1 = sent once)
+  int compensation_attempts = 0;  // sends of the compensation
+  bool success_reported = false;  // the participant reported success at some point
 
   friend bool operator==(const StepState&, const StepState&) = default;
 };
@@ -91,14 +91,16 @@ struct SagaState {
   std::string currency;
   std::string items_json;  // raw JSON array, exactly as received
 
-  std::vector<StepState> steps;           // one per definition step, same order
-  std::vector<EventType> compensations;   // compensation commands issued, in order
-  std::optional<Millis> deadline;         // when the outstanding command times out
-  std::vector<HistoryEntry> history;      // the last kMaxHistory inputs applied
+  std::vector<StepState> steps;          // one per definition step, same order
+  std::vector<EventType> compensations;  // compensation commands issued, in order
+  std::optional<Millis> deadline;        // when the outstanding command times out
+  std::vector<HistoryEntry> history;     // the last kMaxHistory inputs applied
 
   std::string_view status_name() const noexcept { return to_string(status); }
   // The outcome is decided (confirmed or failed): the record may expire after the dedup TTL.
-  bool finished() const noexcept { return status == SagaStatus::confirmed || status == SagaStatus::failed; }
+  bool finished() const noexcept {
+    return status == SagaStatus::confirmed || status == SagaStatus::failed;
+  }
   bool has_order() const noexcept { return !items_json.empty(); }
 
   void add_history(std::optional<EventType> event, Millis at);

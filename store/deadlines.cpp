@@ -6,7 +6,8 @@
 
 namespace sagaflow::store {
 
-Deadlines::Deadlines(RedisClient& redis, Millis timeout_ms) : redis_(redis), timeout_ms_(timeout_ms) {
+Deadlines::Deadlines(RedisClient& redis, Millis timeout_ms)
+    : redis_(redis), timeout_ms_(timeout_ms) {
   script_ = redis_.register_script("claim_deadlines.lua", std::string(impl::kClaimDeadlinesScript));
 }
 

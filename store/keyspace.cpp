@@ -10,9 +10,15 @@ std::string Keyspace::saga_key(int p, const OrderId& order) {
 std::string Keyspace::dedup_key(int p, const EventId& event) {
   return fmt::format("sagaflow:{{{}}}:dedup:{}", p, event.view());
 }
-std::string Keyspace::outbox_key(int p) { return fmt::format("sagaflow:{{{}}}:outbox", p); }
-std::string Keyspace::deadlines_key(int p) { return fmt::format("sagaflow:{{{}}}:deadlines", p); }
-std::string Keyspace::stats_key(int p) { return fmt::format("sagaflow:{{{}}}:stats", p); }
+std::string Keyspace::outbox_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:outbox", p);
+}
+std::string Keyspace::deadlines_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:deadlines", p);
+}
+std::string Keyspace::stats_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:stats", p);
+}
 std::string Keyspace::rate_key(const StoreId& store) {
   return fmt::format("sagaflow:rl:{{{}}}", store.view());
 }

@@ -44,8 +44,8 @@ void Outbox::claim_stale(int partition, ClaimCallback done) {
   }
   const auto slot = static_cast<std::size_t>(partition);
   redis_.command(
-      {"XAUTOCLAIM", Keyspace::outbox_key(partition), std::string(kOutboxGroup),
-       options_.consumer, std::to_string(options_.min_idle_ms), cursors_[slot], "COUNT",
+      {"XAUTOCLAIM", Keyspace::outbox_key(partition), std::string(kOutboxGroup), options_.consumer,
+       std::to_string(options_.min_idle_ms), cursors_[slot], "COUNT",
        std::to_string(options_.claim_batch)},
       [this, slot, done = std::move(done)](Result<Reply> r) {
         if (!r.ok()) return done(std::move(r).error());

@@ -29,10 +29,10 @@ struct OutboxEntry {
 
 struct OutboxOptions {
   int partitions = kDefaultPartitions;
-  std::string consumer;        // this worker's consumer name (same as SagaStoreOptions)
-  Millis min_idle_ms = 5000;   // an entry pending this long is considered abandoned
-  int claim_batch = 100;       // entries per claim_stale() call
-  Millis timeout_ms = 0;       // per call; 0: the client's default
+  std::string consumer;       // this worker's consumer name (same as SagaStoreOptions)
+  Millis min_idle_ms = 5000;  // an entry pending this long is considered abandoned
+  int claim_batch = 100;      // entries per claim_stale() call
+  Millis timeout_ms = 0;      // per call; 0: the client's default
 };
 
 class Outbox final {

@@ -61,8 +61,8 @@ void RateLimiter::fetch_plan(const std::string& store) {
         std::vector<AdmitCallback> waiters;
         waiters.swap(e.waiters);
         if (!r.ok() || r->is_error()) {
-          const Error err = r.ok() ? make_error(Errc::internal, "HGET store_plans: " + r->str)
-                                   : r.error();
+          const Error err =
+              r.ok() ? make_error(Errc::internal, "HGET store_plans: " + r->str) : r.error();
           if (!e.known) cache_.erase(it);  // keep a stale plan on a failed refresh
           for (auto& w : waiters) w(err);
           return;
@@ -91,8 +91,8 @@ void RateLimiter::run(const StoreId& store, const GcraParams& g, AdmitCallback d
         if (reply.is_error()) return done(make_error(Errc::internal, "gcra.lua: " + reply.str));
         Admission a;
         std::int64_t allowed = 0;
-        if (!reply.is_array() || reply.elements.size() != 2 ||
-            !reply.elements[0].as_int(allowed) || !reply.elements[1].as_int(a.retry_after_ms)) {
+        if (!reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].as_int(allowed) ||
+            !reply.elements[1].as_int(a.retry_after_ms)) {
           return done(make_error(Errc::internal, "gcra.lua: unexpected reply"));
         }
         a.allowed = allowed == 1;

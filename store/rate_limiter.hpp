@@ -35,7 +35,7 @@ struct RateLimiterOptions {
   std::string default_plan = "free";  // SAGAFLOW_DEFAULT_PLAN
   Millis plan_refresh_ms = 5000;      // store -> plan cache lifetime
   std::size_t max_cached_stores = 100000;
-  Millis timeout_ms = 0;              // per call; 0: the client's default
+  Millis timeout_ms = 0;  // per call; 0: the client's default
 };
 
 class RateLimiter final {

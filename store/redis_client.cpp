@@ -185,8 +185,7 @@ class RedisClient::Impl {
   std::uint64_t send(const std::vector<std::string>& argv, Callback done, Millis timeout_ms,
                      bool internal = false) {
     const bool accepting =
-        state_ == State::ready ||
-        (state_ == State::connecting && (internal || !ever_connected_));
+        state_ == State::ready || (state_ == State::connecting && (internal || !ever_connected_));
     if (!accepting || ctx_ == nullptr) {
       fail_later(std::move(done), Errc::unavailable,
                  state_ == State::stopped ? "redis client not started" : "redis not connected");
@@ -203,9 +202,9 @@ class RedisClient::Impl {
       argv_lens_.push_back(a.size());
     }
     const std::uint64_t id = next_id_++;
-    const int rc = redisAsyncCommandArgv(ctx_, &Impl::on_reply, reinterpret_cast<void*>(id),
-                                         static_cast<int>(argv.size()), argv_ptrs_.data(),
-                                         argv_lens_.data());
+    const int rc =
+        redisAsyncCommandArgv(ctx_, &Impl::on_reply, reinterpret_cast<void*>(id),
+                              static_cast<int>(argv.size()), argv_ptrs_.data(), argv_lens_.data());
     if (rc != REDIS_OK) {
       fail_later(std::move(done), Errc::unavailable, "redis connection is closing");
       return 0;
@@ -219,8 +218,8 @@ class RedisClient::Impl {
 
   // SCRIPT LOAD on the current connection; later EVALSHAs on it queue behind it.
   void load_script(Script& s, Millis timeout_ms, bool internal) {
-    const std::uint64_t id = send({"SCRIPT", "LOAD", s.source}, [](Result<Reply>) {},
-                                  timeout_ms, internal);
+    const std::uint64_t id = send(
+        {"SCRIPT", "LOAD", s.source}, [](Result<Reply>) {}, timeout_ms, internal);
     if (id != 0) s.load_id = id;
   }
 
@@ -262,7 +261,8 @@ class RedisClient::Impl {
     self->last_reply_ = uv_now(self->loop_);
     const auto* r = static_cast<const redisReply*>(reply);
     if (r->type == REDIS_REPLY_ERROR && transient_error_reply(std::string_view(r->str, r->len))) {
-      done(make_error(Errc::unavailable, fmt::format("redis: {}", std::string_view(r->str, r->len))));
+      done(make_error(Errc::unavailable,
+                      fmt::format("redis: {}", std::string_view(r->str, r->len))));
       return;
     }
     done(convert(r));
@@ -311,7 +311,9 @@ class RedisClient::Impl {
     };
     if (!ep.password.empty()) send({"AUTH", ep.password}, must_ok("AUTH"), t, true);
     if (ep.db != 0) send({"SELECT", std::to_string(ep.db)}, must_ok("SELECT"), t, true);
-    if (!opts_.name.empty()) send({"CLIENT", "SETNAME", opts_.name}, [](Result<Reply>) {}, t, true);
+    if (!opts_.name.empty())
+      send(
+          {"CLIENT", "SETNAME", opts_.name}, [](Result<Reply>) {}, t, true);
     for (auto& s : scripts_) load_script(s, t, true);  // a restarted server has none
     send(
         {"PING"},
@@ -440,7 +442,8 @@ class RedisClient::Impl {
     if (self->state_ != State::ready || !self->pending_.empty()) return;
     const std::uint64_t now = uv_now(self->loop_);
     if (now - self->last_reply_ < static_cast<std::uint64_t>(self->opts_.heartbeat_ms)) return;
-    self->send({"PING"}, [](Result<Reply>) {}, 0, true);
+    self->send(
+        {"PING"}, [](Result<Reply>) {}, 0, true);
   }
 
   // ---- failures ------------------------------------------------------------------------------
@@ -510,9 +513,15 @@ class RedisClient::Impl {
 RedisClient::RedisClient(uv_loop_s* loop, RedisClientOptions options)
     : impl_(std::make_unique<Impl>(loop, std::move(options))) {}
 RedisClient::~RedisClient() = default;
-void RedisClient::start() { impl_->start(); }
-void RedisClient::stop() noexcept { impl_->stop(); }
-bool RedisClient::connected() const noexcept { return impl_->connected(); }
+void RedisClient::start() {
+  impl_->start();
+}
+void RedisClient::stop() noexcept {
+  impl_->stop();
+}
+bool RedisClient::connected() const noexcept {
+  return impl_->connected();
+}
 void RedisClient::on_connection(ConnectionListener listener) {
   impl_->on_connection(std::move(listener));
 }
@@ -529,6 +538,8 @@ void RedisClient::eval(ScriptRef script, std::vector<std::string> keys,
                        std::vector<std::string> args, Callback done, Millis timeout_ms) {
   impl_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
 }
-RedisClient::Stats RedisClient::stats() const noexcept { return impl_->stats(); }
+RedisClient::Stats RedisClient::stats() const noexcept {
+  return impl_->stats();
+}
 
 }  // namespace sagaflow::store

@@ -38,12 +38,12 @@ struct uv_loop_s;
 namespace sagaflow::store {
 
 struct RedisClientOptions {
-  RedisEndpoint endpoint;            // host, port, db (SELECT), password (AUTH)
-  Millis command_timeout_ms = 2000;  // default per-call timeout
-  Millis connect_timeout_ms = 2000;  // TCP connect + AUTH/SELECT handshake
-  Millis backoff_min_ms = 50;        // first reconnect delay
-  Millis backoff_max_ms = 2000;      // reconnect delay cap
-  Millis heartbeat_ms = 1000;        // PING when idle this long (0: never)
+  RedisEndpoint endpoint;              // host, port, db (SELECT), password (AUTH)
+  Millis command_timeout_ms = 2000;    // default per-call timeout
+  Millis connect_timeout_ms = 2000;    // TCP connect + AUTH/SELECT handshake
+  Millis backoff_min_ms = 50;          // first reconnect delay
+  Millis backoff_max_ms = 2000;        // reconnect delay cap
+  Millis heartbeat_ms = 1000;          // PING when idle this long (0: never)
   std::size_t max_in_flight = 200000;  // beyond: unavailable at once (memory bound)
   std::string name = "sagaflow";       // CLIENT SETNAME
 };

@@ -45,7 +45,8 @@ Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
 
 SagaStore::SagaStore(RedisClient& redis, SagaStoreOptions options)
     : redis_(redis), options_(std::move(options)), keyspace_(options_.partitions) {
-  if (options_.finished_ttl_s < options_.dedup_ttl_s) options_.finished_ttl_s = options_.dedup_ttl_s;
+  if (options_.finished_ttl_s < options_.dedup_ttl_s)
+    options_.finished_ttl_s = options_.dedup_ttl_s;
   if (options_.finished_ttl_s <= 0) options_.finished_ttl_s = 86400;
   if (options_.consumer.empty()) options_.consumer = "sagaflow";
   apply_script_ = redis_.register_script("apply.lua", std::string(impl::kApplyScript));
@@ -105,8 +106,8 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
       options_.timeout_ms);
 }
 
-void SagaStore::mark_done(const OrderId& order, const EventId& event,
-                          std::int64_t expected_version, ApplyCallback done) {
+void SagaStore::mark_done(const OrderId& order, const EventId& event, std::int64_t expected_version,
+                          ApplyCallback done) {
   const int p = keyspace_.partition_of(order);
   const bool dedup = !event.empty() && options_.dedup_ttl_s > 0;
   std::vector<std::string> keys{Keyspace::saga_key(p, order), Keyspace::dedup_key(p, event),

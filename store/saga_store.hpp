@@ -44,7 +44,7 @@ struct OutboxCommand {
 
 struct ApplyRequest {
   OrderId order_id;
-  EventId event_id;                // dedup key; empty: no dedup check, no mark
+  EventId event_id;                   // dedup key; empty: no dedup check, no mark
   std::int64_t expected_version = 0;  // the version that was loaded (0: new saga)
   std::string new_state;
   std::string new_status;
@@ -64,11 +64,11 @@ struct ApplyOutcome {
 };
 
 struct SagaStoreOptions {
-  int partitions = kDefaultPartitions;     // SAGAFLOW Config::redis_partitions
-  std::int64_t dedup_ttl_s = 86400;        // SAGAFLOW_DEDUP_TTL_S
-  std::int64_t finished_ttl_s = 0;         // finished record TTL; < dedup TTL: the dedup TTL
-  std::string consumer;                    // this worker's outbox consumer (same as Outbox's)
-  Millis timeout_ms = 0;                   // per call; 0: the client's default
+  int partitions = kDefaultPartitions;  // SAGAFLOW Config::redis_partitions
+  std::int64_t dedup_ttl_s = 86400;     // SAGAFLOW_DEDUP_TTL_S
+  std::int64_t finished_ttl_s = 0;      // finished record TTL; < dedup TTL: the dedup TTL
+  std::string consumer;                 // this worker's outbox consumer (same as Outbox's)
+  Millis timeout_ms = 0;                // per call; 0: the client's default
 };
 
 class SagaStore final {

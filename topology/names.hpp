@@ -17,10 +17,12 @@
 namespace sagaflow::topology {
 
 // Exchanges.
-inline constexpr std::string_view kEventsExchange = "sagaflow.events";      // topic, routing key = type
-inline constexpr std::string_view kCommandsExchange = "sagaflow.commands";  // topic, routing key = type
-inline constexpr std::string_view kDeadLetterExchange = "sagaflow.dlx";     // fanout
-inline constexpr std::string_view kRetryReturnExchange = "sagaflow.retry.return";  // direct, key = queue
+inline constexpr std::string_view kEventsExchange = "sagaflow.events";  // topic, routing key = type
+inline constexpr std::string_view kCommandsExchange =
+    "sagaflow.commands";  // topic, routing key = type
+inline constexpr std::string_view kDeadLetterExchange = "sagaflow.dlx";  // fanout
+inline constexpr std::string_view kRetryReturnExchange =
+    "sagaflow.retry.return";  // direct, key = queue
 
 // Queues.
 inline constexpr std::string_view kSagaQueue = "sagaflow.saga";
@@ -28,11 +30,12 @@ inline constexpr std::string_view kParticipantsQueue = "sagaflow.participants";
 inline constexpr std::string_view kDeadQueue = "sagaflow.dead";
 
 // Bindings.
-inline constexpr std::array<std::string_view, 5> kSagaBindings = {"order.created", "order.cancelled", "inventory.*",
-                                                                  "payment.*", "shipment.*"};
+inline constexpr std::array<std::string_view, 5> kSagaBindings = {
+    "order.created", "order.cancelled", "inventory.*", "payment.*", "shipment.*"};
 inline constexpr std::array<std::string_view, 1> kParticipantsBindings = {"#"};
 // Queues that a retried message can return to (each bound to kRetryReturnExchange by name).
-inline constexpr std::array<std::string_view, 2> kRetryableQueues = {kSagaQueue, kParticipantsQueue};
+inline constexpr std::array<std::string_view, 2> kRetryableQueues = {kSagaQueue,
+                                                                     kParticipantsQueue};
 
 // Kafka.
 inline constexpr std::string_view kEventsTopic = "sagaflow.events";      // key = order_id
@@ -42,10 +45,12 @@ inline constexpr std::string_view kSagaGroup = "sagaflow-saga";
 inline constexpr std::string_view kParticipantsGroup = "sagaflow-participants";
 
 // Headers.
-inline constexpr std::string_view kHeaderAttempts = "x-sagaflow-attempts";  // integer, deliveries so far
-inline constexpr std::string_view kHeaderError = "x-sagaflow-error";        // reason code
-inline constexpr std::string_view kHeaderDetail = "x-sagaflow-detail";      // one line
-inline constexpr std::string_view kHeaderOriginalRoute = "x-sagaflow-original-route";  // routing key / topic
+inline constexpr std::string_view kHeaderAttempts =
+    "x-sagaflow-attempts";                                            // integer, deliveries so far
+inline constexpr std::string_view kHeaderError = "x-sagaflow-error";  // reason code
+inline constexpr std::string_view kHeaderDetail = "x-sagaflow-detail";  // one line
+inline constexpr std::string_view kHeaderOriginalRoute =
+    "x-sagaflow-original-route";  // routing key / topic
 
 inline constexpr std::string_view kContentType = "application/json";
 

@@ -14,11 +14,14 @@ namespace {
 
 using topology::impl::BlockingAmqp;
 
-amqp_bytes_t bytes(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char*>(s.data())}; }
+amqp_bytes_t bytes(std::string_view s) {
+  return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
 
 // "PRECONDITION_FAILED - inequivalent arg ..." -> "inequivalent arg ..."
 std::string strip_code(std::string text) {
-  if (const auto dash = text.find(" - "); dash != std::string::npos && dash < 32) text.erase(0, dash + 3);
+  if (const auto dash = text.find(" - "); dash != std::string::npos && dash < 32)
+    text.erase(0, dash + 3);
   return text;
 }
 
@@ -27,7 +30,8 @@ class Declarer {
   explicit Declarer(BlockingAmqp& amqp) : amqp_(amqp) {}
 
   Status exchange(std::string_view name, const char* type) {
-    amqp_exchange_declare(amqp_.conn(), 1, bytes(name), amqp_cstring_bytes(type), /*passive=*/0, /*durable=*/1,
+    amqp_exchange_declare(amqp_.conn(), 1, bytes(name), amqp_cstring_bytes(type), /*passive=*/0,
+                          /*durable=*/1,
                           /*auto_delete=*/0, /*internal=*/0, amqp_empty_table);
     return check(fmt::format("exchange '{}'", name), "a different type or arguments");
   }
@@ -40,7 +44,8 @@ class Declarer {
 
   Status bind(std::string_view queue, std::string_view exchange, std::string_view key) {
     amqp_queue_bind(amqp_.conn(), 1, bytes(queue), bytes(exchange), bytes(key), amqp_empty_table);
-    return check(fmt::format("binding of queue '{}' to '{}' with '{}'", queue, exchange, key), "a conflict");
+    return check(fmt::format("binding of queue '{}' to '{}' with '{}'", queue, exchange, key),
+                 "a conflict");
   }
 
  private:
@@ -50,16 +55,19 @@ class Declarer {
     const BlockingAmqp::ReplyError e = BlockingAmqp::reply_error(r);
     amqp_.after_exception(r);
     if (e.server && e.code == AMQP_PRECONDITION_FAILED) {
-      return make_error(Errc::invalid_config,
-                        fmt::format("{} exists with {} ({}); delete it or apply the topology on a fresh vhost", what,
-                                    conflict, strip_code(e.text)));
+      return make_error(
+          Errc::invalid_config,
+          fmt::format("{} exists with {} ({}); delete it or apply the topology on a fresh vhost",
+                      what, conflict, strip_code(e.text)));
     }
     if (e.server) {
-      return make_error(Errc::invalid_config,
-                        fmt::format("RabbitMQ at {} refused to declare {}: {}", amqp_.where(), what, e.text));
+      return make_error(
+          Errc::invalid_config,
+          fmt::format("RabbitMQ at {} refused to declare {}: {}", amqp_.where(), what, e.text));
     }
     return make_error(Errc::unavailable,
-                      fmt::format("RabbitMQ at {}: lost the connection declaring {}: {}", amqp_.where(), what, e.text));
+                      fmt::format("RabbitMQ at {}: lost the connection declaring {}: {}",
+                                  amqp_.where(), what, e.text));
   }
 
   BlockingAmqp& amqp_;
@@ -74,8 +82,9 @@ Status apply_rabbitmq_topology(const AmqpEndpoint& endpoint, const TopologyOptio
   Declarer d(amqp);
 
   // Exchanges.
-  for (const auto& [name, type] : {std::pair{kEventsExchange, "topic"}, std::pair{kCommandsExchange, "topic"},
-                                   std::pair{kDeadLetterExchange, "fanout"}, std::pair{kRetryReturnExchange, "direct"}}) {
+  for (const auto& [name, type] :
+       {std::pair{kEventsExchange, "topic"}, std::pair{kCommandsExchange, "topic"},
+        std::pair{kDeadLetterExchange, "fanout"}, std::pair{kRetryReturnExchange, "direct"}}) {
     if (Status s = d.exchange(name, type); !s) return s;
   }
 
@@ -99,7 +108,9 @@ Status apply_rabbitmq_topology(const AmqpEndpoint& endpoint, const TopologyOptio
     if (Status s = d.bind(queue, kRetryReturnExchange, queue); !s) return s;
   }
   for (const std::int64_t tier : options.retry_tiers_ms) {
-    if (tier <= 0) return make_error(Errc::invalid_config, fmt::format("retry tier {} ms is not positive", tier));
+    if (tier <= 0)
+      return make_error(Errc::invalid_config,
+                        fmt::format("retry tier {} ms is not positive", tier));
     const std::string name = retry_tier_name(tier);
     if (Status s = d.exchange(name, "fanout"); !s) return s;
     amqp_table_entry_t entries[2];

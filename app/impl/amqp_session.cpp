@@ -13,16 +13,19 @@ Result<std::unique_ptr<AmqpSession>> AmqpSession::open(const AmqpEndpoint& ep) {
   amqp_socket_t* socket = amqp_tcp_socket_new(s->conn_);
   if (socket == nullptr) return make_error(Errc::internal, "cannot create a socket");
   timeval tv{5, 0};
-  if (const int rc = amqp_socket_open_noblock(socket, ep.host.c_str(), ep.port, &tv); rc != AMQP_STATUS_OK) {
-    return make_error(Errc::unavailable,
-                      fmt::format("cannot connect to RabbitMQ at {}: {}", s->where_, amqp_error_string2(rc)));
+  if (const int rc = amqp_socket_open_noblock(socket, ep.host.c_str(), ep.port, &tv);
+      rc != AMQP_STATUS_OK) {
+    return make_error(Errc::unavailable, fmt::format("cannot connect to RabbitMQ at {}: {}",
+                                                     s->where_, amqp_error_string2(rc)));
   }
-  amqp_rpc_reply_t r = amqp_login(s->conn_, ep.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ep.user.c_str(),
-                                  ep.password.c_str());
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) return make_error(Errc::unavailable, s->describe(r, "login"));
+  amqp_rpc_reply_t r = amqp_login(s->conn_, ep.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+                                  ep.user.c_str(), ep.password.c_str());
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    return make_error(Errc::unavailable, s->describe(r, "login"));
   amqp_channel_open(s->conn_, 1);
   r = amqp_get_rpc_reply(s->conn_);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) return make_error(Errc::unavailable, s->describe(r, "channel.open"));
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    return make_error(Errc::unavailable, s->describe(r, "channel.open"));
   s->open_ = true;
   return s;
 }
@@ -39,27 +42,32 @@ AmqpSession::~AmqpSession() {
 std::string AmqpSession::describe(const amqp_rpc_reply_t& r, std::string_view what) const {
   switch (r.reply_type) {
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      return fmt::format("RabbitMQ at {}: {} failed: {}", where_, what, amqp_error_string2(r.library_error));
+      return fmt::format("RabbitMQ at {}: {} failed: {}", where_, what,
+                         amqp_error_string2(r.library_error));
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         const auto* m = static_cast<amqp_channel_close_t*>(r.reply.decoded);
-        return fmt::format("RabbitMQ at {}: {} refused: {}", where_, what,
-                           std::string_view(static_cast<const char*>(m->reply_text.bytes), m->reply_text.len));
+        return fmt::format(
+            "RabbitMQ at {}: {} refused: {}", where_, what,
+            std::string_view(static_cast<const char*>(m->reply_text.bytes), m->reply_text.len));
       }
       if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         const auto* m = static_cast<amqp_connection_close_t*>(r.reply.decoded);
-        return fmt::format("RabbitMQ at {}: {} refused: {}", where_, what,
-                           std::string_view(static_cast<const char*>(m->reply_text.bytes), m->reply_text.len));
+        return fmt::format(
+            "RabbitMQ at {}: {} refused: {}", where_, what,
+            std::string_view(static_cast<const char*>(m->reply_text.bytes), m->reply_text.len));
       }
       return fmt::format("RabbitMQ at {}: {} refused by the server", where_, what);
-    default: return fmt::format("RabbitMQ at {}: {} failed", where_, what);
+    default:
+      return fmt::format("RabbitMQ at {}: {} failed", where_, what);
   }
 }
 
 Status AmqpSession::enable_confirms() {
   amqp_confirm_select(conn_, 1);
   const amqp_rpc_reply_t r = amqp_get_rpc_reply(conn_);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) return make_error(Errc::unavailable, describe(r, "confirm.select"));
+  if (r.reply_type != AMQP_RESPONSE_NORMAL)
+    return make_error(Errc::unavailable, describe(r, "confirm.select"));
   return Status::success();
 }
 
@@ -83,8 +91,8 @@ Status AmqpSession::publish_confirmed(std::string_view exchange, std::string_vie
     timeval tv{10, 0};
     const int rc = amqp_simple_wait_frame_noblock(conn_, &frame, &tv);
     if (rc != AMQP_STATUS_OK) {
-      return make_error(Errc::unavailable, fmt::format("RabbitMQ at {}: no publisher confirm: {}", where_,
-                                                       amqp_error_string2(rc)));
+      return make_error(Errc::unavailable, fmt::format("RabbitMQ at {}: no publisher confirm: {}",
+                                                       where_, amqp_error_string2(rc)));
     }
     if (frame.frame_type != AMQP_FRAME_METHOD) continue;
     if (frame.payload.method.id == AMQP_BASIC_ACK_METHOD) return Status::success();
@@ -93,7 +101,8 @@ Status AmqpSession::publish_confirmed(std::string_view exchange, std::string_vie
     }
     if (frame.payload.method.id == AMQP_BASIC_RETURN_METHOD) continue;
     if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
-      return make_error(Errc::unavailable, fmt::format("RabbitMQ at {}: channel closed during publish", where_));
+      return make_error(Errc::unavailable,
+                        fmt::format("RabbitMQ at {}: channel closed during publish", where_));
     }
   }
 }

@@ -25,8 +25,8 @@ class AmqpSession {
 
   Status enable_confirms();
   // Persistent, application/json, message_id; waits for the broker's confirm.
-  Status publish_confirmed(std::string_view exchange, std::string_view routing_key, std::string_view message_id,
-                           std::string_view body);
+  Status publish_confirmed(std::string_view exchange, std::string_view routing_key,
+                           std::string_view message_id, std::string_view body);
   // Messages ready in a queue (passive declare); an error if it does not exist.
   Result<std::uint32_t> queue_depth(std::string_view queue);
 

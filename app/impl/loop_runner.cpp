@@ -24,16 +24,25 @@ struct LoopRunner::Impl {
   }
 };
 
-LoopRunner::LoopRunner() : impl_(std::make_unique<Impl>()) { uv_loop_init(&impl_->loop); }
+LoopRunner::LoopRunner() : impl_(std::make_unique<Impl>()) {
+  uv_loop_init(&impl_->loop);
+}
 
 LoopRunner::~LoopRunner() {
   impl_->close_signals();
-  uv_walk(&impl_->loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+  uv_walk(
+      &impl_->loop,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
   uv_run(&impl_->loop, UV_RUN_DEFAULT);
   uv_loop_close(&impl_->loop);
 }
 
-uv_loop_s* LoopRunner::loop() noexcept { return &impl_->loop; }
+uv_loop_s* LoopRunner::loop() noexcept {
+  return &impl_->loop;
+}
 
 void LoopRunner::on_signal(std::function<void()> fn) {
   Impl& m = *impl_;
@@ -55,6 +64,8 @@ void LoopRunner::on_signal(std::function<void()> fn) {
   uv_signal_start(&m.intr, cb, SIGINT);
 }
 
-void LoopRunner::run() { uv_run(&impl_->loop, UV_RUN_DEFAULT); }
+void LoopRunner::run() {
+  uv_run(&impl_->loop, UV_RUN_DEFAULT);
+}
 
 }  // namespace sagaflow::app

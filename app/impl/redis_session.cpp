@@ -10,7 +10,12 @@ struct RedisSession::Loop {
   uv_loop_t loop{};
   Loop() { uv_loop_init(&loop); }
   ~Loop() {
-    uv_walk(&loop, [](uv_handle_t* h, void*) { if (!uv_is_closing(h)) uv_close(h, nullptr); }, nullptr);
+    uv_walk(
+        &loop,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
   }
@@ -29,13 +34,15 @@ RedisSession::~RedisSession() {
   client_.reset();
 }
 
-Status RedisSession::run(const std::function<void(std::function<void()>)>& work, Millis timeout_ms) {
+Status RedisSession::run(const std::function<void(std::function<void()>)>& work,
+                         Millis timeout_ms) {
   bool finished = false;
   uv_timer_t timer;
   uv_timer_init(&loop_->loop, &timer);
   timer.data = &loop_->loop;
-  uv_timer_start(&timer, [](uv_timer_t* t) { uv_stop(static_cast<uv_loop_t*>(t->data)); },
-                 static_cast<std::uint64_t>(timeout_ms), 0);
+  uv_timer_start(
+      &timer, [](uv_timer_t* t) { uv_stop(static_cast<uv_loop_t*>(t->data)); },
+      static_cast<std::uint64_t>(timeout_ms), 0);
   client_->start();
   work([this, &finished] {
     finished = true;
@@ -45,7 +52,8 @@ Status RedisSession::run(const std::function<void(std::function<void()>)>& work,
   uv_timer_stop(&timer);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
   uv_run(&loop_->loop, UV_RUN_NOWAIT);
-  if (!finished) return make_error(Errc::timeout, fmt::format("Redis did not answer within {} ms", timeout_ms));
+  if (!finished)
+    return make_error(Errc::timeout, fmt::format("Redis did not answer within {} ms", timeout_ms));
   return Status::success();
 }
 

@@ -19,7 +19,8 @@ class RedisSession {
 
   store::RedisClient& client() { return *client_; }
   // Starts the client, calls work(finish), runs the loop until finish() or timeout_ms.
-  Status run(const std::function<void(std::function<void()> finish)>& work, Millis timeout_ms = 5000);
+  Status run(const std::function<void(std::function<void()> finish)>& work,
+             Millis timeout_ms = 5000);
 
  private:
   struct Loop;

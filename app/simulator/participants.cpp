@@ -23,8 +23,9 @@ void append_rfc3339(std::string& out, Millis now) {
   const std::time_t secs = static_cast<std::time_t>(now / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(now % 1000));
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 static_cast<int>(now % 1000));
 }
 
 }  // namespace
@@ -36,8 +37,10 @@ double unit_hash(std::uint64_t seed, std::string_view key) noexcept {
 std::optional<Reply> Participants::answer(const Event& command, Millis now) const {
   const std::string_view cmd_id = command.id.view();
   const bool compensation = command.type == EventType::inventory_release ||
-                            command.type == EventType::payment_refund || command.type == EventType::shipment_cancel;
-  if (!compensation && odds_.no_answer > 0 && unit_hash(odds_.seed ^ 0x5151, cmd_id) < odds_.no_answer) {
+                            command.type == EventType::payment_refund ||
+                            command.type == EventType::shipment_cancel;
+  if (!compensation && odds_.no_answer > 0 &&
+      unit_hash(odds_.seed ^ 0x5151, cmd_id) < odds_.no_answer) {
     return std::nullopt;
   }
   const double roll = unit_hash(odds_.seed, cmd_id);
@@ -78,10 +81,17 @@ std::optional<Reply> Participants::answer(const Event& command, Millis now) cons
         ref = fmt::format("shp_{:016x}", h);
       }
       break;
-    case EventType::inventory_release: r.type = EventType::inventory_released; break;
-    case EventType::payment_refund: r.type = EventType::payment_refunded; break;
-    case EventType::shipment_cancel: r.type = EventType::shipment_cancelled; break;
-    default: return std::nullopt;  // not a command: nothing to answer
+    case EventType::inventory_release:
+      r.type = EventType::inventory_released;
+      break;
+    case EventType::payment_refund:
+      r.type = EventType::payment_refunded;
+      break;
+    case EventType::shipment_cancel:
+      r.type = EventType::shipment_cancelled;
+      break;
+    default:
+      return std::nullopt;  // not a command: nothing to answer
   }
 
   r.id = fmt::format("sim_{:016x}", hash64(odds_.seed ^ 0xa11ce, cmd_id));

@@ -32,8 +32,8 @@ int run_simulate(const Config& config, const SimulateArgs& args) {
   RabbitSource source(runner.loop(), source_options, sink);
   UvTimers timers(runner.loop());
   SystemClock clock;
-  const Participants participants({args.seed, args.fail_inventory, args.fail_payment, args.fail_shipment,
-                                   args.no_answer});
+  const Participants participants(
+      {args.seed, args.fail_inventory, args.fail_payment, args.fail_shipment, args.no_answer});
   EnvelopeParser parser(config.max_message_bytes);
   Event command;
   std::uint64_t answered = 0;

@@ -14,7 +14,8 @@ namespace sagaflow::app {
 
 int run_webhook(const Config& config) {
   if (config.webhook_secrets.empty()) {
-    std::fprintf(stderr, "sagaflow webhook: SAGAFLOW_WEBHOOK_SECRET is not set; refusing to start\n");
+    std::fprintf(stderr,
+                 "sagaflow webhook: SAGAFLOW_WEBHOOK_SECRET is not set; refusing to start\n");
     return 2;
   }
   LoopRunner runner;
@@ -34,8 +35,10 @@ int run_webhook(const Config& config) {
         sink.publish(std::move(m), std::move(done));
       },
       config.max_message_bytes);
-  http::Server server(runner.loop(), [&](const http::Request& r, http::Respond respond) { handler(r, std::move(respond)); },
-                      config.max_message_bytes);
+  http::Server server(
+      runner.loop(),
+      [&](const http::Request& r, http::Respond respond) { handler(r, std::move(respond)); },
+      config.max_message_bytes);
   if (auto st = server.listen(config.webhook_addr.host, config.webhook_addr.port); !st) {
     std::fprintf(stderr, "sagaflow webhook: %s\n", st.error().detail.c_str());
     return 1;
@@ -45,7 +48,8 @@ int run_webhook(const Config& config) {
     server.stop();
     sink.stop();
   });
-  log::info("webhook ingress listening", {{"addr", config.webhook_addr.host}, {"port", config.webhook_addr.port}});
+  log::info("webhook ingress listening",
+            {{"addr", config.webhook_addr.host}, {"port", config.webhook_addr.port}});
   runner.run();
   return 0;
 }

@@ -19,9 +19,12 @@ http::Response json_error(int status, std::string_view error, std::string_view d
 
 }  // namespace
 
-WebhookHandler::WebhookHandler(std::vector<std::string> secrets, const Clock& clock, PublishFn publish,
-                               std::size_t max_message_bytes)
-    : secrets_(std::move(secrets)), clock_(clock), publish_(std::move(publish)), parser_(max_message_bytes) {}
+WebhookHandler::WebhookHandler(std::vector<std::string> secrets, const Clock& clock,
+                               PublishFn publish, std::size_t max_message_bytes)
+    : secrets_(std::move(secrets)),
+      clock_(clock),
+      publish_(std::move(publish)),
+      parser_(max_message_bytes) {}
 
 void WebhookHandler::operator()(const http::Request& req, http::Respond respond) {
   if (req.path == "/healthz") {
@@ -38,7 +41,8 @@ void WebhookHandler::operator()(const http::Request& req, http::Respond respond)
     return;
   }
   if (req.body.size() > parser_.max_message_bytes()) {  // chunked bodies: no Content-Length
-    respond(json_error(413, "too_large", fmt::format("body over {} bytes", parser_.max_message_bytes())));
+    respond(json_error(413, "too_large",
+                       fmt::format("body over {} bytes", parser_.max_message_bytes())));
     return;
   }
   const auto check = http::verify_signature(req.header("x-sagaflow-signature"), req.body, secrets_,
@@ -53,9 +57,11 @@ void WebhookHandler::operator()(const http::Request& req, http::Respond respond)
   }
   const std::string source = req.path.substr(kPrefix.size());
   OutgoingEvent out{std::string(to_string(event_.type)), event_.id.str(), req.body};
-  publish_(std::move(out), [this, respond = std::move(respond), source, id = event_.id.str()](Status st) {
+  publish_(std::move(out), [this, respond = std::move(respond), source,
+                            id = event_.id.str()](Status st) {
     if (!st) {
-      log::warn("webhook publish failed", {{"source", source}, {"event_id", id}, {"error", st.error().detail}});
+      log::warn("webhook publish failed",
+                {{"source", source}, {"event_id", id}, {"error", st.error().detail}});
       respond(json_error(503, "unavailable", "the broker did not confirm; nothing was published"));
       return;
     }

@@ -26,8 +26,8 @@ void OutboxRelay::tick() {
     outbox_.claim_stale(p, [this, p](Result<std::vector<store::OutboxEntry>> claimed) {
       --outstanding_;
       if (!claimed || claimed->empty()) return;
-      log::info("re-sending outbox entries left pending", {{"partition", p},
-                                                          {"count", static_cast<std::int64_t>(claimed->size())}});
+      log::info("re-sending outbox entries left pending",
+                {{"partition", p}, {"count", static_cast<std::int64_t>(claimed->size())}});
       for (auto& entry : claimed.value()) {
         OutgoingMessage m{std::move(entry.command.exchange), std::move(entry.command.route),
                           std::move(entry.command.id), std::move(entry.command.body)};

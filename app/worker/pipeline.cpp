@@ -27,10 +27,10 @@ struct Pipeline::Job {
   Event event;  // deliveries
   OrderId order_id;
   int conflicts = 0;
-  int failures = 0;         // transient failures in a row
-  bool admitted = false;    // order.created: the rate limiter let it start
-  bool was_limited = false; // counted once in sagaflow_rate_limited_total
-  bool must_load = false;   // order.created is first tried as a new saga, without a load
+  int failures = 0;          // transient failures in a row
+  bool admitted = false;     // order.created: the rate limiter let it start
+  bool was_limited = false;  // counted once in sagaflow_rate_limited_total
+  bool must_load = false;    // order.created is first tried as a new saga, without a load
   std::chrono::steady_clock::time_point started;
 };
 
@@ -64,8 +64,8 @@ struct Pipeline::Impl {
   metrics::Counter& commands_sent;
   metrics::Histogram& processing;
 
-  Impl(const SagaDefinition& d, SagaRepository& r, StartAdmission& a, MessageSink& s, Timers& t, const Clock& c,
-       metrics::Registry& m, SettleFn st, PipelineOptions o)
+  Impl(const SagaDefinition& d, SagaRepository& r, StartAdmission& a, MessageSink& s, Timers& t,
+       const Clock& c, metrics::Registry& m, SettleFn st, PipelineOptions o)
       : def(d),
         repo(r),
         admission(a),
@@ -78,24 +78,33 @@ struct Pipeline::Impl {
         lanes([this](Job& job) { run(job); }),
         registry(m),
         acked(m.counter("sagaflow_events_acked_total", "Deliveries acknowledged")),
-        retried(m.counter("sagaflow_events_retried_total", "Deliveries sent back for a later retry")),
+        retried(
+            m.counter("sagaflow_events_retried_total", "Deliveries sent back for a later retry")),
         dedup_hits(m.counter("sagaflow_dedup_hits_total", "Events refused as duplicates by id")),
-        rate_limited(m.counter("sagaflow_rate_limited_total", "Saga starts delayed by a store's rate limit")),
+        rate_limited(m.counter("sagaflow_rate_limited_total",
+                               "Saga starts delayed by a store's rate limit")),
         sagas_started(m.counter("sagaflow_sagas_started_total", "Sagas started")),
-        finished_confirmed(m.counter("sagaflow_sagas_finished_total", "Sagas finished", R"(outcome="confirmed")")),
-        finished_failed(m.counter("sagaflow_sagas_finished_total", "Sagas finished", R"(outcome="failed")")),
-        conflicts(m.counter("sagaflow_saga_conflicts_total", "Commits lost to another worker (re-applied)")),
-        commands_sent(m.counter("sagaflow_outbox_published_total", "Commands and outcomes confirmed by the broker")),
-        processing(m.histogram("sagaflow_event_processing_seconds", "From delivery to settlement",
-                               {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})) {
+        finished_confirmed(
+            m.counter("sagaflow_sagas_finished_total", "Sagas finished", R"(outcome="confirmed")")),
+        finished_failed(
+            m.counter("sagaflow_sagas_finished_total", "Sagas finished", R"(outcome="failed")")),
+        conflicts(m.counter("sagaflow_saga_conflicts_total",
+                            "Commits lost to another worker (re-applied)")),
+        commands_sent(m.counter("sagaflow_outbox_published_total",
+                                "Commands and outcomes confirmed by the broker")),
+        processing(m.histogram(
+            "sagaflow_event_processing_seconds", "From delivery to settlement",
+            {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})) {
     for (std::size_t i = 0; i < kEventTypeCount; ++i) {
-      consumed[i] = &m.counter("sagaflow_events_consumed_total", "Deliveries consumed, by event type",
-                               fmt::format("type=\"{}\"", to_string(static_cast<EventType>(i))));
+      consumed[i] =
+          &m.counter("sagaflow_events_consumed_total", "Deliveries consumed, by event type",
+                     fmt::format("type=\"{}\"", to_string(static_cast<EventType>(i))));
     }
   }
 
   metrics::Counter& dead_lettered(Errc reason) {
-    return registry.counter("sagaflow_events_dead_lettered_total", "Deliveries dead-lettered, by reason",
+    return registry.counter("sagaflow_events_dead_lettered_total",
+                            "Deliveries dead-lettered, by reason",
                             fmt::format("reason=\"{}\"", reason_code(reason)));
   }
 
@@ -104,11 +113,18 @@ struct Pipeline::Impl {
   void settle_delivery(Job& job, Settlement s) {
     if (job.kind != Job::Kind::delivery) return;
     switch (s.kind) {
-      case SettleKind::ack: acked.inc(); break;
-      case SettleKind::retry: retried.inc(); break;
-      case SettleKind::dead_letter: dead_lettered(s.reason).inc(); break;
+      case SettleKind::ack:
+        acked.inc();
+        break;
+      case SettleKind::retry:
+        retried.inc();
+        break;
+      case SettleKind::dead_letter:
+        dead_lettered(s.reason).inc();
+        break;
     }
-    processing.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - job.started).count());
+    processing.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - job.started).count());
     settle(job.tag, std::move(s));
   }
 
@@ -129,11 +145,12 @@ struct Pipeline::Impl {
   void back_off(Job& job, const Error& e) {
     if (job.failures == 0) set_failing(true);
     ++job.failures;
-    const Millis delay = std::min<Millis>(kMaxBackoffMs, kMinBackoffMs << std::min(job.failures, 6));
+    const Millis delay =
+        std::min<Millis>(kMaxBackoffMs, kMinBackoffMs << std::min(job.failures, 6));
     log::warn("dependency failed; will retry", {{"order_id", job.order_id.view()},
-                                                 {"error", reason_code(e.code)},
-                                                 {"detail", e.detail},
-                                                 {"retry_in_ms", static_cast<std::int64_t>(delay)}});
+                                                {"error", reason_code(e.code)},
+                                                {"detail", e.detail},
+                                                {"retry_in_ms", static_cast<std::int64_t>(delay)}});
     std::weak_ptr<bool> weak = alive;
     timers.after(delay, [this, weak, &job] {
       if (weak.expired()) return;
@@ -154,7 +171,8 @@ struct Pipeline::Impl {
     // Fast path for a saga start: an order.created almost always finds no saga, so it is
     // committed as version 0 without reading first. If a saga (or a remembered cancel) is
     // there, the commit reports a conflict and the job takes the normal path: load, step.
-    if (job.kind == Job::Kind::delivery && job.event.type == EventType::order_created && !job.must_load) {
+    if (job.kind == Job::Kind::delivery && job.event.type == EventType::order_created &&
+        !job.must_load) {
       return on_loaded(job, StoredSaga{});
     }
     repo.load(job.order_id, [this, &job](Result<StoredSaga> loaded) {
@@ -177,8 +195,8 @@ struct Pipeline::Impl {
       }
       state = std::move(parsed.value());
     }
-    const bool starts_saga = job.kind == Job::Kind::delivery && job.event.type == EventType::order_created &&
-                             !state.has_value();
+    const bool starts_saga = job.kind == Job::Kind::delivery &&
+                             job.event.type == EventType::order_created && !state.has_value();
     if (starts_saga && !job.admitted) {
       const StoreId& store = job.event.store_id;
       admission.admit(store, [this, &job](Result<Admission> a) {
@@ -216,8 +234,9 @@ struct Pipeline::Impl {
 
   void apply(Job& job, const SagaState* state, std::int64_t version) {
     const Millis now = clock.now_ms();
-    StepResult r = job.kind == Job::Kind::delivery ? step(def, state, SagaInput{job.event}, now)
-                                                   : step(def, state, SagaInput{Timeout{job.order_id}}, now);
+    StepResult r = job.kind == Job::Kind::delivery
+                       ? step(def, state, SagaInput{job.event}, now)
+                       : step(def, state, SagaInput{Timeout{job.order_id}}, now);
     switch (r.disposition) {
       case Disposition::dead_letter:
         settle_delivery(job, {SettleKind::dead_letter, r.error.code, r.error.detail});
@@ -225,14 +244,16 @@ struct Pipeline::Impl {
       case Disposition::ignored:
         settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
         return finish(job);
-      case Disposition::applied: break;
+      case Disposition::applied:
+        break;
     }
     auto commit = std::make_shared<Commit>();
     Commit& c = *commit;
     c.order_id = job.order_id;
     c.event_id = job.kind == Job::Kind::delivery
                      ? job.event.id.str()
-                     : fmt::format("{}:timeout:{}", job.order_id.view(), state ? state->deadline.value_or(0) : 0);
+                     : fmt::format("{}:timeout:{}", job.order_id.view(),
+                                   state ? state->deadline.value_or(0) : 0);
     c.expected_version = version;
     c.state = r.state.to_json();
     c.status = std::string(r.state.status_name());
@@ -243,8 +264,8 @@ struct Pipeline::Impl {
     c.deadline = r.deadline;
     c.messages.reserve(r.commands.size() + (r.outcome ? 1 : 0));
     for (auto& cmd : r.commands) {
-      c.messages.push_back({std::string(kCommandsExchange), std::string(to_string(cmd.type)), std::move(cmd.id),
-                            std::move(cmd.body)});
+      c.messages.push_back({std::string(kCommandsExchange), std::string(to_string(cmd.type)),
+                            std::move(cmd.id), std::move(cmd.body)});
     }
     const bool outcome = r.outcome.has_value();
     const bool confirmed = outcome && r.outcome->type == EventType::order_confirmed;
@@ -275,7 +296,8 @@ struct Pipeline::Impl {
             return back_off(job, make_error(Errc::conflict, "saga changed concurrently too often"));
           }
           return run(job);
-        case CommitOutcome::applied: break;
+        case CommitOutcome::applied:
+          break;
       }
       if (started) sagas_started.inc();
       if (outcome) (confirmed ? finished_confirmed : finished_failed).inc();
@@ -314,7 +336,8 @@ struct Pipeline::Impl {
   bool clear_scheduled = false;
   void clear_later(int partition, std::vector<std::string> ids) {
     auto& pending_ids = to_clear[partition];
-    pending_ids.insert(pending_ids.end(), std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
+    pending_ids.insert(pending_ids.end(), std::make_move_iterator(ids.begin()),
+                       std::make_move_iterator(ids.end()));
     if (clear_scheduled) return;
     clear_scheduled = true;
     std::weak_ptr<bool> weak = alive;
@@ -329,13 +352,15 @@ struct Pipeline::Impl {
   }
 };
 
-Pipeline::Pipeline(const SagaDefinition& definition, SagaRepository& repo, StartAdmission& admission,
-                   MessageSink& sink, Timers& timers, const Clock& clock, metrics::Registry& metrics,
-                   SettleFn settle, PipelineOptions options)
-    : impl_(std::make_unique<Impl>(definition, repo, admission, sink, timers, clock, metrics, std::move(settle),
-                                   std::move(options))) {}
+Pipeline::Pipeline(const SagaDefinition& definition, SagaRepository& repo,
+                   StartAdmission& admission, MessageSink& sink, Timers& timers, const Clock& clock,
+                   metrics::Registry& metrics, SettleFn settle, PipelineOptions options)
+    : impl_(std::make_unique<Impl>(definition, repo, admission, sink, timers, clock, metrics,
+                                   std::move(settle), std::move(options))) {}
 
-Pipeline::~Pipeline() { *impl_->alive = false; }
+Pipeline::~Pipeline() {
+  *impl_->alive = false;
+}
 
 void Pipeline::on_delivery(std::uint64_t tag, std::string_view body) {
   Impl& m = *impl_;
@@ -350,8 +375,9 @@ void Pipeline::on_delivery(std::uint64_t tag, std::string_view body) {
   }
   m.consumed[static_cast<std::size_t>(job->event.type)]->inc();
   if (!is_saga_input(job->event.type)) {
-    m.settle_delivery(*job, {SettleKind::dead_letter, Errc::unknown_type,
-                             fmt::format("'{}' is not an input of the saga worker", to_string(job->event.type))});
+    m.settle_delivery(
+        *job, {SettleKind::dead_letter, Errc::unknown_type,
+               fmt::format("'{}' is not an input of the saga worker", to_string(job->event.type))});
     --m.in_flight;
     return;
   }
@@ -370,8 +396,14 @@ void Pipeline::on_deadline(const OrderId& order) {
   m.lanes.submit(order.str(), std::move(job));
 }
 
-std::size_t Pipeline::in_flight() const noexcept { return impl_->in_flight; }
-bool Pipeline::degraded() const noexcept { return impl_->failing > 0; }
-void Pipeline::on_degraded_change(std::function<void(bool)> fn) { impl_->degraded_change = std::move(fn); }
+std::size_t Pipeline::in_flight() const noexcept {
+  return impl_->in_flight;
+}
+bool Pipeline::degraded() const noexcept {
+  return impl_->failing > 0;
+}
+void Pipeline::on_degraded_change(std::function<void(bool)> fn) {
+  impl_->degraded_change = std::move(fn);
+}
 
 }  // namespace sagaflow::app

@@ -43,15 +43,16 @@ using SettleFn = std::function<void(std::uint64_t tag, Settlement)>;
 
 struct PipelineOptions {
   std::size_t max_message_bytes = kDefaultMaxMessageBytes;
-  std::string default_store;  // rate-limit key for an order.created without a store (never: validated)
-  int max_conflicts = 50;     // CAS losses in a row before backing off as if Redis were slow
+  std::string
+      default_store;       // rate-limit key for an order.created without a store (never: validated)
+  int max_conflicts = 50;  // CAS losses in a row before backing off as if Redis were slow
 };
 
 class Pipeline {
  public:
-  Pipeline(const SagaDefinition& definition, SagaRepository& repo, StartAdmission& admission, MessageSink& sink,
-           Timers& timers, const Clock& clock, metrics::Registry& metrics, SettleFn settle,
-           PipelineOptions options = {});
+  Pipeline(const SagaDefinition& definition, SagaRepository& repo, StartAdmission& admission,
+           MessageSink& sink, Timers& timers, const Clock& clock, metrics::Registry& metrics,
+           SettleFn settle, PipelineOptions options = {});
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;

@@ -22,16 +22,23 @@ void RedisSagaRepository::commit(const Commit& c, std::function<void(Result<Comm
   req.deadline = c.deadline;
   req.finished = c.finished;
   req.commands.reserve(c.messages.size());
-  for (const auto& m : c.messages) req.commands.push_back({m.message_id, m.exchange, m.routing_key, m.body});
+  for (const auto& m : c.messages)
+    req.commands.push_back({m.message_id, m.exchange, m.routing_key, m.body});
   sagas_.apply(req, [done = std::move(done)](Result<store::ApplyOutcome> r) {
     if (!r) return done(std::move(r).error());
     CommitResult out;
     out.partition = r->partition;
     switch (r->kind) {
       case store::ApplyKind::applied:
-      case store::ApplyKind::marked: out.outcome = CommitOutcome::applied; break;
-      case store::ApplyKind::duplicate: out.outcome = CommitOutcome::duplicate; break;
-      case store::ApplyKind::conflict: out.outcome = CommitOutcome::conflict; break;
+      case store::ApplyKind::marked:
+        out.outcome = CommitOutcome::applied;
+        break;
+      case store::ApplyKind::duplicate:
+        out.outcome = CommitOutcome::duplicate;
+        break;
+      case store::ApplyKind::conflict:
+        out.outcome = CommitOutcome::conflict;
+        break;
     }
     out.outbox_ids = std::move(r->stream_ids);
     done(std::move(out));

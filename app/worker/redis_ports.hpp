@@ -10,7 +10,8 @@ namespace sagaflow::app {
 
 class RedisSagaRepository final : public SagaRepository {
  public:
-  RedisSagaRepository(store::SagaStore& sagas, store::Outbox& outbox) : sagas_(sagas), outbox_(outbox) {}
+  RedisSagaRepository(store::SagaStore& sagas, store::Outbox& outbox)
+      : sagas_(sagas), outbox_(outbox) {}
   void load(const OrderId& order, std::function<void(Result<StoredSaga>)> done) override;
   void commit(const Commit& commit, std::function<void(Result<CommitResult>)> done) override;
   void outbox_done(int partition, std::vector<std::string> ids) override;
@@ -22,7 +23,8 @@ class RedisSagaRepository final : public SagaRepository {
 
 class RedisAdmission final : public StartAdmission {
  public:
-  RedisAdmission(store::RateLimiter& limiter, store::RedisClient& redis) : limiter_(limiter), redis_(redis) {}
+  RedisAdmission(store::RateLimiter& limiter, store::RedisClient& redis)
+      : limiter_(limiter), redis_(redis) {}
   void admit(const StoreId& store, std::function<void(Result<Admission>)> done) override;
   // INCR of the cluster-wide count shown by `sagaflow status` (best effort).
   void note_delayed(const StoreId& store) override;

@@ -55,11 +55,19 @@ struct UvTimers::Impl {
   }
 };
 
-UvTimers::UvTimers(uv_loop_s* loop) : impl_(std::make_shared<Impl>()) { impl_->loop = loop; }
-UvTimers::~UvTimers() { stop(); }
+UvTimers::UvTimers(uv_loop_s* loop) : impl_(std::make_shared<Impl>()) {
+  impl_->loop = loop;
+}
+UvTimers::~UvTimers() {
+  stop();
+}
 
-void UvTimers::after(Millis delay, std::function<void()> fn) { impl_->start(delay, std::move(fn), false); }
-void UvTimers::every(Millis period_ms, std::function<void()> fn) { impl_->start(period_ms, std::move(fn), true); }
+void UvTimers::after(Millis delay, std::function<void()> fn) {
+  impl_->start(delay, std::move(fn), false);
+}
+void UvTimers::every(Millis period_ms, std::function<void()> fn) {
+  impl_->start(period_ms, std::move(fn), true);
+}
 
 void UvTimers::stop() noexcept {
   impl_->stopped = true;

@@ -128,20 +128,32 @@ struct Worker::Impl {
         limiter(redis, limiter_options(c)),
         sink(l, sink_options(c)),
         source(l, source_options(c), sink),
-        pipeline(d, repo, admission, sink_port, timers, clock, registry,
-                 [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
-                 PipelineOptions{c.max_message_bytes, {}, 50}),
+        pipeline(
+            d, repo, admission, sink_port, timers, clock, registry,
+            [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
+            PipelineOptions{c.max_message_bytes, {}, 50}),
         sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
-        relay(outbox, sink_port, registry.counter("sagaflow_outbox_resent_total", "Outbox entries re-sent by the relay")),
-        http(l, [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); }, 64 * 1024),
+        relay(outbox, sink_port,
+              registry.counter("sagaflow_outbox_resent_total",
+                               "Outbox entries re-sent by the relay")),
+        http(
+            l,
+            [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); },
+            64 * 1024),
         stuck(registry.gauge("sagaflow_sagas_stuck", "Sagas parked in state stuck (cluster-wide)")),
         ready(registry.gauge("sagaflow_ready", "1 while broker and Redis are connected")) {}
 
   void settle(std::uint64_t tag, Settlement s) {
     switch (s.kind) {
-      case SettleKind::ack: source.settle(tag, Verdict::ack()); break;
-      case SettleKind::retry: source.settle(tag, Verdict::retry(s.reason, std::move(s.detail))); break;
-      case SettleKind::dead_letter: source.settle(tag, Verdict::dead_letter(s.reason, std::move(s.detail))); break;
+      case SettleKind::ack:
+        source.settle(tag, Verdict::ack());
+        break;
+      case SettleKind::retry:
+        source.settle(tag, Verdict::retry(s.reason, std::move(s.detail)));
+        break;
+      case SettleKind::dead_letter:
+        source.settle(tag, Verdict::dead_letter(s.reason, std::move(s.detail)));
+        break;
     }
   }
 
@@ -171,8 +183,9 @@ struct Worker::Impl {
     } else if (r.path == "/readyz") {
       const bool ok = is_ready();
       respond({ok ? 200 : 503, "text/plain; charset=utf-8",
-               fmt::format("redis {}\nbroker consume {}\nbroker publish {}\n", redis.connected() ? "up" : "down",
-                           source.connected() ? "up" : "down", sink.connected() ? "up" : "down")});
+               fmt::format("redis {}\nbroker consume {}\nbroker publish {}\n",
+                           redis.connected() ? "up" : "down", source.connected() ? "up" : "down",
+                           sink.connected() ? "up" : "down")});
     } else {
       respond({404, "text/plain; charset=utf-8", "not found\n"});
     }
@@ -239,14 +252,17 @@ struct Worker::Impl {
     draining = true;
     const auto started = std::chrono::steady_clock::now();
     timers.after(kDrainLimitMs, [this] {
-      log::warn("drain limit reached; closing with deliveries unsettled (the broker redelivers them)",
-                {{"in_flight", static_cast<std::uint64_t>(pipeline.in_flight())}});
+      log::warn(
+          "drain limit reached; closing with deliveries unsettled (the broker redelivers them)",
+          {{"in_flight", static_cast<std::uint64_t>(pipeline.in_flight())}});
       close_all();
     });
     source.stop([this, started] {
-      log::info("intake drained", {{"ms", static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                                         std::chrono::steady_clock::now() - started)
-                                                                         .count())}});
+      log::info(
+          "intake drained",
+          {{"ms", static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count())}});
       wait_pipeline_then_close();
     });
   }
@@ -274,7 +290,11 @@ struct Worker::Impl {
 Worker::Worker(uv_loop_s* loop, const Config& config, const SagaDefinition& definition)
     : impl_(std::make_unique<Impl>(loop, config, definition)) {}
 Worker::~Worker() = default;
-Status Worker::start() { return impl_->start(); }
-void Worker::shutdown() noexcept { impl_->shutdown(); }
+Status Worker::start() {
+  return impl_->start();
+}
+void Worker::shutdown() noexcept {
+  impl_->shutdown();
+}
 
 }  // namespace sagaflow::app

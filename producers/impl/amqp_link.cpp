@@ -23,15 +23,20 @@ namespace sagaflow::rabbit {
 
 std::string reply_text(const amqp_rpc_reply_t& r) {
   switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL: return "ok";
-    case AMQP_RESPONSE_NONE: return "no reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(r.library_error);
+    case AMQP_RESPONSE_NORMAL:
+      return "ok";
+    case AMQP_RESPONSE_NONE:
+      return "no reply";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      return amqp_error_string2(r.library_error);
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-        return std::string(view(static_cast<const amqp_channel_close_t*>(r.reply.decoded)->reply_text));
+        return std::string(
+            view(static_cast<const amqp_channel_close_t*>(r.reply.decoded)->reply_text));
       }
       if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-        return std::string(view(static_cast<const amqp_connection_close_t*>(r.reply.decoded)->reply_text));
+        return std::string(
+            view(static_cast<const amqp_connection_close_t*>(r.reply.decoded)->reply_text));
       }
       return "unexpected reply from the server";
   }
@@ -49,7 +54,8 @@ Result<amqp_connection_state_t> connect_blocking(const LinkOptions& o) {
   amqp_socket_t* socket = amqp_tcp_socket_new(conn);
   if (socket == nullptr) return fail("cannot create a socket");
   timeval tv{o.connect_timeout_ms / 1000, (o.connect_timeout_ms % 1000) * 1000};
-  if (const int rc = amqp_socket_open_noblock(socket, ep.host.c_str(), ep.port, &tv); rc != AMQP_STATUS_OK) {
+  if (const int rc = amqp_socket_open_noblock(socket, ep.host.c_str(), ep.port, &tv);
+      rc != AMQP_STATUS_OK) {
     std::string why = tcp_probe(ep.host, ep.port, o.connect_timeout_ms);
     if (why.empty()) why = amqp_error_string2(rc);
     return fail(fmt::format("cannot connect to RabbitMQ at {}: {}", where, why));
@@ -74,12 +80,12 @@ Result<amqp_connection_state_t> connect_blocking(const LinkOptions& o) {
   props[1].value.value.bytes = bytes(o.name);
   const amqp_table_t client_properties{2, props};
 
-  const amqp_rpc_reply_t r =
-      amqp_login_with_properties(conn, ep.vhost.c_str(), 0, 131072, o.heartbeat_s, &client_properties,
-                                 AMQP_SASL_METHOD_PLAIN, ep.user.c_str(), ep.password.c_str());
+  const amqp_rpc_reply_t r = amqp_login_with_properties(
+      conn, ep.vhost.c_str(), 0, 131072, o.heartbeat_s, &client_properties, AMQP_SASL_METHOD_PLAIN,
+      ep.user.c_str(), ep.password.c_str());
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-    return fail(fmt::format("cannot log in to RabbitMQ at {} as '{}' (vhost '{}'): {}", where, ep.user, ep.vhost,
-                            reply_text(r)));
+    return fail(fmt::format("cannot log in to RabbitMQ at {} as '{}' (vhost '{}'): {}", where,
+                            ep.user, ep.vhost, reply_text(r)));
   }
   amqp_channel_open(conn, 1);
   const amqp_rpc_reply_t c = amqp_get_rpc_reply(conn);
@@ -185,8 +191,8 @@ void UvLink::on_connected(ConnectJob* job) {
     failures_++;
     // Log the first failure of a streak and then at powers of two, not every attempt.
     if ((failures_ & (failures_ - 1)) == 0) {
-      log::warn("rabbitmq connect failed", {{"link", options_.name}, {"error", job->error.detail},
-                                             {"attempts", failures_}});
+      log::warn("rabbitmq connect failed",
+                {{"link", options_.name}, {"error", job->error.detail}, {"attempts", failures_}});
     }
     schedule_reconnect();
     return;
@@ -209,8 +215,10 @@ void UvLink::on_connected(ConnectJob* job) {
     if (self == nullptr) return;
     if (status < 0) {
       // libuv reports POLLERR (a reset connection, for one) as UV_EBADF.
-      self->fail(make_error(Errc::unavailable, status == UV_EBADF ? std::string("connection reset (socket error)")
-                                                                  : fmt::format("socket error: {}", uv_strerror(status))));
+      self->fail(make_error(Errc::unavailable,
+                            status == UV_EBADF
+                                ? std::string("connection reset (socket error)")
+                                : fmt::format("socket error: {}", uv_strerror(status))));
       return;
     }
     self->last_activity_ms_ = now_ms(self->loop_);
@@ -219,7 +227,8 @@ void UvLink::on_connected(ConnectJob* job) {
   last_activity_ms_ = now_ms(loop_);
   if (options_.heartbeat_s > 0) {
     const std::int64_t tick = std::max<std::int64_t>(250, options_.heartbeat_s * 1000 / 3);
-    heartbeat_timer_.start(tick, [this] { on_heartbeat_tick(); }, tick);
+    heartbeat_timer_.start(
+        tick, [this] { on_heartbeat_tick(); }, tick);
   }
   if (events_.up) events_.up();
   // Frames may already sit in rabbitmq-c's buffer (read together with the last RPC reply).
@@ -287,7 +296,8 @@ void UvLink::teardown(bool graceful) {
   if (poll_ != nullptr) {
     uv_poll_stop(poll_);  // removes the fd from epoll before the socket is closed
     poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     poll_ = nullptr;
   }
   amqp_connection_state_t conn = conn_;
@@ -313,7 +323,8 @@ void UvLink::schedule_reconnect() {
   rng_ ^= rng_ >> 7;
   rng_ ^= rng_ << 17;
   const std::int64_t span = delay / 5;
-  if (span > 0) delay += static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(2 * span + 1)) - span;
+  if (span > 0)
+    delay += static_cast<std::int64_t>(rng_ % static_cast<std::uint64_t>(2 * span + 1)) - span;
   reconnect_timer_.start(delay, [this] { begin_connect(); });
 }
 

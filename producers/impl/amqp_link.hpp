@@ -28,7 +28,9 @@
 
 namespace sagaflow::rabbit {
 
-inline amqp_bytes_t bytes(std::string_view s) { return amqp_bytes_t{s.size(), const_cast<char*>(s.data())}; }
+inline amqp_bytes_t bytes(std::string_view s) {
+  return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
 inline std::string_view view(const amqp_bytes_t& b) {
   return {static_cast<const char*>(b.bytes), b.len};
 }
@@ -54,9 +56,9 @@ class UvLink {
   struct Events {
     // On a pool thread, after channel 1 is open. An error closes the connection and retries.
     std::function<Status(amqp_connection_state_t)> setup;
-    std::function<void()> up;                 // on the loop: connected and set up
-    std::function<void()> readable;           // on the loop: drain frames (zero timeout)
-    std::function<void(const Error&)> down;   // on the loop: an up connection was lost
+    std::function<void()> up;                // on the loop: connected and set up
+    std::function<void()> readable;          // on the loop: drain frames (zero timeout)
+    std::function<void(const Error&)> down;  // on the loop: an up connection was lost
   };
 
   UvLink(uv_loop_t* loop, LinkOptions options, Events events);

@@ -32,10 +32,13 @@ void Timer::start(std::int64_t delay_ms, std::function<void()> fn, std::int64_t 
         std::function<void()> call = s->fn;  // the callback may restart or destroy the timer
         call();
       },
-      static_cast<std::uint64_t>(delay_ms < 0 ? 0 : delay_ms), static_cast<std::uint64_t>(repeat_ms));
+      static_cast<std::uint64_t>(delay_ms < 0 ? 0 : delay_ms),
+      static_cast<std::uint64_t>(repeat_ms));
 }
 
-void Timer::stop() noexcept { uv_timer_stop(&state_->handle); }
+void Timer::stop() noexcept {
+  uv_timer_stop(&state_->handle);
+}
 
 bool Timer::active() const noexcept {
   return uv_is_active(reinterpret_cast<const uv_handle_t*>(&state_->handle)) != 0;
@@ -77,6 +80,8 @@ void Deferred::post(std::function<void()> fn) {
       0, 0);
 }
 
-std::int64_t now_ms(uv_loop_t* loop) noexcept { return static_cast<std::int64_t>(uv_now(loop)); }
+std::int64_t now_ms(uv_loop_t* loop) noexcept {
+  return static_cast<std::int64_t>(uv_now(loop));
+}
 
 }  // namespace sagaflow::rabbit

@@ -22,7 +22,8 @@ void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) 
   y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
 }
 
-void append_envelope_head(std::string& out, const SagaState& s, EventType type, std::string_view id, Millis now) {
+void append_envelope_head(std::string& out, const SagaState& s, EventType type, std::string_view id,
+                          Millis now) {
   out += "{\"id\":";
   append_json_string(out, id);
   out += ",\"type\":\"";
@@ -96,11 +97,11 @@ std::string message_id(const OrderId& order, EventType type) {
   return id;
 }
 
-std::string command_body(const SagaState& s, EventType type, std::string_view id, std::string_view step_ref_id,
-                         Millis now) {
+std::string command_body(const SagaState& s, EventType type, std::string_view id,
+                         std::string_view step_ref_id, Millis now) {
   std::string out;
-  out.reserve(224 + id.size() + s.items_json.size() + s.order_id.view().size() * 2 + s.customer_id.size() +
-              step_ref_id.size());
+  out.reserve(224 + id.size() + s.items_json.size() + s.order_id.view().size() * 2 +
+              s.customer_id.size() + step_ref_id.size());
   append_envelope_head(out, s, type, id, now);
   switch (type) {
     case EventType::inventory_reserve:
@@ -123,9 +124,14 @@ std::string command_body(const SagaState& s, EventType type, std::string_view id
       out += ",\"currency\":";
       append_json_string(out, s.currency);
       break;
-    case EventType::inventory_release: append_ref(out, "reservation_id", step_ref_id); break;
-    case EventType::shipment_cancel: append_ref(out, "shipment_id", step_ref_id); break;
-    default: break;
+    case EventType::inventory_release:
+      append_ref(out, "reservation_id", step_ref_id);
+      break;
+    case EventType::shipment_cancel:
+      append_ref(out, "shipment_id", step_ref_id);
+      break;
+    default:
+      break;
   }
   out += "}}";
   return out;

@@ -40,5 +40,4 @@ class BlockingAmqp {
   bool channel_open_ = false;
 };
 
-
 }  // namespace sagaflow::topology::impl

@@ -42,7 +42,8 @@ int lines(const std::string& s) {
 TEST_CASE("--help lists every subcommand and exits 0", "[cli]") {
   const auto r = run({"--help"});
   CHECK(r.code == 0);
-  for (const char* sub : {"worker", "topology", "publish", "simulate", "saga", "status", "dlq", "webhook", "kafka-mock"}) {
+  for (const char* sub : {"worker", "topology", "publish", "simulate", "saga", "status", "dlq",
+                          "webhook", "kafka-mock"}) {
     CAPTURE(sub);
     CHECK_THAT(r.out, Catch::Contains(sub));
   }
@@ -52,9 +53,14 @@ TEST_CASE("--help lists every subcommand and exits 0", "[cli]") {
 }
 
 TEST_CASE("bad usage exits 2 with one line on stderr", "[cli]") {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"frobnicate"}, {"worker", "--no-such-flag"}, {}, {"publish"}, {"saga", "show"},
-           {"publish", "--generate", "-5"}, {"simulate", "--fail-payment", "2"}}) {
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"frobnicate"},
+                                             {"worker", "--no-such-flag"},
+                                             {},
+                                             {"publish"},
+                                             {"saga", "show"},
+                                             {"publish", "--generate", "-5"},
+                                             {"simulate", "--fail-payment", "2"}}) {
     const auto r = run(args);
     CAPTURE(args, r.err);
     CHECK(r.code == 2);

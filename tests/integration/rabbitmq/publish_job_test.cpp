@@ -102,10 +102,12 @@ TEST_CASE("publish --file reports a bad line, sends the rest, exits 1", "[rabbit
   ::close(fd);
   {
     std::ofstream f(path);
-    f << R"({"id":"e1","type":"order.cancelled","data":{"order_id":"o1"}})" << "\n";
+    f << R"({"id":"e1","type":"order.cancelled","data":{"order_id":"o1"}})"
+      << "\n";
     f << "{not json\n";
     f << "\n";
-    f << R"({"id":"e2","type":"payment.failed","data":{"order_id":"o1","reason":"card"}})" << "\n";
+    f << R"({"id":"e2","type":"payment.failed","data":{"order_id":"o1","reason":"card"}})"
+      << "\n";
   }
   PublishOptions o;
   o.file = path;
@@ -131,6 +133,6 @@ TEST_CASE("publish to an unreachable broker is one line, exit 1", "[rabbitmq][pu
   o.generate = 10;
   const auto [code, err] = capture_stderr([&] { return run_publish_job(config, o); });
   CHECK(code == 1);
-  CHECK(err == "sagaflow publish: cannot connect to RabbitMQ at 127.0.0.1:" + std::to_string(config.amqp.port) +
-                   ": connection refused\n");
+  CHECK(err == "sagaflow publish: cannot connect to RabbitMQ at 127.0.0.1:" +
+                   std::to_string(config.amqp.port) + ": connection refused\n");
 }

@@ -40,7 +40,8 @@ inline RabbitServer& rabbit_with_topology() {
   if (!applied) {
     TopologyOptions o;
     o.retry_tiers_ms = kTestTiers;
-    if (Status s = apply_rabbitmq_topology(endpoint_of(rabbit), o); !s) throw std::runtime_error(s.error().detail);
+    if (Status s = apply_rabbitmq_topology(endpoint_of(rabbit), o); !s)
+      throw std::runtime_error(s.error().detail);
     applied = true;
   }
   return rabbit;

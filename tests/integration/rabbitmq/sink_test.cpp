@@ -43,7 +43,12 @@ TEST_CASE("20k publishes are all confirmed and all in the queue", "[rabbitmq][si
   feed();
 
   // When the loop runs
-  REQUIRE(loop.run_until([&] { feed(); return ok + failed == kCount; }, 60s));
+  REQUIRE(loop.run_until(
+      [&] {
+        feed();
+        return ok + failed == kCount;
+      },
+      60s));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("sink: %d confirmed in %.2f s (%.0f/s)\n", ok, secs, ok / secs);
 
@@ -62,7 +67,8 @@ TEST_CASE("20k publishes are all confirmed and all in the queue", "[rabbitmq][si
   rabbit.purge("sagaflow.test.sink");
 }
 
-TEST_CASE("publishing without a broker fails as unavailable, later, not inside publish", "[rabbitmq][sink]") {
+TEST_CASE("publishing without a broker fails as unavailable, later, not inside publish",
+          "[rabbitmq][sink]") {
   Loop loop;
   RabbitSinkOptions o;
   o.endpoint.port = free_port();

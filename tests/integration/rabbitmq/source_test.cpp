@@ -30,8 +30,13 @@ struct Got {
 };
 
 Got copy_of(const Delivery& d) {
-  return Got{d.tag, std::string(d.body), std::string(d.routing_key), std::string(d.message_id), d.attempt,
-             d.redelivered, Clock::now()};
+  return Got{d.tag,
+             std::string(d.body),
+             std::string(d.routing_key),
+             std::string(d.message_id),
+             d.attempt,
+             d.redelivered,
+             Clock::now()};
 }
 
 RabbitSourceOptions source_options(RabbitServer& rabbit, int max_attempts = 4) {
@@ -44,7 +49,8 @@ RabbitSourceOptions source_options(RabbitServer& rabbit, int max_attempts = 4) {
 }
 
 // Publishes messages (exchange sagaflow.events, routing key = route) with confirms.
-void publish_all(Loop& loop, RabbitServer& rabbit, const std::vector<std::pair<std::string, std::string>>& id_body,
+void publish_all(Loop& loop, RabbitServer& rabbit,
+                 const std::vector<std::pair<std::string, std::string>>& id_body,
                  const std::string& route = "order.created") {
   RabbitSinkOptions so;
   so.endpoint = endpoint_of(rabbit);
@@ -66,7 +72,12 @@ void publish_all(Loop& loop, RabbitServer& rabbit, const std::vector<std::pair<s
       });
     }
   };
-  REQUIRE(loop.run_until([&] { feed(); return ok == id_body.size(); }, 30s));
+  REQUIRE(loop.run_until(
+      [&] {
+        feed();
+        return ok == id_body.size();
+      },
+      30s));
   bool stopped = false;
   sink.stop([&] { stopped = true; });
   REQUIRE(loop.run_until([&] { return stopped; }, 5s));
@@ -81,9 +92,11 @@ std::vector<std::pair<std::string, std::string>> events(int from, int count) {
   return v;
 }
 
-void wait_depth(RabbitServer& rabbit, const std::string& queue, std::uint32_t depth, std::chrono::seconds timeout = 10s) {
+void wait_depth(RabbitServer& rabbit, const std::string& queue, std::uint32_t depth,
+                std::chrono::seconds timeout = 10s) {
   const auto deadline = Clock::now() + timeout;
-  while (rabbit.queue_depth(queue) != depth && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  while (rabbit.queue_depth(queue) != depth && Clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
   REQUIRE(rabbit.queue_depth(queue) == depth);
 }
 
@@ -102,7 +115,8 @@ void stop_and_wait(Loop& loop, RabbitSource& source) {
 
 }  // namespace
 
-TEST_CASE("a delivery is acked only once settled; unsettled ones come back redelivered", "[rabbitmq][source]") {
+TEST_CASE("a delivery is acked only once settled; unsettled ones come back redelivered",
+          "[rabbitmq][source]") {
   RabbitServer& rabbit = rabbit_with_topology();
   rabbit.purge("sagaflow.saga");
   Loop loop;
@@ -141,13 +155,15 @@ TEST_CASE("a delivery is acked only once settled; unsettled ones come back redel
   CHECK(rabbit.queue_depth("sagaflow.saga") == 0);
 }
 
-TEST_CASE("a content failure is retried with growing delays, then dead-lettered intact", "[rabbitmq][source]") {
+TEST_CASE("a content failure is retried with growing delays, then dead-lettered intact",
+          "[rabbitmq][source]") {
   RabbitServer& rabbit = rabbit_with_topology();
   rabbit.purge("sagaflow.saga");
   rabbit.purge("sagaflow.dead");
   Loop loop;
   // Given an event whose body has multi-byte UTF-8 and escapes
-  const std::string body = "{\"id\":\"evt_r1\",\"type\":\"order.created\",\"note\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\"\"}";
+  const std::string body =
+      "{\"id\":\"evt_r1\",\"type\":\"order.created\",\"note\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\"\"}";
   publish_all(loop, rabbit, {{"evt_r1", body}});
 
   // When the handler asks for a retry on every delivery (max 4 attempts)
@@ -157,7 +173,8 @@ TEST_CASE("a content failure is retried with growing delays, then dead-lettered 
     got.push_back(copy_of(d));
     source.settle(d.tag, Verdict::retry(Errc::rejected, "saga record unreadable\nsecond line"));
   });
-  REQUIRE(loop.run_until([&] { return source.stats().dead_lettered == 1 && source.in_flight() == 0; }, 20s));
+  REQUIRE(loop.run_until(
+      [&] { return source.stats().dead_lettered == 1 && source.in_flight() == 0; }, 20s));
   loop.run_for(100ms);
   stop_and_wait(loop, source);
 
@@ -207,7 +224,8 @@ TEST_CASE("malformed input is dead-lettered at once, never retried", "[rabbitmq]
     deliveries++;
     source.settle(d.tag, Verdict::dead_letter(Errc::malformed_json, "not JSON at byte 1"));
   });
-  REQUIRE(loop.run_until([&] { return source.stats().dead_lettered == 1 && source.in_flight() == 0; }, 10s));
+  REQUIRE(loop.run_until(
+      [&] { return source.stats().dead_lettered == 1 && source.in_flight() == 0; }, 10s));
   loop.run_for(300ms);
   stop_and_wait(loop, source);
 
@@ -223,7 +241,8 @@ TEST_CASE("malformed input is dead-lettered at once, never retried", "[rabbitmq]
   CHECK(rabbit.queue_depth("sagaflow.saga") == 0);
 }
 
-TEST_CASE("the broker restarts mid-stream: the source reconnects and no message is lost", "[rabbitmq][source]") {
+TEST_CASE("the broker restarts mid-stream: the source reconnects and no message is lost",
+          "[rabbitmq][source]") {
   RabbitServer& rabbit = rabbit_with_topology();
   rabbit.purge("sagaflow.saga");
   Loop loop;
@@ -258,7 +277,8 @@ TEST_CASE("the broker restarts mid-stream: the source reconnects and no message 
         auto* c = static_cast<AckCtx*>(t->data);
         const std::size_t n = std::min<std::size_t>(10, c->pending->size());
         for (std::size_t i = 0; i < n; ++i) c->source->settle((*c->pending)[i], Verdict::ack());
-        c->pending->erase(c->pending->begin(), c->pending->begin() + static_cast<std::ptrdiff_t>(n));
+        c->pending->erase(c->pending->begin(),
+                          c->pending->begin() + static_cast<std::ptrdiff_t>(n));
       },
       5, 5);
   REQUIRE(loop.run_until([&] { return seen.size() >= 500; }, 20s));
@@ -309,7 +329,8 @@ TEST_CASE("pause holds deliveries back until resume", "[rabbitmq][source]") {
   CHECK(rabbit.queue_depth("sagaflow.saga") == 0);
 }
 
-TEST_CASE("stop() takes no new delivery, lets in-flight ones settle, acks them, then closes", "[rabbitmq][source]") {
+TEST_CASE("stop() takes no new delivery, lets in-flight ones settle, acks them, then closes",
+          "[rabbitmq][source]") {
   RabbitServer& rabbit = rabbit_with_topology();
   rabbit.purge("sagaflow.saga");
   Loop loop;

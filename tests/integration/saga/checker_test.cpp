@@ -16,7 +16,8 @@ namespace {
 
 struct Trace {
   std::vector<Observed> msgs;
-  void add(const std::string& exchange, const std::string& type, const std::string& id, const std::string& body) {
+  void add(const std::string& exchange, const std::string& type, const std::string& id,
+           const std::string& body) {
     Observed m;
     m.seq = msgs.size();
     m.exchange = exchange;
@@ -39,18 +40,20 @@ struct Trace {
   void reply(const std::string& order, const std::string& type) {
     const std::string id = "sim_" + order + "_" + type;
     add("sagaflow.events", type, id,
-        R"({"id":")" + id + R"(","type":")" + type + R"(","data":{"order_id":")" + order + R"("}})");
+        R"({"id":")" + id + R"(","type":")" + type + R"(","data":{"order_id":")" + order +
+            R"("}})");
   }
   void confirmed(const std::string& order) {
     const std::string id = order + ":order.confirmed";
     add("sagaflow.events", "order.confirmed", id,
-        R"({"id":")" + id + R"(","type":"order.confirmed","data":{"order_id":")" + order + R"("}})");
+        R"({"id":")" + id + R"(","type":"order.confirmed","data":{"order_id":")" + order +
+            R"("}})");
   }
   void failed(const std::string& order, const std::string& reason, const std::string& compensated) {
     const std::string id = order + ":order.failed";
     add("sagaflow.events", "order.failed", id,
-        R"({"id":")" + id + R"(","type":"order.failed","data":{"order_id":")" + order + R"(","reason":")" + reason +
-            R"(","compensated":)" + compensated + "}}");
+        R"({"id":")" + id + R"(","type":"order.failed","data":{"order_id":")" + order +
+            R"(","reason":")" + reason + R"(","compensated":)" + compensated + "}}");
   }
 };
 
@@ -140,7 +143,8 @@ TEST_CASE("e2e checker: each violation is reported") {
     t.msgs.insert(t.msgs.begin(), t.msgs.front());
     t.msgs.front().routing_key = "inventory.release";
     t.msgs.front().message_id = "A:inventory.release";
-    t.msgs.front().body = R"({"id":"A:inventory.release","type":"inventory.release","saga_id":"order_fulfillment:A","data":{"order_id":"A"}})";
+    t.msgs.front().body =
+        R"({"id":"A:inventory.release","type":"inventory.release","saga_id":"order_fulfillment:A","data":{"order_id":"A"}})";
     for (std::size_t i = 0; i < t.msgs.size(); ++i) t.msgs[i].seq = i;
     CHECK_FALSE(violations(t).empty());
   }
@@ -158,7 +162,8 @@ TEST_CASE("e2e checker: each violation is reported") {
   }
   SECTION("a command id that is not <order_id>:<type>") {
     Trace t = good();
-    t.msgs[0].body = R"({"id":"x1","type":"inventory.reserve","saga_id":"order_fulfillment:A","data":{"order_id":"A"}})";
+    t.msgs[0].body =
+        R"({"id":"x1","type":"inventory.reserve","saga_id":"order_fulfillment:A","data":{"order_id":"A"}})";
     CHECK_FALSE(violations(t).empty());
   }
   SECTION("a non-persistent outcome") {
@@ -171,7 +176,8 @@ TEST_CASE("e2e checker: each violation is reported") {
     for (const auto& m : good().msgs) {
       if (m.body.find("\"C:payment.refund\"") != std::string::npos) continue;
       t.msgs.push_back(m);
-      if (m.body.find("\"C:shipment.cancel\"") != std::string::npos) t.command("C", "payment.refund", "12.3");
+      if (m.body.find("\"C:shipment.cancel\"") != std::string::npos)
+        t.command("C", "payment.refund", "12.3");
     }
     for (std::size_t i = 0; i < t.msgs.size(); ++i) t.msgs[i].seq = i;
     CHECK_FALSE(violations(t).empty());

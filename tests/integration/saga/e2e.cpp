@@ -32,12 +32,15 @@ std::string bytes_text(const amqp_bytes_t& b) {
   return b.bytes == nullptr ? std::string() : std::string(static_cast<const char*>(b.bytes), b.len);
 }
 
-bool reply_ok(const amqp_rpc_reply_t& r) { return r.reply_type == AMQP_RESPONSE_NORMAL; }
+bool reply_ok(const amqp_rpc_reply_t& r) {
+  return r.reply_type == AMQP_RESPONSE_NORMAL;
+}
 
 const std::set<std::string>& reply_types() {
   static const std::set<std::string> types = {
-      "inventory.reserved", "inventory.rejected", "inventory.released", "payment.completed", "payment.failed",
-      "payment.refunded",   "shipment.created",   "shipment.failed",    "shipment.cancelled"};
+      "inventory.reserved", "inventory.rejected", "inventory.released",
+      "payment.completed",  "payment.failed",     "payment.refunded",
+      "shipment.created",   "shipment.failed",    "shipment.cancelled"};
   return types;
 }
 
@@ -92,20 +95,25 @@ struct Observer::Impl {
     if (!reply_ok(amqp_login(conn, "/", 0, 131072, 30, AMQP_SASL_METHOD_PLAIN, "guest", "guest")))
       throw std::runtime_error("observer login failed");
     amqp_channel_open(conn, 1);
-    if (!reply_ok(amqp_get_rpc_reply(conn))) throw std::runtime_error("observer channel.open failed");
-    amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue.c_str()), 0, /*durable=*/1, 0, 0, amqp_empty_table);
-    if (!reply_ok(amqp_get_rpc_reply(conn))) throw std::runtime_error("observer queue.declare failed");
+    if (!reply_ok(amqp_get_rpc_reply(conn)))
+      throw std::runtime_error("observer channel.open failed");
+    amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue.c_str()), 0, /*durable=*/1, 0, 0,
+                       amqp_empty_table);
+    if (!reply_ok(amqp_get_rpc_reply(conn)))
+      throw std::runtime_error("observer queue.declare failed");
     for (const auto& [exchange, key] : bindings) {
-      amqp_queue_bind(conn, 1, amqp_cstring_bytes(queue.c_str()), amqp_cstring_bytes(exchange.c_str()),
-                      amqp_cstring_bytes(key.c_str()), amqp_empty_table);
+      amqp_queue_bind(conn, 1, amqp_cstring_bytes(queue.c_str()),
+                      amqp_cstring_bytes(exchange.c_str()), amqp_cstring_bytes(key.c_str()),
+                      amqp_empty_table);
       if (!reply_ok(amqp_get_rpc_reply(conn)))
         throw std::runtime_error("observer queue.bind " + exchange + " " + key + " failed");
     }
     amqp_basic_qos(conn, 1, 0, 500, 0);
     if (!reply_ok(amqp_get_rpc_reply(conn))) throw std::runtime_error("observer basic.qos failed");
-    amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, /*no_ack=*/0, 0,
-                       amqp_empty_table);
-    if (!reply_ok(amqp_get_rpc_reply(conn))) throw std::runtime_error("observer basic.consume failed");
+    amqp_basic_consume(conn, 1, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0,
+                       /*no_ack=*/0, 0, amqp_empty_table);
+    if (!reply_ok(amqp_get_rpc_reply(conn)))
+      throw std::runtime_error("observer basic.consume failed");
     bound = true;
 
     while (!stopping) {
@@ -113,8 +121,10 @@ struct Observer::Impl {
       amqp_envelope_t envelope;
       timeval poll{0, 100000};
       const amqp_rpc_reply_t r = amqp_consume_message(conn, &envelope, &poll, 0);
-      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) continue;
-      if (r.reply_type != AMQP_RESPONSE_NORMAL) throw std::runtime_error("observer consume: connection lost");
+      if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        continue;
+      if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        throw std::runtime_error("observer consume: connection lost");
       Observed m;
       m.at = Clock::now();
       m.exchange = bytes_text(envelope.exchange);
@@ -122,7 +132,8 @@ struct Observer::Impl {
       m.redelivered = envelope.redelivered != 0;
       const amqp_basic_properties_t& p = envelope.message.properties;
       if ((p._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0) m.message_id = bytes_text(p.message_id);
-      if ((p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) != 0) m.content_type = bytes_text(p.content_type);
+      if ((p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG) != 0)
+        m.content_type = bytes_text(p.content_type);
       if ((p._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0) m.delivery_mode = p.delivery_mode;
       m.body = bytes_text(envelope.message.body);
       const std::uint64_t tag = envelope.delivery_tag;
@@ -144,8 +155,9 @@ struct Observer::Impl {
           props.message_id = amqp_cstring_bytes(m.message_id.c_str());
         }
         amqp_bytes_t body{m.body.size(), m.body.data()};
-        if (amqp_basic_publish(conn, 1, amqp_cstring_bytes("sagaflow.events"), amqp_cstring_bytes(m.routing_key.c_str()),
-                               0, 0, &props, body) != AMQP_STATUS_OK)
+        if (amqp_basic_publish(conn, 1, amqp_cstring_bytes("sagaflow.events"),
+                               amqp_cstring_bytes(m.routing_key.c_str()), 0, 0, &props,
+                               body) != AMQP_STATUS_OK)
           throw std::runtime_error("observer republish failed");
         ++republished;
       }
@@ -154,12 +166,14 @@ struct Observer::Impl {
         m.seq = messages.size();
         messages.push_back(std::move(m));
       }
-      if (amqp_basic_ack(conn, 1, tag, 0) != AMQP_STATUS_OK) throw std::runtime_error("observer ack failed");
+      if (amqp_basic_ack(conn, 1, tag, 0) != AMQP_STATUS_OK)
+        throw std::runtime_error("observer ack failed");
     }
   }
 };
 
-Observer::Observer(int amqp_port, std::string queue, std::vector<std::pair<std::string, std::string>> bindings,
+Observer::Observer(int amqp_port, std::string queue,
+                   std::vector<std::pair<std::string, std::string>> bindings,
                    bool republish_replies)
     : impl_(std::make_unique<Impl>()) {
   impl_->port = amqp_port;
@@ -169,7 +183,9 @@ Observer::Observer(int amqp_port, std::string queue, std::vector<std::pair<std::
   impl_->thread = std::thread([this] { impl_->run(); });
 }
 
-Observer::~Observer() { stop(); }
+Observer::~Observer() {
+  stop();
+}
 
 void Observer::stop() {
   impl_->stopping = true;
@@ -181,7 +197,8 @@ void Observer::wait_bound() {
   while (!impl_->bound) {
     if (Clock::now() > deadline) {
       std::lock_guard lock(impl_->mutex);
-      throw std::runtime_error("observer queue " + impl_->queue + " not bound after 30 s: " + impl_->last_error);
+      throw std::runtime_error("observer queue " + impl_->queue +
+                               " not bound after 30 s: " + impl_->last_error);
     }
     std::this_thread::sleep_for(milliseconds(20));
   }
@@ -197,8 +214,12 @@ std::size_t Observer::size() const {
   return impl_->messages.size();
 }
 
-std::size_t Observer::republished() const { return impl_->republished; }
-std::size_t Observer::reconnects() const { return impl_->reconnects; }
+std::size_t Observer::republished() const {
+  return impl_->republished;
+}
+std::size_t Observer::reconnects() const {
+  return impl_->reconnects;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Envelopes
@@ -206,8 +227,12 @@ std::size_t Observer::reconnects() const { return impl_->reconnects; }
 namespace {
 
 std::string trim(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) s.remove_suffix(1);
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\n' || s.front() == '\r' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t'))
+    s.remove_suffix(1);
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\n' || s.front() == '\r' || s.front() == '\t'))
+    s.remove_prefix(1);
   return std::string(s);
 }
 
@@ -299,7 +324,8 @@ std::optional<Envelope> parse_envelope(const std::string& body, std::string* err
 
 std::optional<std::string> money_value(std::string raw) {
   raw = trim(raw);
-  if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"') raw = raw.substr(1, raw.size() - 2);
+  if (raw.size() >= 2 && raw.front() == '"' && raw.back() == '"')
+    raw = raw.substr(1, raw.size() - 2);
   std::string sign;
   std::size_t i = 0;
   if (i < raw.size() && raw[i] == '-') {
@@ -324,7 +350,8 @@ std::optional<std::string> money_value(std::string raw) {
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-CliResult run_cli(const std::vector<std::string>& args, const Env& env, std::chrono::milliseconds timeout) {
+CliResult run_cli(const std::vector<std::string>& args, const Env& env,
+                  std::chrono::milliseconds timeout) {
   std::vector<std::string> argv{testing::sagaflow_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   testing::Process p(argv, env, true);
@@ -349,14 +376,17 @@ std::optional<Status> read_status(const Env& env, std::string* why) {
     return std::nullopt;
   };
   const CliResult r = run_cli({"status", "--json"}, env, std::chrono::seconds(20));
-  if (r.code != 0) return fail("status --json exited " + std::to_string(r.code) + ": " + tail(r.err, 500));
+  if (r.code != 0)
+    return fail("status --json exited " + std::to_string(r.code) + ": " + tail(r.err, 500));
   Status s;
   s.raw = trim(r.out);
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(s.raw).get(root) != simdjson::SUCCESS) return fail("status --json is not JSON: " + s.raw);
+  if (parser.parse(s.raw).get(root) != simdjson::SUCCESS)
+    return fail("status --json is not JSON: " + s.raw);
   simdjson::dom::object sagas;
-  if (root["sagas"].get_object().get(sagas) != simdjson::SUCCESS) return fail("no sagas object: " + s.raw);
+  if (root["sagas"].get_object().get(sagas) != simdjson::SUCCESS)
+    return fail("no sagas object: " + s.raw);
   for (auto [k, v] : sagas) {
     std::int64_t n = 0;
     if (v.get_int64().get(n) == simdjson::SUCCESS) s.sagas[std::string(k)] = n;
@@ -381,10 +411,12 @@ struct Step {
   const char* ack;
 };
 constexpr std::array<Step, 3> kSteps{{
-    {"inventory", "inventory.reserve", "inventory.reserved", "inventory.rejected", "inventory.release",
-     "inventory.released"},
-    {"payment", "payment.charge", "payment.completed", "payment.failed", "payment.refund", "payment.refunded"},
-    {"shipment", "shipment.create", "shipment.created", "shipment.failed", "shipment.cancel", "shipment.cancelled"},
+    {"inventory", "inventory.reserve", "inventory.reserved", "inventory.rejected",
+     "inventory.release", "inventory.released"},
+    {"payment", "payment.charge", "payment.completed", "payment.failed", "payment.refund",
+     "payment.refunded"},
+    {"shipment", "shipment.create", "shipment.created", "shipment.failed", "shipment.cancel",
+     "shipment.cancelled"},
 }};
 
 int forward_step(const std::string& type) {
@@ -429,7 +461,8 @@ Orders orders_from_trace(const std::vector<Observed>& trace) {
 std::map<std::string, std::string> outcome_types(const std::vector<Observed>& trace) {
   std::map<std::string, std::string> out;
   for (const auto& m : trace) {
-    if (m.exchange != "sagaflow.events" || (m.routing_key != "order.confirmed" && m.routing_key != "order.failed"))
+    if (m.exchange != "sagaflow.events" ||
+        (m.routing_key != "order.confirmed" && m.routing_key != "order.failed"))
       continue;
     auto e = parse_envelope(m.body);
     if (e && !e->order_id.empty()) out.emplace(e->order_id, m.routing_key);
@@ -439,7 +472,8 @@ std::map<std::string, std::string> outcome_types(const std::vector<Observed>& tr
 
 std::string Report::summary() const {
   std::ostringstream os;
-  os << "commands=" << commands << " replies=" << replies << " outcome messages=" << outcome_messages << " outcomes:";
+  os << "commands=" << commands << " replies=" << replies
+     << " outcome messages=" << outcome_messages << " outcomes:";
   for (const auto& [k, v] : outcomes) os << " " << k << "=" << v;
   os << " amount-text-differs=" << amount_text_differs << " violations=" << violations.size();
   return os.str();
@@ -457,9 +491,10 @@ Report check_sagas(const std::vector<Observed>& trace, const Orders& orders) {
 
   for (const auto& m : trace) {
     const bool is_command = m.exchange == "sagaflow.commands";
-    const bool is_outcome =
-        m.exchange == "sagaflow.events" && (m.routing_key == "order.confirmed" || m.routing_key == "order.failed");
-    const bool is_reply = m.exchange == "sagaflow.events" && reply_types().count(m.routing_key) != 0;
+    const bool is_outcome = m.exchange == "sagaflow.events" &&
+                            (m.routing_key == "order.confirmed" || m.routing_key == "order.failed");
+    const bool is_reply =
+        m.exchange == "sagaflow.events" && reply_types().count(m.routing_key) != 0;
     if (!is_command && !is_outcome && !is_reply) continue;
     std::string err;
     auto e = parse_envelope(m.body, &err);
@@ -476,18 +511,25 @@ Report check_sagas(const std::vector<Observed>& trace, const Orders& orders) {
     auto complain = [&](const std::string& kind, const std::string& what) {
       if (property_complaints.insert(kind).second) violate(what);
     };
-    if (m.routing_key != e->type) complain("rk" + e->type, "routing key " + m.routing_key + " != type " + e->type);
-    if (m.message_id != e->id) complain("mid" + e->type, "message_id '" + m.message_id + "' != envelope id " + e->id);
-    if (m.delivery_mode != 2) complain("dm", e->type + " not persistent (delivery_mode " + std::to_string(m.delivery_mode) + ")");
-    if (m.content_type != "application/json") complain("ct", e->type + " content_type '" + m.content_type + "'");
+    if (m.routing_key != e->type)
+      complain("rk" + e->type, "routing key " + m.routing_key + " != type " + e->type);
+    if (m.message_id != e->id)
+      complain("mid" + e->type, "message_id '" + m.message_id + "' != envelope id " + e->id);
+    if (m.delivery_mode != 2)
+      complain("dm",
+               e->type + " not persistent (delivery_mode " + std::to_string(m.delivery_mode) + ")");
+    if (m.content_type != "application/json")
+      complain("ct", e->type + " content_type '" + m.content_type + "'");
     if (e->order_id.empty()) {
       violate(e->type + " without data.order_id: " + m.body.substr(0, 200));
       continue;
     }
     if (is_command) {
       ++rep.commands;
-      if (forward_step(e->type) < 0 && compensation_step(e->type) < 0) violate("unknown command type " + e->type);
-      if (e->id != e->order_id + ":" + e->type) violate("command id " + e->id + " is not <order_id>:<type>");
+      if (forward_step(e->type) < 0 && compensation_step(e->type) < 0)
+        violate("unknown command type " + e->type);
+      if (e->id != e->order_id + ":" + e->type)
+        violate("command id " + e->id + " is not <order_id>:<type>");
       if (e->saga_id != "order_fulfillment:" + e->order_id)
         violate("command " + e->id + " saga_id '" + e->saga_id + "'");
       if (t.command_first.emplace(e->type, m.seq).second && compensation_step(e->type) >= 0)
@@ -552,21 +594,28 @@ Report check_sagas(const std::vector<Observed>& trace, const Orders& orders) {
     for (int s = 0; s < 3; ++s) {
       auto c = t.command_first.find(kSteps[static_cast<std::size_t>(s)].command);
       if (c == t.command_first.end()) continue;
-      if (s != last_forward + 1) violate(order_id + ": " + c->first + " sent but an earlier step's command was not");
-      if (s > 0 && c->second < prev_seq) violate(order_id + ": " + c->first + " seen before the previous step's command");
-      if (c->second > outcome_seq) violate(order_id + ": forward command " + c->first + " first seen after the outcome");
+      if (s != last_forward + 1)
+        violate(order_id + ": " + c->first + " sent but an earlier step's command was not");
+      if (s > 0 && c->second < prev_seq)
+        violate(order_id + ": " + c->first + " seen before the previous step's command");
+      if (c->second > outcome_seq)
+        violate(order_id + ": forward command " + c->first + " first seen after the outcome");
       last_forward = s;
       prev_seq = c->second;
     }
 
     if (t.outcome_type == "order.confirmed") {
       ++rep.outcomes["confirmed"];
-      if (last_forward != 2) violate(order_id + ": confirmed but not all three forward commands were sent");
+      if (last_forward != 2)
+        violate(order_id + ": confirmed but not all three forward commands were sent");
       if (!t.compensations_in_order.empty())
-        violate(order_id + ": confirmed but compensations " + join(t.compensations_in_order) + " were sent");
+        violate(order_id + ": confirmed but compensations " + join(t.compensations_in_order) +
+                " were sent");
       for (const auto& step : kSteps) {
-        if (t.reply_first.count(step.success) == 0) violate(order_id + ": confirmed without " + step.success);
-        if (t.reply_first.count(step.failure) != 0) violate(order_id + ": confirmed despite " + step.failure);
+        if (t.reply_first.count(step.success) == 0)
+          violate(order_id + ": confirmed without " + step.success);
+        if (t.reply_first.count(step.failure) != 0)
+          violate(order_id + ": confirmed despite " + step.failure);
       }
       continue;
     }
@@ -587,7 +636,8 @@ Report check_sagas(const std::vector<Observed>& trace, const Orders& orders) {
     if (out.reason == "payment_failed") failed_step = 1;
     if (out.reason == "shipment_failed") failed_step = 2;
     if (failed_step < 0) {
-      violate(order_id + ": order.failed with unexpected reason '" + out.reason + "' (no order.cancelled was sent)");
+      violate(order_id + ": order.failed with unexpected reason '" + out.reason +
+              "' (no order.cancelled was sent)");
       continue;
     }
     const Step& fs = kSteps[static_cast<std::size_t>(failed_step)];
@@ -600,16 +650,17 @@ Report check_sagas(const std::vector<Observed>& trace, const Orders& orders) {
     for (int s = failed_step - (timeout ? 0 : 1); s >= 0; --s)
       expected.emplace_back(kSteps[static_cast<std::size_t>(s)].compensation);
     if (out.compensated != expected)
-      violate(order_id + ": reason " + out.reason + " compensated " + join(out.compensated) + ", expected " +
-              join(expected));
+      violate(order_id + ": reason " + out.reason + " compensated " + join(out.compensated) +
+              ", expected " + join(expected));
     if (t.compensations_in_order != out.compensated)
-      violate(order_id + ": compensated " + join(out.compensated) + " but the compensation commands seen were " +
-              join(t.compensations_in_order));
+      violate(order_id + ": compensated " + join(out.compensated) +
+              " but the compensation commands seen were " + join(t.compensations_in_order));
     // One compensation at a time: each after the previous one's acknowledgement; outcome last.
     std::uint64_t after = 0;
     for (const auto& c : t.compensations_in_order) {
       const std::uint64_t seq = t.command_first.at(c);
-      if (seq < after) violate(order_id + ": " + c + " sent before the previous compensation was acknowledged");
+      if (seq < after)
+        violate(order_id + ": " + c + " sent before the previous compensation was acknowledged");
       const Step& st = kSteps[static_cast<std::size_t>(compensation_step(c))];
       auto ack = t.reply_first.find(st.ack);
       if (ack == t.reply_first.end()) {
@@ -617,12 +668,15 @@ Report check_sagas(const std::vector<Observed>& trace, const Orders& orders) {
       } else {
         after = ack->second;
       }
-      if (seq > outcome_seq) violate(order_id + ": " + c + " listed in compensated but first seen after the outcome");
+      if (seq > outcome_seq)
+        violate(order_id + ": " + c + " listed in compensated but first seen after the outcome");
     }
-    if (after > outcome_seq) violate(order_id + ": order.failed seen before the last compensation was acknowledged");
+    if (after > outcome_seq)
+      violate(order_id + ": order.failed seen before the last compensation was acknowledged");
   }
   if (total_violations > rep.violations.size())
-    rep.violations.push_back("... and " + std::to_string(total_violations - rep.violations.size()) + " more");
+    rep.violations.push_back("... and " + std::to_string(total_violations - rep.violations.size()) +
+                             " more");
   return rep;
 }
 
@@ -639,7 +693,8 @@ std::string cents_text(long long cents) {
 
 }  // namespace
 
-GeneratedOrders generate_orders(const std::string& tag, int n, int stores, const std::string& store) {
+GeneratedOrders generate_orders(const std::string& tag, int n, int stores,
+                                const std::string& store) {
   GeneratedOrders g;
   std::uint64_t x = 0x9e3779b97f4a7c15ULL ^ std::hash<std::string>{}(tag);
   auto next = [&x](std::uint64_t mod) {
@@ -655,42 +710,60 @@ GeneratedOrders generate_orders(const std::string& tag, int n, int stores, const
     };
     std::vector<Item> items;
     switch (i) {
-      case 0: items = {{9999, 1}}; break;        // 99.99
-      case 1: items = {{10, 3}}; break;          // 0.1 x 3 = 0.30
-      case 2: items = {{123456789, 1}}; break;   // 1234567.89
-      case 3: items = {{1999, 3}, {1, 1}}; break;  // 59.98
+      case 0:
+        items = {{9999, 1}};
+        break;  // 99.99
+      case 1:
+        items = {{10, 3}};
+        break;  // 0.1 x 3 = 0.30
+      case 2:
+        items = {{123456789, 1}};
+        break;  // 1234567.89
+      case 3:
+        items = {{1999, 3}, {1, 1}};
+        break;  // 59.98
       default: {
         const int k = 1 + static_cast<int>(next(3));
-        for (int j = 0; j < k; ++j) items.push_back({1 + static_cast<long long>(next(50000)), 1 + static_cast<int>(next(3))});
+        for (int j = 0; j < k; ++j)
+          items.push_back({1 + static_cast<long long>(next(50000)), 1 + static_cast<int>(next(3))});
       }
     }
     long long total = 0;
     std::string items_json = "[";
     for (std::size_t j = 0; j < items.size(); ++j) {
       total += items[j].price * items[j].qty;
-      items_json += (j ? "," : "") + std::string(R"({"sku":"sku_)") + std::to_string(j) + R"(","qty":)" +
-                    std::to_string(items[j].qty) + R"(,"price":)" + cents_text(items[j].price) + "}";
+      items_json += (j ? "," : "") + std::string(R"({"sku":"sku_)") + std::to_string(j) +
+                    R"(","qty":)" + std::to_string(items[j].qty) + R"(,"price":)" +
+                    cents_text(items[j].price) + "}";
     }
     items_json += "]";
     std::string total_json;
     switch (i % 4) {
-      case 0: total_json = cents_text(total); break;                      // 12.34
-      case 1: total_json = "\"" + cents_text(total) + "\""; break;        // "12.34"
-      case 2: {                                                           // 12.3 or 12 when exact
+      case 0:
+        total_json = cents_text(total);
+        break;  // 12.34
+      case 1:
+        total_json = "\"" + cents_text(total) + "\"";
+        break;   // "12.34"
+      case 2: {  // 12.3 or 12 when exact
         std::string t = cents_text(total);
         if (t.size() > 1 && t.back() == '0') t.pop_back();
         if (t.size() > 2 && t.substr(t.size() - 2) == ".0") t.resize(t.size() - 2);
         total_json = t;
         break;
       }
-      default: total_json = "\"" + cents_text(total) + "\""; break;
+      default:
+        total_json = "\"" + cents_text(total) + "\"";
+        break;
     }
     const std::string order_id = tag + "_ord_" + std::to_string(i);
-    const std::string store_id = store.empty() ? tag + "_store_" + std::to_string(i % std::max(stores, 1)) : store;
+    const std::string store_id =
+        store.empty() ? tag + "_store_" + std::to_string(i % std::max(stores, 1)) : store;
     std::string line = R"({"id":")" + tag + "_evt_" + std::to_string(i) +
-                       R"(","type":"order.created","created":"2024-01-15T10:30:00Z","store_id":")" + store_id +
-                       R"(","data":{"order_id":")" + order_id + R"(","customer_id":"cus_)" + std::to_string(i % 37) +
-                       R"(","total":)" + total_json + R"(,"currency":"EUR","items":)" + items_json + "}}";
+                       R"(","type":"order.created","created":"2024-01-15T10:30:00Z","store_id":")" +
+                       store_id + R"(","data":{"order_id":")" + order_id +
+                       R"(","customer_id":"cus_)" + std::to_string(i % 37) + R"(","total":)" +
+                       total_json + R"(,"currency":"EUR","items":)" + items_json + "}}";
     g.lines.push_back(std::move(line));
     g.orders.emplace(order_id, total_json);
   }

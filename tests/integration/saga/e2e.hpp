@@ -38,7 +38,8 @@ struct Observed {
 // published once more with the same body and routing key: live duplicate deliveries.
 class Observer {
  public:
-  Observer(int amqp_port, std::string queue, std::vector<std::pair<std::string, std::string>> bindings,
+  Observer(int amqp_port, std::string queue,
+           std::vector<std::pair<std::string, std::string>> bindings,
            bool republish_replies = false);
   ~Observer();
   Observer(const Observer&) = delete;
@@ -103,7 +104,8 @@ struct Report {
   std::vector<std::string> violations;  // empty: every invariant holds
   std::map<std::string, int> outcomes;  // "confirmed", "inventory_rejected", "timeout:payment", ...
   std::size_t commands = 0, replies = 0, outcome_messages = 0;
-  std::size_t amount_text_differs = 0;  // same value, other spelling (e.g. total "12.3", amount 12.30)
+  std::size_t amount_text_differs =
+      0;  // same value, other spelling (e.g. total "12.3", amount 12.30)
   std::string summary() const;
 };
 // Checks CONTRACT.md sections 2-3 over a trace that holds commands (sagaflow.commands #), the
@@ -117,7 +119,8 @@ struct GeneratedOrders {
   std::vector<std::string> lines;
   Orders orders;
 };
-GeneratedOrders generate_orders(const std::string& tag, int n, int stores, const std::string& store = "");
+GeneratedOrders generate_orders(const std::string& tag, int n, int stores,
+                                const std::string& store = "");
 
 // Writes lines (each + '\n') to a new temporary file; returns its path.
 std::string write_temp_file(const std::string& name, const std::vector<std::string>& lines);

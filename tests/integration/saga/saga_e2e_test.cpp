@@ -44,7 +44,9 @@ namespace {
 
 constexpr const char* kGenerousPlans = "free=100000/s:100000";
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll = 200ms) {
@@ -76,7 +78,8 @@ struct Cluster {
   std::vector<std::pair<std::string, std::unique_ptr<Process>>> workers;
   std::unique_ptr<Process> simulator;
 
-  explicit Cluster(const std::string& plans = kGenerousPlans, const std::string& step_timeout_ms = "1500") {
+  explicit Cluster(const std::string& plans = kGenerousPlans,
+                   const std::string& step_timeout_ms = "1500") {
     env = {{"SAGAFLOW_BROKER", "rabbitmq"},
            {"SAGAFLOW_AMQP_URL", rabbit.amqp_url()},
            {"SAGAFLOW_REDIS_URL", redis.url()},
@@ -96,7 +99,9 @@ struct Cluster {
   }
 
   Process& start_worker(const std::string& name) {
-    workers.emplace_back(name, std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env, false));
+    workers.emplace_back(
+        name, std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env,
+                                        false));
     return *workers.back().second;
   }
 
@@ -130,13 +135,14 @@ struct Cluster {
     }
     for (auto& [name, p] : workers) {
       const auto code = p->wait_for(0ms);
-      d += "--- worker " + name + (code ? " exited " + std::to_string(*code) : std::string(" running")) +
-           ", stderr:\n" + tail(p->read_stderr(), 2500) + "\n";
+      d += "--- worker " + name +
+           (code ? " exited " + std::to_string(*code) : std::string(" running")) + ", stderr:\n" +
+           tail(p->read_stderr(), 2500) + "\n";
     }
     if (simulator) {
       const auto code = simulator->wait_for(0ms);
-      d += "--- simulator" + (code ? " exited " + std::to_string(*code) : std::string(" running")) + ", stderr:\n" +
-           tail(simulator->read_stderr(), 1500) + "\n";
+      d += "--- simulator" + (code ? " exited " + std::to_string(*code) : std::string(" running")) +
+           ", stderr:\n" + tail(simulator->read_stderr(), 1500) + "\n";
     }
     return d;
   }
@@ -166,15 +172,18 @@ std::vector<std::pair<std::string, std::string>> trace_bindings() {
 
 std::size_t count_outcomes(const Observer& obs, const Orders& orders) {
   std::size_t n = 0;
-  for (const auto& [order_id, type] : sagaflow::e2e::outcome_types(obs.snapshot())) n += orders.count(order_id);
+  for (const auto& [order_id, type] : sagaflow::e2e::outcome_types(obs.snapshot()))
+    n += orders.count(order_id);
   return n;
 }
 
 // Waits until the observer saw an outcome for every order and `sagaflow status` counts them
 // all as confirmed or failed. Fails the test with diagnostics otherwise.
-void wait_finished(Cluster& c, const Observer& obs, const Orders& orders, std::chrono::seconds timeout) {
+void wait_finished(Cluster& c, const Observer& obs, const Orders& orders,
+                   std::chrono::seconds timeout) {
   const auto t0 = Clock::now();
-  const bool seen = wait_until([&] { return count_outcomes(obs, orders) >= orders.size(); }, timeout, 250ms);
+  const bool seen =
+      wait_until([&] { return count_outcomes(obs, orders) >= orders.size(); }, timeout, 250ms);
   if (!seen) {
     std::vector<std::string> missing;
     const auto outs = sagaflow::e2e::outcome_types(obs.snapshot());
@@ -183,13 +192,14 @@ void wait_finished(Cluster& c, const Observer& obs, const Orders& orders, std::c
     std::string show;
     if (!missing.empty()) {
       const auto r = run_cli({"saga", "show", missing.front()}, c.env, 20s);
-      show = "saga show " + missing.front() + " (exit " + std::to_string(r.code) + "): " + tail(r.out, 1500) +
-             tail(r.err, 500);
+      show = "saga show " + missing.front() + " (exit " + std::to_string(r.code) +
+             "): " + tail(r.out, 1500) + tail(r.err, 500);
     }
     std::string list;
     for (const auto& m : missing) list += m + " ";
-    FAIL("only " << count_outcomes(obs, orders) << " of " << orders.size() << " orders have an outcome after "
-                 << timeout.count() << " s; missing e.g. " << list << "\n"
+    FAIL("only " << count_outcomes(obs, orders) << " of " << orders.size()
+                 << " orders have an outcome after " << timeout.count() << " s; missing e.g. "
+                 << list << "\n"
                  << show << "\n"
                  << c.diagnostics());
   }
@@ -213,7 +223,8 @@ void wait_finished(Cluster& c, const Observer& obs, const Orders& orders, std::c
   REQUIRE(counted);
 }
 
-void require_invariants(const std::vector<Observed>& trace, const Orders& orders, Report* out = nullptr) {
+void require_invariants(const std::vector<Observed>& trace, const Orders& orders,
+                        Report* out = nullptr) {
   const Report r = check_sagas(trace, orders);
   std::printf("%s\n", r.summary().c_str());
   std::string v;
@@ -262,20 +273,22 @@ void check_saga_show(Cluster& c, const std::vector<Observed>& trace, const Order
     if (orders.count(order_id) == 0 || done.count(type) != 0) continue;
     done.insert(type);
     const auto r = run_cli({"saga", "show", order_id}, c.env, 20s);
-    INFO("saga show " << order_id << " exit " << r.code << " stdout: " << tail(r.out, 1500) << " stderr: " << r.err);
+    INFO("saga show " << order_id << " exit " << r.code << " stdout: " << tail(r.out, 1500)
+                      << " stderr: " << r.err);
     REQUIRE(r.code == 0);
     const std::string want = type == "order.confirmed" ? "confirmed" : "failed";
     CHECK(status_of(r.out) == want);
     CHECK(r.out.find(order_id) != std::string::npos);
   }
   const auto none = run_cli({"saga", "show", "ord_does_not_exist"}, c.env, 20s);
-  INFO("saga show of an unknown order: exit " << none.code << " stdout " << none.out << " stderr " << none.err);
+  INFO("saga show of an unknown order: exit " << none.code << " stdout " << none.out << " stderr "
+                                              << none.err);
   CHECK(none.code == 1);
 }
 
-const std::vector<std::string> kSimAllOutcomes = {"--seed",          "11",  "--fail-inventory", "0.1",
-                                                  "--fail-payment",  "0.1", "--fail-shipment",  "0.1",
-                                                  "--no-answer",     "0.06", "--latency-ms",    "5"};
+const std::vector<std::string> kSimAllOutcomes = {
+    "--seed",          "11",  "--fail-inventory", "0.1",  "--fail-payment", "0.1",
+    "--fail-shipment", "0.1", "--no-answer",      "0.06", "--latency-ms",   "5"};
 
 }  // namespace
 
@@ -288,11 +301,14 @@ TEST_CASE("saga e2e: hundreds of orders on two workers, every kind of outcome", 
   c.start_simulator(kSimAllOutcomes);
 
   constexpr int kOrders = 400;
-  const auto pub = run_cli({"publish", "--generate", std::to_string(kOrders), "--stores", "8", "--seed", "42"}, c.env, 120s);
+  const auto pub =
+      run_cli({"publish", "--generate", std::to_string(kOrders), "--stores", "8", "--seed", "42"},
+              c.env, 120s);
   INFO("publish stderr: " << tail(pub.err, 1500));
   REQUIRE(pub.code == 0);
   // Every generated event reaches the events exchange, each with its own order id.
-  REQUIRE(wait_until([&] { return sagaflow::e2e::orders_from_trace(obs.snapshot()).size() >= kOrders; }, 30s));
+  REQUIRE(wait_until(
+      [&] { return sagaflow::e2e::orders_from_trace(obs.snapshot()).size() >= kOrders; }, 30s));
   const Orders orders = sagaflow::e2e::orders_from_trace(obs.snapshot());
   REQUIRE(orders.size() == kOrders);
   for (const auto& [order_id, total] : orders) {
@@ -306,12 +322,15 @@ TEST_CASE("saga e2e: hundreds of orders on two workers, every kind of outcome", 
   Report r;
   require_invariants(trace, orders, &r);
   // The simulator's ratios produce every kind of outcome but cancelled (no order.cancelled sent).
-  for (const char* kind : {"confirmed", "inventory_rejected", "payment_failed", "shipment_failed"}) {
+  for (const char* kind :
+       {"confirmed", "inventory_rejected", "payment_failed", "shipment_failed"}) {
     INFO(r.summary());
     CHECK(r.outcomes[kind] > 0);
   }
   INFO(r.summary());
-  CHECK(r.outcomes["timeout:inventory"] + r.outcomes["timeout:payment"] + r.outcomes["timeout:shipment"] > 0);
+  CHECK(r.outcomes["timeout:inventory"] + r.outcomes["timeout:payment"] +
+            r.outcomes["timeout:shipment"] >
+        0);
   check_final_status(c, r);
   check_saga_show(c, trace, orders);
   c.drain_workers();
@@ -327,17 +346,20 @@ TEST_CASE("saga e2e: workers SIGKILLed mid-run and another SIGTERMed lose nothin
 
   const GeneratedOrders gen = sagaflow::e2e::generate_orders("kill", 300, 6);
   TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
-  Process publisher({sagaflow_binary(), "publish", "--file", file.path, "--rate", "100"}, c.env, true);
+  Process publisher({sagaflow_binary(), "publish", "--file", file.path, "--rate", "100"}, c.env,
+                    true);
 
   // A quarter done: SIGKILL w1 at whatever instant it is in, start w3.
-  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s, 50ms));
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s,
+                     50ms));
   c.worker("w1").signal(SIGKILL);
   REQUIRE(c.worker("w1").wait_for(5s).has_value());
   std::printf("w1 SIGKILLed at %zu outcomes\n", count_outcomes(obs, gen.orders));
   c.start_worker("w3");
 
   // More than half done: SIGTERM w2 while it is busy; it drains and exits 0 within 10 s.
-  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 2; }, 120s, 50ms));
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 2; }, 120s,
+                     50ms));
   std::printf("w2 SIGTERMed at %zu outcomes\n", count_outcomes(obs, gen.orders));
   c.worker("w2").signal(SIGTERM);
   const auto w2 = c.worker("w2").wait_for(10s);
@@ -348,7 +370,8 @@ TEST_CASE("saga e2e: workers SIGKILLed mid-run and another SIGTERMed lose nothin
   c.start_worker("w4");
 
   // Three quarters done: SIGKILL w3 too, start w5.
-  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() * 3 / 4; }, 120s, 50ms));
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() * 3 / 4; },
+                     120s, 50ms));
   c.worker("w3").signal(SIGKILL);
   REQUIRE(c.worker("w3").wait_for(5s).has_value());
   std::printf("w3 SIGKILLed at %zu outcomes\n", count_outcomes(obs, gen.orders));
@@ -376,9 +399,11 @@ TEST_CASE("saga e2e: Redis paused for 5 s mid-run", "[saga][e2e]") {
 
   const GeneratedOrders gen = sagaflow::e2e::generate_orders("rpause", 300, 6);
   TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
-  Process publisher({sagaflow_binary(), "publish", "--file", file.path, "--rate", "100"}, c.env, true);
+  Process publisher({sagaflow_binary(), "publish", "--file", file.path, "--rate", "100"}, c.env,
+                    true);
 
-  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 5; }, 120s, 50ms));
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 5; }, 120s,
+                     50ms));
   const std::size_t at_pause = count_outcomes(obs, gen.orders);
   c.redis.pause();
   std::this_thread::sleep_for(5s);
@@ -398,7 +423,8 @@ TEST_CASE("saga e2e: Redis paused for 5 s mid-run", "[saga][e2e]") {
   check_final_status(c, r, 0);
   for (auto& [name, p] : c.workers) {
     INFO("worker " << name << " stderr: " << tail(p->read_stderr(), 1500));
-    CHECK_FALSE(p->wait_for(0ms).has_value());  // still running: a Redis outage does not kill a worker
+    CHECK_FALSE(
+        p->wait_for(0ms).has_value());  // still running: a Redis outage does not kill a worker
   }
   c.drain_workers();
 }
@@ -417,7 +443,8 @@ TEST_CASE("saga e2e: RabbitMQ restarted mid-run", "[saga][e2e]") {
   INFO("publish stderr: " << tail(pub.err, 1500));
   REQUIRE(pub.code == 0);
 
-  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 5; }, 120s, 50ms));
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 5; }, 120s,
+                     50ms));
   const std::size_t before = count_outcomes(obs, gen.orders);
   const auto t0 = Clock::now();
   c.rabbit.restart();
@@ -448,7 +475,8 @@ TEST_CASE("saga e2e: duplicate order.created events and duplicate replies", "[sa
   for (std::size_t i = 0; i < 50; ++i) {
     std::string line = gen.lines[i];
     const std::string from = "\"id\":\"dup_evt_" + std::to_string(i) + "\"";
-    line.replace(line.find(from), from.size(), "\"id\":\"dup_evt_" + std::to_string(i) + "_again\"");
+    line.replace(line.find(from), from.size(),
+                 "\"id\":\"dup_evt_" + std::to_string(i) + "_again\"");
     renamed.push_back(line);
   }
   TempFile renamed_file(sagaflow::e2e::write_temp_file("renamed.jsonl", renamed));
@@ -503,7 +531,8 @@ TEST_CASE("saga e2e: duplicate order.created events and duplicate replies", "[sa
   c.drain_workers();
 }
 
-TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body intact", "[saga][e2e]") {
+TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body intact",
+          "[saga][e2e]") {
   Cluster c;
   Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
   obs.wait_bound();
@@ -514,9 +543,11 @@ TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body i
     std::string route, body, reason;
   };
   std::vector<Poison> poison = {
-      {"order.created", R"({"id":"poison_1","type":"order.created","data":{"order_id":)", "malformed_json"},
+      {"order.created", R"({"id":"poison_1","type":"order.created","data":{"order_id":)",
+       "malformed_json"},
       {"order.created", "[1,2,3]", "malformed_json"},
-      {"inventory.exploded", R"({"id":"poison_3","type":"inventory.exploded","data":{"order_id":"poison_ord_3"}})",
+      {"inventory.exploded",
+       R"({"id":"poison_3","type":"inventory.exploded","data":{"order_id":"poison_ord_3"}})",
        "unknown_type"},
       {"order.created",
        R"({"id":"poison_4","type":"order.created","store_id":"store_p","data":{"order_id":"poison_ord_4","customer_id":"cus_1","total":10.999,"currency":"EUR","items":[{"sku":"a","qty":1,"price":10.999}]}})",
@@ -537,7 +568,8 @@ TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body i
   for (const auto& p : poison) c.rabbit.publish("sagaflow.events", p.route, p.body);
   // publish --file refuses a bad line: reported with its line number, not sent, exit 1.
   {
-    TempFile bad(sagaflow::e2e::write_temp_file("bad.jsonl", {R"({"id":"badline_1","type":"order.created",)"}));
+    TempFile bad(sagaflow::e2e::write_temp_file("bad.jsonl",
+                                                {R"({"id":"badline_1","type":"order.created",)"}));
     const auto r = run_cli({"publish", "--file", bad.path}, c.env, 60s);
     INFO("publish of a bad line: exit " << r.code << " stderr: " << r.err);
     CHECK(r.code == 1);
@@ -621,8 +653,9 @@ TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body i
   c.drain_workers();
 }
 
-TEST_CASE("saga e2e: a store on a tight plan is delayed, never dropped, and never over its limit", "[saga][e2e]") {
-  constexpr double kRate = 5;   // per second
+TEST_CASE("saga e2e: a store on a tight plan is delayed, never dropped, and never over its limit",
+          "[saga][e2e]") {
+  constexpr double kRate = 5;  // per second
   constexpr double kBurst = 5;
   Cluster c("free=100000/s:100000,tight=5/s:5");
   REQUIRE(c.redis.command({"HSET", "sagaflow:store_plans", "rl_tight_store", "tight"}) == "1");
@@ -648,20 +681,23 @@ TEST_CASE("saga e2e: a store on a tight plan is delayed, never dropped, and neve
   long long max_rate_limited = 0;
   const bool loose_done = wait_until(
       [&] {
-        if (auto s = read_status(c.env)) max_rate_limited = std::max(max_rate_limited, s->rate_limited);
+        if (auto s = read_status(c.env))
+          max_rate_limited = std::max(max_rate_limited, s->rate_limited);
         return count_outcomes(obs, loose.orders) >= loose.orders.size();
       },
       60s, 300ms);
   const double loose_s = since(t0);
   wait_until(
       [&] {
-        if (auto s = read_status(c.env)) max_rate_limited = std::max(max_rate_limited, s->rate_limited);
+        if (auto s = read_status(c.env))
+          max_rate_limited = std::max(max_rate_limited, s->rate_limited);
         return count_outcomes(obs, tight.orders) >= tight.orders.size();
       },
       60s, 300ms);
   wait_finished(c, obs, all, 120s);
-  std::printf("other stores done after %.1f s (%s), all after %.1f s, status rate_limited max %lld\n", loose_s,
-              loose_done ? "ok" : "late", since(t0), max_rate_limited);
+  std::printf(
+      "other stores done after %.1f s (%s), all after %.1f s, status rate_limited max %lld\n",
+      loose_s, loose_done ? "ok" : "late", since(t0), max_rate_limited);
   std::this_thread::sleep_for(1s);
   const auto trace = obs.snapshot();
   Report r;
@@ -696,8 +732,8 @@ TEST_CASE("saga e2e: a store on a tight plan is delayed, never dropped, and neve
     }
   }
   const double span = std::chrono::duration<double>(times.back() - times.front()).count();
-  std::printf("tight store: %zu starts over %.2f s; worst window %s (excess %.2f)\n", times.size(), span,
-              worst_window.c_str(), worst);
+  std::printf("tight store: %zu starts over %.2f s; worst window %s (excess %.2f)\n", times.size(),
+              span, worst_window.c_str(), worst);
   INFO("worst window: " << worst_window << ", excess over burst + rate x window: " << worst);
   CHECK(worst <= kTolerance);
   c.drain_workers();

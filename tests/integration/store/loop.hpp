@@ -37,7 +37,8 @@ class Loop {
   bool run_until(const std::function<bool()>& done,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     const auto end = std::chrono::steady_clock::now() + timeout;
-    uv_timer_start(&tick_, [](uv_timer_t*) {}, 2, 2);  // wakes uv_run(ONCE) regularly
+    uv_timer_start(
+        &tick_, [](uv_timer_t*) {}, 2, 2);  // wakes uv_run(ONCE) regularly
     bool ok = done();
     while (!ok && std::chrono::steady_clock::now() < end) {
       uv_run(&loop_, UV_RUN_ONCE);

@@ -55,9 +55,8 @@ TEST_CASE("the fast path acks its own entries", "[store][outbox]") {
 
   // When the worker acks after publishing
   auto st = loop.await<Reply>([&](auto cb) {
-    outbox.ack(p, out->stream_ids, [cb](Status s) {
-      cb(s.ok() ? Result<Reply>(Reply{}) : Result<Reply>(s.error()));
-    });
+    outbox.ack(p, out->stream_ids,
+               [cb](Status s) { cb(s.ok() ? Result<Reply>(Reply{}) : Result<Reply>(s.error())); });
   });
   REQUIRE(st.ok());
   // Then the stream and the pending list are empty

@@ -24,9 +24,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::vector<RatePlan> kDefaultPlans{{"free", 60, 60000, 100},
-                                          {"pro", 300, 60000, 500},
-                                          {"enterprise", 1000, 60000, 2000}};
+const std::vector<RatePlan> kDefaultPlans{
+    {"free", 60, 60000, 100}, {"pro", 300, 60000, 500}, {"enterprise", 1000, 60000, 2000}};
 
 struct Tally {
   std::int64_t admitted = 0;
@@ -80,7 +79,8 @@ void check_plan(const RatePlan& plan, std::chrono::milliseconds window) {
   Loop loop;
   auto& server = testing::shared_redis();
   const Tally t = hammer(loop, server, plan, window);
-  const double per_s = static_cast<double>(plan.rate) * 1000.0 / static_cast<double>(plan.period_ms);
+  const double per_s =
+      static_cast<double>(plan.rate) * 1000.0 / static_cast<double>(plan.period_ms);
   const double upper = static_cast<double>(plan.burst) + per_s * t.window_s;
   // Demand never stopped during the window, so at least the burst plus what the rate gave over
   // the window minus a generous 300 ms of start-up and scheduling slack.
@@ -122,7 +122,8 @@ TEST_CASE("a store's plan comes from sagaflow:store_plans", "[store][ratelimit]"
   opts.plans = kDefaultPlans;
   opts.default_plan = "free";
   RateLimiter rl(*c, opts);
-  server.command({"HSET", std::string(kStorePlansKey), "store_pro", "pro", "store_odd", "platinum"});
+  server.command(
+      {"HSET", std::string(kStorePlansKey), "store_pro", "pro", "store_odd", "platinum"});
   for (const char* s : {"store_pro", "store_free", "store_odd"}) {
     server.command({"DEL", Keyspace::rate_key(StoreId{std::string(s)})});
   }

@@ -144,7 +144,8 @@ TEST_CASE("calls before start or after stop fail as unavailable", "[store][redis
   CHECK(r.error().code == Errc::unavailable);
 }
 
-TEST_CASE("a script survives SCRIPT FLUSH (NOSCRIPT -> one SCRIPT LOAD -> EVALSHA)", "[store][redis]") {
+TEST_CASE("a script survives SCRIPT FLUSH (NOSCRIPT -> one SCRIPT LOAD -> EVALSHA)",
+          "[store][redis]") {
   auto& server = testing::shared_redis();
   Loop loop;
   auto c = connected_client(loop, client_options(server));

@@ -37,22 +37,24 @@ ApplyRequest request(const std::string& order, const std::string& event, std::in
   r.expected_version = expected;
   r.new_state = "state-" + event;
   r.new_status = "reserving";
-  r.commands.push_back({order + ":inventory.reserve", "sagaflow.commands", "inventory.reserve",
-                        "{}"});
+  r.commands.push_back(
+      {order + ":inventory.reserve", "sagaflow.commands", "inventory.reserve", "{}"});
   return r;
 }
 
 }  // namespace
 
-TEST_CASE("a frozen Redis (SIGSTOP) fails calls fast, SIGCONT brings it back", "[store][resilience]") {
+TEST_CASE("a frozen Redis (SIGSTOP) fails calls fast, SIGCONT brings it back",
+          "[store][resilience]") {
   testing::RedisServer server;
   Loop loop;
   auto c = connected_client(loop, fast_options(server));
   std::vector<bool> events;
   c->on_connection([&](bool up) { events.push_back(up); });
   SagaStore store(*c, SagaStoreOptions{16, 3600, 0, "w", 0});
-  REQUIRE(loop.await<ApplyOutcome>([&](auto cb) { store.apply(request("o1", "e1", 0), cb); })
-              ->kind == ApplyKind::applied);
+  REQUIRE(
+      loop.await<ApplyOutcome>([&](auto cb) { store.apply(request("o1", "e1", 0), cb); })->kind ==
+      ApplyKind::applied);
 
   // Given the server frozen
   server.pause();
@@ -110,7 +112,8 @@ TEST_CASE("a frozen Redis (SIGSTOP) fails calls fast, SIGCONT brings it back", "
   c->stop();
 }
 
-TEST_CASE("an idle connection to a frozen Redis is detected by the heartbeat", "[store][resilience]") {
+TEST_CASE("an idle connection to a frozen Redis is detected by the heartbeat",
+          "[store][resilience]") {
   testing::RedisServer server;
   Loop loop;
   auto c = connected_client(loop, fast_options(server));

@@ -37,8 +37,9 @@ TEST_CASE("the same command gets the same reply", "[simulator]") {
 TEST_CASE("replies are valid envelopes for the saga worker", "[simulator]") {
   const Participants p({.seed = 3});
   EnvelopeParser parser;
-  for (auto type : {EventType::inventory_reserve, EventType::payment_charge, EventType::shipment_create,
-                    EventType::inventory_release, EventType::payment_refund, EventType::shipment_cancel}) {
+  for (auto type :
+       {EventType::inventory_reserve, EventType::payment_charge, EventType::shipment_create,
+        EventType::inventory_release, EventType::payment_refund, EventType::shipment_cancel}) {
     const auto r = p.answer(command(type, "ord_42"), 1'700'000'000'000);
     REQUIRE(r);
     auto parsed = parser.parse(r->body);

@@ -42,13 +42,15 @@ struct FakeRepo final : SagaRepository {
         s.version += 1;
       }
       if (done_events.count(c.event_id)) return done(CommitResult{CommitOutcome::duplicate, 0, {}});
-      if (s.version != c.expected_version) return done(CommitResult{CommitOutcome::conflict, 0, {}});
+      if (s.version != c.expected_version)
+        return done(CommitResult{CommitOutcome::conflict, 0, {}});
       s.version += 1;
       s.state = c.state;
       done_events.insert(c.event_id);
       commits.push_back(c);
       CommitResult r{CommitOutcome::applied, 3, {}};
-      for (std::size_t i = 0; i < c.messages.size(); ++i) r.outbox_ids.push_back("id" + std::to_string(i));
+      for (std::size_t i = 0; i < c.messages.size(); ++i)
+        r.outbox_ids.push_back("id" + std::to_string(i));
       done(r);
     });
   }
@@ -89,7 +91,9 @@ struct FakeTimers final : Timers {
   std::multimap<Millis, std::function<void()>> due;
   ManualClock& clock;
   explicit FakeTimers(ManualClock& c) : clock(c) {}
-  void after(Millis delay, std::function<void()> fn) override { due.emplace(clock.now_ms() + delay, std::move(fn)); }
+  void after(Millis delay, std::function<void()> fn) override {
+    due.emplace(clock.now_ms() + delay, std::move(fn));
+  }
   void advance(Millis ms) {
     clock.advance(ms);
     while (!due.empty() && due.begin()->first <= clock.now_ms()) {
@@ -110,7 +114,13 @@ struct Harness {
   std::vector<SagaDefinition> defs = builtin_definitions(30000).value();
   std::map<std::uint64_t, Settlement> settled;
   std::vector<bool> degraded_changes;
-  Pipeline pipeline{defs.front(), repo, admission, sink, timers, clock, registry,
+  Pipeline pipeline{defs.front(),
+                    repo,
+                    admission,
+                    sink,
+                    timers,
+                    clock,
+                    registry,
                     [this](std::uint64_t tag, Settlement s) {
                       REQUIRE(settled.count(tag) == 0);  // settled exactly once
                       settled[tag] = std::move(s);
@@ -125,19 +135,24 @@ struct Harness {
 };
 
 std::string order_created(const std::string& order, const std::string& id = "") {
-  return R"({"id":")" + (id.empty() ? "evt_" + order : id) + R"(","type":"order.created","store_id":"s1",)"
-         R"("data":{"order_id":")" + order + R"(","customer_id":"c1","total":"99.99","currency":"EUR",)"
+  return R"({"id":")" + (id.empty() ? "evt_" + order : id) +
+         R"(","type":"order.created","store_id":"s1",)"
+         R"("data":{"order_id":")" +
+         order +
+         R"(","customer_id":"c1","total":"99.99","currency":"EUR",)"
          R"("items":[{"sku":"A","qty":1,"price":"99.99"}]}})";
 }
-std::string reply(const std::string& type, const std::string& order, const std::string& extra = "") {
-  return R"({"id":"r_)" + type + "_" + order + R"(","type":")" + type + R"(","data":{"order_id":")" + order +
-         "\"" + extra + "}}";
+std::string reply(const std::string& type, const std::string& order,
+                  const std::string& extra = "") {
+  return R"({"id":"r_)" + type + "_" + order + R"(","type":")" + type +
+         R"(","data":{"order_id":")" + order + "\"" + extra + "}}";
 }
 
 }  // namespace
 
-TEST_CASE("order.created commits the saga with inventory.reserve, acks, publishes, clears the outbox",
-          "[pipeline]") {
+TEST_CASE(
+    "order.created commits the saga with inventory.reserve, acks, publishes, clears the outbox",
+    "[pipeline]") {
   Harness h;
   h.deliver(1, order_created("o1"));
   REQUIRE(h.settled.count(1));
@@ -177,7 +192,7 @@ TEST_CASE("bad content is dead-lettered at once with its reason", "[pipeline]") 
 TEST_CASE("a duplicate delivery is acked and changes nothing", "[pipeline]") {
   Harness h;
   h.deliver(1, order_created("o1"));
-  h.deliver(2, order_created("o1"));  // same id
+  h.deliver(2, order_created("o1"));               // same id
   h.deliver(3, order_created("o1", "evt_other"));  // second order.created, other id
   CHECK(h.settled[2].kind == SettleKind::ack);
   CHECK(h.settled[3].kind == SettleKind::ack);
@@ -205,7 +220,8 @@ TEST_CASE("two events of one order are applied one after the other", "[pipeline]
   CHECK(h.repo.commits[2].messages[0].routing_key == "payment.refund");
 }
 
-TEST_CASE("Redis down: nothing settled, intake degraded, then applied when it is back", "[pipeline]") {
+TEST_CASE("Redis down: nothing settled, intake degraded, then applied when it is back",
+          "[pipeline]") {
   Harness h;
   h.repo.down = true;
   h.deliver(1, order_created("o1"));
@@ -224,7 +240,8 @@ TEST_CASE("Redis down: nothing settled, intake degraded, then applied when it is
   CHECK(h.degraded_changes == std::vector<bool>{true, false});
 }
 
-TEST_CASE("a rate-limited start waits; a cancel meanwhile is remembered and ends it at once", "[pipeline]") {
+TEST_CASE("a rate-limited start waits; a cancel meanwhile is remembered and ends it at once",
+          "[pipeline]") {
   Harness h;
   h.admission.retry_after_ms = 1000;
   h.deliver(1, order_created("o1"));

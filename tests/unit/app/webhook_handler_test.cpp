@@ -21,7 +21,8 @@ struct Harness {
   ManualClock clock{kNow};
   std::vector<OutgoingEvent> published;
   bool broker_up = true;
-  WebhookHandler handler{{"new", "old"}, clock,
+  WebhookHandler handler{{"new", "old"},
+                         clock,
                          [this](OutgoingEvent e, std::function<void(Status)> done) {
                            if (!broker_up) {
                              done(make_error(Errc::unavailable, "broker down"));
@@ -32,7 +33,8 @@ struct Harness {
                          },
                          1024 * 1024};
 
-  http::Response post(const std::string& body, const std::string& signature, std::string path = "/webhooks/shop") {
+  http::Response post(const std::string& body, const std::string& signature,
+                      std::string path = "/webhooks/shop") {
     http::Request req;
     req.method = "POST";
     req.path = std::move(path);

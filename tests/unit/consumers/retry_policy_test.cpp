@@ -8,7 +8,10 @@
 using namespace sagaflow;
 
 TEST_CASE("the delay doubles per attempt and jitters within [d/2, d]", "[retry]") {
-  const RetryPolicy p{.max_attempts = 8, .base_ms = 1000, .cap_ms = 120000, .tiers_ms = {1000, 5000, 30000, 120000}};
+  const RetryPolicy p{.max_attempts = 8,
+                      .base_ms = 1000,
+                      .cap_ms = 120000,
+                      .tiers_ms = {1000, 5000, 30000, 120000}};
   // Given the lowest and highest jitter draws, when planning attempts 1..4
   for (int attempt = 1; attempt <= 4; ++attempt) {
     const std::int64_t d = 1000LL << (attempt - 1);
@@ -25,19 +28,24 @@ TEST_CASE("the delay doubles per attempt and jitters within [d/2, d]", "[retry]"
 }
 
 TEST_CASE("the smallest tier that holds the delay is chosen", "[retry]") {
-  const RetryPolicy p{.max_attempts = 8, .base_ms = 1000, .cap_ms = 120000, .tiers_ms = {1000, 5000, 30000, 120000}};
-  CHECK(plan_retry(p, 1, 0.5).tier_ms == 1000);   // 750 ms
-  CHECK(plan_retry(p, 2, 0.5).tier_ms == 5000);   // 1500 ms
-  CHECK(plan_retry(p, 5, 0.5).tier_ms == 30000);  // 12 s
-  CHECK(plan_retry(p, 7, 0.5).tier_ms == 120000); // 48 s
+  const RetryPolicy p{.max_attempts = 8,
+                      .base_ms = 1000,
+                      .cap_ms = 120000,
+                      .tiers_ms = {1000, 5000, 30000, 120000}};
+  CHECK(plan_retry(p, 1, 0.5).tier_ms == 1000);    // 750 ms
+  CHECK(plan_retry(p, 2, 0.5).tier_ms == 5000);    // 1500 ms
+  CHECK(plan_retry(p, 5, 0.5).tier_ms == 30000);   // 12 s
+  CHECK(plan_retry(p, 7, 0.5).tier_ms == 120000);  // 48 s
 }
 
 TEST_CASE("delays are capped and clamped to the largest tier", "[retry]") {
-  const RetryPolicy p{.max_attempts = 50, .base_ms = 1000, .cap_ms = 120000, .tiers_ms = {1000, 5000}};
+  const RetryPolicy p{
+      .max_attempts = 50, .base_ms = 1000, .cap_ms = 120000, .tiers_ms = {1000, 5000}};
   const RetryPlan plan = plan_retry(p, 40, 0.9);
   CHECK(plan.tier_ms == 5000);
   CHECK(plan.delay_ms == 5000);
-  const RetryPolicy uncapped{.max_attempts = 50, .base_ms = 1000, .cap_ms = 120000, .tiers_ms = {1000000}};
+  const RetryPolicy uncapped{
+      .max_attempts = 50, .base_ms = 1000, .cap_ms = 120000, .tiers_ms = {1000000}};
   CHECK(plan_retry(uncapped, 40, 0.999999).delay_ms <= 120000);
 }
 

@@ -6,9 +6,9 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "core/config.hpp"
@@ -70,8 +70,9 @@ TEST_CASE("defaults match the contract", "[config]") {
 
 TEST_CASE("flags win over environment, environment over the file", "[config]") {
   // Given the same key in all three places
-  const auto file = temp_file("# comment\nSAGAFLOW_MAX_ATTEMPTS=3\nSAGAFLOW_DEDUP_TTL_S = 60\n"
-                              "SAGAFLOW_LOG_LEVEL=\"debug\"\n");
+  const auto file = temp_file(
+      "# comment\nSAGAFLOW_MAX_ATTEMPTS=3\nSAGAFLOW_DEDUP_TTL_S = 60\n"
+      "SAGAFLOW_LOG_LEVEL=\"debug\"\n");
   auto s = sources_with_env({{"SAGAFLOW_MAX_ATTEMPTS", "5"}});
   s.config_file = file;
   s.flags["SAGAFLOW_MAX_ATTEMPTS"] = "7";

@@ -140,7 +140,8 @@ TEST_CASE("definition errors name the file and the field", "[definition]") {
   CHECK(error_of(with(R"("success": "payment.completed")", R"("success": "order.cancelled")")) ==
         "x.json: steps[1].success: \"order.cancelled\" is not a participant reply type");
   CHECK(error_of(with(R"("success": "payment.completed")", R"("success": "shipment.created")")) ==
-        "x.json: steps[1].success: \"shipment.created\" is not an event of the participant of \"payment.charge\"");
+        "x.json: steps[1].success: \"shipment.created\" is not an event of the participant of "
+        "\"payment.charge\"");
   CHECK(error_of(with(R"("success": "payment.completed")", R"("success": "payment.failed")")) ==
         "x.json: steps[1].failure: must differ from success");
   // Names: unique, well-formed
@@ -148,15 +149,18 @@ TEST_CASE("definition errors name the file and the field", "[definition]") {
         "x.json: steps[1].name: \"inventory\" is already steps[0].name");
   CHECK(error_of(with(R"("name": "payment")", R"("name": "Pay Ment")")) ==
         "x.json: steps[1].name: must match [a-z][a-z0-9_]* (at most 64 bytes)");
-  CHECK(error_of(with(R"("name": "order_fulfillment")", R"("name": 7)")) == "x.json: name: must be a string");
+  CHECK(error_of(with(R"("name": "order_fulfillment")", R"("name": 7)")) ==
+        "x.json: name: must be a string");
   // The same participant twice: its event types would be ambiguous
-  CHECK_THAT(error_of(with(R"({"name": "payment", "command": "payment.charge", "success": "payment.completed",
+  CHECK_THAT(
+      error_of(
+          with(R"({"name": "payment", "command": "payment.charge", "success": "payment.completed",
      "failure": "payment.failed", "compensation": "payment.refund",
      "compensation_ack": "payment.refunded", "retries": 2})",
-                           R"({"name": "again", "command": "inventory.reserve", "success": "inventory.reserved",
+               R"({"name": "again", "command": "inventory.reserve", "success": "inventory.reserved",
      "failure": "inventory.rejected", "compensation": "inventory.release",
      "compensation_ack": "inventory.released"})")),
-             Contains("x.json: steps[1]: event type \"inventory.reserve\" is already used by steps[0]"));
+      Contains("x.json: steps[1]: event type \"inventory.reserve\" is already used by steps[0]"));
   // Missing and malformed pieces
   CHECK(error_of(with(R"("compensation_ack": "payment.refunded", )", "")) ==
         "x.json: steps[1].compensation_ack: required");
@@ -197,7 +201,8 @@ TEST_CASE("SAGAFLOW_SAGA_DIR replaces the built-in definitions", "[definition]")
     auto defs = load_definitions_from_dir(dir.path.string(), 30000);
     REQUIRE_FALSE(defs.ok());
     CHECK(defs.error().detail ==
-          "order_fulfillment.json: steps[0].timeout_ms: must be a positive integer (at most 604800000)");
+          "order_fulfillment.json: steps[0].timeout_ms: must be a positive integer (at most "
+          "604800000)");
   }
   SECTION("two files defining one saga") {
     TempDir dir;
@@ -205,7 +210,8 @@ TEST_CASE("SAGAFLOW_SAGA_DIR replaces the built-in definitions", "[definition]")
     dir.write("two.json", kValid);
     auto defs = load_definitions_from_dir(dir.path.string(), 30000);
     REQUIRE_FALSE(defs.ok());
-    CHECK(defs.error().detail == "two.json: name: saga \"order_fulfillment\" is already defined by another file");
+    CHECK(defs.error().detail ==
+          "two.json: name: saga \"order_fulfillment\" is already defined by another file");
   }
   SECTION("a missing or empty folder") {
     TempDir dir;

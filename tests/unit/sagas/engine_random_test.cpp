@@ -54,7 +54,8 @@ class Shadow {
     if (role.step < 0) return;
     const auto s = static_cast<std::size_t>(role.step);
     if (!sent_[s]) return;
-    if (role.role == ReplyRole::success) report_[s] = Report::success;  // a late success overrides a failure
+    if (role.role == ReplyRole::success)
+      report_[s] = Report::success;  // a late success overrides a failure
     if (role.role == ReplyRole::failure && report_[s] == Report::none) report_[s] = Report::failure;
     if (role.role == ReplyRole::compensation_ack && outstanding_ == role.step) outstanding_ = -1;
   }
@@ -62,7 +63,8 @@ class Shadow {
   void after(const SagaInput& in, const SagaState* before_state, const StepResult& r) {
     const bool timeout = in.is_timeout();
     const Event* e = in.event();
-    const bool is_reply = e && e->type != EventType::order_created && e->type != EventType::order_cancelled;
+    const bool is_reply =
+        e && e->type != EventType::order_created && e->type != EventType::order_cancelled;
 
     // Dispositions: dead-letter exactly the replies with no saga.
     if (is_reply && !had_saga_) {
@@ -102,31 +104,39 @@ class Shadow {
     return -1;
   }
 
-  bool eligible(std::size_t s) const { return sent_[s] && report_[s] != Report::failure && !comp_issued_[s]; }
+  bool eligible(std::size_t s) const {
+    return sent_[s] && report_[s] != Report::failure && !comp_issued_[s];
+  }
 
   void check_command(const SagaMessage& c, bool timeout, const Event* e) {
     const std::string type(to_string(c.type));
     // Deterministic ids and the envelope.
     expect(c.id == order_ + ":" + type, "command id is not <order_id>:<type>");
-    expect(c.body.find("{\"id\":\"" + c.id + "\",\"type\":\"" + type + "\"") == 0, "command envelope head");
-    expect(c.body.find("\"saga_id\":\"order_fulfillment:" + order_ + "\"") != std::string::npos, "saga_id");
+    expect(c.body.find("{\"id\":\"" + c.id + "\",\"type\":\"" + type + "\"") == 0,
+           "command envelope head");
+    expect(c.body.find("\"saga_id\":\"order_fulfillment:" + order_ + "\"") != std::string::npos,
+           "saga_id");
     expect(!cancel_first_, "a command was sent for an order cancelled before it was created");
     if (c.type == EventType::payment_charge || c.type == EventType::payment_refund) {
-      expect(c.body.find("\"amount\":" + total_json_ + ",") != std::string::npos, "money changed in " + type);
+      expect(c.body.find("\"amount\":" + total_json_ + ",") != std::string::npos,
+             "money changed in " + type);
     }
     bool compensation = false;
     const int s = step_of_command(c.type, compensation);
     if (s < 0) return expect(false, "a command of no step: " + type);
     const auto i = static_cast<std::size_t>(s);
     if (!compensation) {
-      expect(!compensation_started_ && outcomes_ == 0, "forward command after compensation started: " + type);
+      expect(!compensation_started_ && outcomes_ == 0,
+             "forward command after compensation started: " + type);
       if (sent_[i]) {
-        expect(timeout && last_forward_ == s && report_[i] == Report::none, "forward re-send without a timeout");
+        expect(timeout && last_forward_ == s && report_[i] == Report::none,
+               "forward re-send without a timeout");
         expect(++sends_[i] <= def_.steps[i].retries + 1, "more re-sends than retries");
       } else {
         const bool first = s == 0 && e && e->type == EventType::order_created;
         const bool next = s == last_forward_ + 1 && last_forward_ >= 0 &&
-                          report_[static_cast<std::size_t>(last_forward_)] == Report::success && e &&
+                          report_[static_cast<std::size_t>(last_forward_)] == Report::success &&
+                          e &&
                           e->type == def_.steps[static_cast<std::size_t>(last_forward_)].success;
         expect(first || next, "forward command out of order: " + type);
         sent_[i] = true;
@@ -137,16 +147,20 @@ class Shadow {
     }
     if (comp_issued_[i]) {  // a re-send (a failure reported after the first send changes nothing)
       expect(timeout && outstanding_ == s, "compensation re-sent without a timeout");
-      expect(++comp_sends_[i] <= def_.compensation_retries + 1, "more compensation re-sends than allowed");
+      expect(++comp_sends_[i] <= def_.compensation_retries + 1,
+             "more compensation re-sends than allowed");
       return;
     }
     // A compensation: only for a step whose command was sent and did not report failure.
-    expect(sent_[i] && report_[i] != Report::failure, "compensation of a step never sent or failed: " + type);
+    expect(sent_[i] && report_[i] != Report::failure,
+           "compensation of a step never sent or failed: " + type);
     // One at a time, in reverse: the highest step still to undo, after the previous ack.
     expect(outstanding_ == -1, "a compensation sent while another is not acknowledged: " + type);
-    for (std::size_t j = i + 1; j < n_; ++j) expect(!eligible(j), "compensation out of reverse order: " + type);
+    for (std::size_t j = i + 1; j < n_; ++j)
+      expect(!eligible(j), "compensation out of reverse order: " + type);
     // After the outcome, only for a success that arrived late.
-    if (outcomes_ > 0) expect(failed_at_outcome_[i], "a compensation after the outcome not for a late success");
+    if (outcomes_ > 0)
+      expect(failed_at_outcome_[i], "a compensation after the outcome not for a late success");
     comp_issued_[i] = true;
     comp_sends_[i] = 1;
     outstanding_ = s;
@@ -159,48 +173,64 @@ class Shadow {
     const std::string type(to_string(o.type));
     expect(o.id == order_ + ":" + type, "outcome id is not <order_id>:<type>");
     if (o.type == EventType::order_confirmed) {
-      for (std::size_t i = 0; i < n_; ++i) expect(report_[i] == Report::success, "confirmed with a step not done");
+      for (std::size_t i = 0; i < n_; ++i)
+        expect(report_[i] == Report::success, "confirmed with a step not done");
       expect(!compensation_started_, "confirmed after compensating");
       return;
     }
     expect(o.type == EventType::order_failed, "an outcome of another type");
     // Every step that was sent and did not fail is compensated, and acknowledged.
     for (std::size_t i = 0; i < n_; ++i) {
-      expect(!sent_[i] || report_[i] == Report::failure || comp_issued_[i], "failed with a step not compensated");
+      expect(!sent_[i] || report_[i] == Report::failure || comp_issued_[i],
+             "failed with a step not compensated");
       failed_at_outcome_[i] = sent_[i] && report_[i] == Report::failure;
     }
     expect(outstanding_ == -1, "failed before the last compensation was acknowledged");
     // The compensated list is exactly the compensations issued, in order.
     std::string list = "\"compensated\":[";
-    for (std::size_t i = 0; i < compensations_.size(); ++i) list += (i ? ",\"" : "\"") + compensations_[i] + "\"";
+    for (std::size_t i = 0; i < compensations_.size(); ++i)
+      list += (i ? ",\"" : "\"") + compensations_[i] + "\"";
     list += "]";
-    expect(o.body.find(list) != std::string::npos, "compensated list differs from the compensations issued");
+    expect(o.body.find(list) != std::string::npos,
+           "compensated list differs from the compensations issued");
     if (cancel_first_) {
-      expect(o.body.find("\"reason\":\"cancelled\"") != std::string::npos, "early cancel: reason is not cancelled");
+      expect(o.body.find("\"reason\":\"cancelled\"") != std::string::npos,
+             "early cancel: reason is not cancelled");
     }
-    static const char* const kReasons[] = {"inventory_rejected", "payment_failed", "shipment_failed", "cancelled",
-                                           "timeout:inventory", "timeout:payment", "timeout:shipment"};
+    static const char* const kReasons[] = {
+        "inventory_rejected", "payment_failed",  "shipment_failed", "cancelled",
+        "timeout:inventory",  "timeout:payment", "timeout:shipment"};
     bool known = false;
-    for (const char* reason : kReasons) known = known || o.body.find(std::string("\"reason\":\"") + reason + "\"") != std::string::npos;
+    for (const char* reason : kReasons)
+      known =
+          known || o.body.find(std::string("\"reason\":\"") + reason + "\"") != std::string::npos;
     expect(known, "an unknown reason");
   }
 
   void check_state(const StepResult& r) {
     const SagaState& s = r.state;
-    expect(s.outcome_published == (outcomes_ > 0), "outcome_published disagrees with the outcomes seen");
+    expect(s.outcome_published == (outcomes_ > 0),
+           "outcome_published disagrees with the outcomes seen");
     expect(s.compensations.size() == compensations_.size(), "compensations list disagrees");
     switch (s.status) {
       case SagaStatus::running:
-      case SagaStatus::compensating: expect(r.deadline.has_value(), "waiting without a deadline"); break;
+      case SagaStatus::compensating:
+        expect(r.deadline.has_value(), "waiting without a deadline");
+        break;
       case SagaStatus::cancelled_before_start:
-      case SagaStatus::confirmed: expect(!r.deadline, "a deadline with nothing to wait for"); break;
+      case SagaStatus::confirmed:
+        expect(!r.deadline, "a deadline with nothing to wait for");
+        break;
       case SagaStatus::stuck: {
         expect(!r.deadline, "stuck with a deadline");
-        expect(outstanding_ >= 0 && comp_sends_[static_cast<std::size_t>(outstanding_)] == def_.compensation_retries + 1,
+        expect(outstanding_ >= 0 && comp_sends_[static_cast<std::size_t>(outstanding_)] ==
+                                        def_.compensation_retries + 1,
                "stuck before all compensation re-sends");
         break;
       }
-      case SagaStatus::failed: expect(r.deadline.has_value() == (outstanding_ >= 0), "failed: deadline vs outstanding"); break;
+      case SagaStatus::failed:
+        expect(r.deadline.has_value() == (outstanding_ >= 0), "failed: deadline vs outstanding");
+        break;
     }
   }
 
@@ -224,17 +254,20 @@ class Shadow {
 };
 
 struct Stats {
-  long steps = 0, confirmed = 0, failed = 0, stuck = 0, late = 0, dead = 0, ignored = 0, resends = 0;
+  long steps = 0, confirmed = 0, failed = 0, stuck = 0, late = 0, dead = 0, ignored = 0,
+       resends = 0;
 };
 
 std::string describe(const SagaInput& in, Millis now) {
-  std::string s = in.is_timeout() ? std::string("timeout") : std::string(to_string(in.event()->type));
+  std::string s =
+      in.is_timeout() ? std::string("timeout") : std::string(to_string(in.event()->type));
   return s + "@" + std::to_string(now - kT0) + " ";
 }
 
 void run_sequence(const SagaDefinition& def, Rng& rng, const std::string& order, Stats& stats) {
   static const std::pair<const char*, bool> kTotals[] = {
-      {"99.99", false}, {"99.99", true}, {"0.1", false}, {"12", true}, {"1234567890123.45", true}, {"0.01", false}};
+      {"99.99", false},           {"99.99", true}, {"0.1", false}, {"12", true},
+      {"1234567890123.45", true}, {"0.01", false}};
   const auto& [total, quoted] = kTotals[rng.below(6)];
   const std::string total_json = quoted ? "\"" + std::string(total) + "\"" : std::string(total);
 
@@ -273,17 +306,21 @@ void run_sequence(const SagaDefinition& def, Rng& rng, const std::string& order,
     feed(SagaInput(delivered.back()));
   };
   auto random_reply = [&]() {
-    const auto& st = def.steps[static_cast<std::size_t>(rng.below(static_cast<int>(def.steps.size())))];
+    const auto& st =
+        def.steps[static_cast<std::size_t>(rng.below(static_cast<int>(def.steps.size())))];
     const EventType types[] = {st.success, st.failure, st.compensation_ack};
     return reply(types[rng.below(3)], order, "ref_" + std::to_string(rng.below(1000)));
   };
   // A participant answering one of the commands sent so far (most often the latest).
   auto answer = [&]() -> std::optional<Event> {
     if (emitted.empty()) return std::nullopt;
-    const std::size_t k = rng.chance(70) ? emitted.size() - 1 : static_cast<std::size_t>(rng.below(static_cast<int>(emitted.size())));
+    const std::size_t k =
+        rng.chance(70) ? emitted.size() - 1
+                       : static_cast<std::size_t>(rng.below(static_cast<int>(emitted.size())));
     const EventType cmd = emitted[k].type;
     for (const auto& st : def.steps) {
-      if (st.command == cmd) return reply(rng.chance(80) ? st.success : st.failure, order, "ref_" + std::to_string(k));
+      if (st.command == cmd)
+        return reply(rng.chance(80) ? st.success : st.failure, order, "ref_" + std::to_string(k));
       if (st.compensation == cmd) return reply(st.compensation_ack, order);
     }
     return std::nullopt;
@@ -315,7 +352,8 @@ void run_sequence(const SagaDefinition& def, Rng& rng, const std::string& order,
       feed(SagaInput(Timeout{OrderId(order)}));  // early or stale: not due
     } else if (pick < 66) {
       if (!delivered.empty()) {
-        const Event dup = delivered[static_cast<std::size_t>(rng.below(static_cast<int>(delivered.size())))];
+        const Event dup =
+            delivered[static_cast<std::size_t>(rng.below(static_cast<int>(delivered.size())))];
         deliver(dup);  // a duplicate or re-ordered delivery
       }
     } else if (pick < 71) {
@@ -348,7 +386,8 @@ TEST_CASE("random input sequences keep every saga invariant", "[engine][random]"
     Rng rng{seed};
     for (int n = 0; n < kSequencesPerSeed; ++n) {
       // When a random sequence of inputs is applied, the invariants hold after every step
-      run_sequence(*defs[rng.below(2)], rng, "ord_" + std::to_string(seed) + "_" + std::to_string(n), stats);
+      run_sequence(*defs[rng.below(2)], rng,
+                   "ord_" + std::to_string(seed) + "_" + std::to_string(n), stats);
     }
   }
   // Then the sequences did reach every kind of ending (the test explores, not just idles)
@@ -358,8 +397,8 @@ TEST_CASE("random input sequences keep every saga invariant", "[engine][random]"
   CHECK(stats.late > 10);
   CHECK(stats.dead > 100);
   CHECK(stats.resends > 100);
-  WARN("random saga steps: " << stats.steps << ", confirmed " << stats.confirmed << ", failed " << stats.failed
-                             << ", stuck " << stats.stuck << ", late compensations " << stats.late
-                             << ", dead-lettered " << stats.dead << ", ignored " << stats.ignored
-                             << ", timeout re-sends " << stats.resends);
+  WARN("random saga steps: " << stats.steps << ", confirmed " << stats.confirmed << ", failed "
+                             << stats.failed << ", stuck " << stats.stuck << ", late compensations "
+                             << stats.late << ", dead-lettered " << stats.dead << ", ignored "
+                             << stats.ignored << ", timeout re-sends " << stats.resends);
 }

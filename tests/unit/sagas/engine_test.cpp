@@ -43,10 +43,11 @@ TEST_CASE("order.created starts the saga and sends inventory.reserve", "[engine]
   const SagaMessage& c = r.commands[0];
   CHECK(c.type == EventType::inventory_reserve);
   CHECK(c.id == "o1:inventory.reserve");
-  CHECK(c.body ==
-        R"({"id":"o1:inventory.reserve","type":"inventory.reserve","created":"2023-11-14T22:13:20Z",)"
-        R"("store_id":"store_1","saga_id":"order_fulfillment:o1","data":{"order_id":"o1",)"
-        R"("items":[{"sku":"A-1","qty":1,"price":99.99}, {"sku":"B","qty":1,"price":"0"}]}})");
+  CHECK(
+      c.body ==
+      R"({"id":"o1:inventory.reserve","type":"inventory.reserve","created":"2023-11-14T22:13:20Z",)"
+      R"("store_id":"store_1","saga_id":"order_fulfillment:o1","data":{"order_id":"o1",)"
+      R"("items":[{"sku":"A-1","qty":1,"price":99.99}, {"sku":"B","qty":1,"price":"0"}]}})");
   CHECK_FALSE(r.outcome);
   // And the step waits for its reply until now + the step timeout
   REQUIRE(r.deadline);
@@ -75,8 +76,10 @@ TEST_CASE("a step's success sends the next step's command", "[engine]") {
   REQUIRE(r.disposition == Disposition::applied);
   REQUIRE(types_of(r.commands) == Strings{"payment.charge"});
   CHECK(r.commands[0].id == "o1:payment.charge");
-  CHECK_THAT(r.commands[0].body,
-             Contains(R"("data":{"order_id":"o1","amount":99.99,"currency":"EUR","customer_id":"cust_1"}})"));
+  CHECK_THAT(
+      r.commands[0].body,
+      Contains(
+          R"("data":{"order_id":"o1","amount":99.99,"currency":"EUR","customer_id":"cust_1"}})"));
   CHECK(*r.deadline == kT0 + 500 + kTimeout);
   CHECK(r.state.steps[0].status == StepStatus::succeeded);
   CHECK(r.state.steps[0].ref_id == "res_1");
@@ -85,11 +88,12 @@ TEST_CASE("a step's success sends the next step's command", "[engine]") {
 
 TEST_CASE("money keeps its exact value and form from order.created into commands", "[engine]") {
   // Given totals written as a string, a number, with one or no fraction digit
-  for (auto [text, quoted, expected] : {std::tuple{"99.99", true, R"("amount":"99.99")"},
-                                        std::tuple{"99.99", false, R"("amount":99.99)"},
-                                        std::tuple{"0.1", false, R"("amount":0.1)"},
-                                        std::tuple{"1234567890123.45", true, R"("amount":"1234567890123.45")"},
-                                        std::tuple{"100", false, R"("amount":100,)"}}) {
+  for (auto [text, quoted, expected] :
+       {std::tuple{"99.99", true, R"("amount":"99.99")"},
+        std::tuple{"99.99", false, R"("amount":99.99)"},
+        std::tuple{"0.1", false, R"("amount":0.1)"},
+        std::tuple{"1234567890123.45", true, R"("amount":"1234567890123.45")"},
+        std::tuple{"100", false, R"("amount":100,)"}}) {
     Saga s;
     s.on(created("o1", text, quoted));
     // When the charge and later the refund are sent
@@ -133,8 +137,10 @@ TEST_CASE("a failure compensates in reverse, one command at a time, each after t
   // Then only the payment is refunded first (the failed shipment is not compensated)
   REQUIRE(types_of(r.commands) == Strings{"payment.refund"});
   CHECK(r.commands[0].id == "o1:payment.refund");
-  CHECK_THAT(r.commands[0].body,
-             Contains(R"("data":{"order_id":"o1","payment_id":"pay_1","amount":99.99,"currency":"EUR"}})"));
+  CHECK_THAT(
+      r.commands[0].body,
+      Contains(
+          R"("data":{"order_id":"o1","payment_id":"pay_1","amount":99.99,"currency":"EUR"}})"));
   CHECK(r.state.status == SagaStatus::compensating);
   CHECK(r.state.reason == "shipment_failed");
   CHECK(r.deadline);
@@ -151,8 +157,10 @@ TEST_CASE("a failure compensates in reverse, one command at a time, each after t
   CHECK(r.commands.empty());
   REQUIRE(r.outcome);
   CHECK(r.outcome->id == "o1:order.failed");
-  CHECK_THAT(r.outcome->body,
-             Contains(R"("data":{"order_id":"o1","reason":"shipment_failed","compensated":["payment.refund","inventory.release"]}})"));
+  CHECK_THAT(
+      r.outcome->body,
+      Contains(
+          R"("data":{"order_id":"o1","reason":"shipment_failed","compensated":["payment.refund","inventory.release"]}})"));
   CHECK(r.state.status == SagaStatus::failed);
   CHECK_FALSE(r.deadline);
 }
@@ -179,18 +187,21 @@ TEST_CASE("a failed step is not compensated, a never-started one neither", "[eng
     CHECK(r.state.detail == "participant said no");
     const auto done = s.on(reply(EventType::inventory_released, "o1"));
     REQUIRE(done.outcome);
-    CHECK_THAT(done.outcome->body, Contains(R"("reason":"payment_failed","compensated":["inventory.release"])"));
+    CHECK_THAT(done.outcome->body,
+               Contains(R"("reason":"payment_failed","compensated":["inventory.release"])"));
   }
 }
 
-TEST_CASE("order.cancelled while running compensates every step whose command was sent", "[engine]") {
+TEST_CASE("order.cancelled while running compensates every step whose command was sent",
+          "[engine]") {
   // Given inventory succeeded and payment.charge is out (no reply yet)
   Saga s = running_after(1);
   // When order.cancelled arrives
   auto r = s.on(cancelled("o1"));
   // Then the pending payment is refunded first (it may have happened): no payment_id known
   REQUIRE(types_of(r.commands) == Strings{"payment.refund"});
-  CHECK_THAT(r.commands[0].body, Contains(R"("data":{"order_id":"o1","amount":99.99,"currency":"EUR"}})"));
+  CHECK_THAT(r.commands[0].body,
+             Contains(R"("data":{"order_id":"o1","amount":99.99,"currency":"EUR"}})"));
   CHECK(r.state.reason == "cancelled");
   CHECK(r.state.detail == "customer asked");
   // And the release follows the refund's ack, then order.failed (cancelled)
@@ -198,7 +209,9 @@ TEST_CASE("order.cancelled while running compensates every step whose command wa
   CHECK(types_of(r.commands) == Strings{"inventory.release"});
   r = s.on(reply(EventType::inventory_released, "o1"));
   REQUIRE(r.outcome);
-  CHECK_THAT(r.outcome->body, Contains(R"("reason":"cancelled","compensated":["payment.refund","inventory.release"])"));
+  CHECK_THAT(
+      r.outcome->body,
+      Contains(R"("reason":"cancelled","compensated":["payment.refund","inventory.release"])"));
 }
 
 TEST_CASE("a step timeout compensates, the timed-out step included", "[engine]") {
@@ -219,8 +232,10 @@ TEST_CASE("a step timeout compensates, the timed-out step included", "[engine]")
   CHECK(types_of(r.commands) == Strings{"inventory.release"});
   r = s.on(reply(EventType::inventory_released, "o1"));
   REQUIRE(r.outcome);
-  CHECK_THAT(r.outcome->body,
-             Contains(R"("reason":"timeout:shipment","compensated":["shipment.cancel","payment.refund","inventory.release"])"));
+  CHECK_THAT(
+      r.outcome->body,
+      Contains(
+          R"("reason":"timeout:shipment","compensated":["shipment.cancel","payment.refund","inventory.release"])"));
 }
 
 TEST_CASE("timeout reasons name the step", "[engine]") {
@@ -245,8 +260,8 @@ TEST_CASE("a timeout that is not due, or for no waiting saga, is ignored", "[eng
   CHECK(r.disposition == Disposition::ignored);
   CHECK(s.state->to_json() == before);
   // And a timeout for an order with no saga, or a finished one, is ignored too
-  CHECK(step(fulfillment(), nullptr, SagaInput(Timeout{OrderId(std::string("nobody"))}), kT0).disposition ==
-        Disposition::ignored);
+  CHECK(step(fulfillment(), nullptr, SagaInput(Timeout{OrderId(std::string("nobody"))}), kT0)
+            .disposition == Disposition::ignored);
   Saga done = running_after(3);
   done.now += 10 * kTimeout;
   CHECK(done.timeout().disposition == Disposition::ignored);
@@ -351,7 +366,8 @@ TEST_CASE("a late success while compensating gets its compensation, after the ou
   CHECK(types_of(r.commands) == Strings{"inventory.release"});
   r = s.on(reply(EventType::inventory_released, "o1"));
   REQUIRE(r.outcome);
-  CHECK_THAT(r.outcome->body, Contains(R"("compensated":["payment.refund","shipment.cancel","inventory.release"])"));
+  CHECK_THAT(r.outcome->body,
+             Contains(R"("compensated":["payment.refund","shipment.cancel","inventory.release"])"));
 }
 
 TEST_CASE("a late success after the saga failed gets its compensation and no second outcome",
@@ -400,7 +416,8 @@ TEST_CASE("events that do not fit the saga's state are ignored", "[engine]") {
 }
 
 TEST_CASE("a reply for an order with no saga is dead-lettered as unknown_saga", "[engine]") {
-  for (EventType t : {EventType::inventory_reserved, EventType::payment_failed, EventType::shipment_cancelled}) {
+  for (EventType t :
+       {EventType::inventory_reserved, EventType::payment_failed, EventType::shipment_cancelled}) {
     // Given no saga; when a reply arrives
     const Event e = reply(t, "ghost");
     const auto r = step(fulfillment(), nullptr, SagaInput(e), kT0);
@@ -418,7 +435,8 @@ TEST_CASE("a reply for an order with no saga is dead-lettered as unknown_saga", 
   CHECK(r.error.code == Errc::unknown_saga);
 }
 
-TEST_CASE("a finished saga keeps its record: late replies are ignored, not dead-lettered", "[engine]") {
+TEST_CASE("a finished saga keeps its record: late replies are ignored, not dead-lettered",
+          "[engine]") {
   // Given a confirmed saga
   Saga s = running_after(3);
   REQUIRE(s.state->status == SagaStatus::confirmed);
@@ -433,7 +451,8 @@ TEST_CASE("a finished saga keeps its record: late replies are ignored, not dead-
   f.on(reply(EventType::inventory_rejected, "o1"));
   REQUIRE(f.state->status == SagaStatus::failed);
   require_ignored(f, reply(EventType::inventory_rejected, "o1"));
-  require_ignored(f, reply(EventType::payment_completed, "o1", "p"));  // never started: no charge to undo
+  require_ignored(
+      f, reply(EventType::payment_completed, "o1", "p"));  // never started: no charge to undo
   require_ignored(f, cancelled("o1"));
 }
 
@@ -459,7 +478,8 @@ TEST_CASE("order.cancelled before order.created is remembered; the saga then fai
   REQUIRE(r.outcome);
   CHECK(r.outcome->type == EventType::order_failed);
   CHECK(r.outcome->id == "o1:order.failed");
-  CHECK_THAT(r.outcome->body, Contains(R"("data":{"order_id":"o1","reason":"cancelled","compensated":[]}})"));
+  CHECK_THAT(r.outcome->body,
+             Contains(R"("data":{"order_id":"o1","reason":"cancelled","compensated":[]}})"));
   CHECK(r.state.status == SagaStatus::failed);
   CHECK(r.state.finished());
   CHECK_FALSE(r.deadline);
@@ -477,8 +497,9 @@ TEST_CASE("each saga publishes exactly one outcome", "[engine]") {
     }
     REQUIRE(s.state->outcome_published);
     int outcomes = 0;
-    for (EventType t : {EventType::inventory_reserved, EventType::payment_completed, EventType::shipment_created,
-                        EventType::inventory_released, EventType::payment_refunded, EventType::shipment_failed}) {
+    for (EventType t :
+         {EventType::inventory_reserved, EventType::payment_completed, EventType::shipment_created,
+          EventType::inventory_released, EventType::payment_refunded, EventType::shipment_failed}) {
       s.now += 1000;
       if (s.on(reply(t, "o1", "x")).outcome) ++outcomes;
       if (s.state->deadline) {
@@ -547,8 +568,8 @@ TEST_CASE("emitted commands and outcomes are valid envelopes for the core parser
   keep(s.on(reply(EventType::shipment_failed, "o\"1")));
   keep(s.on(reply(EventType::payment_refunded, "o\"1")));
   keep(s.on(reply(EventType::inventory_released, "o\"1")));
-  REQUIRE(types_of(out) == Strings{"inventory.reserve", "payment.charge", "shipment.create", "payment.refund",
-                                   "inventory.release", "order.failed"});
+  REQUIRE(types_of(out) == Strings{"inventory.reserve", "payment.charge", "shipment.create",
+                                   "payment.refund", "inventory.release", "order.failed"});
   // When each body is parsed by the envelope parser the worker and the simulator use
   EnvelopeParser parser;
   for (const SagaMessage& m : out) {

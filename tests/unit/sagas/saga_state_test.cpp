@@ -25,9 +25,11 @@ SagaState rich_state() {
   s.total = money("1234567890123.45", true);
   s.currency = "EUR";
   s.items_json = "[ {\"sku\" : \"A\", \"qty\":3,\n \"price\": 0.1} ]";
-  s.steps = {StepState{"inventory", EventType::inventory_release, StepStatus::compensating, "res/1", 1, 3, true},
-             StepState{"payment", EventType::payment_refund, StepStatus::compensated, "", 2, 1, false},
-             StepState{"shipment", EventType::shipment_cancel, StepStatus::not_started, "", 0, 0, false}};
+  s.steps = {
+      StepState{"inventory", EventType::inventory_release, StepStatus::compensating, "res/1", 1, 3,
+                true},
+      StepState{"payment", EventType::payment_refund, StepStatus::compensated, "", 2, 1, false},
+      StepState{"shipment", EventType::shipment_cancel, StepStatus::not_started, "", 0, 0, false}};
   s.compensations = {EventType::payment_refund, EventType::inventory_release};
   s.deadline = kT0 + 123;
   s.add_history(EventType::order_created, kT0);
@@ -93,7 +95,10 @@ TEST_CASE("the saga show view: state, steps done, pending compensations, history
   saga.on(reply(EventType::shipment_failed, "o1"));
   const std::string json = saga.state->to_json();
   // Then one JSON object says all of it
-  CHECK_THAT(json, Contains(R"({"schema":1,"saga":"order_fulfillment","order_id":"o1","state":"compensating","status":"compensating")"));
+  CHECK_THAT(
+      json,
+      Contains(
+          R"({"schema":1,"saga":"order_fulfillment","order_id":"o1","state":"compensating","status":"compensating")"));
   CHECK_THAT(json, Contains(R"("reason":"shipment_failed")"));
   CHECK_THAT(json, Contains(R"("steps_done":["inventory","payment"])"));
   CHECK_THAT(json, Contains(R"("compensations":["payment.refund"])"));
@@ -106,12 +111,14 @@ TEST_CASE("the saga show view: state, steps done, pending compensations, history
 
 TEST_CASE("unreadable saga records are refused with a reason", "[state]") {
   const std::string good = rich_state().to_json();
-  for (const char* bad : {"", "not json", "[]", R"({"schema":1})", R"({"schema":2,"order_id":"o","status":"running"})",
-                          R"({"schema":1,"order_id":"o","status":"sleeping"})",
-                          R"({"schema":1,"order_id":"o","status":"running","total":"12.345"})",
-                          R"({"schema":1,"order_id":"o","status":"running","steps":[{"name":"x"}]})",
-                          R"({"schema":1,"order_id":"o","status":"running","compensations":["x.y"]})",
-                          R"({"schema":1,"order_id":"o","status":"running","deadline_ms":"soon"})"}) {
+  for (const char* bad :
+       {"", "not json", "[]", R"({"schema":1})",
+        R"({"schema":2,"order_id":"o","status":"running"})",
+        R"({"schema":1,"order_id":"o","status":"sleeping"})",
+        R"({"schema":1,"order_id":"o","status":"running","total":"12.345"})",
+        R"({"schema":1,"order_id":"o","status":"running","steps":[{"name":"x"}]})",
+        R"({"schema":1,"order_id":"o","status":"running","compensations":["x.y"]})",
+        R"({"schema":1,"order_id":"o","status":"running","deadline_ms":"soon"})"}) {
     auto r = SagaState::from_json(bad);
     CHECK_FALSE(r.ok());
   }

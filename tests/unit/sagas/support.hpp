@@ -22,9 +22,12 @@ inline const SagaDefinition& fulfillment() {
   return defs.front();
 }
 
-inline Money money(std::string_view text, bool quoted) { return Money::parse(text, quoted).value(); }
+inline Money money(std::string_view text, bool quoted) {
+  return Money::parse(text, quoted).value();
+}
 
-inline Event created(const std::string& order, std::string_view total = "99.99", bool quoted = false) {
+inline Event created(const std::string& order, std::string_view total = "99.99",
+                     bool quoted = false) {
   Event e;
   e.id = EventId("evt_created_" + order);
   e.type = EventType::order_created;

@@ -61,10 +61,9 @@ TEST_CASE("keys of one apply share the partition's hash tag", "[store][keyspace]
   const OrderId order{"ord_456"s};
   const int p = ks.partition_of(order);
   // When the apply script's keys are built
-  const std::vector<std::string> keys{Keyspace::saga_key(p, order),
-                                      Keyspace::dedup_key(p, EventId{"evt_123"s}),
-                                      Keyspace::outbox_key(p), Keyspace::deadlines_key(p),
-                                      Keyspace::stats_key(p)};
+  const std::vector<std::string> keys{
+      Keyspace::saga_key(p, order), Keyspace::dedup_key(p, EventId{"evt_123"s}),
+      Keyspace::outbox_key(p), Keyspace::deadlines_key(p), Keyspace::stats_key(p)};
   // Then they all hash to the same cluster slot
   std::set<std::string> tags;
   for (const auto& k : keys) tags.insert(hash_tag(k));
