@@ -2,11 +2,6 @@
 // RabbitMQ; 202 only when the event is in the broker, and every refusal publishes nothing.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -14,6 +9,7 @@
 #include <thread>
 
 #include "http/webhook_signature.hpp"
+#include "http_client.hpp"
 #include "support/servers.hpp"
 
 using namespace std::chrono_literals;
@@ -22,36 +18,10 @@ using sagaflow::testing::RabbitServer;
 
 namespace {
 
-// One HTTP/1.1 request on a fresh connection; returns the status code (0: no answer).
 int http_post(int port, const std::string& path, const std::string& body,
               const std::string& signature, std::size_t declared_length = std::string::npos) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  std::string req =
-      "POST " + path +
-      " HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n";
-  if (!signature.empty()) req += "X-Sagaflow-Signature: " + signature + "\r\n";
-  req += "Content-Length: " +
-         std::to_string(declared_length == std::string::npos ? body.size() : declared_length) +
-         "\r\n\r\n";
-  if (declared_length == std::string::npos) req += body;
-  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string answer;
-  char buf[4096];
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-    answer.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (answer.size() < 12) return 0;
-  return std::stoi(answer.substr(9, 3));
+  return sagaflow::testing::http_request(port, "POST", path, body, signature, declared_length)
+      .status;
 }
 
 std::string envelope(const std::string& id) {
