@@ -48,7 +48,5 @@ int run_kafka_mock(const Config& config);
 // Redis key counting saga starts delayed by a rate limit (once per order), cluster-wide.
 inline constexpr std::string_view kRateLimitedKey = "sagaflow:stats:rate_limited";
 
-// Prints "sagaflow <name>: not available in this build yet" and returns 1.
-int not_built(const char* name);
 
 }  // namespace sagaflow::app

@@ -43,8 +43,6 @@ using SettleFn = std::function<void(std::uint64_t tag, Settlement)>;
 
 struct PipelineOptions {
   std::size_t max_message_bytes = kDefaultMaxMessageBytes;
-  std::string
-      default_store;       // rate-limit key for an order.created without a store (never: validated)
   int max_conflicts = 50;  // CAS losses in a row before backing off as if Redis were slow
 };
 

@@ -131,7 +131,7 @@ struct Worker::Impl {
         pipeline(
             d, repo, admission, sink_port, timers, clock, registry,
             [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
-            PipelineOptions{c.max_message_bytes, {}, 50}),
+            PipelineOptions{c.max_message_bytes, 50}),
         sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
         relay(outbox, sink_port,
               registry.counter("sagaflow_outbox_resent_total",
