@@ -38,7 +38,7 @@ echo "   rabbitmq: $SAGAFLOW_AMQP_URL"
 
 export SAGAFLOW_LOG_LEVEL="${SAGAFLOW_LOG_LEVEL:-warn}"
 export SAGAFLOW_STEP_TIMEOUT_MS="${SAGAFLOW_STEP_TIMEOUT_MS:-2000}"
-export SAGAFLOW_METRICS_ADDR=0
+export SAGAFLOW_METRICS_ADDR=0  # the workers get their own metrics ports below
 
 say "applying the topology"
 for _ in $(seq 1 30); do "$BIN" topology apply 2>"$LOGS/topology.err" && break; sleep 1; done
@@ -53,8 +53,11 @@ for i in $(seq 2 "$STORES"); do
 done
 
 say "starting $WORKERS workers and the participant simulator"
+METRICS_PORTS=()
 for i in $(seq 1 "$WORKERS"); do
-  "$BIN" worker 2>"$LOGS/worker-$i.log" &
+  port=$(free_port)
+  METRICS_PORTS+=("$port")
+  SAGAFLOW_METRICS_ADDR="127.0.0.1:$port" "$BIN" worker 2>"$LOGS/worker-$i.log" &
   CHILDREN+=($!)
 done
 "$BIN" simulate --seed 42 --fail-inventory 0.03 --fail-payment 0.05 --fail-shipment 0.03 --no-answer 0.01 \
@@ -98,8 +101,23 @@ done
 echo
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 
+scrape_all() {  # every worker's /metrics, concatenated (bash's /dev/tcp: no curl needed)
+  local port
+  for port in "${METRICS_PORTS[@]}"; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null
+  done
+}
+
 say "summary"
 "$BIN" status
+metrics=$(scrape_all)
+echo "failed sagas by reason:"
+awk -F'[{}" ]+' '/^sagaflow_sagas_failed_total\{/ {n[$3]+=$NF} END {for (r in n) printf "  %-22s %d\n", r, n[r]}' \
+  <<<"$metrics" | sort
+acked=$(awk '/^sagaflow_events_acked_total / {s+=$2} END {printf "%d", s}' <<<"$metrics")
+compensations=$(awk '/^sagaflow_compensations_sent_total / {s+=$2} END {printf "%d", s}' <<<"$metrics")
+echo "compensation commands sent: $compensations"
+echo "events acked by the workers: $acked ($((acked * 1000 / (elapsed_ms > 0 ? elapsed_ms : 1))) events/s over the run)"
 echo "   orders: $ORDERS in $((elapsed_ms / 1000)).$(((elapsed_ms % 1000) / 100)) s" \
   "($((done_count * 1000 / (elapsed_ms > 0 ? elapsed_ms : 1))) sagas/s end to end, rate limits included)"
 echo "   dead-letter queue (first 3):"

@@ -62,6 +62,7 @@ struct Pipeline::Impl {
   metrics::Counter& finished_failed;
   metrics::Counter& conflicts;
   metrics::Counter& commands_sent;
+  metrics::Counter& compensations_sent;
   metrics::Histogram& processing;
 
   Impl(const SagaDefinition& d, SagaRepository& r, StartAdmission& a, MessageSink& s, Timers& t,
@@ -92,6 +93,8 @@ struct Pipeline::Impl {
                             "Commits lost to another worker (re-applied)")),
         commands_sent(m.counter("sagaflow_outbox_published_total",
                                 "Commands and outcomes confirmed by the broker")),
+        compensations_sent(m.counter("sagaflow_compensations_sent_total",
+                                     "Compensation commands committed (re-sends included)")),
         processing(m.histogram(
             "sagaflow_event_processing_seconds", "From delivery to settlement",
             {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})) {
@@ -100,6 +103,11 @@ struct Pipeline::Impl {
           &m.counter("sagaflow_events_consumed_total", "Deliveries consumed, by event type",
                      fmt::format("type=\"{}\"", to_string(static_cast<EventType>(i))));
     }
+  }
+
+  metrics::Counter& failed_by_reason(const std::string& reason) {
+    return registry.counter("sagaflow_sagas_failed_total", "Sagas failed, by reason",
+                            fmt::format("reason=\"{}\"", reason));
   }
 
   metrics::Counter& dead_lettered(Errc reason) {
@@ -295,6 +303,15 @@ struct Pipeline::Impl {
       c.messages.push_back({std::string(kCommandsExchange), std::string(to_string(cmd.type)),
                             std::move(cmd.id), std::move(cmd.body)});
     }
+    std::size_t compensations = 0;
+    for (const auto& cmd : c.messages) {
+      const auto type = event_type_from(cmd.routing_key);
+      compensations +=
+          type && (*type == EventType::inventory_release || *type == EventType::payment_refund ||
+                   *type == EventType::shipment_cancel);
+    }
+    const std::string failure_reason =
+        r.outcome && r.outcome->type == EventType::order_failed ? r.state.reason : "";
     const bool outcome = r.outcome.has_value();
     const bool confirmed = outcome && r.outcome->type == EventType::order_confirmed;
     if (outcome) {
@@ -302,7 +319,8 @@ struct Pipeline::Impl {
                             std::move(r.outcome->id), std::move(r.outcome->body)});
     }
     const bool started = state == nullptr && !r.commands.empty();
-    repo.commit(c, [this, &job, commit, outcome, confirmed, started](Result<CommitResult> res) {
+    repo.commit(c, [this, &job, commit, outcome, confirmed, started, compensations,
+                    failure_reason](Result<CommitResult> res) {
       if (!res) return back_off(job, res.error());
       recovered(job);
       CommitResult& cr = res.value();
@@ -329,6 +347,8 @@ struct Pipeline::Impl {
       }
       if (started) sagas_started.inc();
       if (outcome) (confirmed ? finished_confirmed : finished_failed).inc();
+      if (!failure_reason.empty()) failed_by_reason(failure_reason).inc();
+      compensations_sent.inc(static_cast<double>(compensations));
       settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
       publish_outbox(cr.partition, std::move(cr.outbox_ids), std::move(commit));
       finish(job);
