@@ -34,7 +34,7 @@ int run_webhook(const Config& config) {
         m.body = std::move(e.body);
         sink.publish(std::move(m), std::move(done));
       },
-      config.max_message_bytes);
+      config.max_message_bytes, [&] { return sink.connected(); });
   http::Server server(
       runner.loop(),
       [&](const http::Request& r, http::Respond respond) { handler(r, std::move(respond)); },

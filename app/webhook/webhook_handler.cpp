@@ -20,15 +20,23 @@ http::Response json_error(int status, std::string_view error, std::string_view d
 }  // namespace
 
 WebhookHandler::WebhookHandler(std::vector<std::string> secrets, const Clock& clock,
-                               PublishFn publish, std::size_t max_message_bytes)
+                               PublishFn publish, std::size_t max_message_bytes,
+                               std::function<bool()> ready)
     : secrets_(std::move(secrets)),
       clock_(clock),
       publish_(std::move(publish)),
+      ready_(std::move(ready)),
       parser_(max_message_bytes) {}
 
 void WebhookHandler::operator()(const http::Request& req, http::Respond respond) {
   if (req.path == "/healthz") {
     respond(http::Response{200, "text/plain; charset=utf-8", "ok\n"});
+    return;
+  }
+  if (req.path == "/readyz") {
+    const bool up = !ready_ || ready_();
+    respond(http::Response{up ? 200 : 503, "text/plain; charset=utf-8",
+                           up ? "ready\n" : "broker unavailable\n"});
     return;
   }
   constexpr std::string_view kPrefix = "/webhooks/";

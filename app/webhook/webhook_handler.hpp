@@ -3,7 +3,8 @@
 //   POST /webhooks/<source>, body = envelope, header X-Sagaflow-Signature.
 //   202 after the broker confirmed the publish; 400 malformed or invalid envelope; 401 bad or
 //   missing signature; 413 over the size limit (decided by http::Server from Content-Length
-//   before any HMAC work); 503 broker unavailable (nothing published). GET /healthz is 200.
+//   before any HMAC work); 503 broker unavailable (nothing published). GET /healthz is 200;
+//   GET /readyz is 200 only while the broker connection is up.
 // The event id still deduplicates downstream: a replayed webhook publishes the same id.
 #include <functional>
 #include <memory>
@@ -28,7 +29,7 @@ using PublishFn = std::function<void(OutgoingEvent, std::function<void(Status)> 
 class WebhookHandler {
  public:
   WebhookHandler(std::vector<std::string> secrets, const Clock& clock, PublishFn publish,
-                 std::size_t max_message_bytes);
+                 std::size_t max_message_bytes, std::function<bool()> ready = {});
   void operator()(const http::Request& request, http::Respond respond);
 
   std::uint64_t accepted() const noexcept { return accepted_; }
@@ -37,6 +38,7 @@ class WebhookHandler {
   std::vector<std::string> secrets_;
   const Clock& clock_;
   PublishFn publish_;
+  std::function<bool()> ready_;
   EnvelopeParser parser_;
   Event event_;
   std::uint64_t accepted_ = 0;

@@ -47,8 +47,14 @@ TEST_CASE("webhook ingress: 202 after the broker has it, 4xx and 503 publish not
   }
   rabbit.purge("sagaflow.saga");
   Process webhook({sagaflow::testing::sagaflow_binary(), "webhook"}, env);
-  for (int i = 0; i < 100 && http_post(port, "/healthz", "", "") == 0; ++i)
+  // Ready only once its broker connection is up (before that, a POST would rightly be 503)
+  int ready = 0;
+  for (int i = 0; i < 150 && ready != 200; ++i) {
     std::this_thread::sleep_for(100ms);
+    ready = sagaflow::testing::http_request(port, "GET", "/readyz").status;
+  }
+  REQUIRE(ready == 200);
+  CHECK(sagaflow::testing::http_request(port, "GET", "/healthz").status == 200);
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
 
   // Given a body signed with the old secret (rotation): 202, and the event is in the queue

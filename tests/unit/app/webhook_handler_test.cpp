@@ -85,3 +85,23 @@ TEST_CASE("broker unavailable is 503 and nothing is published", "[webhook]") {
   CHECK(h.published.empty());
   CHECK(h.handler.accepted() == 0);
 }
+
+TEST_CASE("readiness follows the broker connection; health does not", "[webhook]") {
+  ManualClock clock{kNow};
+  bool broker = false;
+  WebhookHandler handler(
+      {"s"}, clock, [](OutgoingEvent, std::function<void(Status)> done) { done({}); }, 1024,
+      [&] { return broker; });
+  auto get = [&](const char* path) {
+    http::Request req;
+    req.method = "GET";
+    req.path = path;
+    int status = 0;
+    handler(req, [&](http::Response r) { status = r.status; });
+    return status;
+  };
+  CHECK(get("/readyz") == 503);
+  CHECK(get("/healthz") == 200);
+  broker = true;
+  CHECK(get("/readyz") == 200);
+}
