@@ -48,5 +48,4 @@ int run_kafka_mock(const Config& config);
 // Redis key counting saga starts delayed by a rate limit (once per order), cluster-wide.
 inline constexpr std::string_view kRateLimitedKey = "sagaflow:stats:rate_limited";
 
-
 }  // namespace sagaflow::app
