@@ -17,6 +17,14 @@
 namespace sagaflow::app {
 
 int run_kafka_mock(const Config&) {
+  // Block SIGTERM and SIGINT before librdkafka starts any thread (threads inherit the mask), so
+  // that only sigwait below receives them; otherwise one of its threads could take the signal
+  // and the default action would kill the process.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   constexpr int kBrokers = 1;
   constexpr int kPartitions = 8;
   char err[512];
@@ -36,12 +44,6 @@ int run_kafka_mock(const Config&) {
   for (const char* topic : {"sagaflow.events", "sagaflow.commands", "sagaflow.dead"}) {
     rd_kafka_mock_topic_create(cluster, topic, kPartitions, 1);
   }
-  // Block the signals first so that sigwait receives them and nothing else does.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::printf("%s\n", rd_kafka_mock_cluster_bootstraps(cluster));
   std::fflush(stdout);
   int sig = 0;
