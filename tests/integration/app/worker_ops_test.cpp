@@ -50,7 +50,11 @@ TEST_CASE("worker: metrics, health, readiness follow its dependencies; logs are 
   std::string metrics;
   for (int i = 0; i < 100; ++i) {
     metrics = http_request(port, "GET", "/metrics").body;
-    if (metrics.find("sagaflow_events_acked_total 1") != std::string::npos) break;
+    // Both settled: the order acked, the poison dead-lettered (they may finish in either order)
+    if (metrics.find("sagaflow_events_acked_total 1") != std::string::npos &&
+        metrics.find("sagaflow_event_processing_seconds_count 2") != std::string::npos) {
+      break;
+    }
     std::this_thread::sleep_for(100ms);
   }
   // Then every metric of the contract is exposed, with the values of what happened
