@@ -3,6 +3,8 @@
 #include <memory>
 
 #include "core/log.hpp"
+#include "sagas/definition.hpp"
+#include "sagas/saga_state.hpp"
 
 namespace sagaflow::app {
 
@@ -19,6 +21,19 @@ void DeadlineSweeper::tick() {
   }
 }
 
+bool command_still_wanted(const SagaDefinition& definition, const SagaState& state,
+                          EventType command) {
+  if (is_outcome(command)) return true;
+  for (std::size_t i = 0; i < definition.steps.size() && i < state.steps.size(); ++i) {
+    const auto& step = definition.steps[i];
+    if (step.command == command) {
+      return state.status == SagaStatus::running && state.steps[i].status == StepStatus::pending;
+    }
+    if (step.compensation == command) return state.steps[i].status == StepStatus::compensating;
+  }
+  return false;
+}
+
 void OutboxRelay::tick() {
   if (outstanding_ > 0) return;
   for (int p = 0; p < outbox_.partitions(); ++p) {
@@ -26,22 +41,48 @@ void OutboxRelay::tick() {
     outbox_.claim_stale(p, [this, p](Result<std::vector<store::OutboxEntry>> claimed) {
       --outstanding_;
       if (!claimed || claimed->empty()) return;
-      log::info("re-sending outbox entries left pending",
+      log::info("taking over outbox entries left pending",
                 {{"partition", p}, {"count", static_cast<std::int64_t>(claimed->size())}});
-      for (auto& entry : claimed.value()) {
-        OutgoingMessage m{std::move(entry.command.exchange), std::move(entry.command.route),
-                          std::move(entry.command.id), std::move(entry.command.body)};
-        auto id = std::make_shared<std::string>(std::move(entry.stream_id));
-        ++outstanding_;
-        sink_.publish(m, [this, p, id](Status st) {
-          --outstanding_;
-          if (!st) return;  // stays pending; claimed again after min idle
-          resent_.inc();
-          outbox_.ack(p, {*id});
-        });
-      }
+      for (auto& entry : claimed.value()) resend(p, std::move(entry));
     });
   }
+}
+
+void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
+  const auto type = event_type_from(entry.command.route);
+  const std::string_view id = entry.command.id;  // "<order_id>:<type>"
+  if (!type || is_outcome(*type) || id.size() <= entry.command.route.size() + 1) {
+    return publish(partition, std::move(entry));
+  }
+  const OrderId order(id.substr(0, id.size() - entry.command.route.size() - 1));
+  ++outstanding_;
+  auto shared = std::make_shared<store::OutboxEntry>(std::move(entry));
+  sagas_.load(order, [this, partition, shared, type](Result<store::SagaRecord> record) {
+    --outstanding_;
+    if (!record) return;  // Redis away: the entry stays pending and is claimed again later
+    auto state = SagaState::from_json(record->state);
+    if (record->version > 0 && state && !command_still_wanted(definition_, state.value(), *type)) {
+      dropped_.inc();
+      log::info("outbox entry no longer wanted by its saga; dropped",
+                {{"command_id", shared->command.id}, {"saga_status", state->status_name()}});
+      outbox_.ack(partition, {shared->stream_id});
+      return;
+    }
+    publish(partition, std::move(*shared));
+  });
+}
+
+void OutboxRelay::publish(int partition, store::OutboxEntry entry) {
+  OutgoingMessage m{std::move(entry.command.exchange), std::move(entry.command.route),
+                    std::move(entry.command.id), std::move(entry.command.body)};
+  auto id = std::make_shared<std::string>(std::move(entry.stream_id));
+  ++outstanding_;
+  sink_.publish(m, [this, partition, id](Status st) {
+    --outstanding_;
+    if (!st) return;  // stays pending; claimed again after min idle
+    resent_.inc();
+    outbox_.ack(partition, {*id});
+  });
 }
 
 }  // namespace sagaflow::app

@@ -4,6 +4,9 @@
 //   them to the pipeline as timeout inputs.
 // - OutboxRelay: takes over outbox entries left pending too long (a worker died between commit
 //   and publish, or its publish failed) and re-sends them with the same ids, then clears them.
+//   A command is re-sent only while its saga still waits for it (its step is still pending,
+//   or its compensation still outstanding): a stale create after the step was compensated
+//   would be a command for a step that must not run. Outcome events are always re-sent.
 // Both skip a tick while the previous one is still in flight, and do nothing while Redis is
 // down (their calls fail fast as transient errors and the next tick tries again).
 #include <functional>
@@ -13,6 +16,12 @@
 #include "app/worker/ports.hpp"
 #include "store/deadlines.hpp"
 #include "store/outbox.hpp"
+#include "store/saga_store.hpp"
+
+namespace sagaflow {
+struct SagaDefinition;
+struct SagaState;
+}  // namespace sagaflow
 
 namespace sagaflow::app {
 
@@ -32,15 +41,32 @@ class DeadlineSweeper {
 
 class OutboxRelay {
  public:
-  OutboxRelay(store::Outbox& outbox, MessageSink& sink, metrics::Counter& resent)
-      : outbox_(outbox), sink_(sink), resent_(resent) {}
+  OutboxRelay(store::Outbox& outbox, store::SagaStore& sagas, const SagaDefinition& definition,
+              MessageSink& sink, metrics::Counter& resent, metrics::Counter& dropped)
+      : outbox_(outbox),
+        sagas_(sagas),
+        definition_(definition),
+        sink_(sink),
+        resent_(resent),
+        dropped_(dropped) {}
   void tick();
 
  private:
+  void resend(int partition, store::OutboxEntry entry);
+  void publish(int partition, store::OutboxEntry entry);
+
   store::Outbox& outbox_;
+  store::SagaStore& sagas_;
+  const SagaDefinition& definition_;
   MessageSink& sink_;
   metrics::Counter& resent_;
+  metrics::Counter& dropped_;
   int outstanding_ = 0;
 };
+
+// True while the saga in `state` still waits for this command: a forward command whose step is
+// pending, or a compensation whose step is being compensated. Outcomes are always wanted.
+bool command_still_wanted(const SagaDefinition& definition, const SagaState& state,
+                          EventType command);
 
 }  // namespace sagaflow::app

@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -30,7 +31,15 @@ namespace sagaflow::app {
 namespace {
 
 constexpr Millis kSweepEveryMs = 200;
-constexpr Millis kRelayEveryMs = 1000;
+// An outbox entry still pending after this long is taken over by another worker's relay: well
+// within the step timeout, so that a command a dead worker committed but never published is
+// re-sent before its step times out. (A re-send of a slow publish is a harmless duplicate.)
+Millis outbox_idle_ms(const Config& c) {
+  return std::clamp<Millis>(c.step_timeout_ms / 3, 200, 5000);
+}
+Millis relay_every_ms(const Config& c) {
+  return std::clamp<Millis>(outbox_idle_ms(c) / 2, 100, 1000);
+}
 constexpr Millis kStatsEveryMs = 5000;
 constexpr Millis kDrainLimitMs = 9000;
 
@@ -92,6 +101,7 @@ struct Worker::Impl {
     store::OutboxOptions o;
     o.partitions = c.redis_partitions;
     o.consumer = consumer;
+    o.min_idle_ms = outbox_idle_ms(c);
     return o;
   }
   static store::RateLimiterOptions limiter_options(const Config& c) {
@@ -133,9 +143,11 @@ struct Worker::Impl {
             [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
             PipelineOptions{c.max_message_bytes, 50}),
         sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
-        relay(outbox, sink_port,
-              registry.counter("sagaflow_outbox_resent_total",
-                               "Outbox entries re-sent by the relay")),
+        relay(
+            outbox, sagas, d, sink_port,
+            registry.counter("sagaflow_outbox_resent_total", "Outbox entries re-sent by the relay"),
+            registry.counter("sagaflow_outbox_dropped_total",
+                             "Outbox entries taken over but no longer wanted by their saga")),
         http(
             l,
             [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); },
@@ -215,7 +227,7 @@ struct Worker::Impl {
     timers.every(kSweepEveryMs, [this] {
       if (!draining && redis.connected()) sweeper.tick();
     });
-    timers.every(kRelayEveryMs, [this] {
+    timers.every(relay_every_ms(config), [this] {
       if (!draining && redis.connected() && sink.connected()) relay.tick();
     });
     timers.every(kStatsEveryMs, [this] {
