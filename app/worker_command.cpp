@@ -12,11 +12,6 @@
 namespace sagaflow::app {
 
 int run_worker(const Config& config) {
-  if (config.broker != BrokerKind::rabbitmq) {
-    std::fprintf(stderr,
-                 "sagaflow worker: SAGAFLOW_BROKER=kafka is not available in this build yet\n");
-    return 1;
-  }
   auto definitions = load_definitions(config.saga_dir, config.step_timeout_ms);
   if (!definitions) {
     std::fprintf(stderr, "sagaflow worker: %s\n", definitions.error().detail.c_str());

@@ -33,6 +33,10 @@ constexpr ConfigKey kKeys[] = {
     {"SAGAFLOW_WEBHOOK_ADDR", "webhook-addr", "127.0.0.1:8080", "host:port of the webhook ingress"},
     {"SAGAFLOW_REDIS_PARTITIONS", "redis-partitions", "16",
      "saga keyspace partitions (hash tags); the same for every worker"},
+    {"SAGAFLOW_KAFKA_PARTITIONS", "kafka-partitions", "8",
+     "partitions of each topic that topology apply creates (Kafka)"},
+    {"SAGAFLOW_KAFKA_REPLICATION", "kafka-replication", "1",
+     "replication factor of the topics that topology apply creates (Kafka)"},
 };
 
 Error bad(std::string_view key, std::string_view why) {
@@ -374,6 +378,14 @@ Result<Config> load_config(const ConfigSources& sources) {
       auto n = int_of(1, 16384);
       if (!n) return n.error();
       c.redis_partitions = static_cast<int>(n.value());
+    } else if (key == "SAGAFLOW_KAFKA_PARTITIONS") {
+      auto n = int_of(1, 10000);
+      if (!n) return n.error();
+      c.kafka_partitions = static_cast<int>(n.value());
+    } else if (key == "SAGAFLOW_KAFKA_REPLICATION") {
+      auto n = int_of(1, 32);
+      if (!n) return n.error();
+      c.kafka_replication = static_cast<int>(n.value());
     }
   }
   if (c.find_plan(c.default_plan) == nullptr) {

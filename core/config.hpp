@@ -66,6 +66,8 @@ struct Config {
   int prefetch = 256;
   HostPort webhook_addr;
   int redis_partitions = 16;
+  int kafka_partitions = 8;   // topology apply (Kafka): partitions per topic
+  int kafka_replication = 1;  // topology apply (Kafka): replication factor
 
   const RatePlan* find_plan(std::string_view name) const noexcept;
 };

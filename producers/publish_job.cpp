@@ -14,6 +14,8 @@
 #include "core/envelope.hpp"
 #include "producers/impl/amqp_link.hpp"
 #include "producers/impl/uv_helpers.hpp"
+#include "producers/kafka_probe.hpp"
+#include "producers/kafka_sink.hpp"
 #include "producers/order_generator.hpp"
 #include "producers/rabbit_sink.hpp"
 #include "topology/names.hpp"
@@ -36,8 +38,8 @@ class Input {
 
 class FileInput final : public Input {
  public:
-  FileInput(std::FILE* f, bool owned, std::size_t max_bytes)
-      : f_(f), owned_(owned), parser_(max_bytes) {}
+  FileInput(std::FILE* f, bool owned, std::size_t max_bytes, const std::string* raw_route)
+      : f_(f), owned_(owned), raw_route_(raw_route), parser_(max_bytes) {}
   ~FileInput() override {
     std::free(line_);
     if (owned_) std::fclose(f_);
@@ -53,6 +55,13 @@ class FileInput final : public Input {
       std::string_view body(line_, static_cast<std::size_t>(n));
       while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.remove_suffix(1);
       if (body.find_first_not_of(" \t") == std::string_view::npos) continue;
+      if (raw_route_ != nullptr) {
+        Message m;
+        m.exchange = std::string(topology::kEventsExchange);
+        m.routing_key = *raw_route_;
+        m.body = std::string(body);
+        return m;
+      }
       if (Status s = parser_.parse(body, event_); !s) {
         bad_++;
         std::fprintf(stderr, "\r\033[Kline %lld: %s: %s\n", static_cast<long long>(line_no_),
@@ -64,6 +73,7 @@ class FileInput final : public Input {
       m.exchange = std::string(is_command(event_.type) ? topology::kCommandsExchange
                                                        : topology::kEventsExchange);
       m.routing_key = std::string(type);
+      m.key = std::string(event_.order_id.view());
       m.message_id = event_.id.str();
       m.body = std::string(body);
       return m;
@@ -75,6 +85,7 @@ class FileInput final : public Input {
  private:
   std::FILE* f_;
   bool owned_;
+  const std::string* raw_route_;  // not null: raw mode
   char* line_ = nullptr;
   std::size_t cap_ = 0;
   std::int64_t line_no_ = 0;
@@ -93,6 +104,7 @@ class GeneratedInput final : public Input {
     Message m;
     m.exchange = std::string(topology::kEventsExchange);
     m.routing_key = "order.created";
+    m.key = e.order_id;
     m.message_id = std::move(e.id);
     m.body = std::move(e.body);
     return m;
@@ -110,11 +122,19 @@ class Job {
  public:
   Job(uv_loop_t* loop, const Config& config, const PublishOptions& o, Input& input)
       : loop_(loop), options_(o), input_(input), tick_(loop), progress_timer_(loop) {
-    RabbitSinkOptions so;
-    so.endpoint = config.amqp;
-    so.name = "sagaflow publish";
-    so.window = o.window == 0 ? 1 : o.window;
-    sink_ = std::make_unique<RabbitSink>(loop, so);
+    if (config.broker == BrokerKind::kafka) {
+      KafkaSinkOptions ko;
+      ko.brokers = config.kafka_brokers;
+      ko.name = "sagaflow-publish";
+      ko.window = o.window == 0 ? 1 : o.window;
+      sink_ = std::make_unique<KafkaSink>(loop, ko);
+    } else {
+      RabbitSinkOptions so;
+      so.endpoint = config.amqp;
+      so.name = "sagaflow publish";
+      so.window = o.window == 0 ? 1 : o.window;
+      sink_ = std::make_unique<RabbitSink>(loop, so);
+    }
     sink_->on_writable([this] { fill(); });
     sink_->on_state_change([this](bool up) {
       if (up) fill();
@@ -223,7 +243,7 @@ class Job {
   uv_loop_t* loop_;
   PublishOptions options_;
   Input& input_;
-  std::unique_ptr<RabbitSink> sink_;
+  std::unique_ptr<Sink> sink_;
   rabbit::Timer tick_;
   rabbit::Timer progress_timer_;
   std::deque<Retry> retries_;
@@ -254,11 +274,16 @@ int run_publish_job(const Config& config, const PublishOptions& o) {
     std::fputs("sagaflow publish: --rate must be >= 0\n", stderr);
     return 2;
   }
+  if (o.raw && o.generate) {
+    std::fputs("sagaflow publish: --raw goes with --file, not --generate\n", stderr);
+    return 2;
+  }
+  const std::string* raw_route = o.raw ? &o.route : nullptr;
   std::unique_ptr<Input> input;
   if (o.generate) {
     input = std::make_unique<GeneratedInput>(*o.generate, o.seed, o.stores);
   } else if (o.file == "-") {
-    input = std::make_unique<FileInput>(stdin, false, config.max_message_bytes);
+    input = std::make_unique<FileInput>(stdin, false, config.max_message_bytes, raw_route);
   } else {
     std::FILE* f = std::fopen(o.file.c_str(), "rb");
     if (f == nullptr) {
@@ -266,11 +291,16 @@ int run_publish_job(const Config& config, const PublishOptions& o) {
                    std::strerror(errno));
       return 1;
     }
-    input = std::make_unique<FileInput>(f, true, config.max_message_bytes);
+    input = std::make_unique<FileInput>(f, true, config.max_message_bytes, raw_route);
   }
 
   // Fail fast, with the reason, when the broker cannot be reached at all.
-  {
+  if (config.broker == BrokerKind::kafka) {
+    if (Status st = probe_kafka(config.kafka_brokers); !st) {
+      std::fprintf(stderr, "sagaflow publish: %s\n", st.error().detail.c_str());
+      return 1;
+    }
+  } else {
     rabbit::LinkOptions lo;
     lo.endpoint = config.amqp;
     lo.heartbeat_s = 0;

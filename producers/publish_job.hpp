@@ -1,11 +1,14 @@
 #pragma once
 // `sagaflow publish`: events from a JSON-lines file (or stdin) or synthetic order.created,
-// published with confirms through a RabbitSink on a private libuv loop.
+// published with confirms through a RabbitSink or KafkaSink (SAGAFLOW_BROKER) on a private
+// libuv loop. On Kafka the record key is the order_id (one order, one partition).
 //
 // --file: each line is parsed with EnvelopeParser; a bad line is reported on stderr as
 //   "line 12: invalid_event: field 'data.total': ..." and not sent; the rest are sent. Blank
-//   lines are skipped. Events go to sagaflow.events (commands to sagaflow.commands) with
-//   routing key = type, message_id = id, the line's bytes unchanged as the body.
+//   lines are skipped. With raw, lines are sent as they are (no validation, no key) to
+//   sagaflow.events with routing key `route`. Events go to sagaflow.events (commands to
+//   sagaflow.commands) with routing key = type, message_id = id, the line's bytes unchanged as the
+//   body.
 // --generate N: synthetic order.created (producers/order_generator.hpp), deterministic for
 //   --seed, spread over --stores stores, at most --rate per second (0: as fast as confirms
 //   allow).
@@ -28,6 +31,8 @@ struct PublishOptions {
   double rate = 0;                       // events per second; 0 = unlimited
   int stores = 10;
   std::uint64_t seed = 1;
+  bool raw = false;  // --raw: each line sent unvalidated (poison drills), with routing key `route`
+  std::string route = "order.created";
   std::size_t window = 1024;  // unconfirmed publishes in flight
   int progress = -1;          // -1: if stderr is a terminal; 0: never; 1: always
 };

@@ -35,7 +35,8 @@ struct Header {
 
 struct Message {
   std::string exchange;     // RabbitMQ exchange / Kafka topic
-  std::string routing_key;  // RabbitMQ routing key (the type) / Kafka key
+  std::string routing_key;  // the type: RabbitMQ routing key / Kafka header "type"
+  std::string key;          // Kafka message key (the order_id); empty: none. RabbitMQ ignores it
   std::string message_id;   // the envelope id
   std::string body;
   std::vector<Header> headers;

@@ -36,4 +36,18 @@ void Deadlines::claim_due(int partition, int limit, Millis lease_ms, ClaimCallba
       timeout_ms_);
 }
 
+void Deadlines::extend(int partition, const OrderId& order, Millis due_ms,
+                       std::function<void(Status)> done) {
+  redis_.command(
+      {"ZADD", Keyspace::deadlines_key(partition), "XX", "GT", std::to_string(due_ms), order.str()},
+      [done = std::move(done)](Result<Reply> r) {
+        if (!r.ok()) return done(std::move(r).error());
+        if (r.value().is_error()) {
+          return done(make_error(Errc::internal, "ZADD XX GT: " + r.value().str));
+        }
+        done(Status::success());
+      },
+      timeout_ms_);
+}
+
 }  // namespace sagaflow::store

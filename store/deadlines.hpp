@@ -32,6 +32,11 @@ class Deadlines final {
 
   void claim_due(int partition, int limit, Millis lease_ms, ClaimCallback done);
 
+  // Moves an order's deadline later, to `due_ms`, if it has one that is earlier (ZADD XX GT:
+  // never adds a deadline, never brings one forward). For a command that reached the broker
+  // late (re-sent by the outbox relay after an outage): its step's time counts from then.
+  void extend(int partition, const OrderId& order, Millis due_ms, std::function<void(Status)> done);
+
  private:
   RedisClient& redis_;
   Millis timeout_ms_;

@@ -14,4 +14,10 @@ std::string retry_tier_name(std::int64_t ms) {
   return "sagaflow.retry." + suffix;
 }
 
+std::string kafka_retry_topic(std::string_view group) {
+  std::string topic(kRetryTopicPrefix);
+  topic.append(group);
+  return topic;
+}
+
 }  // namespace sagaflow::topology

@@ -41,8 +41,12 @@ inline constexpr std::array<std::string_view, 2> kRetryableQueues = {kSagaQueue,
 inline constexpr std::string_view kEventsTopic = "sagaflow.events";      // key = order_id
 inline constexpr std::string_view kCommandsTopic = "sagaflow.commands";  // key = order_id
 inline constexpr std::string_view kDeadTopic = "sagaflow.dead";
+// Retried messages wait in a retry topic of their consumer group, "sagaflow.retry.<group>"
+// (kafka_retry_topic), which that group consumes too; header x-sagaflow-not-before says when.
+inline constexpr std::string_view kRetryTopicPrefix = "sagaflow.retry.";
 inline constexpr std::string_view kSagaGroup = "sagaflow-saga";
 inline constexpr std::string_view kParticipantsGroup = "sagaflow-participants";
+inline constexpr std::string_view kDlqReplayGroup = "sagaflow-dlq-replay";  // dlq replay's offsets
 
 // Headers.
 inline constexpr std::string_view kHeaderAttempts =
@@ -51,6 +55,14 @@ inline constexpr std::string_view kHeaderError = "x-sagaflow-error";  // reason 
 inline constexpr std::string_view kHeaderDetail = "x-sagaflow-detail";  // one line
 inline constexpr std::string_view kHeaderOriginalRoute =
     "x-sagaflow-original-route";  // routing key / topic
+
+// Kafka record headers that carry what AMQP has as properties (values are UTF-8 text;
+// integers in decimal).
+inline constexpr std::string_view kKafkaHeaderType =
+    "type";  // the envelope type (AMQP routing key)
+inline constexpr std::string_view kKafkaHeaderMessageId = "message_id";
+inline constexpr std::string_view kKafkaHeaderContentType = "content_type";
+inline constexpr std::string_view kHeaderNotBefore = "x-sagaflow-not-before";  // unix ms
 
 inline constexpr std::string_view kContentType = "application/json";
 
@@ -61,5 +73,8 @@ inline constexpr std::array<std::int64_t, 4> kDefaultRetryTiersMs = {1000, 5000,
 // "sagaflow.retry.1s", "sagaflow.retry.2m", "sagaflow.retry.250ms": both the tier's exchange
 // and its queue.
 std::string retry_tier_name(std::int64_t delay_ms);
+
+// "sagaflow.retry.sagaflow-saga": where the Kafka consumer group `group` parks its retries.
+std::string kafka_retry_topic(std::string_view group);
 
 }  // namespace sagaflow::topology

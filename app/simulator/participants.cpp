@@ -47,6 +47,7 @@ std::optional<Reply> Participants::answer(const Event& command, Millis now) cons
   const std::uint64_t h = hash64(odds_.seed, cmd_id);
 
   Reply r;
+  r.order_id.assign(command.order_id.view());
   std::string_view ref_key;  // reservation_id, payment_id or shipment_id on a success
   std::string ref;
   std::string_view reason;

@@ -1,35 +1,29 @@
-// sagaflow simulate: the participants. Consumes sagaflow.participants, answers every command
-// on sagaflow.events (deterministically by command id, see participants.hpp), optionally after
+// sagaflow simulate: the participants. Consumes sagaflow.participants (Kafka: group
+// sagaflow-participants on sagaflow.commands), answers every command on sagaflow.events
+// (deterministically by command id, see participants.hpp), optionally after
 // --latency-ms, and acks the command only once the answer is confirmed by the broker. A
 // command that is not a valid envelope is dead-lettered with its reason.
 #include <cstdio>
 #include <memory>
 
 #include "app/commands.hpp"
+#include "app/impl/brokers.hpp"
 #include "app/impl/loop_runner.hpp"
 #include "app/simulator/participants.hpp"
 #include "app/worker/uv_timers.hpp"
-#include "consumers/rabbit_source.hpp"
 #include "core/envelope.hpp"
 #include "core/log.hpp"
-#include "producers/rabbit_sink.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow::app {
 
 int run_simulate(const Config& config, const SimulateArgs& args) {
   LoopRunner runner;
-  RabbitSinkOptions sink_options;
-  sink_options.endpoint = config.amqp;
-  sink_options.name = "sagaflow-simulator-publish";
-  RabbitSink sink(runner.loop(), sink_options);
-  RabbitSourceOptions source_options;
-  source_options.endpoint = config.amqp;
-  source_options.queue = std::string(topology::kParticipantsQueue);
-  source_options.prefetch = config.prefetch;
-  source_options.retry.max_attempts = config.max_attempts;
-  source_options.name = "sagaflow-simulator-consume";
-  RabbitSource source(runner.loop(), source_options, sink);
+  std::unique_ptr<Sink> sink_owner = make_sink(runner.loop(), config, "sagaflow-simulator-publish");
+  Sink& sink = *sink_owner;
+  std::unique_ptr<Source> source_owner =
+      make_source(runner.loop(), config, Role::participants, sink, "sagaflow-simulator-consume");
+  Source& source = *source_owner;
   UvTimers timers(runner.loop());
   SystemClock clock;
   const Participants participants(
@@ -42,6 +36,7 @@ int run_simulate(const Config& config, const SimulateArgs& args) {
     Message m;
     m.exchange = std::string(topology::kEventsExchange);
     m.routing_key = std::string(to_string(reply->type));
+    m.key = std::move(reply->order_id);
     m.message_id = reply->id;
     m.body = std::move(reply->body);
     sink.publish(std::move(m), [&, tag](Status st) {

@@ -1,13 +1,14 @@
 // sagaflow webhook: the HTTP ingress of CONTRACT.md section 7 on SAGAFLOW_WEBHOOK_ADDR,
-// publishing accepted events to sagaflow.events (routing key = type) through a RabbitSink.
+// publishing accepted events to sagaflow.events (routing key = type; on Kafka key = order_id)
+// through the broker's Sink.
 #include <cstdio>
 
 #include "app/commands.hpp"
+#include "app/impl/brokers.hpp"
 #include "app/impl/loop_runner.hpp"
 #include "app/webhook/webhook_handler.hpp"
 #include "core/log.hpp"
 #include "http/server.hpp"
-#include "producers/rabbit_sink.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow::app {
@@ -19,10 +20,8 @@ int run_webhook(const Config& config) {
     return 2;
   }
   LoopRunner runner;
-  RabbitSinkOptions sink_options;
-  sink_options.endpoint = config.amqp;
-  sink_options.name = "sagaflow-webhook";
-  RabbitSink sink(runner.loop(), sink_options);
+  std::unique_ptr<Sink> sink_owner = make_sink(runner.loop(), config, "sagaflow-webhook");
+  Sink& sink = *sink_owner;
   SystemClock clock;
   WebhookHandler handler(
       config.webhook_secrets, clock,
@@ -30,6 +29,7 @@ int run_webhook(const Config& config) {
         Message m;
         m.exchange = std::string(topology::kEventsExchange);
         m.routing_key = std::move(e.routing_key);
+        m.key = std::move(e.key);
         m.message_id = std::move(e.message_id);
         m.body = std::move(e.body);
         sink.publish(std::move(m), std::move(done));

@@ -64,7 +64,8 @@ void WebhookHandler::operator()(const http::Request& req, http::Respond respond)
     return;
   }
   const std::string source = req.path.substr(kPrefix.size());
-  OutgoingEvent out{std::string(to_string(event_.type)), event_.id.str(), req.body};
+  OutgoingEvent out{std::string(to_string(event_.type)), event_.id.str(), req.body,
+                    std::string(event_.order_id.view())};
   publish_(std::move(out), [this, respond = std::move(respond), source,
                             id = event_.id.str()](Status st) {
     if (!st) {

@@ -21,6 +21,7 @@ struct OutgoingEvent {
   std::string routing_key;  // the event type
   std::string message_id;   // the envelope id
   std::string body;         // the raw body, byte for byte
+  std::string key;          // data.order_id (the Kafka record key); may be empty
 };
 
 // Publishes one event; calls done with ok after the broker confirmed, or an error.

@@ -54,10 +54,11 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
   if (!type || is_outcome(*type) || id.size() <= entry.command.route.size() + 1) {
     return publish(partition, std::move(entry));
   }
-  const OrderId order(id.substr(0, id.size() - entry.command.route.size() - 1));
+  OrderId order(id.substr(0, id.size() - entry.command.route.size() - 1));
   ++outstanding_;
   auto shared = std::make_shared<store::OutboxEntry>(std::move(entry));
-  sagas_.load(order, [this, partition, shared, type](Result<store::SagaRecord> record) {
+  sagas_.load(order, [this, partition, shared, type,
+                      order = std::move(order)](Result<store::SagaRecord> record) {
     --outstanding_;
     if (!record) return;  // Redis away: the entry stays pending and is claimed again later
     auto state = SagaState::from_json(record->state);
@@ -68,20 +69,30 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
       outbox_.ack(partition, {shared->stream_id});
       return;
     }
-    publish(partition, std::move(*shared));
+    std::optional<Extend> extend;
+    for (const auto& step : definition_.steps) {
+      if (step.command == *type || step.compensation == *type) {
+        extend = Extend{order, step.timeout_ms};
+      }
+    }
+    publish(partition, std::move(*shared), std::move(extend));
   });
 }
 
-void OutboxRelay::publish(int partition, store::OutboxEntry entry) {
+void OutboxRelay::publish(int partition, store::OutboxEntry entry, std::optional<Extend> extend) {
   OutgoingMessage m{std::move(entry.command.exchange), std::move(entry.command.route),
                     std::move(entry.command.id), std::move(entry.command.body)};
   auto id = std::make_shared<std::string>(std::move(entry.stream_id));
   ++outstanding_;
-  sink_.publish(m, [this, partition, id](Status st) {
+  sink_.publish(m, [this, partition, id, extend = std::move(extend)](Status st) {
     --outstanding_;
     if (!st) return;  // stays pending; claimed again after min idle
     resent_.inc();
     outbox_.ack(partition, {*id});
+    if (extend) {
+      deadlines_.extend(partition, extend->order, clock_.now_ms() + extend->timeout_ms,
+                        [](Status) {});  // best effort: at worst the step times out as before
+    }
   });
 }
 

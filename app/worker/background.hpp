@@ -7,9 +7,14 @@
 //   A command is re-sent only while its saga still waits for it (its step is still pending,
 //   or its compensation still outstanding): a stale create after the step was compensated
 //   would be a command for a step that must not run. Outcome events are always re-sent.
+//   Once a re-sent command is confirmed, its step's deadline moves to now + the step timeout
+//   (never earlier): the participant's time counts from when the command reached the broker,
+//   so a broker outage longer than a step timeout does not fail sagas whose commands could
+//   not be delivered.
 // Both skip a tick while the previous one is still in flight, and do nothing while Redis is
 // down (their calls fail fast as transient errors and the next tick tries again).
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "app/worker/pipeline.hpp"
@@ -41,10 +46,13 @@ class DeadlineSweeper {
 
 class OutboxRelay {
  public:
-  OutboxRelay(store::Outbox& outbox, store::SagaStore& sagas, const SagaDefinition& definition,
-              MessageSink& sink, metrics::Counter& resent, metrics::Counter& dropped)
+  OutboxRelay(store::Outbox& outbox, store::SagaStore& sagas, store::Deadlines& deadlines,
+              const Clock& clock, const SagaDefinition& definition, MessageSink& sink,
+              metrics::Counter& resent, metrics::Counter& dropped)
       : outbox_(outbox),
         sagas_(sagas),
+        deadlines_(deadlines),
+        clock_(clock),
         definition_(definition),
         sink_(sink),
         resent_(resent),
@@ -53,10 +61,16 @@ class OutboxRelay {
 
  private:
   void resend(int partition, store::OutboxEntry entry);
-  void publish(int partition, store::OutboxEntry entry);
+  struct Extend {
+    OrderId order;
+    Millis timeout_ms = 0;
+  };
+  void publish(int partition, store::OutboxEntry entry, std::optional<Extend> extend = {});
 
   store::Outbox& outbox_;
   store::SagaStore& sagas_;
+  store::Deadlines& deadlines_;
+  const Clock& clock_;
   const SagaDefinition& definition_;
   MessageSink& sink_;
   metrics::Counter& resent_;

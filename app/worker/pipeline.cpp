@@ -421,6 +421,12 @@ void Pipeline::on_delivery(std::uint64_t tag, std::string_view body) {
     return m.recycle(std::move(job));
   }
   m.consumed[static_cast<std::size_t>(job->event.type)]->inc();
+  if (m.options.skip_outcomes && (job->event.type == EventType::order_confirmed ||
+                                  job->event.type == EventType::order_failed)) {
+    m.settle_delivery(*job, {SettleKind::ack, Errc::internal, {}});
+    --m.in_flight;
+    return m.recycle(std::move(job));
+  }
   if (!is_saga_input(job->event.type)) {
     m.settle_delivery(
         *job, {SettleKind::dead_letter, Errc::unknown_type,

@@ -44,6 +44,9 @@ using SettleFn = std::function<void(std::uint64_t tag, Settlement)>;
 struct PipelineOptions {
   std::size_t max_message_bytes = kDefaultMaxMessageBytes;
   int max_conflicts = 50;  // CAS losses in a row before backing off as if Redis were slow
+  // Ack and ignore outcome events (order.confirmed, order.failed): on Kafka the saga group
+  // reads all of sagaflow.events, outcomes included; a RabbitMQ binding never routes them.
+  bool skip_outcomes = false;
 };
 
 class Pipeline {

@@ -10,16 +10,15 @@
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
+#include "app/impl/brokers.hpp"
 #include "app/worker/background.hpp"
 #include "app/worker/pipeline.hpp"
 #include "app/worker/redis_ports.hpp"
 #include "app/worker/sink_port.hpp"
 #include "app/worker/uv_timers.hpp"
-#include "consumers/rabbit_source.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/server.hpp"
-#include "producers/rabbit_sink.hpp"
 #include "sagas/definition.hpp"
 #include "store/deadlines.hpp"
 #include "store/outbox.hpp"
@@ -39,6 +38,10 @@ Millis outbox_idle_ms(const Config& c) {
 }
 Millis relay_every_ms(const Config& c) {
   return std::clamp<Millis>(outbox_idle_ms(c) / 2, 100, 1000);
+}
+// After the sink (re)connects: long enough for the relay to claim and re-send what is pending.
+std::uint64_t sweep_grace_ms(const Config& c) {
+  return static_cast<std::uint64_t>(2 * outbox_idle_ms(c) + relay_every_ms(c));
 }
 constexpr Millis kStatsEveryMs = 5000;
 constexpr Millis kDrainLimitMs = 9000;
@@ -69,9 +72,11 @@ struct Worker::Impl {
   RedisSagaRepository repo{sagas, outbox};
   RedisAdmission admission{limiter, redis};
 
-  RabbitSink sink;
+  std::unique_ptr<Sink> sink_owner;
+  Sink& sink;
   SinkPort sink_port{sink};
-  RabbitSource source;
+  std::unique_ptr<Source> source_owner;
+  Source& source;
   Pipeline pipeline;
   DeadlineSweeper sweeper;
   OutboxRelay relay;
@@ -83,6 +88,7 @@ struct Worker::Impl {
   uv_signal_t sigint{};
   bool draining = false;
   bool closed = false;
+  std::uint64_t sink_up_since = 0;  // uv_now when the sink last connected
 
   static store::RedisClientOptions redis_options(const Config& c) {
     store::RedisClientOptions o;
@@ -110,22 +116,6 @@ struct Worker::Impl {
     o.default_plan = c.default_plan;
     return o;
   }
-  static RabbitSinkOptions sink_options(const Config& c) {
-    RabbitSinkOptions o;
-    o.endpoint = c.amqp;
-    o.name = "sagaflow-worker-publish";
-    return o;
-  }
-  static RabbitSourceOptions source_options(const Config& c) {
-    RabbitSourceOptions o;
-    o.endpoint = c.amqp;
-    o.queue = std::string(topology::kSagaQueue);
-    o.prefetch = c.prefetch;
-    o.retry.max_attempts = c.max_attempts;
-    o.name = "sagaflow-worker-consume";
-    return o;
-  }
-
   Impl(uv_loop_t* l, const Config& c, const SagaDefinition& d)
       : loop(l),
         config(c),
@@ -136,15 +126,17 @@ struct Worker::Impl {
         outbox(redis, outbox_options(c, consumer)),
         deadlines(redis),
         limiter(redis, limiter_options(c)),
-        sink(l, sink_options(c)),
-        source(l, source_options(c), sink),
+        sink_owner(make_sink(l, c, "sagaflow-worker-publish")),
+        sink(*sink_owner),
+        source_owner(make_source(l, c, Role::saga, sink, "sagaflow-worker-consume")),
+        source(*source_owner),
         pipeline(
             d, repo, admission, sink_port, timers, clock, registry,
             [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
-            PipelineOptions{c.max_message_bytes, 50}),
+            PipelineOptions{c.max_message_bytes, 50, c.broker == BrokerKind::kafka}),
         sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
         relay(
-            outbox, sagas, d, sink_port,
+            outbox, sagas, deadlines, clock, d, sink_port,
             registry.counter("sagaflow_outbox_resent_total", "Outbox entries re-sent by the relay"),
             registry.counter("sagaflow_outbox_dropped_total",
                              "Outbox entries taken over but no longer wanted by their saga")),
@@ -208,10 +200,14 @@ struct Worker::Impl {
       log::info(up ? "redis connected" : "redis disconnected", {{"redis", config.redis_url}});
       update_intake();
     });
-    sink.on_state_change([this](bool) { update_intake(); });
+    sink.on_state_change([this](bool up) {
+      if (up) sink_up_since = uv_now(loop);
+      update_intake();
+    });
     sink.on_writable([this] { update_intake(); });
     source.on_state_change([this](bool up) {
-      log::info(up ? "broker connected" : "broker disconnected", {{"queue", topology::kSagaQueue}});
+      log::info(up ? "broker connected" : "broker disconnected",
+                {{"intake", describe_intake(config, Role::saga)}});
       update_intake();
     });
     pipeline.on_degraded_change([this](bool) { update_intake(); });
@@ -224,8 +220,11 @@ struct Worker::Impl {
     source.start([this](const Delivery& d) { pipeline.on_delivery(d.tag, d.body); });
     update_intake();
 
+    // No timeouts while commands cannot reach the broker, nor right after it is back, until
+    // the relay has re-sent what the outage held up (and moved those steps' deadlines).
     timers.every(kSweepEveryMs, [this] {
-      if (!draining && redis.connected()) sweeper.tick();
+      const bool settled = uv_now(loop) - sink_up_since >= sweep_grace_ms(config);
+      if (!draining && redis.connected() && sink.connected() && settled) sweeper.tick();
     });
     timers.every(relay_every_ms(config), [this] {
       if (!draining && redis.connected() && sink.connected()) relay.tick();
@@ -250,7 +249,7 @@ struct Worker::Impl {
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
     log::info("worker started", {{"consumer", consumer},
-                                 {"queue", topology::kSagaQueue},
+                                 {"intake", describe_intake(config, Role::saga)},
                                  {"prefetch", config.prefetch},
                                  {"partitions", config.redis_partitions}});
     return Status::success();

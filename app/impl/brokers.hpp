@@ -1,0 +1,30 @@
+#pragma once
+// The broker side of a process, chosen by SAGAFLOW_BROKER: a Sink (RabbitSink / KafkaSink) and
+// a Source (RabbitSource on a queue / KafkaSource in a consumer group) for one of the two
+// consuming roles of CONTRACT.md section 6. The rest of the program sees only Source and Sink.
+#include <memory>
+#include <string>
+
+#include "consumers/source.hpp"
+#include "core/config.hpp"
+#include "producers/sink.hpp"
+
+struct uv_loop_s;
+
+namespace sagaflow::app {
+
+enum class Role : std::uint8_t {
+  saga,          // queue sagaflow.saga / group sagaflow-saga on sagaflow.events
+  participants,  // queue sagaflow.participants / group sagaflow-participants on sagaflow.commands
+};
+
+std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const Config& config, const std::string& name);
+
+// Retry and dead-letter copies go through `copies` (not owned; started by the caller).
+std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role role, Sink& copies,
+                                    const std::string& name);
+
+// What the source consumes, for logs: "queue sagaflow.saga" / "group sagaflow-saga".
+std::string describe_intake(const Config& config, Role role);
+
+}  // namespace sagaflow::app
