@@ -1,5 +1,7 @@
-// sagaflow dlq list | replay (RabbitMQ).
+// sagaflow dlq list | replay, on RabbitMQ (here) or Kafka (SAGAFLOW_BROKER=kafka, the broker
+// work in app/impl/kafka_dlq.cpp).
 //
+// RabbitMQ:
 // list: takes up to --limit messages from sagaflow.dead without acknowledging them, prints one
 //   JSON object per line (reason, detail, attempts, original route, message id, body), then
 //   closes the channel so the broker puts every message back, in order. Nothing is consumed.
@@ -7,6 +9,15 @@
 //   routing key (persistent, with publisher confirms, attempts reset), and only after the
 //   broker confirmed does it ack the dead letter. A crash in between re-publishes at worst
 //   (the event id deduplicates it downstream), never loses.
+//
+// Kafka: the topic sagaflow.dead, from the committed position of the consumer group
+// sagaflow-dlq-replay (the beginning if none) up to the high watermarks at the start.
+// list: prints the same JSON lines (plus partition and offset); commits nothing.
+// replay: re-publishes value, key and headers (minus x-sagaflow-*, so attempts start again
+//   at 1) to the original topic with the idempotent producer and acks=all, waits for each
+//   delivery report, and only then commits the offsets after the replayed ones for the group.
+//   A crash between the publish and the commit re-publishes at worst (same ids, deduplicated
+//   downstream), never loses.
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
@@ -17,7 +28,9 @@
 
 #include "app/commands.hpp"
 #include "app/impl/amqp_session.hpp"
+#include "app/impl/kafka_dlq.hpp"
 #include "core/envelope.hpp"
+#include "topology/names.hpp"
 
 namespace sagaflow::app {
 namespace {
@@ -94,26 +107,73 @@ Result<std::optional<DeadLetter>> get_one(AmqpSession& s) {
   return std::optional<DeadLetter>{std::move(d)};
 }
 
-void print_dead_letter(const DeadLetter& d) {
+// One JSON object per line: the same fields on both brokers; `extra` (already JSON, starting
+// with a comma) is appended before the closing brace.
+void print_dead_letter_line(std::string_view reason, std::string_view detail,
+                            std::string_view attempts, std::string_view route,
+                            std::string_view message_id, std::string_view body,
+                            std::string_view extra = {}) {
   std::string line = "{\"reason\":";
-  append_json_string(line, d.reason);
+  append_json_string(line, reason);
   line += ",\"detail\":";
-  append_json_string(line, d.detail);
+  append_json_string(line, detail);
   line += ",\"attempts\":";
-  append_json_string(line, d.attempts);
+  append_json_string(line, attempts);
   line += ",\"route\":";
-  append_json_string(line, d.route);
+  append_json_string(line, route);
   line += ",\"message_id\":";
-  append_json_string(line, d.message_id);
+  append_json_string(line, message_id);
   line += ",\"body\":";
-  append_json_string(line, d.body);
+  append_json_string(line, body);
+  line += extra;
   line += "}\n";
   std::fwrite(line.data(), 1, line.size(), stdout);
+}
+
+void print_dead_letter(const DeadLetter& d) {
+  print_dead_letter_line(d.reason, d.detail, d.attempts, d.route, d.message_id, d.body);
+}
+
+KafkaDlqOptions kafka_options(const Config& config) {
+  KafkaDlqOptions o;
+  o.brokers = config.kafka_brokers;
+  return o;
+}
+
+int kafka_dlq_list_command(const Config& config, const DlqArgs& args) {
+  const auto listed =
+      kafka_dlq_list(kafka_options(config), args.limit, [](const KafkaDeadLetter& d) {
+        print_dead_letter_line(
+            d.header(topology::kHeaderError), d.header(topology::kHeaderDetail),
+            d.header(topology::kHeaderAttempts), d.header(topology::kHeaderOriginalRoute),
+            d.header(topology::kKafkaHeaderMessageId), d.value,
+            fmt::format(",\"partition\":{},\"offset\":{}", d.partition, d.offset));
+      });
+  std::fflush(stdout);
+  if (!listed) {
+    std::fprintf(stderr, "sagaflow dlq list: %s\n", listed.error().detail.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "%lld dead-lettered message(s) listed\n",
+               static_cast<long long>(listed.value()));
+  return 0;
+}
+
+int kafka_dlq_replay_command(const Config& config, const DlqArgs& args) {
+  const auto replayed = kafka_dlq_replay(kafka_options(config), args.limit);
+  if (!replayed) {
+    std::fprintf(stderr, "sagaflow dlq replay: %s\n", replayed.error().detail.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "%lld dead-lettered message(s) replayed to their original topics\n",
+               static_cast<long long>(replayed.value()));
+  return 0;
 }
 
 }  // namespace
 
 int run_dlq_list(const Config& config, const DlqArgs& args) {
+  if (config.broker == BrokerKind::kafka) return kafka_dlq_list_command(config, args);
   auto session = AmqpSession::open(config.amqp);
   if (!session) {
     std::fprintf(stderr, "sagaflow dlq list: %s\n", session.error().detail.c_str());
@@ -137,6 +197,7 @@ int run_dlq_list(const Config& config, const DlqArgs& args) {
 }
 
 int run_dlq_replay(const Config& config, const DlqArgs& args) {
+  if (config.broker == BrokerKind::kafka) return kafka_dlq_replay_command(config, args);
   auto session = AmqpSession::open(config.amqp);
   if (!session) {
     std::fprintf(stderr, "sagaflow dlq replay: %s\n", session.error().detail.c_str());

@@ -1,5 +1,9 @@
 // sagaflow status: the cluster-wide summary, read from Redis (sagas by status, rate-limited
-// starts) and RabbitMQ (dead-letter depth). --json prints one JSON object for tools.
+// starts) and the broker (dead-letter depth: the sagaflow.dead queue on RabbitMQ; on Kafka the
+// dead letters of topic sagaflow.dead not yet replayed, i.e. the sum over its partitions of the
+// high watermark minus the committed offset of group sagaflow-dlq-replay, or minus the low
+// watermark where it has none). An unreachable broker shows the depth as unknown (-1 in JSON).
+// --json prints one JSON object for tools.
 // sagaflow saga show ORDER_ID: one saga's record as one JSON object.
 #include <charconv>
 #include <cstdio>
@@ -10,6 +14,7 @@
 
 #include "app/commands.hpp"
 #include "app/impl/amqp_session.hpp"
+#include "app/impl/kafka_dlq.hpp"
 #include "app/impl/redis_session.hpp"
 #include "core/envelope.hpp"
 #include "store/saga_store.hpp"
@@ -57,7 +62,11 @@ int run_status(const Config& config, bool json) {
     return 1;
   }
   std::int64_t dead = -1;
-  if (auto amqp = AmqpSession::open(config.amqp); amqp) {
+  if (config.broker == BrokerKind::kafka) {
+    KafkaDlqOptions kafka;
+    kafka.brokers = config.kafka_brokers;
+    if (auto depth = kafka_dlq_depth(kafka); depth) dead = depth.value();
+  } else if (auto amqp = AmqpSession::open(config.amqp); amqp) {
     if (auto depth = amqp.value()->queue_depth("sagaflow.dead"); depth) dead = depth.value();
   }
   for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed"})
@@ -81,7 +90,8 @@ int run_status(const Config& config, bool json) {
   if (dead >= 0) {
     std::printf("dead-letter queue depth:  %lld\n", static_cast<long long>(dead));
   } else {
-    std::printf("dead-letter queue depth:  unknown (RabbitMQ unreachable)\n");
+    std::printf("dead-letter queue depth:  unknown (%s unreachable)\n",
+                config.broker == BrokerKind::kafka ? "Kafka" : "RabbitMQ");
   }
   std::printf("rate-limited starts:      %lld\n", static_cast<long long>(rate_limited));
   return 0;
