@@ -1,6 +1,7 @@
 // sagaflow kafka-mock: an embedded Kafka-protocol broker (librdkafka's mock cluster) on
 // loopback. Prints the bootstrap address as the first line of stdout, then runs until SIGTERM
-// or SIGINT. The topics of CONTRACT.md section 6 are created up front.
+// or SIGINT. The topics of CONTRACT.md section 6 and the retry topic of each consumer group
+// (topology::kafka_retry_topic) are created up front.
 //
 // Limits of librdkafka 2.0's mock: it keeps about 5 MiB per partition and silently drops older
 // data, with no API to change that. With the 8 partitions per topic made here, sagaflow.events
@@ -11,8 +12,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <string>
 
 #include "app/commands.hpp"
+#include "topology/kafka_topology.hpp"
 
 namespace sagaflow::app {
 
@@ -41,8 +44,10 @@ int run_kafka_mock(const Config&) {
     rd_kafka_destroy(rk);
     return 1;
   }
-  for (const char* topic : {"sagaflow.events", "sagaflow.commands", "sagaflow.dead"}) {
-    rd_kafka_mock_topic_create(cluster, topic, kPartitions, 1);
+  // The same topics as `sagaflow topology apply` (which cannot create them on this mock: it
+  // has no CreateTopics controller), so that apply, the workers and the tests find them.
+  for (const std::string& topic : kafka_topics()) {
+    rd_kafka_mock_topic_create(cluster, topic.c_str(), kPartitions, 1);
   }
   std::printf("%s\n", rd_kafka_mock_cluster_bootstraps(cluster));
   std::fflush(stdout);
