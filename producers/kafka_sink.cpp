@@ -246,7 +246,14 @@ struct KafkaSink::Impl {
 
   static int on_stats(rd_kafka_t* rk, char* json, size_t len, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
-    if (rk == self->rk_ && any_broker_up(std::string_view(json, len))) self->signal_ = Signal::up;
+    if (rk != self->rk_) return 0;
+    if (any_broker_up(std::string_view(json, len))) {
+      self->signal_ = Signal::up;
+    } else if (self->connected_) {
+      // Also corrects a stale UP (statistics taken just before the connection dropped).
+      self->signal_ = Signal::down;
+      self->down_reason_ = "no broker connection (librdkafka statistics)";
+    }
     return 0;  // librdkafka frees json
   }
 
