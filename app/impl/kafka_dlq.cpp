@@ -24,6 +24,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -376,9 +377,42 @@ Status commit(Client& c, const std::map<std::int32_t, std::int64_t>& next_offset
   }
 }
 
+// Looks up `topic` once before the first publish to it: the producer then knows its partitions
+// at once (instead of at its next periodic metadata scan, about a second later), and a topic
+// that does not exist is one clear error instead of a delivery timeout.
+Status know_topic(Client& producer, const std::string& topic, std::set<std::string>& known) {
+  if (known.count(topic) != 0) return Status::success();
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer.rk(), topic.c_str(), nullptr);
+  if (rkt == nullptr)
+    return producer.failure(Errc::internal, "topic handle " + topic, rd_kafka_last_error());
+  const rd_kafka_metadata_t* md = nullptr;
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(
+      producer.rk(), 0, rkt, &md, static_cast<int>(producer.options().timeout_ms));
+  rd_kafka_topic_destroy(rkt);
+  rd_kafka_resp_err_t topic_err = err;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr) {
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (topic == md->topics[i].topic) topic_err = md->topics[i].err;
+    }
+  }
+  if (md != nullptr) rd_kafka_metadata_destroy(md);
+  if (topic_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+    return make_error(
+        Errc::unavailable,
+        fmt::format("Kafka at {}: the replay target topic {} does not exist (sagaflow "
+                    "topology apply creates it)",
+                    producer.options().brokers, topic));
+  }
+  if (topic_err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return producer.unreachable("metadata of " + topic, topic_err);
+  known.insert(topic);
+  return Status::success();
+}
+
 // Publishes one dead letter back and waits for its delivery report.
-Status republish(Client& producer, const KafkaDeadLetter& d) {
+Status republish(Client& producer, const KafkaDeadLetter& d, std::set<std::string>& known) {
   const std::string topic = kafka_replay_topic(d.header(topology::kHeaderOriginalRoute));
+  if (Status st = know_topic(producer, topic, known); !st) return st;
   rd_kafka_headers_t* hdrs = rd_kafka_headers_new(d.headers.size());
   for (const auto& [name, value] : d.headers) {
     if (std::string_view(name).starts_with("x-sagaflow-")) continue;  // starts fresh
@@ -468,6 +502,7 @@ Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64
        {"message.timeout.ms", std::to_string(std::max<std::int64_t>(options.idle_timeout_ms, 1))}});
   if (!producer) return std::move(producer).error();
 
+  std::set<std::string> known_topics;                // replay targets looked up already
   std::map<std::int32_t, std::int64_t> uncommitted;  // partition -> offset after the last replayed
   std::int64_t committed = 0;
   std::int64_t confirmed = 0;
@@ -478,7 +513,7 @@ Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64
     return Status::success();
   };
   auto replayed = read_dead_letters(c, ranges.value(), limit, [&](const KafkaDeadLetter& d) {
-    if (Status st = republish(*producer.value(), d); !st) return st;
+    if (Status st = republish(*producer.value(), d, known_topics); !st) return st;
     uncommitted[d.partition] = d.offset + 1;
     ++confirmed;
     if (confirmed - committed >= kCommitEvery) return flush_commits();

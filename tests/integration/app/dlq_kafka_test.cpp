@@ -3,6 +3,7 @@
 // position of group sagaflow-dlq-replay alone; replay re-publishes value, key and headers
 // (minus x-sagaflow-*) to the original topic and commits only what it replayed.
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include <array>
 #include <catch2/catch.hpp>
@@ -363,4 +364,47 @@ TEST_CASE("dlq on Kafka: an unreachable broker is one line on stderr and exit co
     CHECK_THAT(r.err, Catch::Contains("Kafka"));
     CHECK(r.took < 12s);
   }
+}
+
+TEST_CASE("dlq replay on Kafka: a commit that fails after the publish re-publishes, never loses",
+          "[dlq][kafka]") {
+  constexpr std::int16_t kOffsetCommitApiKey = 8;  // Kafka protocol ApiKey of OffsetCommit
+  KafkaMock kafka;
+  kafka.create_topic("sagaflow.events", 2);
+  kafka.create_topic("sagaflow.dead", 1);
+  const std::vector<std::pair<std::string, std::string>> env = {
+      {"SAGAFLOW_BROKER", "kafka"},
+      {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+      {"SAGAFLOW_METRICS_ADDR", "0"}};
+  const Record letter =
+      dead_letter(0, "o_c1", R"({"id":"c1","type":"order.cancelled","data":{"order_id":"o_c1"}})",
+                  "order.cancelled", "c1", "unknown_saga", "1", "sagaflow.events");
+  produce(kafka.bootstrap(), "sagaflow.dead", {letter});
+
+  // Given the broker refuses the next offset commit (not retriable)
+  rd_kafka_mock_push_request_errors(kafka.cluster(), kOffsetCommitApiKey, 1,
+                                    RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+  // When replayed: the event is published, the commit fails, exit 1 with one line
+  {
+    const Run r = run(env, {"dlq", "replay"});
+    INFO(r.err);
+    CHECK(r.code == 1);
+    CHECK(count_lines(r.err) == 1);
+    CHECK_THAT(r.err, Catch::Contains("commit"));
+  }
+  CHECK(read_all(kafka.bootstrap(), "sagaflow.events", 2).size() == 1);
+  // Then the dead letter is still there, and the next replay publishes it again (same id)
+  CHECK(count_lines(run(env, {"dlq", "list"}).out) == 1);
+  {
+    const Run r = run(env, {"dlq", "replay"});
+    INFO(r.err);
+    CHECK(r.code == 0);
+  }
+  const auto events = read_all(kafka.bootstrap(), "sagaflow.events", 2);
+  REQUIRE(events.size() == 2);
+  for (const Record& e : events) {
+    CHECK(e.value == letter.value);
+    CHECK(e.headers == without_sagaflow_headers(letter.headers));
+  }
+  CHECK(run(env, {"dlq", "list"}).out.empty());
 }
