@@ -271,11 +271,10 @@ int stats_cb(rd_kafka_t* /*rk*/, char* json, size_t len, void* opaque) {
   return 0;  // librdkafka frees json
 }
 
-// From librdkafka's threads: into the structured log.
+// From librdkafka's threads: into the structured log. Its errors (connection refused while
+// a broker is down...) are warnings here: what matters arrives through error_cb.
 void log_cb(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* buf) {
-  if (level <= 3) {
-    log::error("librdkafka", {{"component", "kafka_source"}, {"facility", fac}, {"detail", buf}});
-  } else if (level == 4) {
+  if (level <= 4) {
     log::warn("librdkafka", {{"component", "kafka_source"}, {"facility", fac}, {"detail", buf}});
   } else {
     log::debug("librdkafka", {{"component", "kafka_source"}, {"facility", fac}, {"detail", buf}});

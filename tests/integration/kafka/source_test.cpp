@@ -8,6 +8,7 @@
 // offset is known); committed offsets and dead letters are read with plain clients too, so
 // nothing here trusts the code under test to report on itself.
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <uv.h>
 
 #include <catch2/catch.hpp>
@@ -806,4 +807,33 @@ TEST_CASE("a retry record not yet due is held without blocking anything else", "
   REQUIRE(loop.run_until([&] { return committed(side, retry, 1)[0] == 2; }, 5s));
   stop_and_wait(loop, source);
   rd_kafka_destroy(side);
+}
+
+TEST_CASE("connected() follows the broker going down and coming back", "[kafka][source]") {
+  const std::string topic = "t8.events", group = "g8";
+  mock().create_topic(topic, 1);
+  mock().create_topic(topology::kafka_retry_topic(group), 1);
+  Loop loop;
+  Copies copies(loop);
+  KafkaSource source(loop.get(), source_options(group, topic), copies.sink);
+  std::vector<bool> states;
+  source.on_state_change([&](bool up) { states.push_back(up); });
+  int got = 0;
+  source.start([&](const Delivery& d) {
+    got++;
+    source.settle(d.tag, Verdict::ack());
+  });
+  REQUIRE(loop.run_until([&] { return source.connected(); }, 20s));
+  // When the only broker goes down
+  REQUIRE(rd_kafka_mock_broker_set_down(mock().cluster(), 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  // Then the source reports it
+  const bool went_down = loop.run_until([&] { return !source.connected(); }, 15s);
+  // And when it comes back, the source reports that too and consumes again
+  REQUIRE(rd_kafka_mock_broker_set_up(mock().cluster(), 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(went_down);
+  REQUIRE(loop.run_until([&] { return source.connected(); }, 15s));
+  CHECK(states == std::vector<bool>{true, false, true});
+  produce(topic, {{0, "after", "evt_after", ""}});
+  REQUIRE(loop.run_until([&] { return got == 1; }, 15s));
+  stop_and_wait(loop, source);
 }
