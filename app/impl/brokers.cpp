@@ -7,12 +7,27 @@
 #include "topology/names.hpp"
 
 namespace sagaflow::app {
+namespace {
+
+// A request the broker has not answered by then is failed and sent again (librdkafka's default
+// is 60 s): after a broker restart, a request caught in the switch delays its partition by at
+// most this much.
+constexpr const char* kSocketTimeoutMs = "10000";
+
+}  // namespace
 
 std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const Config& config, const std::string& name) {
   if (config.broker == BrokerKind::kafka) {
     KafkaSinkOptions o;
     o.brokers = config.kafka_brokers;
     o.name = name;
+    // A record the broker has not confirmed by then fails (the outbox re-sends it): bounded
+    // delivery time after an outage, instead of waiting behind librdkafka's retries.
+    o.message_timeout_ms = 5000;
+    o.properties.emplace_back("socket.timeout.ms", kSocketTimeoutMs);
+    // Room for a dead-letter copy of the largest accepted message plus its headers.
+    o.properties.emplace_back("message.max.bytes",
+                              std::to_string(config.max_message_bytes + 65536));
     return std::make_unique<KafkaSink>(loop, std::move(o));
   }
   RabbitSinkOptions o;
@@ -32,6 +47,11 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
     o.name = name;
     o.max_in_flight = static_cast<std::size_t>(config.prefetch);
     o.retry.max_attempts = config.max_attempts;
+    // A fetch that finds nothing waits at most this long before the next one: the latency of
+    // every saga hop when the topic is quiet. (A real broker answers a waiting fetch as soon as
+    // data arrives; librdkafka's mock cluster only at the end of the wait.)
+    o.properties.emplace_back("fetch.wait.max.ms", "10");
+    o.properties.emplace_back("socket.timeout.ms", kSocketTimeoutMs);
     return std::make_unique<KafkaSource>(loop, std::move(o), copies);
   }
   RabbitSourceOptions o;

@@ -499,6 +499,8 @@ Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64
       {{"enable.idempotence", "true"},
        {"acks", "all"},
        {"linger.ms", "0"},
+       {"partitioner",
+        "murmur2_random"},  // as KafkaSink: a key lands where the rest of its order is
        {"message.timeout.ms", std::to_string(std::max<std::int64_t>(options.idle_timeout_ms, 1))}});
   if (!producer) return std::move(producer).error();
 
