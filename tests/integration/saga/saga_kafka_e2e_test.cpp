@@ -1,0 +1,383 @@
+// End-to-end on Kafka: the sagaflow binary (topology apply, worker, simulate, publish, status)
+// with SAGAFLOW_BROKER=kafka against librdkafka's mock cluster (a Kafka-protocol broker in
+// this test process, on loopback) and a real Redis. The same invariant checker as the RabbitMQ
+// tests (e2e.hpp) runs over what a Kafka observer saw on sagaflow.commands and sagaflow.events.
+#include <signal.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e.hpp"
+#include "kafka_trace.hpp"
+#include "support/servers.hpp"
+
+using namespace std::chrono_literals;
+using sagaflow::e2e::check_sagas;
+using sagaflow::e2e::Clock;
+using sagaflow::e2e::Env;
+using sagaflow::e2e::GeneratedOrders;
+using sagaflow::e2e::KafkaObserver;
+using sagaflow::e2e::Orders;
+using sagaflow::e2e::read_status;
+using sagaflow::e2e::Report;
+using sagaflow::e2e::run_cli;
+using sagaflow::e2e::tail;
+using sagaflow::testing::KafkaMock;
+using sagaflow::testing::Process;
+using sagaflow::testing::RedisServer;
+using sagaflow::testing::sagaflow_binary;
+
+namespace {
+
+constexpr int kPartitions = 8;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = 200ms) {
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    if (done()) return true;
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(poll);
+  }
+}
+
+struct TempFile {
+  std::string path;
+  explicit TempFile(std::string p) : path(std::move(p)) {}
+  ~TempFile() {
+    std::error_code ignored;
+    std::filesystem::remove_all(std::filesystem::path(path).parent_path(), ignored);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+};
+
+// A fresh Kafka (mock cluster) and Redis, the topology, and the processes of one test.
+struct KafkaCluster {
+  KafkaMock kafka;
+  RedisServer redis;
+  Env env;
+  std::vector<std::pair<std::string, std::unique_ptr<Process>>> workers;
+  std::unique_ptr<Process> simulator;
+
+  explicit KafkaCluster(const std::string& step_timeout_ms = "4000") : kafka(1) {
+    for (const char* t : {"sagaflow.events", "sagaflow.commands", "sagaflow.dead",
+                          "sagaflow.retry.sagaflow-saga", "sagaflow.retry.sagaflow-participants"})
+      kafka.create_topic(t, kPartitions);
+    env = {{"SAGAFLOW_BROKER", "kafka"},
+           {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+           {"SAGAFLOW_REDIS_URL", redis.url()},
+           {"SAGAFLOW_METRICS_ADDR", "0"},
+           {"SAGAFLOW_STEP_TIMEOUT_MS", step_timeout_ms},
+           {"SAGAFLOW_MAX_ATTEMPTS", "8"},
+           {"SAGAFLOW_PLANS", "free=100000/s:100000"},
+           {"SAGAFLOW_LOG_LEVEL", "warn"}};
+    const auto r = run_cli({"topology", "apply"}, env, 60s);
+    INFO("topology apply stderr: " << tail(r.err, 2000));
+    REQUIRE(r.code == 0);
+  }
+
+  Process& start_worker(const std::string& name) {
+    workers.emplace_back(
+        name, std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env,
+                                        false));
+    return *workers.back().second;
+  }
+
+  Process& worker(const std::string& name) {
+    for (auto& [n, p] : workers)
+      if (n == name) return *p;
+    throw std::runtime_error("no worker " + name);
+  }
+
+  void start_simulator(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{sagaflow_binary(), "simulate"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    simulator = std::make_unique<Process>(argv, env, false);
+  }
+
+  std::string diagnostics() {
+    std::string d;
+    std::string why;
+    if (auto s = read_status(env, &why)) {
+      d += "status: " + s->raw + "\n";
+    } else {
+      d += "status: " + why + "\n";
+    }
+    for (auto& [name, p] : workers) {
+      const auto code = p->wait_for(0ms);
+      d += "--- worker " + name +
+           (code ? " exited " + std::to_string(*code) : std::string(" running")) + ", stderr:\n" +
+           tail(p->read_stderr(), 2500) + "\n";
+    }
+    if (simulator) d += "--- simulator stderr:\n" + tail(simulator->read_stderr(), 1500) + "\n";
+    return d;
+  }
+
+  // SIGTERM drains: every worker still running exits 0 within 10 s.
+  void drain_workers() {
+    for (auto& [name, p] : workers) {
+      if (p->wait_for(0ms)) continue;
+      p->signal(SIGTERM);
+      const auto t0 = Clock::now();
+      const auto code = p->wait_for(10s);
+      INFO("worker " << name << " after SIGTERM, stderr: " << tail(p->read_stderr(), 2000));
+      CHECK(code.has_value());
+      CHECK(code.value_or(-1) == 0);
+      std::printf("kafka worker %s drained in %.2f s\n", name.c_str(), since(t0));
+    }
+    if (simulator) {
+      simulator->signal(SIGTERM);
+      simulator->wait_for(10s);
+    }
+  }
+};
+
+std::size_t count_outcomes(const KafkaObserver& obs, const Orders& orders) {
+  std::size_t n = 0;
+  for (const auto& [order_id, type] : sagaflow::e2e::outcome_types(obs.snapshot()))
+    n += orders.count(order_id);
+  return n;
+}
+
+void wait_finished(KafkaCluster& c, const KafkaObserver& obs, const Orders& orders,
+                   std::chrono::seconds timeout) {
+  const auto t0 = Clock::now();
+  const bool seen =
+      wait_until([&] { return count_outcomes(obs, orders) >= orders.size(); }, timeout, 250ms);
+  if (!seen) {
+    std::string list;
+    const auto outs = sagaflow::e2e::outcome_types(obs.snapshot());
+    int shown = 0;
+    for (const auto& [order_id, total] : orders)
+      if (outs.count(order_id) == 0 && ++shown <= 10) list += order_id + " ";
+    FAIL("only " << count_outcomes(obs, orders) << " of " << orders.size()
+                 << " orders have an outcome after " << timeout.count() << " s; missing e.g. "
+                 << list << "\n"
+                 << c.diagnostics());
+  }
+  std::printf("kafka: all %zu outcomes seen after %.1f s\n", orders.size(), since(t0));
+  std::string last;
+  const bool counted = wait_until(
+      [&] {
+        std::string why;
+        auto s = read_status(c.env, &why);
+        if (!s) {
+          last = why;
+          return false;
+        }
+        last = s->raw;
+        return s->sagas["confirmed"] + s->sagas["failed"] == static_cast<long long>(orders.size());
+      },
+      30s, 500ms);
+  INFO("last status: " << last);
+  REQUIRE(counted);
+}
+
+Report require_invariants(const KafkaObserver& obs, const Orders& orders) {
+  const Report r = check_sagas(obs.snapshot(), orders);
+  std::printf("kafka: %s\n", r.summary().c_str());
+  std::string v;
+  for (const auto& line : r.violations) v += "  " + line + "\n";
+  INFO(r.summary() << "\n" << v);
+  CHECK(r.violations.empty());
+  CHECK(r.outcomes.count("confirmed") != 0);
+  return r;
+}
+
+// Nothing left running, compensating or stuck; status agrees with the trace.
+void check_final_status(KafkaCluster& c, const Report& r, long long expect_dead) {
+  std::string why;
+  auto s = read_status(c.env, &why);
+  INFO(why);
+  REQUIRE(s.has_value());
+  INFO("status: " << s->raw);
+  long long failed = 0;
+  for (const auto& [k, n] : r.outcomes)
+    if (k != "confirmed") failed += n;
+  auto at = [&](const char* key) { return s->sagas.count(key) ? s->sagas.at(key) : -1; };
+  CHECK(at("running") == 0);
+  CHECK(at("compensating") == 0);
+  CHECK(at("stuck") == 0);
+  CHECK(at("confirmed") == (r.outcomes.count("confirmed") ? r.outcomes.at("confirmed") : 0));
+  CHECK(at("failed") == failed);
+  CHECK(s->dead_letter_depth == expect_dead);
+}
+
+const std::vector<std::string> kSimAllOutcomes = {
+    "--seed",          "11",  "--fail-inventory", "0.1",  "--fail-payment", "0.1",
+    "--fail-shipment", "0.1", "--no-answer",      "0.06", "--latency-ms",   "5"};
+
+const std::vector<std::string> kTraceTopics = {"sagaflow.commands", "sagaflow.events"};
+
+}  // namespace
+
+TEST_CASE("kafka e2e: hundreds of orders on two workers, every kind of outcome",
+          "[saga][e2e][kafka]") {
+  KafkaCluster c;
+  KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kbasic", 300, 6);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
+  INFO("publish stderr: " << tail(pub.err, 1500));
+  REQUIRE(pub.code == 0);
+
+  wait_finished(c, obs, gen.orders, 180s);
+  std::this_thread::sleep_for(1s);
+  const Report r = require_invariants(obs, gen.orders);
+  // Every kind of outcome happened (the simulator fails and ignores some commands).
+  CHECK(r.outcomes.size() >= 4);
+  check_final_status(c, r, 0);
+  c.drain_workers();
+}
+
+TEST_CASE("kafka e2e: a worker SIGKILLed mid-run and replaced loses nothing",
+          "[saga][e2e][kafka]") {
+  KafkaCluster c;
+  KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kkill", 300, 6);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
+  REQUIRE(pub.code == 0);
+
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s,
+                     20ms));
+  c.worker("w1").signal(SIGKILL);
+  std::printf("kafka: w1 SIGKILLed at %zu outcomes\n", count_outcomes(obs, gen.orders));
+  c.start_worker("w3");
+
+  wait_finished(c, obs, gen.orders, 180s);
+  std::this_thread::sleep_for(1s);
+  const Report r = require_invariants(obs, gen.orders);
+  check_final_status(c, r, 0);
+  c.drain_workers();
+}
+
+TEST_CASE("kafka e2e: the broker down for 3 s mid-run", "[saga][e2e][kafka]") {
+  // Longer than the outage plus the consumer groups' rejoin (a session timeout), so that the
+  // outage itself does not time steps out; the simulator's unanswered commands still do.
+  KafkaCluster c("15000");
+  KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kdown", 300, 6);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
+  REQUIRE(pub.code == 0);
+
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s,
+                     20ms));
+  const std::size_t before = count_outcomes(obs, gen.orders);
+  rd_kafka_mock_broker_set_down(c.kafka.cluster(), 1);
+  std::this_thread::sleep_for(3s);
+  rd_kafka_mock_broker_set_up(c.kafka.cluster(), 1);
+  std::printf("kafka: broker down for 3 s at %zu outcomes\n", before);
+
+  wait_finished(c, obs, gen.orders, 240s);
+  std::this_thread::sleep_for(1s);
+  const Report r = require_invariants(obs, gen.orders);
+  check_final_status(c, r, 0);
+  for (auto& [name, p] : c.workers) {
+    INFO("worker " << name << " stderr: " << tail(p->read_stderr(), 1500));
+    CHECK_FALSE(p->wait_for(0ms).has_value());  // an outage does not kill a worker
+  }
+  c.drain_workers();
+}
+
+TEST_CASE("kafka e2e: poison messages are dead-lettered with their reason, value intact",
+          "[saga][e2e][kafka]") {
+  KafkaCluster c;
+  KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
+  c.start_worker("w1");
+  c.start_simulator({"--seed", "3", "--latency-ms", "2"});
+
+  struct Poison {
+    std::string route, body, reason;
+  };
+  const std::vector<Poison> poison = {
+      {"order.created", R"({"id":"kpoison_1","type":"order.created","data":{"order_id":)",
+       "malformed_json"},
+      {"order.created", "[1,2,3]", "malformed_json"},
+      {"inventory.exploded",
+       R"({"id":"kpoison_3","type":"inventory.exploded","data":{"order_id":"kpoison_ord_3"}})",
+       "unknown_type"},
+      {"order.created",
+       R"({"id":"kpoison_4","type":"order.created","store_id":"store_p","data":{"order_id":"kpoison_ord_4","customer_id":"cus_1","total":10.999,"currency":"EUR","items":[{"sku":"a","qty":1,"price":10.999}]}})",
+       "invalid_event"},
+      {"inventory.reserved",
+       R"({"id":"kpoison_5","type":"inventory.reserved","data":{"order_id":"kord_nope","reservation_id":"res_1"}})",
+       "unknown_saga"},
+  };
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kclean", 20, 2);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  REQUIRE(run_cli({"publish", "--file", file.path}, c.env, 60s).code == 0);
+  for (const auto& p : poison) {
+    TempFile one(sagaflow::e2e::write_temp_file("poison.jsonl", {p.body}));
+    const auto r =
+        run_cli({"publish", "--raw", "--route", p.route, "--file", one.path}, c.env, 60s);
+    INFO("publish --raw stderr: " << r.err);
+    REQUIRE(r.code == 0);
+  }
+
+  wait_finished(c, obs, gen.orders, 90s);
+  std::vector<sagaflow::e2e::KafkaRecord> dead;
+  REQUIRE(wait_until(
+      [&] {
+        dead = sagaflow::e2e::read_topic(c.kafka.bootstrap(), "sagaflow.dead");
+        return dead.size() >= poison.size();
+      },
+      60s, 500ms));
+  std::this_thread::sleep_for(1s);
+  dead = sagaflow::e2e::read_topic(c.kafka.bootstrap(), "sagaflow.dead");
+  {
+    INFO(c.diagnostics());
+    REQUIRE_FALSE(c.worker("w1").wait_for(0ms).has_value());  // the worker survived all of it
+  }
+  CHECK(dead.size() == poison.size());  // the poison, and nothing else
+  std::vector<bool> found(poison.size(), false);
+  for (const auto& d : dead) {
+    auto h = d.headers;
+    bool matched = false;
+    for (std::size_t j = 0; j < poison.size(); ++j) {
+      if (found[j] || poison[j].body != d.value) continue;
+      found[j] = matched = true;
+      INFO("dead letter " << tail(d.value, 200));
+      CHECK(h["x-sagaflow-error"] == poison[j].reason);
+      CHECK(h["x-sagaflow-original-route"] == "sagaflow.events");
+      CHECK_FALSE(h["x-sagaflow-detail"].empty());
+      CHECK(h.count("x-sagaflow-attempts") == 1);
+      CHECK(h["type"] == poison[j].route);
+      break;
+    }
+    INFO("unexpected dead letter: " << tail(d.value, 200));
+    CHECK(matched);
+  }
+  const Report r = require_invariants(obs, gen.orders);
+  check_final_status(c, r, static_cast<long long>(poison.size()));
+  c.drain_workers();
+}
