@@ -3,7 +3,8 @@
 #   redis-server and rabbitmq-server on free ports -> topology apply -> several workers and the
 #   participant simulator (with some failures and unanswered commands) -> a few thousand
 #   generated orders -> a live progress line -> a final summary. Stops everything it started.
-# Knobs: DEMO_ORDERS (3000), DEMO_WORKERS (3), DEMO_STORES (8), DEMO_TIMEOUT_S (180).
+# Knobs: DEMO_ORDERS (3000), DEMO_WORKERS (3), DEMO_STORES (8), DEMO_TIMEOUT_S (180),
+# DEMO_BROKER (rabbitmq, or kafka: the embedded Kafka-protocol broker `sagaflow kafka-mock`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,12 @@ ORDERS="${DEMO_ORDERS:-3000}"
 WORKERS="${DEMO_WORKERS:-3}"
 STORES="${DEMO_STORES:-8}"
 TIMEOUT_S="${DEMO_TIMEOUT_S:-180}"
+BROKER="${DEMO_BROKER:-rabbitmq}"
+case "$BROKER" in
+  rabbitmq | kafka) ;;
+  *) echo "demo: DEMO_BROKER must be rabbitmq or kafka, not '$BROKER'" >&2; exit 2 ;;
+esac
+export SAGAFLOW_BROKER="$BROKER"
 
 # shellcheck source=lib/servers.sh
 source scripts/lib/servers.sh
@@ -30,11 +37,16 @@ trap 'exit 130' INT TERM
 
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
-say "starting redis-server and rabbitmq-server on loopback"
+say "starting redis-server and $([ "$BROKER" = kafka ] && echo "the Kafka mock broker" || echo rabbitmq-server) on loopback"
 start_redis
-start_rabbit
 echo "   redis:    $SAGAFLOW_REDIS_URL"
-echo "   rabbitmq: $SAGAFLOW_AMQP_URL"
+if [ "$BROKER" = kafka ]; then
+  start_kafka_mock "$BIN"
+  echo "   kafka:    $SAGAFLOW_KAFKA_BROKERS (sagaflow kafka-mock)"
+else
+  start_rabbit
+  echo "   rabbitmq: $SAGAFLOW_AMQP_URL"
+fi
 
 export SAGAFLOW_LOG_LEVEL="${SAGAFLOW_LOG_LEVEL:-warn}"
 export SAGAFLOW_STEP_TIMEOUT_MS="${SAGAFLOW_STEP_TIMEOUT_MS:-2000}"

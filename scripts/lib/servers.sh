@@ -60,6 +60,20 @@ start_rabbit() {
   export SAGAFLOW_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBIT_PORT/"
 }
 
+start_kafka_mock() {  # start_kafka_mock BIN: `sagaflow kafka-mock`, bootstrap from its first line
+  local bin=$1 dir="$SERVERS_DIR/kafka"
+  mkdir -p "$dir"
+  setsid "$bin" kafka-mock > "$dir/bootstrap" 2> "$dir/kafka.log" &
+  STARTED_PIDS+=($!)
+  local deadline=$((SECONDS + 20))
+  until [ -s "$dir/bootstrap" ]; do
+    ((SECONDS < deadline)) || { echo "sagaflow kafka-mock did not start (see $dir/kafka.log)" >&2; return 1; }
+    sleep 0.1
+  done
+  export SAGAFLOW_KAFKA_BROKERS
+  SAGAFLOW_KAFKA_BROKERS=$(head -n 1 "$dir/bootstrap")
+}
+
 stop_servers() {
   local pid
   for pid in "${STARTED_PIDS[@]}"; do
