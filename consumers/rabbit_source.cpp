@@ -22,6 +22,8 @@ using rabbit::view;
 
 constexpr int kTagBits = 40;  // exposed tag = generation << 40 | broker delivery tag
 constexpr std::uint64_t kTagMask = (std::uint64_t{1} << kTagBits) - 1;
+// While the copy publisher is not connected, how often a waiting copy checks again.
+constexpr std::int64_t kCopyWaitMs = 50;
 
 std::uint64_t expose(std::uint64_t generation, std::uint64_t amqp_tag) {
   return (generation << kTagBits) | amqp_tag;
@@ -433,16 +435,26 @@ void RabbitSource::publish_copy(std::uint64_t gen, std::uint64_t amqp_tag, Messa
       maybe_finish_stop();
       return;
     }
-    log::warn("retry / dead-letter copy not confirmed; publishing it again",
-              {{"link", options_.name}, {"error", s.error().detail}});
-    republish_.push_back(Republish{
-        gen, amqp_tag, rabbit::now_ms(loop_) + options_.republish_delay_ms, std::move(*keep)});
+    // Not connected (yet, e.g. right after start, or again): published as soon as the copy
+    // publisher is up. Not confirmed by a connected broker: published again after a pause.
+    const bool up = copies_->connected();
+    if (up) {
+      log::warn("retry / dead-letter copy not confirmed; publishing it again",
+                {{"link", options_.name}, {"error", s.error().detail}});
+    }
+    const std::int64_t delay = up ? options_.republish_delay_ms : 0;
+    republish_.push_back(Republish{gen, amqp_tag, rabbit::now_ms(loop_) + delay, std::move(*keep)});
     if (!republish_timer_->active())
-      republish_timer_->start(options_.republish_delay_ms, [this] { run_republish(); });
+      republish_timer_->start(std::max<std::int64_t>(delay, kCopyWaitMs),
+                              [this] { run_republish(); });
   });
 }
 
 void RabbitSource::run_republish() {
+  if (!copies_->connected()) {  // nothing to gain by failing again: wait for the publisher
+    if (!republish_.empty()) republish_timer_->start(kCopyWaitMs, [this] { run_republish(); });
+    return;
+  }
   const std::int64_t now = rabbit::now_ms(loop_);
   while (!republish_.empty() && republish_.front().due_ms <= now) {
     Republish r = std::move(republish_.front());
