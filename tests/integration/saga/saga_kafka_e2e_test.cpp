@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -227,7 +228,7 @@ const std::vector<std::string> kTraceTopics = {"sagaflow.commands", "sagaflow.ev
 
 }  // namespace
 
-TEST_CASE("kafka e2e: hundreds of orders on two workers, every kind of outcome",
+TEST_CASE("kafka e2e: hundreds of orders on two workers, every kind of outcome, broker errors",
           "[saga][e2e][kafka]") {
   KafkaCluster c;
   KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
@@ -240,6 +241,16 @@ TEST_CASE("kafka e2e: hundreds of orders on two workers, every kind of outcome",
   const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
   INFO("publish stderr: " << tail(pub.err, 1500));
   REQUIRE(pub.code == 0);
+  // Transient broker errors on the produce and fetch paths mid-run (librdkafka retries them,
+  // or a publish fails and the outbox re-sends it): they change no outcome.
+  constexpr std::int16_t kProduce = 0, kFetch = 1;  // Kafka protocol API keys
+  rd_kafka_mock_push_request_errors(
+      c.kafka.cluster(), kProduce, 4, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  rd_kafka_mock_push_request_errors(
+      c.kafka.cluster(), kFetch, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
 
   wait_finished(c, obs, gen.orders, 180s);
   std::this_thread::sleep_for(1s);
