@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -126,5 +127,20 @@ GeneratedOrders generate_orders(const std::string& tag, int n, int stores,
 std::string write_temp_file(const std::string& name, const std::vector<std::string>& lines);
 
 std::string tail(const std::string& text, std::size_t max = 3000);
+
+// Seconds since t0.
+double since(Clock::time_point t0);
+// Polls `done` until it is true (true) or `timeout` passed (false).
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(200));
+
+// Removes a file written by write_temp_file and its private directory.
+struct TempFile {
+  std::string path;
+  explicit TempFile(std::string p) : path(std::move(p)) {}
+  ~TempFile();
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+};
 
 }  // namespace sagaflow::e2e

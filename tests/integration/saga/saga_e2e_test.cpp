@@ -34,7 +34,10 @@ using sagaflow::e2e::Orders;
 using sagaflow::e2e::read_status;
 using sagaflow::e2e::Report;
 using sagaflow::e2e::run_cli;
+using sagaflow::e2e::since;
 using sagaflow::e2e::tail;
+using sagaflow::e2e::TempFile;
+using sagaflow::e2e::wait_until;
 using sagaflow::testing::Process;
 using sagaflow::testing::RabbitServer;
 using sagaflow::testing::RedisServer;
@@ -43,32 +46,6 @@ using sagaflow::testing::sagaflow_binary;
 namespace {
 
 constexpr const char* kGenerousPlans = "free=100000/s:100000";
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds poll = 200ms) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (done()) return true;
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(poll);
-  }
-}
-
-// Removes a file written by write_temp_file and its private directory.
-struct TempFile {
-  std::string path;
-  explicit TempFile(std::string p) : path(std::move(p)) {}
-  ~TempFile() {
-    std::error_code ignored;
-    std::filesystem::remove_all(std::filesystem::path(path).parent_path(), ignored);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-};
 
 // Fresh RabbitMQ + Redis, the topology, and the processes of one test.
 struct Cluster {

@@ -33,7 +33,10 @@ using sagaflow::e2e::Orders;
 using sagaflow::e2e::read_status;
 using sagaflow::e2e::Report;
 using sagaflow::e2e::run_cli;
+using sagaflow::e2e::since;
 using sagaflow::e2e::tail;
+using sagaflow::e2e::TempFile;
+using sagaflow::e2e::wait_until;
 using sagaflow::testing::KafkaMock;
 using sagaflow::testing::Process;
 using sagaflow::testing::RedisServer;
@@ -42,31 +45,6 @@ using sagaflow::testing::sagaflow_binary;
 namespace {
 
 constexpr int kPartitions = 8;
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds poll = 200ms) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    if (done()) return true;
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(poll);
-  }
-}
-
-struct TempFile {
-  std::string path;
-  explicit TempFile(std::string p) : path(std::move(p)) {}
-  ~TempFile() {
-    std::error_code ignored;
-    std::filesystem::remove_all(std::filesystem::path(path).parent_path(), ignored);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-};
 
 // A fresh Kafka (mock cluster) and Redis, the topology, and the processes of one test.
 struct KafkaCluster {
@@ -226,21 +204,36 @@ const std::vector<std::string> kSimAllOutcomes = {
 
 const std::vector<std::string> kTraceTopics = {"sagaflow.commands", "sagaflow.events"};
 
+// Two workers and the simulator (every kind of outcome), then 300 orders published.
+GeneratedOrders start_run(KafkaCluster& c, const std::string& tag) {
+  c.start_worker("w1");
+  c.start_worker("w2");
+  c.start_simulator(kSimAllOutcomes);
+  GeneratedOrders gen = sagaflow::e2e::generate_orders(tag, 300, 6);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
+  INFO("publish stderr: " << tail(pub.err, 1500));
+  REQUIRE(pub.code == 0);
+  return gen;
+}
+
+// Every order has its outcome, the invariants hold, status agrees, nothing dead-lettered.
+Report finish_run(KafkaCluster& c, const KafkaObserver& obs, const GeneratedOrders& gen,
+                  std::chrono::seconds timeout) {
+  wait_finished(c, obs, gen.orders, timeout);
+  std::this_thread::sleep_for(1s);
+  const Report r = require_invariants(obs, gen.orders);
+  check_final_status(c, r, 0);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("kafka e2e: hundreds of orders on two workers, every kind of outcome, broker errors",
           "[saga][e2e][kafka]") {
   KafkaCluster c;
   KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
-  c.start_worker("w1");
-  c.start_worker("w2");
-  c.start_simulator(kSimAllOutcomes);
-
-  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kbasic", 300, 6);
-  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
-  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
-  INFO("publish stderr: " << tail(pub.err, 1500));
-  REQUIRE(pub.code == 0);
+  const GeneratedOrders gen = start_run(c, "kbasic");
   // Transient broker errors on the produce and fetch paths mid-run (librdkafka retries them,
   // or a publish fails and the outbox re-sends it): they change no outcome.
   constexpr std::int16_t kProduce = 0, kFetch = 1;  // Kafka protocol API keys
@@ -252,12 +245,9 @@ TEST_CASE("kafka e2e: hundreds of orders on two workers, every kind of outcome, 
       c.kafka.cluster(), kFetch, 3, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
       RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
 
-  wait_finished(c, obs, gen.orders, 180s);
-  std::this_thread::sleep_for(1s);
-  const Report r = require_invariants(obs, gen.orders);
+  const Report r = finish_run(c, obs, gen, 180s);
   // Every kind of outcome happened (the simulator fails and ignores some commands).
   CHECK(r.outcomes.size() >= 4);
-  check_final_status(c, r, 0);
   c.drain_workers();
 }
 
@@ -265,14 +255,7 @@ TEST_CASE("kafka e2e: a worker SIGKILLed mid-run and replaced loses nothing",
           "[saga][e2e][kafka]") {
   KafkaCluster c;
   KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
-  c.start_worker("w1");
-  c.start_worker("w2");
-  c.start_simulator(kSimAllOutcomes);
-
-  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kkill", 300, 6);
-  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
-  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
-  REQUIRE(pub.code == 0);
+  const GeneratedOrders gen = start_run(c, "kkill");
 
   REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s,
                      20ms));
@@ -280,10 +263,7 @@ TEST_CASE("kafka e2e: a worker SIGKILLed mid-run and replaced loses nothing",
   std::printf("kafka: w1 SIGKILLed at %zu outcomes\n", count_outcomes(obs, gen.orders));
   c.start_worker("w3");
 
-  wait_finished(c, obs, gen.orders, 180s);
-  std::this_thread::sleep_for(1s);
-  const Report r = require_invariants(obs, gen.orders);
-  check_final_status(c, r, 0);
+  finish_run(c, obs, gen, 180s);
   c.drain_workers();
 }
 
@@ -292,14 +272,7 @@ TEST_CASE("kafka e2e: the broker down for 3 s mid-run", "[saga][e2e][kafka]") {
   // outage itself does not time steps out; the simulator's unanswered commands still do.
   KafkaCluster c("15000");
   KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
-  c.start_worker("w1");
-  c.start_worker("w2");
-  c.start_simulator(kSimAllOutcomes);
-
-  const GeneratedOrders gen = sagaflow::e2e::generate_orders("kdown", 300, 6);
-  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
-  const auto pub = run_cli({"publish", "--file", file.path}, c.env, 120s);
-  REQUIRE(pub.code == 0);
+  const GeneratedOrders gen = start_run(c, "kdown");
 
   REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s,
                      20ms));
@@ -309,10 +282,7 @@ TEST_CASE("kafka e2e: the broker down for 3 s mid-run", "[saga][e2e][kafka]") {
   rd_kafka_mock_broker_set_up(c.kafka.cluster(), 1);
   std::printf("kafka: broker down for 3 s at %zu outcomes\n", before);
 
-  wait_finished(c, obs, gen.orders, 240s);
-  std::this_thread::sleep_for(1s);
-  const Report r = require_invariants(obs, gen.orders);
-  check_final_status(c, r, 0);
+  finish_run(c, obs, gen, 240s);
   for (auto& [name, p] : c.workers) {
     INFO("worker " << name << " stderr: " << tail(p->read_stderr(), 1500));
     CHECK_FALSE(p->wait_for(0ms).has_value());  // an outage does not kill a worker
