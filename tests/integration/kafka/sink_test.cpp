@@ -19,6 +19,7 @@
 
 #include "producers/kafka_sink.hpp"
 #include "support/servers.hpp"
+#include "support/uv_loop.hpp"
 #include "topology/names.hpp"
 
 using namespace sagaflow;
@@ -29,47 +30,7 @@ namespace {
 
 constexpr std::int16_t kInitProducerIdApiKey = 22;  // Kafka protocol ApiKey
 
-class Loop {
- public:
-  Loop() { uv_loop_init(&loop_); }
-  ~Loop() {
-    for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
-    uv_loop_close(&loop_);
-  }
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-  uv_loop_t* get() { return &loop_; }
-
-  // Runs the loop until pred() is true (checked every 5 ms) or the timeout; returns pred().
-  bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    struct Ctx {
-      const std::function<bool()>* pred;
-      std::chrono::steady_clock::time_point deadline;
-    } ctx{&pred, std::chrono::steady_clock::now() + timeout};
-    if (pred()) return true;
-    uv_timer_t timer;
-    uv_timer_init(&loop_, &timer);
-    timer.data = &ctx;
-    uv_timer_start(
-        &timer,
-        [](uv_timer_t* t) {
-          auto* c = static_cast<Ctx*>(t->data);
-          if ((*c->pred)() || std::chrono::steady_clock::now() > c->deadline) uv_stop(t->loop);
-        },
-        5, 5);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_timer_stop(&timer);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    return pred();
-  }
-  void run_for(std::chrono::milliseconds d) {
-    run_until([] { return false; }, d);
-  }
-
- private:
-  uv_loop_t loop_;
-};
+using Loop = sagaflow::testing::UvLoop;
 
 struct Record {
   int partition = -1;

@@ -30,6 +30,7 @@
 #include "core/log.hpp"
 #include "producers/kafka_sink.hpp"
 #include "support/servers.hpp"
+#include "support/uv_loop.hpp"
 #include "topology/names.hpp"
 
 using namespace sagaflow;
@@ -39,74 +40,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-class Loop {
- public:
-  Loop() { uv_loop_init(&loop_); }
-  ~Loop() {
-    for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
-    uv_loop_close(&loop_);
-  }
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-  uv_loop_t* get() { return &loop_; }
-
-  // Runs the loop until pred() holds (checked every 2 ms) or the timeout; returns pred().
-  bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    if (pred()) return true;
-    struct Ctx {
-      const std::function<bool()>* pred;
-      Clock::time_point deadline;
-    } ctx{&pred, Clock::now() + timeout};
-    uv_timer_t timer;
-    uv_timer_init(&loop_, &timer);
-    timer.data = &ctx;
-    uv_timer_start(
-        &timer,
-        [](uv_timer_t* t) {
-          auto* c = static_cast<Ctx*>(t->data);
-          if ((*c->pred)() || Clock::now() > c->deadline) uv_stop(t->loop);
-        },
-        2, 2);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_timer_stop(&timer);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    return pred();
-  }
-  void run_for(std::chrono::milliseconds d) {
-    run_until([] { return false; }, d);
-  }
-
-  // Calls fn every `period` while the loop runs, until the returned object goes away.
-  class Every {
-   public:
-    Every(uv_loop_t* loop, std::chrono::milliseconds period, std::function<void()> fn)
-        : t_(new Timer{{}, std::move(fn)}) {
-      uv_timer_init(loop, &t_->h);
-      t_->h.data = t_;
-      const auto ms = static_cast<std::uint64_t>(period.count());
-      uv_timer_start(
-          &t_->h, [](uv_timer_t* h) { static_cast<Timer*>(h->data)->fn(); }, ms, ms);
-    }
-    ~Every() {
-      uv_timer_stop(&t_->h);
-      uv_close(reinterpret_cast<uv_handle_t*>(&t_->h),
-               [](uv_handle_t* h) { delete static_cast<Timer*>(h->data); });
-    }
-    Every(const Every&) = delete;
-    Every& operator=(const Every&) = delete;
-
-   private:
-    struct Timer {
-      uv_timer_t h;
-      std::function<void()> fn;
-    };
-    Timer* t_;
-  };
-
- private:
-  uv_loop_t loop_;
-};
+using Loop = sagaflow::testing::UvLoop;
 
 // One mock cluster for the whole file (each test uses its own topics and group).
 KafkaMock& mock() {

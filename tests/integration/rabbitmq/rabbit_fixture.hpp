@@ -11,6 +11,7 @@
 #include "consumers/retry_policy.hpp"
 #include "core/config.hpp"
 #include "support/servers.hpp"
+#include "support/uv_loop.hpp"
 #include "topology/rabbitmq_topology.hpp"
 
 namespace sagaflow::testing {
@@ -47,55 +48,6 @@ inline RabbitServer& rabbit_with_topology() {
   return rabbit;
 }
 
-class Loop {
- public:
-  Loop() { uv_loop_init(&loop_); }
-  ~Loop() {
-    // Let close callbacks run; then close (handles of leaked objects would keep it busy).
-    for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
-    uv_loop_close(&loop_);
-  }
-  Loop(const Loop&) = delete;
-  Loop& operator=(const Loop&) = delete;
-  uv_loop_t* get() { return &loop_; }
-
-  // Runs the loop until pred() is true (checked every 5 ms) or the timeout; returns pred().
-  bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-    struct Ctx {
-      const std::function<bool()>* pred;
-      std::chrono::steady_clock::time_point deadline;
-      bool result = false;
-    } ctx{&pred, std::chrono::steady_clock::now() + timeout};
-    if (pred()) return true;
-    uv_timer_t timer;
-    uv_timer_init(&loop_, &timer);
-    timer.data = &ctx;
-    uv_timer_start(
-        &timer,
-        [](uv_timer_t* t) {
-          auto* c = static_cast<Ctx*>(t->data);
-          if ((*c->pred)()) {
-            c->result = true;
-            uv_stop(t->loop);
-          } else if (std::chrono::steady_clock::now() > c->deadline) {
-            uv_stop(t->loop);
-          }
-        },
-        5, 5);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_timer_stop(&timer);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
-    uv_run(&loop_, UV_RUN_NOWAIT);
-    return ctx.result || pred();
-  }
-
-  // Runs the loop for a while, whatever happens.
-  void run_for(std::chrono::milliseconds d) {
-    run_until([] { return false; }, d);
-  }
-
- private:
-  uv_loop_t loop_;
-};
+using Loop = sagaflow::testing::UvLoop;
 
 }  // namespace sagaflow::testing
