@@ -47,6 +47,8 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
     o.name = name;
     o.max_in_flight = static_cast<std::size_t>(config.prefetch);
     o.retry.max_attempts = config.max_attempts;
+    // stop() may take this plus up to 3 s to leave the group: within SIGTERM's 10 s.
+    o.drain_timeout_ms = 6000;
     // A fetch that finds nothing waits at most this long before the next one: the latency of
     // every saga hop when the topic is quiet. (A real broker answers a waiting fetch as soon as
     // data arrives; librdkafka's mock cluster only at the end of the wait.)
