@@ -88,7 +88,7 @@ struct Worker::Impl {
   uv_signal_t sigint{};
   bool draining = false;
   bool closed = false;
-  std::uint64_t sink_up_since = 0;  // uv_now when the sink last connected
+  std::uint64_t broker_up_since = 0;  // uv_now when the sink or the source last connected
 
   static store::RedisClientOptions redis_options(const Config& c) {
     store::RedisClientOptions o;
@@ -201,11 +201,12 @@ struct Worker::Impl {
       update_intake();
     });
     sink.on_state_change([this](bool up) {
-      if (up) sink_up_since = uv_now(loop);
+      if (up) broker_up_since = uv_now(loop);
       update_intake();
     });
     sink.on_writable([this] { update_intake(); });
     source.on_state_change([this](bool up) {
+      if (up) broker_up_since = uv_now(loop);
       log::info(up ? "broker connected" : "broker disconnected",
                 {{"intake", describe_intake(config, Role::saga)}});
       update_intake();
@@ -220,11 +221,13 @@ struct Worker::Impl {
     source.start([this](const Delivery& d) { pipeline.on_delivery(d.tag, d.body); });
     update_intake();
 
-    // No timeouts while commands cannot reach the broker, nor right after it is back, until
-    // the relay has re-sent what the outage held up (and moved those steps' deadlines).
+    // No timeouts while commands cannot reach the broker or replies cannot be read, nor right
+    // after it is back, until the relay has re-sent what the outage held up (and moved those
+    // steps' deadlines).
     timers.every(kSweepEveryMs, [this] {
-      const bool settled = uv_now(loop) - sink_up_since >= sweep_grace_ms(config);
-      if (!draining && redis.connected() && sink.connected() && settled) sweeper.tick();
+      const bool settled = uv_now(loop) - broker_up_since >= sweep_grace_ms(config);
+      const bool broker = sink.connected() && source.connected();
+      if (!draining && redis.connected() && broker && settled) sweeper.tick();
     });
     timers.every(relay_every_ms(config), [this] {
       if (!draining && redis.connected() && sink.connected()) relay.tick();
