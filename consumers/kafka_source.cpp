@@ -344,7 +344,8 @@ KafkaSource::Impl::Impl(uv_loop_t* loop, KafkaSourceOptions options, Sink& copie
 KafkaSource::Impl::~Impl() {
   alive_.reset();
   if (rk_ != nullptr) {
-    clear_all();  // librdkafka wants every record destroyed before the handle
+    flush_stores();  // what was settled since the last loop turn
+    clear_all();     // librdkafka wants every record destroyed before the handle
     if (closing_) {
       // An asynchronous close is under way: let it finish (bounded).
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -526,7 +527,12 @@ void KafkaSource::Impl::on_message(rd_kafka_message_t* m) {
   // The record's topic handle lives as long as the record (the track may go first).
   s.route = original.empty() ? std::string_view(rd_kafka_topic_name(m->rkt)) : original;
   std::int64_t not_before = 0;
-  if (t->retry) not_before = parse_int(header_of(hdrs, topology::kHeaderNotBefore), 0);
+  if (t->retry) {
+    // Never held longer than the longest backoff (plus slack): a skewed or forged header must
+    // not pin the retry partition.
+    not_before = std::min(parse_int(header_of(hdrs, topology::kHeaderNotBefore), 0),
+                          unix_ms() + options_.retry.cap_ms + 60000);
+  }
 
   t->last_offset = m->offset;
   const std::uint64_t tag = make_tag(t->id, t->next_seq++);
@@ -735,6 +741,19 @@ void KafkaSource::Impl::publish_copy(std::uint64_t tag, std::shared_ptr<Message>
     Slot* s = find(tag, &t);
     if (s == nullptr || s->state != State::publishing) return;  // revoked: the new owner redoes it
     if (st) {
+      finish_slot(*t, *s);
+      return;
+    }
+    if (st.error().code == Errc::too_large) {
+      // The broker will never take it (record larger than its limit, with our headers): do not
+      // pin the partition. The original stays in its topic at this offset until retention.
+      log::error("retry / dead-letter copy too large for the broker; left in the source topic",
+                 {{"source", options_.name},
+                  {"topic", t->topic},
+                  {"partition", t->partition},
+                  {"offset", s->offset},
+                  {"message_id", keep->message_id},
+                  {"bytes", static_cast<std::uint64_t>(keep->body.size())}});
       finish_slot(*t, *s);
       return;
     }
