@@ -276,13 +276,18 @@ struct KafkaSink::Impl {
     while (::read(read_fd_, sink.data(), sink.size()) > 0) {
     }
     if (rk_ == nullptr) recreate();  // a recreation after a fatal error failed: try again
+    bool more = false;               // the round cap was reached with events still being served
     for (int round = 0; round < kMaxPollRounds && rk_ != nullptr; ++round) {
       const int served = rd_kafka_poll(rk_, 0);
       settle_reports();
       apply_signal();
       if (fatal_) handle_fatal();
       if (served == 0) break;
+      more = round + 1 == kMaxPollRounds;
     }
+    // The pipe signals only when the queue goes from empty to non-empty: what is left now
+    // would otherwise wait for the safety timer.
+    if (more) deferred_.post([this] { service(); });
     pump();
     servicing_ = false;
     maybe_finish_stop();
