@@ -52,7 +52,7 @@ struct KafkaSourceOptions {
   std::string brokers = "127.0.0.1:9092";  // bootstrap.servers
   std::string group = std::string(topology::kSagaGroup);
   std::vector<std::string> topics = {std::string(topology::kEventsTopic)};
-  std::string name = "source";  // client.id, in logs
+  std::string name = "source";      // client.id, in logs
   std::size_t max_in_flight = 256;  // unsettled deliveries at most (the prefetch)
   RetryPolicy retry;
   std::string dead_letter_topic = std::string(topology::kDeadTopic);

@@ -22,8 +22,8 @@ struct ParticipantOdds {
 
 struct Reply {
   EventType type = EventType::inventory_reserved;
-  std::string id;    // deterministic: sim_<hash of the command id>
-  std::string body;  // the whole envelope
+  std::string id;        // deterministic: sim_<hash of the command id>
+  std::string body;      // the whole envelope
   std::string order_id;  // the command's data.order_id (the Kafka record key)
 };
 
