@@ -21,22 +21,25 @@
 #include <simdjson.h>
 
 #include "e2e.hpp"
+#include "harness.hpp"
 #include "support/servers.hpp"
 
 using namespace std::chrono_literals;
 using sagaflow::e2e::check_sagas;
 using sagaflow::e2e::Clock;
-using sagaflow::e2e::Env;
+using sagaflow::e2e::count_outcomes;
 using sagaflow::e2e::GeneratedOrders;
 using sagaflow::e2e::Observed;
 using sagaflow::e2e::Observer;
 using sagaflow::e2e::Orders;
 using sagaflow::e2e::read_status;
 using sagaflow::e2e::Report;
+using sagaflow::e2e::require_invariants;
 using sagaflow::e2e::run_cli;
 using sagaflow::e2e::since;
 using sagaflow::e2e::tail;
 using sagaflow::e2e::TempFile;
+using sagaflow::e2e::wait_finished;
 using sagaflow::e2e::wait_until;
 using sagaflow::testing::Process;
 using sagaflow::testing::RabbitServer;
@@ -48,12 +51,9 @@ namespace {
 constexpr const char* kGenerousPlans = "free=100000/s:100000";
 
 // Fresh RabbitMQ + Redis, the topology, and the processes of one test.
-struct Cluster {
+struct Cluster : sagaflow::e2e::Processes {
   RabbitServer rabbit;
   RedisServer redis;
-  Env env;
-  std::vector<std::pair<std::string, std::unique_ptr<Process>>> workers;
-  std::unique_ptr<Process> simulator;
 
   explicit Cluster(const std::string& plans = kGenerousPlans,
                    const std::string& step_timeout_ms = "1500") {
@@ -75,27 +75,12 @@ struct Cluster {
     REQUIRE(again.code == 0);
   }
 
-  Process& start_worker(const std::string& name) {
-    workers.emplace_back(
-        name, std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env,
-                                        false));
-    return *workers.back().second;
-  }
+  ~Cluster() override { kill_processes(); }  // before the servers stop
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
 
-  Process& worker(const std::string& name) {
-    for (auto& [n, p] : workers)
-      if (n == name) return *p;
-    throw std::runtime_error("no worker " + name);
-  }
-
-  void start_simulator(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{sagaflow_binary(), "simulate"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    simulator = std::make_unique<Process>(argv, env, false);
-  }
-
-  // Everything a failing test wants to see.
-  std::string diagnostics() {
+  // Queue depths, then what every cluster shows.
+  std::string diagnostics() override {
     std::string d;
     try {
       d += "queues: saga=" + std::to_string(rabbit.queue_depth("sagaflow.saga")) +
@@ -104,42 +89,7 @@ struct Cluster {
     } catch (const std::exception& e) {
       d += std::string("queue depths: ") + e.what() + "\n";
     }
-    std::string why;
-    if (auto s = read_status(env, &why)) {
-      d += "status: " + s->raw + "\n";
-    } else {
-      d += "status: " + why + "\n";
-    }
-    for (auto& [name, p] : workers) {
-      const auto code = p->wait_for(0ms);
-      d += "--- worker " + name +
-           (code ? " exited " + std::to_string(*code) : std::string(" running")) + ", stderr:\n" +
-           tail(p->read_stderr(), 2500) + "\n";
-    }
-    if (simulator) {
-      const auto code = simulator->wait_for(0ms);
-      d += "--- simulator" + (code ? " exited " + std::to_string(*code) : std::string(" running")) +
-           ", stderr:\n" + tail(simulator->read_stderr(), 1500) + "\n";
-    }
-    return d;
-  }
-
-  // SIGTERM drains: every worker still running exits 0 within 10 s.
-  void drain_workers() {
-    for (auto& [name, p] : workers) {
-      if (p->wait_for(0ms)) continue;
-      p->signal(SIGTERM);
-      const auto t0 = Clock::now();
-      const auto code = p->wait_for(10s);
-      INFO("worker " << name << " after SIGTERM, stderr: " << tail(p->read_stderr(), 2000));
-      CHECK(code.has_value());
-      CHECK(code.value_or(-1) == 0);
-      std::printf("worker %s drained in %.2f s\n", name.c_str(), since(t0));
-    }
-    if (simulator) {
-      simulator->signal(SIGTERM);
-      simulator->wait_for(10s);
-    }
+    return d + Processes::diagnostics();
   }
 };
 
@@ -147,89 +97,9 @@ std::vector<std::pair<std::string, std::string>> trace_bindings() {
   return {{"sagaflow.commands", "#"}, {"sagaflow.events", "#"}};
 }
 
-std::size_t count_outcomes(const Observer& obs, const Orders& orders) {
-  std::size_t n = 0;
-  for (const auto& [order_id, type] : sagaflow::e2e::outcome_types(obs.snapshot()))
-    n += orders.count(order_id);
-  return n;
-}
-
-// Waits until the observer saw an outcome for every order and `sagaflow status` counts them
-// all as confirmed or failed. Fails the test with diagnostics otherwise.
-void wait_finished(Cluster& c, const Observer& obs, const Orders& orders,
-                   std::chrono::seconds timeout) {
-  const auto t0 = Clock::now();
-  const bool seen =
-      wait_until([&] { return count_outcomes(obs, orders) >= orders.size(); }, timeout, 250ms);
-  if (!seen) {
-    std::vector<std::string> missing;
-    const auto outs = sagaflow::e2e::outcome_types(obs.snapshot());
-    for (const auto& [order_id, total] : orders)
-      if (outs.count(order_id) == 0 && missing.size() < 10) missing.push_back(order_id);
-    std::string show;
-    if (!missing.empty()) {
-      const auto r = run_cli({"saga", "show", missing.front()}, c.env, 20s);
-      show = "saga show " + missing.front() + " (exit " + std::to_string(r.code) +
-             "): " + tail(r.out, 1500) + tail(r.err, 500);
-    }
-    std::string list;
-    for (const auto& m : missing) list += m + " ";
-    FAIL("only " << count_outcomes(obs, orders) << " of " << orders.size()
-                 << " orders have an outcome after " << timeout.count() << " s; missing e.g. "
-                 << list << "\n"
-                 << show << "\n"
-                 << c.diagnostics());
-  }
-  std::printf("all %zu outcomes seen after %.1f s\n", orders.size(), since(t0));
-  long long finished = -1;
-  std::string last;
-  const bool counted = wait_until(
-      [&] {
-        std::string why;
-        auto s = read_status(c.env, &why);
-        if (!s) {
-          last = why;
-          return false;
-        }
-        last = s->raw;
-        finished = s->sagas["confirmed"] + s->sagas["failed"];
-        return finished == static_cast<long long>(orders.size());
-      },
-      30s, 500ms);
-  INFO("last status: " << last);
-  REQUIRE(counted);
-}
-
-void require_invariants(const std::vector<Observed>& trace, const Orders& orders,
-                        Report* out = nullptr) {
-  const Report r = check_sagas(trace, orders);
-  std::printf("%s\n", r.summary().c_str());
-  std::string v;
-  for (const auto& line : r.violations) v += "  " + line + "\n";
-  INFO(r.summary() << "\n" << v);
-  CHECK(r.violations.empty());
-  CHECK(r.outcomes.count("confirmed") != 0);
-  if (out != nullptr) *out = r;
-}
-
 // After the run: nothing left running, compensating or stuck; status agrees with the trace.
 void check_final_status(Cluster& c, const Report& r, long long expect_dead = 0) {
-  std::string why;
-  auto s = read_status(c.env, &why);
-  INFO(why);
-  REQUIRE(s.has_value());
-  INFO("status: " << s->raw);
-  long long failed = 0;
-  for (const auto& [k, n] : r.outcomes)
-    if (k != "confirmed") failed += n;
-  auto at = [&](const char* key) { return s->sagas.count(key) ? s->sagas.at(key) : -1; };
-  CHECK(at("running") == 0);
-  CHECK(at("compensating") == 0);
-  CHECK(at("stuck") == 0);
-  const long long confirmed = r.outcomes.count("confirmed") != 0 ? r.outcomes.at("confirmed") : 0;
-  CHECK(at("confirmed") == confirmed);
-  CHECK(at("failed") == failed);
-  CHECK(s->dead_letter_depth == expect_dead);
+  sagaflow::e2e::check_status_counts(c.env, r, expect_dead);
   CHECK(c.rabbit.queue_depth("sagaflow.dead") == static_cast<std::uint32_t>(expect_dead));
 }
 

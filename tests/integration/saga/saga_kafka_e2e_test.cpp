@@ -20,39 +20,34 @@
 #include <vector>
 
 #include "e2e.hpp"
+#include "harness.hpp"
 #include "kafka_trace.hpp"
 #include "support/servers.hpp"
 
 using namespace std::chrono_literals;
-using sagaflow::e2e::check_sagas;
-using sagaflow::e2e::Clock;
-using sagaflow::e2e::Env;
+using sagaflow::e2e::check_status_counts;
+using sagaflow::e2e::count_outcomes;
 using sagaflow::e2e::GeneratedOrders;
 using sagaflow::e2e::KafkaObserver;
 using sagaflow::e2e::Orders;
-using sagaflow::e2e::read_status;
 using sagaflow::e2e::Report;
+using sagaflow::e2e::require_invariants;
 using sagaflow::e2e::run_cli;
-using sagaflow::e2e::since;
 using sagaflow::e2e::tail;
 using sagaflow::e2e::TempFile;
+using sagaflow::e2e::wait_finished;
 using sagaflow::e2e::wait_until;
 using sagaflow::testing::KafkaMock;
-using sagaflow::testing::Process;
 using sagaflow::testing::RedisServer;
-using sagaflow::testing::sagaflow_binary;
 
 namespace {
 
 constexpr int kPartitions = 8;
 
 // A fresh Kafka (mock cluster) and Redis, the topology, and the processes of one test.
-struct KafkaCluster {
+struct KafkaCluster : sagaflow::e2e::Processes {
   KafkaMock kafka;
   RedisServer redis;
-  Env env;
-  std::vector<std::pair<std::string, std::unique_ptr<Process>>> workers;
-  std::unique_ptr<Process> simulator;
 
   explicit KafkaCluster(const std::string& step_timeout_ms = "4000") : kafka(1) {
     for (const char* t : {"sagaflow.events", "sagaflow.commands", "sagaflow.dead",
@@ -71,132 +66,10 @@ struct KafkaCluster {
     REQUIRE(r.code == 0);
   }
 
-  Process& start_worker(const std::string& name) {
-    workers.emplace_back(
-        name, std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env,
-                                        false));
-    return *workers.back().second;
-  }
-
-  Process& worker(const std::string& name) {
-    for (auto& [n, p] : workers)
-      if (n == name) return *p;
-    throw std::runtime_error("no worker " + name);
-  }
-
-  void start_simulator(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{sagaflow_binary(), "simulate"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    simulator = std::make_unique<Process>(argv, env, false);
-  }
-
-  std::string diagnostics() {
-    std::string d;
-    std::string why;
-    if (auto s = read_status(env, &why)) {
-      d += "status: " + s->raw + "\n";
-    } else {
-      d += "status: " + why + "\n";
-    }
-    for (auto& [name, p] : workers) {
-      const auto code = p->wait_for(0ms);
-      d += "--- worker " + name +
-           (code ? " exited " + std::to_string(*code) : std::string(" running")) + ", stderr:\n" +
-           tail(p->read_stderr(), 2500) + "\n";
-    }
-    if (simulator) d += "--- simulator stderr:\n" + tail(simulator->read_stderr(), 1500) + "\n";
-    return d;
-  }
-
-  // SIGTERM drains: every worker still running exits 0 within 10 s.
-  void drain_workers() {
-    for (auto& [name, p] : workers) {
-      if (p->wait_for(0ms)) continue;
-      p->signal(SIGTERM);
-      const auto t0 = Clock::now();
-      const auto code = p->wait_for(10s);
-      INFO("worker " << name << " after SIGTERM, stderr: " << tail(p->read_stderr(), 2000));
-      CHECK(code.has_value());
-      CHECK(code.value_or(-1) == 0);
-      std::printf("kafka worker %s drained in %.2f s\n", name.c_str(), since(t0));
-    }
-    if (simulator) {
-      simulator->signal(SIGTERM);
-      simulator->wait_for(10s);
-    }
-  }
+  ~KafkaCluster() override { kill_processes(); }  // before the broker and Redis stop
+  KafkaCluster(const KafkaCluster&) = delete;
+  KafkaCluster& operator=(const KafkaCluster&) = delete;
 };
-
-std::size_t count_outcomes(const KafkaObserver& obs, const Orders& orders) {
-  std::size_t n = 0;
-  for (const auto& [order_id, type] : sagaflow::e2e::outcome_types(obs.snapshot()))
-    n += orders.count(order_id);
-  return n;
-}
-
-void wait_finished(KafkaCluster& c, const KafkaObserver& obs, const Orders& orders,
-                   std::chrono::seconds timeout) {
-  const auto t0 = Clock::now();
-  const bool seen =
-      wait_until([&] { return count_outcomes(obs, orders) >= orders.size(); }, timeout, 250ms);
-  if (!seen) {
-    std::string list;
-    const auto outs = sagaflow::e2e::outcome_types(obs.snapshot());
-    int shown = 0;
-    for (const auto& [order_id, total] : orders)
-      if (outs.count(order_id) == 0 && ++shown <= 10) list += order_id + " ";
-    FAIL("only " << count_outcomes(obs, orders) << " of " << orders.size()
-                 << " orders have an outcome after " << timeout.count() << " s; missing e.g. "
-                 << list << "\n"
-                 << c.diagnostics());
-  }
-  std::printf("kafka: all %zu outcomes seen after %.1f s\n", orders.size(), since(t0));
-  std::string last;
-  const bool counted = wait_until(
-      [&] {
-        std::string why;
-        auto s = read_status(c.env, &why);
-        if (!s) {
-          last = why;
-          return false;
-        }
-        last = s->raw;
-        return s->sagas["confirmed"] + s->sagas["failed"] == static_cast<long long>(orders.size());
-      },
-      30s, 500ms);
-  INFO("last status: " << last);
-  REQUIRE(counted);
-}
-
-Report require_invariants(const KafkaObserver& obs, const Orders& orders) {
-  const Report r = check_sagas(obs.snapshot(), orders);
-  std::printf("kafka: %s\n", r.summary().c_str());
-  std::string v;
-  for (const auto& line : r.violations) v += "  " + line + "\n";
-  INFO(r.summary() << "\n" << v);
-  CHECK(r.violations.empty());
-  CHECK(r.outcomes.count("confirmed") != 0);
-  return r;
-}
-
-// Nothing left running, compensating or stuck; status agrees with the trace.
-void check_final_status(KafkaCluster& c, const Report& r, long long expect_dead) {
-  std::string why;
-  auto s = read_status(c.env, &why);
-  INFO(why);
-  REQUIRE(s.has_value());
-  INFO("status: " << s->raw);
-  long long failed = 0;
-  for (const auto& [k, n] : r.outcomes)
-    if (k != "confirmed") failed += n;
-  auto at = [&](const char* key) { return s->sagas.count(key) ? s->sagas.at(key) : -1; };
-  CHECK(at("running") == 0);
-  CHECK(at("compensating") == 0);
-  CHECK(at("stuck") == 0);
-  CHECK(at("confirmed") == (r.outcomes.count("confirmed") ? r.outcomes.at("confirmed") : 0));
-  CHECK(at("failed") == failed);
-  CHECK(s->dead_letter_depth == expect_dead);
-}
 
 const std::vector<std::string> kSimAllOutcomes = {
     "--seed",          "11",  "--fail-inventory", "0.1",  "--fail-payment", "0.1",
@@ -222,8 +95,8 @@ Report finish_run(KafkaCluster& c, const KafkaObserver& obs, const GeneratedOrde
                   std::chrono::seconds timeout) {
   wait_finished(c, obs, gen.orders, timeout);
   std::this_thread::sleep_for(1s);
-  const Report r = require_invariants(obs, gen.orders);
-  check_final_status(c, r, 0);
+  const Report r = require_invariants(obs.snapshot(), gen.orders);
+  check_status_counts(c.env, r, 0);
   return r;
 }
 
@@ -358,7 +231,7 @@ TEST_CASE("kafka e2e: poison messages are dead-lettered with their reason, value
     INFO("unexpected dead letter: " << tail(d.value, 200));
     CHECK(matched);
   }
-  const Report r = require_invariants(obs, gen.orders);
-  check_final_status(c, r, static_cast<long long>(poison.size()));
+  const Report r = require_invariants(obs.snapshot(), gen.orders);
+  check_status_counts(c.env, r, static_cast<long long>(poison.size()));
   c.drain_workers();
 }

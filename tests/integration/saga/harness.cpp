@@ -1,0 +1,153 @@
+#include "harness.hpp"
+
+#include <signal.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+namespace sagaflow::e2e {
+
+using namespace std::chrono_literals;
+using testing::Process;
+using testing::sagaflow_binary;
+
+Process& Processes::start_worker(const std::string& name) {
+  workers.emplace_back(
+      name,
+      std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env, false));
+  return *workers.back().second;
+}
+
+Process& Processes::worker(const std::string& name) {
+  for (auto& [n, p] : workers)
+    if (n == name) return *p;
+  throw std::runtime_error("no worker " + name);
+}
+
+void Processes::start_simulator(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{sagaflow_binary(), "simulate"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  simulator = std::make_unique<Process>(argv, env, false);
+}
+
+void Processes::drain_workers() {
+  for (auto& [name, p] : workers) {
+    if (p->wait_for(0ms)) continue;
+    p->signal(SIGTERM);
+    const auto t0 = Clock::now();
+    const auto code = p->wait_for(10s);
+    INFO("worker " << name << " after SIGTERM, stderr: " << tail(p->read_stderr(), 2000));
+    CHECK(code.has_value());
+    CHECK(code.value_or(-1) == 0);
+    std::printf("worker %s drained in %.2f s\n", name.c_str(), since(t0));
+  }
+  if (simulator) {
+    simulator->signal(SIGTERM);
+    simulator->wait_for(10s);
+  }
+}
+
+void Processes::kill_processes() noexcept {
+  simulator.reset();
+  workers.clear();
+}
+
+std::string Processes::diagnostics() {
+  std::string d;
+  std::string why;
+  if (auto s = read_status(env, &why)) {
+    d += "status: " + s->raw + "\n";
+  } else {
+    d += "status: " + why + "\n";
+  }
+  for (auto& [name, p] : workers) {
+    const auto code = p->wait_for(0ms);
+    d += "--- worker " + name +
+         (code ? " exited " + std::to_string(*code) : std::string(" running")) + ", stderr:\n" +
+         tail(p->read_stderr(), 2500) + "\n";
+  }
+  if (simulator) {
+    const auto code = simulator->wait_for(0ms);
+    d += "--- simulator" + (code ? " exited " + std::to_string(*code) : std::string(" running")) +
+         ", stderr:\n" + tail(simulator->read_stderr(), 1500) + "\n";
+  }
+  return d;
+}
+
+std::size_t count_outcomes(const std::vector<Observed>& trace, const Orders& orders) {
+  std::size_t n = 0;
+  for (const auto& [order_id, type] : outcome_types(trace)) n += orders.count(order_id);
+  return n;
+}
+
+void fail_unfinished(Processes& c, const std::vector<Observed>& trace, const Orders& orders,
+                     std::chrono::seconds timeout) {
+  std::vector<std::string> missing;
+  const auto outs = outcome_types(trace);
+  for (const auto& [order_id, total] : orders)
+    if (outs.count(order_id) == 0 && missing.size() < 10) missing.push_back(order_id);
+  std::string show;
+  if (!missing.empty()) {
+    const auto r = run_cli({"saga", "show", missing.front()}, c.env, 20s);
+    show = "saga show " + missing.front() + " (exit " + std::to_string(r.code) +
+           "): " + tail(r.out, 1500) + tail(r.err, 500);
+  }
+  std::string list;
+  for (const auto& m : missing) list += m + " ";
+  FAIL("only " << count_outcomes(trace, orders) << " of " << orders.size()
+               << " orders have an outcome after " << timeout.count() << " s; missing e.g. " << list
+               << "\n"
+               << show << "\n"
+               << c.diagnostics());
+}
+
+void require_status_finished(const Env& env, const Orders& orders) {
+  std::string last;
+  const bool counted = wait_until(
+      [&] {
+        std::string why;
+        auto s = read_status(env, &why);
+        if (!s) {
+          last = why;
+          return false;
+        }
+        last = s->raw;
+        return s->sagas["confirmed"] + s->sagas["failed"] == static_cast<long long>(orders.size());
+      },
+      30s, 500ms);
+  INFO("last status: " << last);
+  REQUIRE(counted);
+}
+
+Report require_invariants(const std::vector<Observed>& trace, const Orders& orders, Report* out) {
+  const Report r = check_sagas(trace, orders);
+  std::printf("%s\n", r.summary().c_str());
+  std::string v;
+  for (const auto& line : r.violations) v += "  " + line + "\n";
+  INFO(r.summary() << "\n" << v);
+  CHECK(r.violations.empty());
+  CHECK(r.outcomes.count("confirmed") != 0);
+  if (out != nullptr) *out = r;
+  return r;
+}
+
+void check_status_counts(const Env& env, const Report& r, long long expect_dead) {
+  std::string why;
+  auto s = read_status(env, &why);
+  INFO(why);
+  REQUIRE(s.has_value());
+  INFO("status: " << s->raw);
+  long long failed = 0;
+  for (const auto& [k, n] : r.outcomes)
+    if (k != "confirmed") failed += n;
+  auto at = [&](const char* key) { return s->sagas.count(key) ? s->sagas.at(key) : -1; };
+  CHECK(at("running") == 0);
+  CHECK(at("compensating") == 0);
+  CHECK(at("stuck") == 0);
+  const long long confirmed = r.outcomes.count("confirmed") != 0 ? r.outcomes.at("confirmed") : 0;
+  CHECK(at("confirmed") == confirmed);
+  CHECK(at("failed") == failed);
+  CHECK(s->dead_letter_depth == expect_dead);
+}
+
+}  // namespace sagaflow::e2e

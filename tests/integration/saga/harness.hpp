@@ -1,0 +1,75 @@
+// What every end-to-end saga test does, on either broker: the sagaflow processes of one test
+// (workers and the simulator), waiting until every order has its outcome, and the checks each
+// run ends with. Observers (e2e::Observer on RabbitMQ, e2e::KafkaObserver) only need
+// snapshot(); clusters derive from Processes and may add broker facts to diagnostics().
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "e2e.hpp"
+#include "support/servers.hpp"
+
+namespace sagaflow::e2e {
+
+class Processes {
+ public:
+  Env env;
+  std::vector<std::pair<std::string, std::unique_ptr<testing::Process>>> workers;
+  std::unique_ptr<testing::Process> simulator;
+
+  virtual ~Processes() = default;
+
+  testing::Process& start_worker(const std::string& name);
+  testing::Process& worker(const std::string& name);
+  void start_simulator(const std::vector<std::string>& args);
+  // SIGTERM drains: every worker still running exits 0 within 10 s (CHECKed).
+  void drain_workers();
+  // Kills what is left; a derived cluster calls it before its servers stop.
+  void kill_processes() noexcept;
+  // Everything a failing test wants to see: status, each process's exit and stderr tail.
+  virtual std::string diagnostics();
+};
+
+std::size_t count_outcomes(const std::vector<Observed>& trace, const Orders& orders);
+
+template <class Obs>
+std::size_t count_outcomes(const Obs& obs, const Orders& orders) {
+  return count_outcomes(obs.snapshot(), orders);
+}
+
+// Fails the test, with the diagnostics, the missing orders and `saga show` of one of them.
+void fail_unfinished(Processes& c, const std::vector<Observed>& trace, const Orders& orders,
+                     std::chrono::seconds timeout);
+// `sagaflow status` counts every order as confirmed or failed (REQUIREd, within 30 s).
+void require_status_finished(const Env& env, const Orders& orders);
+
+// Waits until the observer saw an outcome for every order and `sagaflow status` counts them
+// all as confirmed or failed. Fails the test with diagnostics otherwise.
+template <class Obs>
+void wait_finished(Processes& c, const Obs& obs, const Orders& orders,
+                   std::chrono::seconds timeout) {
+  const auto t0 = Clock::now();
+  if (!wait_until([&] { return count_outcomes(obs, orders) >= orders.size(); }, timeout,
+                  std::chrono::milliseconds(250))) {
+    fail_unfinished(c, obs.snapshot(), orders, timeout);
+  }
+  std::printf("all %zu outcomes seen after %.1f s\n", orders.size(), since(t0));
+  require_status_finished(c.env, orders);
+}
+
+// The invariants of CONTRACT.md sections 2-4 over the trace (CHECKed), and at least one saga
+// confirmed. Returns the report (also into *out when given).
+Report require_invariants(const std::vector<Observed>& trace, const Orders& orders,
+                          Report* out = nullptr);
+
+// After the run: nothing left running, compensating or stuck; status agrees with the trace
+// and counts `expect_dead` dead letters.
+void check_status_counts(const Env& env, const Report& r, long long expect_dead);
+
+}  // namespace sagaflow::e2e
