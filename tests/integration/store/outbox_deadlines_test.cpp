@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -200,5 +202,38 @@ TEST_CASE("a lease that ends makes the deadline due again", "[store][deadlines]"
   CHECK(claim()->orders.empty());  // leased
   loop.run_for(300ms);
   CHECK(claim()->orders.size() == 1);  // the claimer never applied: due again
+  c->stop();
+}
+
+TEST_CASE("extend moves a deadline later, never earlier, and never creates one",
+          "[store][deadlines]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto c = connected_client(loop, client_options(server));
+  SagaStore store(*c, SagaStoreOptions{1, 3600, 0, "w", 0});
+  Deadlines deadlines(*c);
+  // Given an order whose step is due at t = 5000
+  auto req = created("ord_x", 0);
+  req.deadline = 5000;
+  REQUIRE(loop.await<ApplyOutcome>([&](auto cb) { store.apply(req, cb); }).ok());
+  auto extend = [&](const std::string& order, Millis due) {
+    auto slot = std::make_shared<std::optional<Status>>();
+    deadlines.extend(0, OrderId{order}, due, [slot](Status s) { slot->emplace(std::move(s)); });
+    REQUIRE(loop.run_until([&] { return slot->has_value(); }));
+    CHECK(slot->value().ok());
+  };
+  auto score = [&](const std::string& order) {
+    return server.command({"ZSCORE", Keyspace::deadlines_key(0), order});
+  };
+  // When it is extended to 9000, then "extended" back to 7000
+  extend("ord_x", 9000);
+  CHECK(score("ord_x") == "9000");
+  extend("ord_x", 7000);
+  // Then it stays at the later time
+  CHECK(score("ord_x") == "9000");
+  // And an order without a deadline (finished, or never started) does not get one
+  extend("ord_none", 9000);
+  CHECK(server.command({"ZCARD", Keyspace::deadlines_key(0)}) == "1");
   c->stop();
 }
