@@ -1,4 +1,6 @@
 // sagaflow: one binary, one subcommand per job (CONTRACT.md section 1).
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <string>
 
@@ -26,6 +28,12 @@ void print_error(const std::string& what) {
 
 int main(int argc, char** argv) {
   namespace app = sagaflow::app;
+  // An HTTP listener holds up to SAGAFLOW_HTTP_MAX_CONNECTIONS sockets: allow what the hard
+  // limit allows, so that the connection cap, not EMFILE, is what refuses a flood.
+  if (rlimit fds{}; ::getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &fds);
+  }
   CLI::App cli{"sagaflow: saga orchestration for order events on RabbitMQ or Kafka, with Redis"};
   cli.set_version_flag("--version", std::string("sagaflow ") + SAGAFLOW_VERSION);
   cli.require_subcommand(1);

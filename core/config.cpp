@@ -37,6 +37,10 @@ constexpr ConfigKey kKeys[] = {
      "partitions of each topic that topology apply creates (Kafka)"},
     {"SAGAFLOW_KAFKA_REPLICATION", "kafka-replication", "1",
      "replication factor of the topics that topology apply creates (Kafka)"},
+    {"SAGAFLOW_HTTP_HEADER_TIMEOUT_MS", "http-header-timeout-ms", "10000",
+     "an HTTP request head not complete by then: the connection is closed"},
+    {"SAGAFLOW_HTTP_MAX_CONNECTIONS", "http-max-connections", "1024",
+     "open connections per HTTP listener (more wait in the backlog)"},
 };
 
 Error bad(std::string_view key, std::string_view why) {
@@ -386,6 +390,14 @@ Result<Config> load_config(const ConfigSources& sources) {
       auto n = int_of(1, 32);
       if (!n) return n.error();
       c.kafka_replication = static_cast<int>(n.value());
+    } else if (key == "SAGAFLOW_HTTP_HEADER_TIMEOUT_MS") {
+      auto n = int_of(100, 3600LL * 1000);
+      if (!n) return n.error();
+      c.http_header_timeout_ms = n.value();
+    } else if (key == "SAGAFLOW_HTTP_MAX_CONNECTIONS") {
+      auto n = int_of(1, 1000000);
+      if (!n) return n.error();
+      c.http_max_connections = static_cast<int>(n.value());
     }
   }
   if (c.find_plan(c.default_plan) == nullptr) {

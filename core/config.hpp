@@ -68,6 +68,8 @@ struct Config {
   int redis_partitions = 16;
   int kafka_partitions = 8;   // topology apply (Kafka): partitions per topic
   int kafka_replication = 1;  // topology apply (Kafka): replication factor
+  std::int64_t http_header_timeout_ms = 10000;
+  int http_max_connections = 1024;
 
   const RatePlan* find_plan(std::string_view name) const noexcept;
 };

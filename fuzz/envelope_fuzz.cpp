@@ -25,7 +25,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   (void)sagaflow::Money::parse(body.substr(0, 32), size % 2 == 0);
-  static const std::string secrets[] = {"s1", "s2"};
+  static const std::string secrets[] = {"s1", "whsec_c2VjcmV0LW9uZQ=="};
   (void)sagaflow::http::verify_signature(body.substr(0, 200), body, secrets, 1'700'000'000);
+  // Standard Webhooks: id, timestamp and signature header cut from the input
+  const auto cut = [&](std::size_t pos, std::size_t n) {
+    return pos < body.size() ? body.substr(pos, n) : std::string_view{};
+  };
+  (void)sagaflow::http::verify_standard(cut(0, 16), cut(16, 12), cut(28, 300), body, secrets,
+                                        1'700'000'000);
+  (void)sagaflow::http::secret_key(body.substr(0, 64));
   return 0;
 }

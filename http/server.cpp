@@ -1,14 +1,28 @@
+// http::Server on libmicrohttpd, driven by the libuv loop: MHD runs in "external polling" mode
+// with epoll; its epoll descriptor is watched with a uv_poll, its timeout with a uv_timer, and
+// every wake-up calls MHD_run. The library owns HTTP/1.1 (parsing, keep-alive, pipelining,
+// chunked bodies, the connection limit, the idle timeout, suspend/resume); this file owns the
+// contract's limits on top of it (see server.hpp) and the bridge to asynchronous handlers.
 #include "http/server.hpp"
 
-#include <http_parser.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstring>
 #include <list>
+#include <optional>
 
 #include <fmt/format.h>
+
+#include "core/log.hpp"
 
 namespace sagaflow::http {
 
@@ -35,6 +49,8 @@ std::string_view status_text(int status) noexcept {
       return "Method Not Allowed";
     case 413:
       return "Payload Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
     case 503:
@@ -46,177 +62,339 @@ std::string_view status_text(int status) noexcept {
 
 namespace {
 
-struct Connection {
-  uv_tcp_t tcp{};
-  http_parser parser{};
-  std::weak_ptr<Server::Impl> server;
+// One per TCP connection (MHD's socket context): the deadline by which its next request head
+// must be complete. Kept in a list ordered by deadline, so the sweep only looks at the front.
+struct ConnState {
+  MHD_Connection* connection = nullptr;
+  std::uint64_t head_deadline = 0;  // uv_now() ms; 0 while a request is being handled
+  std::list<ConnState*>::iterator self;
+};
+
+// One per request (MHD's request context). Shared with the handler's respond callback, which
+// may run after the connection is gone: `connection` is then null and the answer is dropped.
+struct RequestState {
+  Server::Impl* server = nullptr;
+  MHD_Connection* connection = nullptr;
   Request request;
-  std::string header_field;
-  bool in_value = false;
-  bool closing = false;
-  bool keep_alive = true;
-  bool answered_too_large = false;
-  std::uint64_t generation = 0;  // bumps per request; late answers for a closed one are dropped
-  std::list<Connection*>::iterator self;
+  bool dispatched = false;
+  bool suspended = false;
+  bool over_limit = false;  // a chunked body passed the limit: discard the rest, then 413
+  std::size_t discarded = 0;
+  std::optional<Response> answer;
+  std::list<std::shared_ptr<RequestState>>::iterator waiting;  // valid while suspended
 };
+
+Response error_response(int status, std::string_view error, std::string_view detail) {
+  return Response{status, "application/json",
+                  fmt::format(R"({{"error":"{}","detail":"{}"}})"
+                              "\n",
+                              error, detail)};
+}
 
 }  // namespace
 
-struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+struct Server::Impl {
   uv_loop_t* loop = nullptr;
-  uv_tcp_t listener{};
-  bool listening = false;
-  bool stopped = false;
   Handler handler;
-  std::size_t max_body = 0;
-  http_parser_settings settings{};
-  std::list<Connection*> connections;
+  Limits limits;
+  MHD_Daemon* daemon = nullptr;
+  int listen_fd = -1;
   int bound_port = 0;
+  uv_poll_t poll{};         // MHD's epoll descriptor
+  uv_poll_t listen_poll{};  // the listening socket, watched while below the connection cap
+  bool listening = false;
+  uv_timer_t run_timer{};    // MHD's own timeout, or 0 to run again on the next turn
+  uv_timer_t sweep_timer{};  // head deadlines
+  int open_handles = 0;
+  bool orphaned = false;  // the Server is gone: the last close callback deletes this
+  bool stopped = false;
+  bool in_run = false;
+  std::list<ConnState*> connections;                     // ordered by head_deadline
+  std::list<std::shared_ptr<RequestState>> suspended;  // waiting for their handler
 
-  void close_connection(Connection* c) {
-    if (c->closing) return;
-    c->closing = true;
-    connections.erase(c->self);
-    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp),
-             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+  ~Impl() {
+    if (daemon != nullptr) MHD_stop_daemon(daemon);
+    if (listen_fd >= 0) ::close(listen_fd);
   }
 
-  void write_response(Connection* c, const Response& r, bool close_after) {
-    auto* buf = new std::string(fmt::format(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
-        r.status, status_text(r.status), r.content_type, r.body.size(),
-        close_after ? "close" : "keep-alive"));
-    buf->append(r.body);
-    auto* req = new uv_write_t;
-    req->data = buf;
-    uv_buf_t b = uv_buf_init(buf->data(), static_cast<unsigned>(buf->size()));
-    const int rc =
-        uv_write(req, reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1, [](uv_write_t* w, int) {
-          delete static_cast<std::string*>(w->data);
-          delete w;
-        });
-    if (rc != 0) {
-      delete buf;
-      delete req;
-      close_connection(c);
-      return;
+  // Runs MHD once and re-arms the timer from what it says it needs next.
+  void run() {
+    if (daemon == nullptr || in_run) return;
+    in_run = true;
+    MHD_run(daemon);
+    in_run = false;
+    arm_timer();
+  }
+
+  void arm_timer() {
+    if (daemon == nullptr) return;
+    MHD_UNSIGNED_LONG_LONG timeout = 0;
+    if (MHD_get_timeout(daemon, &timeout) == MHD_YES) {
+      uv_timer_start(&run_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run(); },
+                     static_cast<std::uint64_t>(timeout), 0);
+    } else {
+      uv_timer_stop(&run_timer);
     }
-    if (close_after) close_connection(c);
+  }
+
+  void schedule_run() {
+    if (daemon != nullptr)
+      uv_timer_start(&run_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run(); }, 0, 0);
+  }
+
+  void wait_for_head(ConnState* c) {
+    c->head_deadline = uv_now(loop) + static_cast<std::uint64_t>(limits.header_timeout_ms);
+    connections.splice(connections.end(), connections, c->self);
+  }
+
+  // Closes connections whose request head is overdue. MHD notices the shut-down socket on its
+  // next run and releases the connection.
+  void sweep() {
+    const std::uint64_t now = uv_now(loop);
+
+    bool closed = false;
+    for (auto it = connections.begin(); it != connections.end();) {
+      ConnState* c = *it++;
+      if (c->head_deadline == 0) continue;
+      if (c->head_deadline > now) break;
+      c->head_deadline = 0;
+      const MHD_ConnectionInfo* info =
+          MHD_get_connection_info(c->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (info != nullptr) {
+        ::shutdown(info->connect_fd, SHUT_RDWR);
+        closed = true;
+      }
+    }
+    if (closed) schedule_run();
+  }
+
+  // The listening socket is ours: connections are accepted while below the cap and handed to
+  // MHD; at the cap the socket is not watched, so new connections wait in the kernel's backlog
+  // until one closes (MHD's own cap, in external-epoll mode, stops listening for good).
+  void watch_listener() {
+    if (stopped || daemon == nullptr) return;
+    if (connections.size() < limits.max_connections) {
+      if (!listening)
+        uv_poll_start(&listen_poll, UV_READABLE,
+                      [](uv_poll_t* p, int, int) { static_cast<Impl*>(p->data)->accept_some(); });
+      listening = true;
+    } else if (listening) {
+      uv_poll_stop(&listen_poll);
+      listening = false;
+    }
+  }
+
+  void accept_some() {
+    bool added = false;
+    for (int i = 0; i < 64 && connections.size() < limits.max_connections; ++i) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE)
+          log::warn("http: out of file descriptors; connections wait", {{"port", bound_port}});
+        break;
+      }
+      // MHD closes the socket itself if it cannot take it.
+      added |= MHD_add_connection(daemon, fd, reinterpret_cast<sockaddr*>(&peer), len) == MHD_YES;
+    }
+    watch_listener();
+    if (added) run();
+  }
+
+  void close_handle(uv_handle_t* h) {
+    ++open_handles;
+    uv_close(h, [](uv_handle_t* handle) {
+      auto* self = static_cast<Impl*>(handle->data);
+      if (--self->open_handles == 0 && self->orphaned) delete self;
+    });
+  }
+
+  static MHD_Result queue(MHD_Connection* connection, const Response& r) {
+    MHD_Response* resp = MHD_create_response_from_buffer(
+        r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+    if (resp == nullptr) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+    if (r.status == 413 || r.status == 431) MHD_add_response_header(resp, "Connection", "close");
+    const MHD_Result rc = MHD_queue_response(connection, static_cast<unsigned>(r.status), resp);
+    MHD_destroy_response(resp);
+    return rc;
+  }
+
+  // ---- libmicrohttpd callbacks ----
+
+  static void on_connection(void* cls, MHD_Connection* connection, void** socket_context,
+                            MHD_ConnectionNotificationCode code) {
+    auto* self = static_cast<Impl*>(cls);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      auto* c = new ConnState;
+      c->connection = connection;
+      self->connections.push_back(c);
+      c->self = std::prev(self->connections.end());
+      self->wait_for_head(c);
+      *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+      auto* c = static_cast<ConnState*>(*socket_context);
+      if (c == nullptr) return;
+      self->connections.erase(c->self);
+      delete c;
+      *socket_context = nullptr;
+      self->watch_listener();  // below the cap again: accept what waits in the backlog
+    }
+  }
+
+  static void on_completed(void* cls, MHD_Connection* connection, void** req_cls,
+                           MHD_RequestTerminationCode) {
+    auto* self = static_cast<Impl*>(cls);
+    auto* holder = static_cast<std::shared_ptr<RequestState>*>(*req_cls);
+    if (holder != nullptr) {
+      RequestState& r = **holder;
+      r.connection = nullptr;  // a late answer is dropped
+      if (r.suspended) {
+        r.suspended = false;
+        self->suspended.erase(r.waiting);
+      }
+      delete holder;
+      *req_cls = nullptr;
+    }
+    // On keep-alive, the next request head has its own deadline from now.
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (info != nullptr && info->socket_context != nullptr)
+      self->wait_for_head(static_cast<ConnState*>(info->socket_context));
+  }
+
+  static MHD_Result on_header(void* cls, MHD_ValueKind, const char* key, const char* value) {
+    auto* r = static_cast<RequestState*>(cls);
+    std::string name(key);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    r->request.headers.emplace_back(std::move(name), value != nullptr ? value : "");
+    return MHD_YES;
+  }
+
+  static MHD_Result on_query_arg(void* cls, MHD_ValueKind, const char* key, const char* value) {
+    *static_cast<std::size_t*>(cls) += std::strlen(key) + (value ? std::strlen(value) : 0) + 2;
+    return MHD_YES;
+  }
+
+  MHD_Result begin_request(MHD_Connection* connection, const char* url, const char* method,
+                           const char* version, void** req_cls) {
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (info != nullptr && info->socket_context != nullptr) {
+      static_cast<ConnState*>(info->socket_context)->head_deadline = 0;  // the head is complete
+    }
+    auto state = std::make_shared<RequestState>();
+    state->server = this;
+    state->connection = connection;
+    state->request.method = method;
+    state->request.path = url;
+    *req_cls = new std::shared_ptr<RequestState>(state);
+
+    std::size_t head = std::strlen(method) + std::strlen(url) + std::strlen(version) + 4;
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, on_header, state.get());
+    for (const auto& [k, v] : state->request.headers) head += k.size() + v.size() + 4;
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, on_query_arg, &head);
+    if (head > limits.max_head_bytes) {
+      return queue(connection,
+                   error_response(431, "header_too_large",
+                                  fmt::format("request head over {} bytes", limits.max_head_bytes)));
+    }
+    // The body limit is decided from Content-Length before any byte of the body is read.
+    const std::string_view length = state->request.header("content-length");
+    if (!length.empty()) {
+      std::uint64_t n = 0;
+      const auto [p, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
+      if (ec == std::errc::result_out_of_range || (ec == std::errc{} && n > limits.max_body_bytes))
+        return queue(connection, too_large());
+    }
+    return MHD_YES;
+  }
+
+  Response too_large() const {
+    return error_response(413, "too_large",
+                          fmt::format("body over {} bytes", limits.max_body_bytes));
+  }
+
+  MHD_Result on_body(RequestState& r, const char* data, std::size_t* size) {
+    const std::size_t n = *size;
+    *size = 0;
+    if (!r.over_limit && r.request.body.size() + n > limits.max_body_bytes) {
+      // A chunked body has no length up front. MHD cannot answer in the middle of a body, so
+      // the rest is discarded unread, up to a bound past which the connection is dropped.
+      r.over_limit = true;
+      r.request.body.clear();
+      r.request.body.shrink_to_fit();
+    }
+    if (r.over_limit) {
+      r.discarded += n;
+      return r.discarded > 4 * limits.max_body_bytes + (1 << 20) ? MHD_NO : MHD_YES;
+    }
+    r.request.body.append(data, n);
+    return MHD_YES;
+  }
+
+  MHD_Result dispatch(const std::shared_ptr<RequestState>& state) {
+    RequestState& r = *state;
+    r.dispatched = true;
+    std::weak_ptr<RequestState> weak = state;
+    handler(r.request, [weak](Response answer) {
+      auto s = weak.lock();
+      if (!s || s->connection == nullptr || s->answer) return;
+      s->answer = std::move(answer);
+      if (s->suspended) {
+        Impl* server = s->server;
+        s->suspended = false;
+        server->suspended.erase(s->waiting);
+        MHD_resume_connection(s->connection);
+        server->schedule_run();
+      }
+    });
+    if (r.answer) return queue(r.connection, *r.answer);
+    MHD_suspend_connection(r.connection);
+    r.suspended = true;
+    suspended.push_back(state);
+    r.waiting = std::prev(suspended.end());
+    return MHD_YES;
+  }
+
+  static MHD_Result on_access(void* cls, MHD_Connection* connection, const char* url,
+                              const char* method, const char* version, const char* upload_data,
+                              std::size_t* upload_data_size, void** req_cls) {
+    auto* self = static_cast<Impl*>(cls);
+    if (*req_cls == nullptr) return self->begin_request(connection, url, method, version, req_cls);
+    const std::shared_ptr<RequestState> state = *static_cast<std::shared_ptr<RequestState>*>(*req_cls);
+    if (*upload_data_size != 0) return self->on_body(*state, upload_data, upload_data_size);
+    if (state->over_limit) return queue(connection, self->too_large());
+    if (state->answer) return queue(connection, *state->answer);
+    if (state->dispatched) return MHD_YES;  // still waiting for the handler
+    if (self->stopped) return queue(connection, error_response(503, "unavailable", "stopping"));
+    return self->dispatch(state);
+  }
+
+  static void on_log(void*, const char* fmt_text, va_list ap) {
+    char line[512];
+    std::vsnprintf(line, sizeof line, fmt_text, ap);
+    std::string_view text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    log::debug("http", {{"detail", text}});
   }
 };
 
-namespace {
-
-Connection* conn_of(http_parser* p) {
-  return static_cast<Connection*>(p->data);
-}
-
-int on_url(http_parser* p, const char* at, size_t len) {
-  conn_of(p)->request.path.append(at, len);
-  return 0;
-}
-
-int on_header_field(http_parser* p, const char* at, size_t len) {
-  Connection* c = conn_of(p);
-  if (c->in_value || c->header_field.empty()) {
-    if (c->in_value) c->header_field.clear();
-    c->in_value = false;
-  }
-  c->header_field.append(at, len);
-  return 0;
-}
-
-int on_header_value(http_parser* p, const char* at, size_t len) {
-  Connection* c = conn_of(p);
-  if (!c->in_value) {
-    std::string name = c->header_field;
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char ch) { return std::tolower(ch); });
-    c->request.headers.emplace_back(std::move(name), std::string());
-    c->in_value = true;
-  }
-  c->request.headers.back().second.append(at, len);
-  return 0;
-}
-
-int on_headers_complete(http_parser* p) {
-  Connection* c = conn_of(p);
-  auto server = c->server.lock();
-  if (!server) return 1;
-  // The body limit is checked before any byte of the body is read (and before any HMAC work).
-  if (p->content_length != ULLONG_MAX && p->content_length > server->max_body) {
-    c->answered_too_large = true;
-    server->write_response(c,
-                           Response{413, "application/json",
-                                    R"({"error":"too_large"})"
-                                    "\n"},
-                           true);
-    return 1;
-  }
-  c->request.method = http_method_str(static_cast<http_method>(p->method));
-  if (const auto q = c->request.path.find('?'); q != std::string::npos) c->request.path.resize(q);
-  return 0;
-}
-
-int on_body(http_parser* p, const char* at, size_t len) {
-  Connection* c = conn_of(p);
-  auto server = c->server.lock();
-  if (!server) return 1;
-  if (c->request.body.size() + len > server->max_body) {  // chunked bodies have no length up front
-    c->answered_too_large = true;
-    server->write_response(c,
-                           Response{413, "application/json",
-                                    R"({"error":"too_large"})"
-                                    "\n"},
-                           true);
-    return 1;
-  }
-  c->request.body.append(at, len);
-  return 0;
-}
-
-int on_message_complete(http_parser* p) {
-  Connection* c = conn_of(p);
-  auto server = c->server.lock();
-  if (!server) return 1;
-  c->keep_alive = http_should_keep_alive(p) != 0;
-  Request request = std::move(c->request);
-  c->request = Request{};
-  c->header_field.clear();
-  c->in_value = false;
-  const std::uint64_t gen = ++c->generation;
-  std::weak_ptr<Server::Impl> weak = server;
-  // A connection may close before the handler answers: the answer checks that it is still
-  // there (and on the same request) and is dropped otherwise.
-  server->handler(request, [weak, c, gen, keep = c->keep_alive](Response r) {
-    auto s = weak.lock();
-    if (!s) return;
-    const bool present =
-        std::find(s->connections.begin(), s->connections.end(), c) != s->connections.end();
-    if (!present || c->generation != gen || c->closing) return;
-    s->write_response(c, r, !keep);
-  });
-  return 0;
-}
-
-}  // namespace
-
-Server::Server(uv_loop_s* loop, Handler handler, std::size_t max_body_bytes)
-    : impl_(std::make_shared<Impl>()) {
+Server::Server(uv_loop_s* loop, Handler handler, Limits limits) : impl_(std::make_unique<Impl>()) {
   impl_->loop = loop;
   impl_->handler = std::move(handler);
-  impl_->max_body = max_body_bytes;
-  http_parser_settings_init(&impl_->settings);
-  impl_->settings.on_url = on_url;
-  impl_->settings.on_header_field = on_header_field;
-  impl_->settings.on_header_value = on_header_value;
-  impl_->settings.on_headers_complete = on_headers_complete;
-  impl_->settings.on_body = on_body;
-  impl_->settings.on_message_complete = on_message_complete;
+  impl_->limits = limits;
 }
 
 Server::~Server() {
   stop();
+  if (impl_->open_handles > 0) {
+    impl_->orphaned = true;
+    impl_.release();  // deleted by the last close callback
+  }
 }
 
 int Server::port() const noexcept {
@@ -224,87 +402,103 @@ int Server::port() const noexcept {
 }
 
 Status Server::listen(const std::string& host, int port) {
+  Impl& s = *impl_;
+  if (s.daemon != nullptr || s.stopped)
+    return make_error(Errc::invalid_config, "HTTP server already listening or stopped");
   sockaddr_storage addr{};
-  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+  socklen_t addr_len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(port));
+    addr_len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    addr_len = sizeof *v6;
+  } else {
     return make_error(Errc::invalid_config, fmt::format("'{}' is not an IP address", host));
   }
-  uv_tcp_init(impl_->loop, &impl_->listener);
-  impl_->listener.data = impl_.get();
-  impl_->listening = true;
-  int rc = uv_tcp_bind(&impl_->listener, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) {
-    rc = uv_listen(
-        reinterpret_cast<uv_stream_t*>(&impl_->listener), 128, [](uv_stream_t* l, int status) {
-          auto* s = static_cast<Impl*>(l->data);
-          if (status < 0 || s->stopped) return;
-          auto* c = new Connection;
-          c->server = s->weak_from_this();
-          uv_tcp_init(s->loop, &c->tcp);
-          c->tcp.data = c;
-          http_parser_init(&c->parser, HTTP_REQUEST);
-          c->parser.data = c;
-          s->connections.push_front(c);
-          c->self = s->connections.begin();
-          if (uv_accept(l, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-            s->close_connection(c);
-            return;
-          }
-          uv_read_start(
-              reinterpret_cast<uv_stream_t*>(&c->tcp),
-              [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
-                buf->base = new char[suggested];
-                buf->len = suggested;
-              },
-              [](uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
-                auto* conn = static_cast<Connection*>(stream->data);
-                auto server = conn->server.lock();
-                if (n > 0 && server && !conn->closing) {
-                  const size_t parsed = http_parser_execute(&conn->parser, &server->settings,
-                                                            buf->base, static_cast<size_t>(n));
-                  if (!conn->closing &&
-                      (conn->parser.http_errno != HPE_OK || parsed != static_cast<size_t>(n))) {
-                    if (!conn->answered_too_large) {
-                      server->write_response(conn,
-                                             Response{400, "application/json",
-                                                      R"({"error":"bad_request"})"
-                                                      "\n"},
-                                             true);
-                    } else {
-                      server->close_connection(conn);
-                    }
-                  }
-                } else if (n < 0 && server) {
-                  server->close_connection(conn);
-                }
-                delete[] buf->base;
-              });
-        });
-  }
-  if (rc != 0) {
+  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(Errc::unavailable, fmt::format("socket: {}", std::strerror(errno)));
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 || ::listen(fd, 511) != 0) {
+    const int err = errno;
+    ::close(fd);
     return make_error(Errc::unavailable,
-                      fmt::format("cannot listen on {}:{}: {}", host, port, uv_strerror(rc)));
+                      fmt::format("cannot listen on {}:{}: {}", host, port, std::strerror(err)));
   }
+  s.listen_fd = fd;
   sockaddr_storage bound{};
-  int len = sizeof bound;
-  uv_tcp_getsockname(&impl_->listener, reinterpret_cast<sockaddr*>(&bound), &len);
-  impl_->bound_port =
+  socklen_t len = sizeof bound;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  s.bound_port =
       ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+
+  // Idle connections (no byte for this long) are closed by MHD; an incomplete head is closed by
+  // the sweep at header_timeout_ms whatever trickles in.
+  const auto idle_s = static_cast<unsigned>(std::max<std::int64_t>(
+      1, (s.limits.header_timeout_ms + 999) / 1000));
+  // The per-connection memory pool holds the request head (MHD answers 431 itself for a head
+  // beyond it); the 16 KiB head limit is ours, checked once the head is parsed.
+  const std::size_t pool = std::max<std::size_t>(64 * 1024, 2 * s.limits.max_head_bytes);
+  s.daemon = MHD_start_daemon(
+      MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+      nullptr, nullptr, &Impl::on_access, &s, MHD_OPTION_CONNECTION_LIMIT,
+      s.limits.max_connections + 1, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed,
+      &s, MHD_OPTION_NOTIFY_CONNECTION, &Impl::on_connection, &s, MHD_OPTION_EXTERNAL_LOGGER,
+      &Impl::on_log, &s, MHD_OPTION_END);
+  if (s.daemon == nullptr) {
+    return make_error(Errc::unavailable,
+                      fmt::format("cannot start the HTTP server on {}:{}", host, port));
+  }
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  uv_poll_init(s.loop, &s.poll, info->epoll_fd);
+  s.poll.data = &s;
+  uv_poll_start(&s.poll, UV_READABLE,
+                [](uv_poll_t* p, int, int) { static_cast<Impl*>(p->data)->run(); });
+  uv_poll_init(s.loop, &s.listen_poll, s.listen_fd);
+  s.listen_poll.data = &s;
+  s.watch_listener();
+  uv_timer_init(s.loop, &s.run_timer);
+  s.run_timer.data = &s;
+  uv_timer_init(s.loop, &s.sweep_timer);
+  s.sweep_timer.data = &s;
+  const auto period = static_cast<std::uint64_t>(
+      std::clamp<std::int64_t>(s.limits.header_timeout_ms / 10, 10, 250));
+  uv_timer_start(&s.sweep_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->sweep(); },
+                 period, period);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&s.sweep_timer));
+  s.arm_timer();
   return Status::success();
 }
 
 void Server::stop() noexcept {
-  if (!impl_ || impl_->stopped) return;
-  impl_->stopped = true;
-  while (!impl_->connections.empty()) impl_->close_connection(impl_->connections.front());
-  if (impl_->listening) {
-    // The Impl must outlive the close callback: hold a reference until it runs.
-    auto* keep = new std::shared_ptr<Impl>(impl_);
-    impl_->listener.data = keep;
-    uv_close(reinterpret_cast<uv_handle_t*>(&impl_->listener),
-             [](uv_handle_t* h) { delete static_cast<std::shared_ptr<Impl>*>(h->data); });
+  Impl& s = *impl_;
+  if (s.stopped) return;
+  s.stopped = true;
+  if (s.daemon == nullptr) return;
+  // Requests still waiting for their handler are answered 503 before the daemon goes.
+  while (!s.suspended.empty()) {
+    std::shared_ptr<RequestState> r = s.suspended.front();
+    s.suspended.pop_front();
+    r->suspended = false;
+    r->answer = error_response(503, "unavailable", "the server is stopping");
+    MHD_resume_connection(r->connection);
   }
+  for (int i = 0; i < 3; ++i) MHD_run(s.daemon);
+  MHD_stop_daemon(s.daemon);
+  s.daemon = nullptr;
+  s.close_handle(reinterpret_cast<uv_handle_t*>(&s.listen_poll));
+  ::close(s.listen_fd);  // after uv_close: libuv stops watching it first
+  s.listen_fd = -1;
+  s.close_handle(reinterpret_cast<uv_handle_t*>(&s.poll));
+  s.close_handle(reinterpret_cast<uv_handle_t*>(&s.run_timer));
+  s.close_handle(reinterpret_cast<uv_handle_t*>(&s.sweep_timer));
 }
 
 }  // namespace sagaflow::http

@@ -1,10 +1,19 @@
 #pragma once
-// A small HTTP/1.1 server on the libuv loop, for /metrics, /healthz, /readyz and the webhook
-// ingress. Requests are parsed by Debian's http-parser; bodies are buffered up to a limit that
-// is checked against Content-Length before the body is read (413 otherwise). Handlers answer
-// asynchronously (the webhook answers 202 only after the broker confirmed), and a connection
-// closed before the answer is simply dropped. Keep-alive is supported.
+// The HTTP/1.1 listener of the metrics endpoint and the webhook ingress, on the process's libuv
+// loop. The protocol is Debian's libmicrohttpd (parsing, keep-alive, pipelining in request
+// order, chunked bodies, connection limit, idle timeout, suspend/resume); this layer adds the
+// contract's limits on top (CONTRACT.md section 7):
+//   - a body over max_body_bytes is answered 413 before any byte of it is read (from
+//     Content-Length), or as soon as a chunked body passes the limit; the connection then
+//     closes, so nothing after the head is ever parsed as a request;
+//   - a request head over max_head_bytes is answered 431;
+//   - a connection whose request head is not complete within header_timeout_ms of its start
+//     (or of its previous answer, on keep-alive) is closed;
+//   - beyond max_connections, new connections wait in the listen backlog until one closes.
+// Handlers answer asynchronously (the webhook answers 202 only after the broker confirmed): the
+// connection is suspended meanwhile, and an answer for a connection that is gone is dropped.
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,22 +47,30 @@ using Respond = std::function<void(Response)>;
 // Called once per request; must call respond exactly once (now or later, on the loop).
 using Handler = std::function<void(const Request&, Respond)>;
 
+struct Limits {
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_head_bytes = 16 * 1024;  // request line + headers
+  std::int64_t header_timeout_ms = 10000;  // SAGAFLOW_HTTP_HEADER_TIMEOUT_MS
+  unsigned max_connections = 1024;         // SAGAFLOW_HTTP_MAX_CONNECTIONS
+};
+
 class Server {
  public:
-  Server(uv_loop_s* loop, Handler handler, std::size_t max_body_bytes = 1024 * 1024);
+  Server(uv_loop_s* loop, Handler handler, Limits limits = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   Status listen(const std::string& host, int port);
   int port() const noexcept;  // the bound port (useful with port 0)
-  // Stops accepting and closes every connection. Safe to call twice.
+  // Stops accepting, answers requests still waiting for their handler with 503, and closes
+  // every connection. Safe to call twice.
   void stop() noexcept;
 
   struct Impl;
 
  private:
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 std::string_view status_text(int status) noexcept;

@@ -9,6 +9,7 @@
 #include "app/webhook/webhook_handler.hpp"
 #include "core/log.hpp"
 #include "http/server.hpp"
+#include "http/webhook_signature.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow::app {
@@ -18,6 +19,13 @@ int run_webhook(const Config& config) {
     std::fprintf(stderr,
                  "sagaflow webhook: SAGAFLOW_WEBHOOK_SECRET is not set; refusing to start\n");
     return 2;
+  }
+  for (const auto& secret : config.webhook_secrets) {
+    if (!http::secret_key(secret)) {
+      std::fprintf(stderr,
+                   "sagaflow webhook: SAGAFLOW_WEBHOOK_SECRET: a whsec_ secret is not base64\n");
+      return 2;
+    }
   }
   LoopRunner runner;
   std::unique_ptr<Sink> sink_owner = make_sink(runner.loop(), config, "sagaflow-webhook");
@@ -38,7 +46,9 @@ int run_webhook(const Config& config) {
   http::Server server(
       runner.loop(),
       [&](const http::Request& r, http::Respond respond) { handler(r, std::move(respond)); },
-      config.max_message_bytes);
+      http::Limits{.max_body_bytes = config.max_message_bytes,
+                   .header_timeout_ms = config.http_header_timeout_ms,
+                   .max_connections = static_cast<unsigned>(config.http_max_connections)});
   if (auto st = server.listen(config.webhook_addr.host, config.webhook_addr.port); !st) {
     std::fprintf(stderr, "sagaflow webhook: %s\n", st.error().detail.c_str());
     return 1;

@@ -53,8 +53,19 @@ void WebhookHandler::operator()(const http::Request& req, http::Respond respond)
                        fmt::format("body over {} bytes", parser_.max_message_bytes())));
     return;
   }
-  const auto check = http::verify_signature(req.header("x-sagaflow-signature"), req.body, secrets_,
-                                            clock_.now_ms() / 1000);
+  // Either scheme may sign a request (CONTRACT.md section 7); with both headers, one match
+  // is enough.
+  const std::int64_t now_s = clock_.now_ms() / 1000;
+  auto check = http::SignatureCheck::missing;
+  if (const auto standard = req.header("webhook-signature"); !standard.empty()) {
+    check = http::verify_standard(req.header("webhook-id"), req.header("webhook-timestamp"),
+                                  standard, req.body, secrets_, now_s);
+  }
+  if (const auto ours = req.header("x-sagaflow-signature");
+      check != http::SignatureCheck::ok && !ours.empty()) {
+    const auto c = http::verify_signature(ours, req.body, secrets_, now_s);
+    if (c == http::SignatureCheck::ok || check == http::SignatureCheck::missing) check = c;
+  }
   if (check != http::SignatureCheck::ok) {
     respond(json_error(401, "bad_signature", http::to_string(check)));
     return;

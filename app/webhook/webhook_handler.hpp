@@ -1,9 +1,10 @@
 #pragma once
 // The webhook ingress (CONTRACT.md section 7) as a request handler with injected effects:
-//   POST /webhooks/<source>, body = envelope, header X-Sagaflow-Signature.
+//   POST /webhooks/<source>, body = envelope, signed with X-Sagaflow-Signature or with the
+//   Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature).
 //   202 after the broker confirmed the publish; 400 malformed or invalid envelope; 401 bad or
-//   missing signature; 413 over the size limit (decided by http::Server from Content-Length
-//   before any HMAC work); 503 broker unavailable (nothing published). GET /healthz is 200;
+//   missing signature; 413 over the size limit (decided by http::Server before any HMAC
+//   work); 503 broker unavailable (nothing published). GET /healthz is 200;
 //   GET /readyz is 200 only while the broker connection is up.
 // The event id still deduplicates downstream: a replayed webhook publishes the same id.
 #include <functional>

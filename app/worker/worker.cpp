@@ -143,7 +143,9 @@ struct Worker::Impl {
         http(
             l,
             [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); },
-            64 * 1024),
+            http::Limits{.max_body_bytes = 64 * 1024,
+                         .header_timeout_ms = c.http_header_timeout_ms,
+                         .max_connections = static_cast<unsigned>(c.http_max_connections)}),
         stuck(registry.gauge("sagaflow_sagas_stuck", "Sagas parked in state stuck (cluster-wide)")),
         ready(registry.gauge("sagaflow_ready", "1 while broker and Redis are connected")) {}
 

@@ -34,11 +34,13 @@ struct Harness {
                          1024 * 1024};
 
   http::Response post(const std::string& body, const std::string& signature,
-                      std::string path = "/webhooks/shop") {
+                      std::string path = "/webhooks/shop",
+                      std::vector<std::pair<std::string, std::string>> headers = {}) {
     http::Request req;
     req.method = "POST";
     req.path = std::move(path);
     req.body = body;
+    req.headers = std::move(headers);
     if (!signature.empty()) req.headers.emplace_back("x-sagaflow-signature", signature);
     std::optional<http::Response> answer;
     handler(req, [&](http::Response r) { answer = std::move(r); });
@@ -104,4 +106,30 @@ TEST_CASE("readiness follows the broker connection; health does not", "[webhook]
   CHECK(get("/healthz") == 200);
   broker = true;
   CHECK(get("/readyz") == 200);
+}
+
+TEST_CASE("Standard Webhooks headers are verified as well; either scheme is enough", "[webhook]") {
+  Harness h;
+  const std::vector<std::string> old_secret{"old"};
+  const std::int64_t t = kNow / 1000;
+  const auto standard = [&](const std::string& body, std::int64_t ts, const std::string& id) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"webhook-id", id},
+        {"webhook-timestamp", std::to_string(ts)},
+        {"webhook-signature", http::sign_standard(old_secret, id, ts, body)}};
+  };
+  // Given a Standard Webhooks request signed with the old secret: 202, published once
+  CHECK(h.post(kBody, "", "/webhooks/shop", standard(kBody, t, "msg_1")).status == 202);
+  CHECK(h.published.size() == 1);
+  // Refused: another body, an old timestamp, a changed id
+  CHECK(h.post(kBody + " ", "", "/webhooks/shop", standard(kBody, t, "msg_1")).status == 401);
+  CHECK(h.post(kBody, "", "/webhooks/shop", standard(kBody, t - 301, "msg_1")).status == 401);
+  auto changed = standard(kBody, t, "msg_1");
+  changed[0].second = "msg_2";
+  CHECK(h.post(kBody, "", "/webhooks/shop", changed).status == 401);
+  // A wrong Standard signature beside a right X-Sagaflow-Signature: accepted
+  auto wrong = standard(kBody, t, "msg_1");
+  wrong[2].second = "v1,AAAA";
+  CHECK(h.post(kBody, http::sign("new", t, kBody), "/webhooks/shop", wrong).status == 202);
+  CHECK(h.published.size() == 2);
 }
