@@ -47,12 +47,15 @@
 #include "core/log.hpp"
 #include "store/redis_client.hpp"
 #include "store/saga_store.hpp"
+#include "bench_util.hpp"
 #include "support/servers.hpp"
 
 using namespace std::chrono;
 using sagaflow::testing::KafkaMock;
 using sagaflow::testing::Process;
 using sagaflow::testing::RedisServer;
+using sagaflow::bench::process_cpu;
+using sagaflow::bench::stat_cpu;
 
 namespace {
 
@@ -67,28 +70,6 @@ std::string order_created(const std::string& order, int store) {
 }
 
 // ---- CPU accounting from /proc ----
-
-// utime + stime of a /proc/.../stat line, in seconds; `comm` gets the name in parentheses.
-double stat_cpu(const std::string& path, std::string* comm = nullptr) {
-  std::ifstream f(path);
-  std::string line;
-  if (!std::getline(f, line)) return 0;
-  const auto open = line.find('(');
-  const auto close = line.rfind(')');
-  if (open == std::string::npos || close == std::string::npos) return 0;
-  if (comm != nullptr) *comm = line.substr(open + 1, close - open - 1);
-  std::istringstream rest(line.substr(close + 2));
-  std::vector<std::string> fields;
-  std::string field;
-  while (rest >> field) fields.push_back(field);
-  if (fields.size() < 13) return 0;  // fields[0] is field 3 (state): utime 14, stime 15
-  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
-}
-
-double process_cpu(pid_t pid) {
-  return pid > 0 ? stat_cpu("/proc/" + std::to_string(pid) + "/stat") : 0;
-}
 
 // This process' threads: tid -> (name, CPU seconds).
 std::map<std::string, std::pair<std::string, double>> threads_now() {

@@ -28,10 +28,13 @@
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "producers/rabbit_sink.hpp"
+#include "bench_util.hpp"
 #include "support/servers.hpp"
 
 using namespace sagaflow;
 using Clock = std::chrono::steady_clock;
+using bench::bare_close;
+using bench::bare_connect;
 
 namespace {
 
@@ -41,28 +44,6 @@ constexpr int kPrefetch = 256;
 
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-amqp_connection_state_t bare_connect(const AmqpEndpoint& ep) {
-  amqp_connection_state_t conn = amqp_new_connection();
-  amqp_socket_t* s = amqp_tcp_socket_new(conn);
-  if (amqp_socket_open(s, ep.host.c_str(), ep.port) != AMQP_STATUS_OK)
-    throw std::runtime_error("connect failed");
-  if (amqp_login(conn, ep.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, ep.user.c_str(),
-                 ep.password.c_str())
-          .reply_type != AMQP_RESPONSE_NORMAL) {
-    throw std::runtime_error("login failed");
-  }
-  amqp_channel_open(conn, 1);
-  if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
-    throw std::runtime_error("channel failed");
-  return conn;
-}
-
-void bare_close(amqp_connection_state_t conn) {
-  amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-  amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
-  amqp_destroy_connection(conn);
 }
 
 std::uint32_t prepare_queue(const AmqpEndpoint& ep, bool purge) {

@@ -78,8 +78,7 @@ struct RequestState {
   Request request;
   bool dispatched = false;
   bool suspended = false;
-  bool over_limit = false;  // a chunked body passed the limit: discard the rest, then 413
-  std::size_t discarded = 0;
+  std::uint64_t deadline = 0;  // uv_now() ms by which the handler must have answered
   std::optional<Response> answer;
   std::list<std::shared_ptr<RequestState>>::iterator waiting;  // valid while suspended
 };
@@ -101,8 +100,11 @@ struct Server::Impl {
   int listen_fd = -1;
   int bound_port = 0;
   uv_poll_t poll{};         // MHD's epoll descriptor
-  uv_poll_t listen_poll{};  // the listening socket, watched while below the connection cap
+  uv_poll_t listen_poll{};    // the listening socket, watched while below the connection cap
+  uv_timer_t accept_retry{};  // after EMFILE: watch the listening socket again later
+  std::uint64_t next_fd_warning = 0;
   bool listening = false;
+  bool draining = false;  // drain(): no new connections, new requests answered 503
   uv_timer_t run_timer{};    // MHD's own timeout, or 0 to run again on the next turn
   uv_timer_t sweep_timer{};  // head deadlines
   int open_handles = 0;
@@ -151,7 +153,17 @@ struct Server::Impl {
   // next run and releases the connection.
   void sweep() {
     const std::uint64_t now = uv_now(loop);
-
+    // Handlers that have not answered in time (a broker that stalls without failing): 503, so
+    // that waiting requests never pin the connection cap. Suspended in order, so oldest first.
+    while (!suspended.empty() && suspended.front()->deadline <= now) {
+      std::shared_ptr<RequestState> r = suspended.front();
+      r->answer = error_response(503, "unavailable",
+                                 "no answer in time; retry (the event id deduplicates)");
+      r->suspended = false;
+      suspended.pop_front();
+      MHD_resume_connection(r->connection);
+      schedule_run();
+    }
     bool closed = false;
     for (auto it = connections.begin(); it != connections.end();) {
       ConnState* c = *it++;
@@ -172,7 +184,7 @@ struct Server::Impl {
   // MHD; at the cap the socket is not watched, so new connections wait in the kernel's backlog
   // until one closes (MHD's own cap, in external-epoll mode, stops listening for good).
   void watch_listener() {
-    if (stopped || daemon == nullptr) return;
+    if (stopped || draining || daemon == nullptr) return;
     if (connections.size() < limits.max_connections) {
       if (!listening)
         uv_poll_start(&listen_poll, UV_READABLE,
@@ -192,8 +204,22 @@ struct Server::Impl {
       const int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer), &len,
                                SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE)
-          log::warn("http: out of file descriptors; connections wait", {{"port", bound_port}});
+        if (errno == EMFILE || errno == ENFILE) {
+          // The backlog stays readable: stop watching it for a while instead of spinning.
+          const std::uint64_t now = uv_now(loop);
+          if (now >= next_fd_warning) {
+            log::warn("http: out of file descriptors; new connections wait",
+                      {{"port", bound_port}, {"open", connections.size()}});
+            next_fd_warning = now + 10000;
+          }
+          uv_poll_stop(&listen_poll);
+          listening = false;
+          uv_timer_start(
+              &accept_retry, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->watch_listener(); },
+              100, 0);
+          if (added) run();
+          return;
+        }
         break;
       }
       // MHD closes the socket itself if it cannot take it.
@@ -274,13 +300,8 @@ struct Server::Impl {
     return MHD_YES;
   }
 
-  static MHD_Result on_query_arg(void* cls, MHD_ValueKind, const char* key, const char* value) {
-    *static_cast<std::size_t*>(cls) += std::strlen(key) + (value ? std::strlen(value) : 0) + 2;
-    return MHD_YES;
-  }
-
   MHD_Result begin_request(MHD_Connection* connection, const char* url, const char* method,
-                           const char* version, void** req_cls) {
+                           void** req_cls) {
     const MHD_ConnectionInfo* info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     if (info != nullptr && info->socket_context != nullptr) {
@@ -293,10 +314,11 @@ struct Server::Impl {
     state->request.path = url;
     *req_cls = new std::shared_ptr<RequestState>(state);
 
-    std::size_t head = std::strlen(method) + std::strlen(url) + std::strlen(version) + 4;
     MHD_get_connection_values(connection, MHD_HEADER_KIND, on_header, state.get());
-    for (const auto& [k, v] : state->request.headers) head += k.size() + v.size() + 4;
-    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, on_query_arg, &head);
+    // The head as received (request line and header lines, before any decoding or trimming).
+    const MHD_ConnectionInfo* size =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    const std::size_t head = size != nullptr ? size->header_size : limits.max_head_bytes + 1;
     if (head > limits.max_head_bytes) {
       return queue(connection,
                    error_response(431, "header_too_large",
@@ -321,16 +343,24 @@ struct Server::Impl {
   MHD_Result on_body(RequestState& r, const char* data, std::size_t* size) {
     const std::size_t n = *size;
     *size = 0;
-    if (!r.over_limit && r.request.body.size() + n > limits.max_body_bytes) {
-      // A chunked body has no length up front. MHD cannot answer in the middle of a body, so
-      // the rest is discarded unread, up to a bound past which the connection is dropped.
-      r.over_limit = true;
-      r.request.body.clear();
-      r.request.body.shrink_to_fit();
-    }
-    if (r.over_limit) {
-      r.discarded += n;
-      return r.discarded > 4 * limits.max_body_bytes + (1 << 20) ? MHD_NO : MHD_YES;
+    if (r.request.body.size() + n > limits.max_body_bytes) {
+      // A chunked body has no length up front. MHD cannot queue an answer in the middle of a
+      // body, so the 413 is written on the socket here (its write side is idle: the previous
+      // answer on this connection is complete before this request's body is read) and the
+      // connection is dropped; the rest of the body is never read.
+      const Response answer = too_large();
+      const std::string raw = fmt::format(
+          "HTTP/1.1 413 Payload Too Large\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
+          "Connection: close\r\n\r\n{}",
+          answer.content_type, answer.body.size(), answer.body);
+      const MHD_ConnectionInfo* fd =
+          MHD_get_connection_info(r.connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+      if (fd != nullptr) {
+        [[maybe_unused]] const ssize_t sent =
+            ::send(fd->connect_fd, raw.data(), raw.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        ::shutdown(fd->connect_fd, SHUT_WR);
+      }
+      return MHD_NO;
     }
     r.request.body.append(data, n);
     return MHD_YES;
@@ -355,22 +385,23 @@ struct Server::Impl {
     if (r.answer) return queue(r.connection, *r.answer);
     MHD_suspend_connection(r.connection);
     r.suspended = true;
+    r.deadline = uv_now(loop) + static_cast<std::uint64_t>(limits.handler_timeout_ms);
     suspended.push_back(state);
     r.waiting = std::prev(suspended.end());
     return MHD_YES;
   }
 
   static MHD_Result on_access(void* cls, MHD_Connection* connection, const char* url,
-                              const char* method, const char* version, const char* upload_data,
+                              const char* method, const char*, const char* upload_data,
                               std::size_t* upload_data_size, void** req_cls) {
     auto* self = static_cast<Impl*>(cls);
-    if (*req_cls == nullptr) return self->begin_request(connection, url, method, version, req_cls);
+    if (*req_cls == nullptr) return self->begin_request(connection, url, method, req_cls);
     const std::shared_ptr<RequestState> state = *static_cast<std::shared_ptr<RequestState>*>(*req_cls);
     if (*upload_data_size != 0) return self->on_body(*state, upload_data, upload_data_size);
-    if (state->over_limit) return queue(connection, self->too_large());
     if (state->answer) return queue(connection, *state->answer);
     if (state->dispatched) return MHD_YES;  // still waiting for the handler
-    if (self->stopped) return queue(connection, error_response(503, "unavailable", "stopping"));
+    if (self->stopped || self->draining)
+      return queue(connection, error_response(503, "unavailable", "the server is stopping"));
     return self->dispatch(state);
   }
 
@@ -438,13 +469,15 @@ Status Server::listen(const std::string& host, int port) {
       ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
 
-  // Idle connections (no byte for this long) are closed by MHD; an incomplete head is closed by
-  // the sweep at header_timeout_ms whatever trickles in.
-  const auto idle_s = static_cast<unsigned>(std::max<std::int64_t>(
-      1, (s.limits.header_timeout_ms + 999) / 1000));
+  // A connection with no byte for this long (a stalled body) is closed by MHD; an incomplete
+  // head, also the next one on an idle keep-alive connection, is closed by the sweep at
+  // header_timeout_ms whatever trickles in.
+  const auto idle_s = static_cast<unsigned>(
+      std::max<std::int64_t>(10, 2 * ((s.limits.header_timeout_ms + 999) / 1000)));
   // The per-connection memory pool holds the request head (MHD answers 431 itself for a head
   // beyond it); the 16 KiB head limit is ours, checked once the head is parsed.
-  const std::size_t pool = std::max<std::size_t>(64 * 1024, 2 * s.limits.max_head_bytes);
+  // MHD zeroes the pool for every request, so it is kept as small as the head limit allows.
+  const std::size_t pool = std::max<std::size_t>(32 * 1024, s.limits.max_head_bytes + 16 * 1024);
   s.daemon = MHD_start_daemon(
       MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
       nullptr, nullptr, &Impl::on_access, &s, MHD_OPTION_CONNECTION_LIMIT,
@@ -452,17 +485,24 @@ Status Server::listen(const std::string& host, int port) {
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed,
       &s, MHD_OPTION_NOTIFY_CONNECTION, &Impl::on_connection, &s, MHD_OPTION_EXTERNAL_LOGGER,
       &Impl::on_log, &s, MHD_OPTION_END);
-  if (s.daemon == nullptr) {
+  const MHD_DaemonInfo* info =
+      s.daemon != nullptr ? MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_EPOLL_FD) : nullptr;
+  if (info == nullptr) {
+    if (s.daemon != nullptr) MHD_stop_daemon(s.daemon);
+    s.daemon = nullptr;
+    ::close(s.listen_fd);
+    s.listen_fd = -1;
     return make_error(Errc::unavailable,
                       fmt::format("cannot start the HTTP server on {}:{}", host, port));
   }
-  const MHD_DaemonInfo* info = MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_EPOLL_FD);
   uv_poll_init(s.loop, &s.poll, info->epoll_fd);
   s.poll.data = &s;
   uv_poll_start(&s.poll, UV_READABLE,
                 [](uv_poll_t* p, int, int) { static_cast<Impl*>(p->data)->run(); });
   uv_poll_init(s.loop, &s.listen_poll, s.listen_fd);
   s.listen_poll.data = &s;
+  uv_timer_init(s.loop, &s.accept_retry);
+  s.accept_retry.data = &s;
   s.watch_listener();
   uv_timer_init(s.loop, &s.run_timer);
   s.run_timer.data = &s;
@@ -475,6 +515,15 @@ Status Server::listen(const std::string& host, int port) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&s.sweep_timer));
   s.arm_timer();
   return Status::success();
+}
+
+void Server::drain() noexcept {
+  Impl& s = *impl_;
+  if (s.stopped || s.draining || s.daemon == nullptr) return;
+  s.draining = true;
+  if (s.listening) uv_poll_stop(&s.listen_poll);
+  s.listening = false;
+  uv_timer_stop(&s.accept_retry);
 }
 
 void Server::stop() noexcept {
@@ -491,14 +540,16 @@ void Server::stop() noexcept {
     MHD_resume_connection(r->connection);
   }
   for (int i = 0; i < 3; ++i) MHD_run(s.daemon);
-  MHD_stop_daemon(s.daemon);
-  s.daemon = nullptr;
+  // libuv stops watching the descriptors (uv_close) before they are closed.
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.listen_poll));
-  ::close(s.listen_fd);  // after uv_close: libuv stops watching it first
-  s.listen_fd = -1;
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.poll));
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.run_timer));
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.sweep_timer));
+  s.close_handle(reinterpret_cast<uv_handle_t*>(&s.accept_retry));
+  MHD_stop_daemon(s.daemon);
+  s.daemon = nullptr;
+  ::close(s.listen_fd);
+  s.listen_fd = -1;
 }
 
 }  // namespace sagaflow::http

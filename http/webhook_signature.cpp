@@ -53,12 +53,19 @@ bool decode_hex(std::string_view hex, Digest& out) {
   return true;
 }
 
-// Standard base64 with padding; nullopt for anything else.
+// Standard base64 with padding ('=' only as the last one or two characters); nullopt for
+// anything else, and for an empty result.
 std::optional<std::string> decode_base64(std::string_view text) {
   if (text.empty() || text.size() % 4 != 0) return std::nullopt;
-  for (char c : text) {
+  const std::size_t pad_from = text.find('=');
+  if (pad_from != std::string_view::npos &&
+      (pad_from < text.size() - 2 || text.find_first_not_of('=', pad_from) != std::string_view::npos))
+    return std::nullopt;
+  const std::string_view data = text.substr(0, pad_from);
+  if (data.empty()) return std::nullopt;
+  for (char c : data) {
     const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '+' || c == '/' || c == '=';
+                    c == '+' || c == '/';
     if (!ok) return std::nullopt;
   }
   std::string out(text.size() / 4 * 3, '\0');

@@ -54,9 +54,11 @@ int run_webhook(const Config& config) {
     return 1;
   }
   sink.start();
+  // SIGTERM: no new requests; those already publishing get their real answer once the sink
+  // has drained (a confirm, or its failure), then the listener closes.
   runner.on_signal([&] {
-    server.stop();
-    sink.stop();
+    server.drain();
+    sink.stop([&] { server.stop(); });
   });
   log::info("webhook ingress listening",
             {{"addr", config.webhook_addr.host}, {"port", config.webhook_addr.port}});

@@ -6,6 +6,9 @@
 #include <catch2/catch.hpp>
 #include <uv.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -64,7 +67,8 @@ class LiveServer {
   }
 
  private:
-  // /healthz at once; /echo echoes the body after 2 ms; /slow answers after 300 ms.
+  // /healthz at once; /echo echoes the body after 2 ms; /slow answers after 300 ms; /hang
+  // never answers.
   void handle(const Request& r, Respond respond) {
     {
       std::lock_guard lock(mu_);
@@ -72,6 +76,10 @@ class LiveServer {
     }
     if (r.path == "/healthz") {
       respond(Response{200, "text/plain", "ok"});
+      return;
+    }
+    if (r.path == "/hang") {
+      hung_.push_back(std::move(respond));  // kept, never called
       return;
     }
     const std::uint64_t delay = r.path == "/slow" ? 300 : 2;
@@ -96,6 +104,7 @@ class LiveServer {
   std::thread thread_;
   std::mutex mu_;
   std::vector<std::string> seen_;
+  std::vector<Respond> hung_;
 };
 
 Limits small_limits() {
@@ -184,6 +193,17 @@ TEST_CASE("chunked bodies: under the limit joined, over it 413 and never parsed"
     CHECK(a.status == 413);
     CHECK(c.closed_by_peer(5s));
   }
+  {
+    // A 2 MiB chunked body: answered 413 as soon as it passes the limit, not after reading it
+    RawConn c(server.port());
+    REQUIRE(c.send("POST /echo HTTP/1.1\r\nHost: t\r\n" + te + "\r\n"));
+    c.send(chunked(std::string(4096, 'y'), 4096).substr(0, 4096 + 8));  // first chunk only
+    const auto a = c.read_answer(5s);
+    CHECK(a.status == 413);
+    CHECK(a.body.find("too_large") != std::string::npos);
+    c.send(chunked(std::string(2 << 20, 'z'), 65536));  // the rest goes nowhere
+    CHECK(c.closed_by_peer(5s));
+  }
   CHECK(server.handled() == 1);  // only the first request
 }
 
@@ -198,6 +218,18 @@ TEST_CASE("a request head over 16 KiB gets 431; just under is served", "[http]")
     RawConn c(server.port());
     c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(15 * 1024, 'a') + "\r\n\r\n");
     CHECK(c.read_answer(5s).status == 200);
+  }
+  {
+    // The head is measured as sent, not after decoding or trimming
+    RawConn c(server.port());
+    std::string query;
+    for (int i = 0; i < 6 * 1024; ++i) query += "%41";
+    c.send("GET /healthz?q=" + query + " HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(c.read_answer(5s).status == 431);
+    RawConn padded(server.port());
+    padded.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: a" + std::string(20 * 1024, ' ') +
+                "b\r\n\r\n");
+    CHECK(padded.read_answer(5s).status == 431);
   }
   {
     // Far beyond what the connection's memory holds: still a 431, never a crash
@@ -246,13 +278,21 @@ TEST_CASE("HTTP/1.0, keep-alive with 1,000 requests, a client gone before the an
 
 TEST_CASE("2,000 half-sent heads are closed at the header timeout; the listener serves on",
           "[http]") {
+  // This process holds both ends of every connection
+  rlimit fds{};
+  ::getrlimit(RLIMIT_NOFILE, &fds);
+  fds.rlim_cur = fds.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &fds);
+  ::getrlimit(RLIMIT_NOFILE, &fds);
+  const int count = static_cast<int>(std::min<rlim_t>(2000, (fds.rlim_cur - 200) / 2));
+  INFO("connections: " << count);
   Limits l = small_limits();
-  l.header_timeout_ms = 500;
+  l.header_timeout_ms = 500;  // the library's own idle timeout is 10 s: this is the sweep's work
   l.max_connections = 4096;
   LiveServer server(l);
   std::vector<RawConn> idle;
-  idle.reserve(2000);
-  for (int i = 0; i < 2000; ++i) {
+  idle.reserve(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) {
     idle.emplace_back(server.port());
     REQUIRE(idle.back().connected());
     idle.back().send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Le");
@@ -274,7 +314,7 @@ TEST_CASE("2,000 half-sent heads are closed at the header timeout; the listener 
   // Every idle one is closed by the server, not long after the timeout
   int closed = 0;
   for (auto& c : idle) closed += c.closed_by_peer(3s);
-  CHECK(closed == 2000);
+  CHECK(closed == count);
   CHECK(std::chrono::steady_clock::now() - start < 10s);
   CHECK(server.handled() == 1);
 }
@@ -301,4 +341,45 @@ TEST_CASE("beyond the connection cap new connections wait, then are served", "[h
   RawConn later(server.port());
   later.send(raw_get("/healthz"));
   CHECK(later.read_answer(5s).status == 200);
+}
+
+TEST_CASE("50 connections opened at once, each with a request in flight, all answered",
+          "[http]") {
+  LiveServer server(small_limits());
+  std::vector<RawConn> conns;
+  for (int i = 0; i < 50; ++i) conns.emplace_back(server.port());
+  for (int i = 0; i < 50; ++i) REQUIRE(conns[i].send(raw_post("/echo", std::to_string(i))));
+  int ok = 0;
+  for (int i = 0; i < 50; ++i) {
+    const auto a = conns[i].read_answer(5s);
+    ok += a.status == 200 && a.body == std::to_string(i);
+  }
+  CHECK(ok == 50);
+}
+
+TEST_CASE("a request sent a while after the connection opened is served", "[http]") {
+  LiveServer server(small_limits());
+  std::vector<RawConn> conns;
+  for (int i = 0; i < 5; ++i) conns.emplace_back(server.port());
+  std::this_thread::sleep_for(200ms);
+  int ok = 0;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(conns[i].send(raw_post("/echo", std::to_string(i))));
+    ok += conns[i].read_answer(3s).status == 200;
+  }
+  CHECK(ok == 5);
+}
+
+TEST_CASE("a handler that never answers gets 503 at the handler timeout", "[http]") {
+  Limits l = small_limits();
+  l.handler_timeout_ms = 300;
+  LiveServer server(l);
+  RawConn c(server.port());
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(c.send(raw_post("/hang", "x") + raw_get("/healthz")));
+  const auto answers = c.read_answers(2, 5s);
+  REQUIRE(answers.size() == 2);
+  CHECK(answers[0].status == 503);
+  CHECK(answers[1].status == 200);  // the connection serves on
+  CHECK(std::chrono::steady_clock::now() - start < 3s);
 }

@@ -117,6 +117,11 @@ TEST_CASE("whsec_ secrets decode as base64; a bad one is refused", "[webhook]") 
   CHECK(secret_key("plain") == std::optional<std::string>("plain"));
   CHECK_FALSE(secret_key("whsec_not base64"));
   CHECK_FALSE(secret_key("whsec_abc"));
+  CHECK_FALSE(secret_key("whsec_===="));     // padding only
+  CHECK_FALSE(secret_key("whsec_AA==AAAA"));  // padding inside
+  CHECK_FALSE(secret_key("whsec_A==="));
+  CHECK_FALSE(secret_key("whsec_"));
+  CHECK(secret_key("whsec_AA==") == std::optional<std::string>(std::string(1, '\0')));
   // Both schemes use the decoded key
   const std::vector<std::string> encoded{"whsec_c2VjcmV0LW9uZQ=="};
   CHECK(verify_signature(sign("secret-one", kNow, kBody), kBody, encoded, kNow) ==
