@@ -55,12 +55,17 @@ std::string_view status_text(int status) noexcept {
       return "Internal Server Error";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
     default:
       return "Unknown";
   }
 }
 
 namespace {
+
+// Past this many bytes of a refused chunked body the connection is dropped without waiting.
+constexpr std::size_t kMaxDiscardBytes = 16 * 1024 * 1024;
 
 // One per TCP connection (MHD's socket context): the deadline by which its next request head
 // must be complete. Kept in a list ordered by deadline, so the sweep only looks at the front.
@@ -79,6 +84,8 @@ struct RequestState {
   bool dispatched = false;
   bool suspended = false;
   std::uint64_t deadline = 0;  // uv_now() ms by which the handler must have answered
+  bool rejected = false;       // answered 413 mid-body: the rest is read and thrown away
+  std::size_t discarded = 0;
   std::optional<Response> answer;
   std::list<std::shared_ptr<RequestState>>::iterator waiting;  // valid while suspended
 };
@@ -157,8 +164,9 @@ struct Server::Impl {
     // that waiting requests never pin the connection cap. Suspended in order, so oldest first.
     while (!suspended.empty() && suspended.front()->deadline <= now) {
       std::shared_ptr<RequestState> r = suspended.front();
-      r->answer = error_response(503, "unavailable",
-                                 "no answer in time; retry (the event id deduplicates)");
+      r->answer = error_response(504, "timeout",
+                                 "no answer in time; the request may still take effect, so retry "
+                                 "(the event id deduplicates)");
       r->suspended = false;
       suspended.pop_front();
       MHD_resume_connection(r->connection);
@@ -237,12 +245,13 @@ struct Server::Impl {
     });
   }
 
-  static MHD_Result queue(MHD_Connection* connection, const Response& r) {
+  static MHD_Result queue(MHD_Connection* connection, const Response& r, bool close = false) {
     MHD_Response* resp = MHD_create_response_from_buffer(
         r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
     if (resp == nullptr) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
-    if (r.status == 413 || r.status == 431) MHD_add_response_header(resp, "Connection", "close");
+    if (r.status == 413 || r.status == 431 || close)
+      MHD_add_response_header(resp, "Connection", "close");
     const MHD_Result rc = MHD_queue_response(connection, static_cast<unsigned>(r.status), resp);
     MHD_destroy_response(resp);
     return rc;
@@ -343,11 +352,19 @@ struct Server::Impl {
   MHD_Result on_body(RequestState& r, const char* data, std::size_t* size) {
     const std::size_t n = *size;
     *size = 0;
+    if (r.rejected) {
+      // Read and thrown away, so that closing does not reset the connection (which can
+      // destroy the 413 before the client reads it); bounded in bytes here and in time by the
+      // head deadline set below.
+      r.discarded += n;
+      return r.discarded > kMaxDiscardBytes ? MHD_NO : MHD_YES;
+    }
     if (r.request.body.size() + n > limits.max_body_bytes) {
       // A chunked body has no length up front. MHD cannot queue an answer in the middle of a
       // body, so the 413 is written on the socket here (its write side is idle: the previous
-      // answer on this connection is complete before this request's body is read) and the
-      // connection is dropped; the rest of the body is never read.
+      // answer on this connection is complete before this request's body is read), the write
+      // side is shut, and the rest of the body is discarded unparsed until the client stops or
+      // the connection's deadline passes.
       const Response answer = too_large();
       const std::string raw = fmt::format(
           "HTTP/1.1 413 Payload Too Large\r\nContent-Type: {}\r\nContent-Length: {}\r\n"
@@ -360,7 +377,14 @@ struct Server::Impl {
             ::send(fd->connect_fd, raw.data(), raw.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         ::shutdown(fd->connect_fd, SHUT_WR);
       }
-      return MHD_NO;
+      r.rejected = true;
+      r.request.body.clear();
+      r.request.body.shrink_to_fit();
+      const MHD_ConnectionInfo* ctx =
+          MHD_get_connection_info(r.connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+      if (ctx != nullptr && ctx->socket_context != nullptr)
+        wait_for_head(static_cast<ConnState*>(ctx->socket_context));  // reused as the linger
+      return MHD_YES;
     }
     r.request.body.append(data, n);
     return MHD_YES;
@@ -398,10 +422,11 @@ struct Server::Impl {
     if (*req_cls == nullptr) return self->begin_request(connection, url, method, req_cls);
     const std::shared_ptr<RequestState> state = *static_cast<std::shared_ptr<RequestState>*>(*req_cls);
     if (*upload_data_size != 0) return self->on_body(*state, upload_data, upload_data_size);
+    if (state->rejected) return MHD_NO;  // its 413 is on the wire: close
     if (state->answer) return queue(connection, *state->answer);
     if (state->dispatched) return MHD_YES;  // still waiting for the handler
     if (self->stopped || self->draining)
-      return queue(connection, error_response(503, "unavailable", "the server is stopping"));
+      return queue(connection, error_response(503, "unavailable", "the server is stopping"), true);
     return self->dispatch(state);
   }
 
@@ -521,9 +546,13 @@ void Server::drain() noexcept {
   Impl& s = *impl_;
   if (s.stopped || s.draining || s.daemon == nullptr) return;
   s.draining = true;
-  if (s.listening) uv_poll_stop(&s.listen_poll);
   s.listening = false;
   uv_timer_stop(&s.accept_retry);
+  // Closed now, not at stop(): the kernel would go on completing handshakes into the backlog
+  // during the drain, and reset them all at the end.
+  s.close_handle(reinterpret_cast<uv_handle_t*>(&s.listen_poll));
+  ::close(s.listen_fd);
+  s.listen_fd = -1;
 }
 
 void Server::stop() noexcept {
@@ -541,14 +570,14 @@ void Server::stop() noexcept {
   }
   for (int i = 0; i < 3; ++i) MHD_run(s.daemon);
   // libuv stops watching the descriptors (uv_close) before they are closed.
-  s.close_handle(reinterpret_cast<uv_handle_t*>(&s.listen_poll));
+  if (!s.draining) s.close_handle(reinterpret_cast<uv_handle_t*>(&s.listen_poll));
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.poll));
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.run_timer));
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.sweep_timer));
   s.close_handle(reinterpret_cast<uv_handle_t*>(&s.accept_retry));
   MHD_stop_daemon(s.daemon);
   s.daemon = nullptr;
-  ::close(s.listen_fd);
+  if (s.listen_fd >= 0) ::close(s.listen_fd);
   s.listen_fd = -1;
 }
 

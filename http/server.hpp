@@ -6,7 +6,8 @@
 //   - a body over max_body_bytes is answered 413 before any byte of it is read (from
 //     Content-Length), or as soon as a chunked body passes the limit; the connection then
 //     closes, so nothing after the head is ever parsed as a request;
-//   - a handler that has not answered within handler_timeout_ms is answered 503;
+//   - a handler that has not answered within handler_timeout_ms is answered 504 (the request
+//     may still take effect: a webhook sender retries, and the event id deduplicates);
 //   - a request head over max_head_bytes is answered 431;
 //   - a connection whose request head is not complete within header_timeout_ms of its start
 //     (or of its previous answer, on keep-alive) is closed;
@@ -53,7 +54,7 @@ struct Limits {
   std::size_t max_head_bytes = 16 * 1024;  // request line + headers
   std::int64_t header_timeout_ms = 10000;  // SAGAFLOW_HTTP_HEADER_TIMEOUT_MS
   unsigned max_connections = 1024;         // SAGAFLOW_HTTP_MAX_CONNECTIONS
-  std::int64_t handler_timeout_ms = 30000;  // a handler not answering by then: 503
+  std::int64_t handler_timeout_ms = 30000;  // a handler not answering by then: 504
 };
 
 class Server {
@@ -65,8 +66,9 @@ class Server {
 
   Status listen(const std::string& host, int port);
   int port() const noexcept;  // the bound port (useful with port 0)
-  // Stops accepting connections; requests that arrive from now on are answered 503, requests
-  // already with their handler still get its answer. Call stop() once those are done.
+  // Closes the listening socket; requests that arrive from now on on open connections are
+  // answered 503 (and the connection closed), requests already with their handler still get
+  // its answer. Call stop() once those are done.
   void drain() noexcept;
   // Stops accepting, answers requests still waiting for their handler with 503, and closes
   // every connection. Safe to call twice.

@@ -66,6 +66,8 @@ TEST_CASE("defaults match the contract", "[config]") {
   CHECK(c->webhook_secrets.empty());
   CHECK(c->saga_dir.empty());
   CHECK(c->log_level == log::Level::info);
+  CHECK(c->http_header_timeout_ms == 10000);
+  CHECK(c->http_max_connections == 1024);
 }
 
 TEST_CASE("flags win over environment, environment over the file", "[config]") {
@@ -108,6 +110,8 @@ TEST_CASE("a bad value is one line naming the key", "[config]") {
       {"SAGAFLOW_LOG_LEVEL", "loud", "SAGAFLOW_LOG_LEVEL: 'loud'"},
       {"SAGAFLOW_METRICS_ADDR", "localhost", "SAGAFLOW_METRICS_ADDR: 'localhost' is not host:port"},
       {"SAGAFLOW_STEP_TIMEOUT_MS", "-5", "SAGAFLOW_STEP_TIMEOUT_MS"},
+      {"SAGAFLOW_HTTP_HEADER_TIMEOUT_MS", "soon", "SAGAFLOW_HTTP_HEADER_TIMEOUT_MS: 'soon'"},
+      {"SAGAFLOW_HTTP_MAX_CONNECTIONS", "0", "SAGAFLOW_HTTP_MAX_CONNECTIONS: 0 is out of range"},
   };
   for (const auto& tc : cases) {
     CAPTURE(tc.key, tc.value);
