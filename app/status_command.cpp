@@ -5,6 +5,7 @@
 // watermark where it has none). An unreachable broker shows the depth as unknown (-1 in JSON).
 // --json prints one JSON object for tools.
 // sagaflow saga show ORDER_ID: one saga's record as one JSON object.
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <map>
@@ -17,6 +18,7 @@
 #include "app/impl/kafka_dlq.hpp"
 #include "app/impl/redis_session.hpp"
 #include "core/envelope.hpp"
+#include "store/parking.hpp"
 #include "store/saga_store.hpp"
 
 namespace sagaflow::app {
@@ -35,7 +37,9 @@ store::SagaStoreOptions store_options(const Config& c) {
 int run_status(const Config& config, bool json) {
   RedisSession redis(config);
   store::SagaStore sagas(redis.client(), store_options(config));
+  store::Parking parking(redis.client(), config.redis_partitions);
   std::map<std::string, std::int64_t> counts;
+  std::map<std::string, std::int64_t> parked;
   std::int64_t rate_limited = 0;
   Error failure{Errc::internal, {}};
   bool failed = false;
@@ -51,7 +55,10 @@ int run_status(const Config& config, bool json) {
           {"GET", std::string(kRateLimitedKey)}, [&, finish](Result<store::Reply> g) {
             if (g && g->is_string())
               std::from_chars(g->str.data(), g->str.data() + g->str.size(), rate_limited);
-            finish();
+            parking.counts([&, finish](Result<std::map<std::string, std::int64_t>> p) {
+              if (p) parked = std::move(p.value());
+              finish();
+            });
           });
     });
   });
@@ -69,8 +76,16 @@ int run_status(const Config& config, bool json) {
   } else if (auto amqp = AmqpSession::open(config.amqp); amqp) {
     if (auto depth = amqp.value()->queue_depth("sagaflow.dead"); depth) dead = depth.value();
   }
-  for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed"})
+  for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed", "parked"})
     counts.try_emplace(s, 0);
+  // Parked starts: the total and the 10 stores with the most.
+  std::int64_t parked_total = 0;
+  std::vector<std::pair<std::string, std::int64_t>> top(parked.begin(), parked.end());
+  for (const auto& [store, n] : top) parked_total += n;
+  std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  if (top.size() > 10) top.resize(10);
   if (json) {
     std::string out = "{\"sagas\":{";
     bool first = true;
@@ -80,7 +95,15 @@ int run_status(const Config& config, bool json) {
       append_json_string(out, k);
       out += fmt::format(":{}", v);
     }
-    out += fmt::format("}},\"dead_letter_depth\":{},\"rate_limited\":{}}}\n", dead, rate_limited);
+    out += fmt::format("}},\"dead_letter_depth\":{},\"rate_limited\":{},\"parked_total\":{},",
+                       dead, rate_limited, parked_total);
+    out += "\"parked_by_store\":{";
+    for (std::size_t i = 0; i < top.size(); ++i) {
+      if (i > 0) out += ',';
+      append_json_string(out, top[i].first);
+      out += fmt::format(":{}", top[i].second);
+    }
+    out += "}}\n";
     std::fputs(out.c_str(), stdout);
     return 0;
   }
@@ -94,6 +117,9 @@ int run_status(const Config& config, bool json) {
                 config.broker == BrokerKind::kafka ? "Kafka" : "RabbitMQ");
   }
   std::printf("rate-limited starts:      %lld\n", static_cast<long long>(rate_limited));
+  std::printf("parked starts:            %lld\n", static_cast<long long>(parked_total));
+  for (const auto& [store, n] : top)
+    std::printf("  %-22s %lld\n", store.c_str(), static_cast<long long>(n));
   return 0;
 }
 

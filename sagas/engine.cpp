@@ -145,6 +145,18 @@ class Stepper {
   }
 
   StepResult on_created(const Event& e);
+  StepResult on_park(const Event& e) {
+    SagaState& s = fresh(e, SagaStatus::parked);
+    take_order(s, e);
+    return applied();
+  }
+  StepResult on_start_parked() {
+    if (cur_->status != SagaStatus::parked) return ignored();
+    SagaState& s = change(std::nullopt);
+    s.status = SagaStatus::running;
+    send_command(0);
+    return applied();
+  }
   StepResult on_cancelled(const Event& e);
   StepResult on_reply(const Event& e, EventRole role);
   StepResult on_timeout();
@@ -186,6 +198,16 @@ StepResult Stepper::on_cancelled(const Event& e) {
     SagaState& s = fresh(e, SagaStatus::cancelled_before_start);
     s.store_id = e.store_id;
     s.detail = e.reason;
+    return applied();
+  }
+  if (cur_->status == SagaStatus::parked) {
+    // Nothing was sent yet: it ends at once, and its place in the queue is freed.
+    SagaState& s = change(e.type);
+    s.reason = "cancelled";
+    s.detail = e.reason;
+    s.status = SagaStatus::failed;
+    s.deadline.reset();
+    publish_outcome(EventType::order_failed);
     return applied();
   }
   if (cur_->status != SagaStatus::running) return ignored();
@@ -333,7 +355,24 @@ StepResult step(const SagaDefinition& definition, const SagaState* current, cons
   }
   const EventRole role = definition.role_of(e.type);
   if (role.step < 0) return stepper.ignored();  // an input this saga has no use for
+  if (current->status == SagaStatus::parked) return stepper.ignored();  // no command went out
   return stepper.on_reply(e, role);
+}
+
+StepResult park(const SagaDefinition& definition, const Event& created, Millis now) {
+  Stepper stepper(definition, nullptr, now);
+  if (created.type != EventType::order_created) {
+    return stepper.dead_letter(Errc::internal, "only an order.created can be parked");
+  }
+  return stepper.on_park(created);
+}
+
+StepResult start_parked(const SagaDefinition& definition, const SagaState& parked, Millis now) {
+  Stepper stepper(definition, &parked, now);
+  if (parked.saga != definition.name || parked.steps.size() != definition.steps.size()) {
+    return stepper.dead_letter(Errc::internal, "parked saga does not match the definition");
+  }
+  return stepper.on_start_parked();
 }
 
 }  // namespace sagaflow

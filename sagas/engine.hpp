@@ -80,6 +80,13 @@ struct StepResult {
 StepResult step(const SagaDefinition& definition, const SagaState* current, const SagaInput& input,
                 Millis now);
 
+// A saga start over its store's rate limit (CONTRACT.md section 5): the order is recorded in
+// state `parked`, with no command and no deadline. `created` must be an order.created.
+StepResult park(const SagaDefinition& definition, const Event& created, Millis now);
+// A parked saga whose store's bucket now allows it: starts as order.created would have (the
+// first step's command and deadline). Anything but a parked state is ignored.
+StepResult start_parked(const SagaDefinition& definition, const SagaState& parked, Millis now);
+
 // "<saga>:<order_id>", the saga_id of commands.
 std::string saga_id(const SagaDefinition& definition, const OrderId& order);
 

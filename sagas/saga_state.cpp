@@ -14,8 +14,8 @@ namespace od = simdjson::ondemand;
 
 constexpr int kSchema = 1;
 
-constexpr std::array<std::string_view, 6> kSagaStatusNames = {
-    "cancelled_before_start", "running", "compensating", "stuck", "confirmed", "failed"};
+constexpr std::array<std::string_view, 7> kSagaStatusNames = {
+    "cancelled_before_start", "running", "compensating", "stuck", "confirmed", "failed", "parked"};
 constexpr std::array<std::string_view, 7> kStepStatusNames = {
     "not_started", "pending", "succeeded", "failed", "timed_out", "compensating", "compensated"};
 

@@ -38,6 +38,7 @@ enum class SagaStatus : std::uint8_t {
   stuck,                   // a compensation was never acknowledged after all re-sends
   confirmed,               // order.confirmed published
   failed,                  // order.failed published (a late compensation may still be out)
+  parked,  // order.created over its store's rate limit: recorded, waiting for a token
 };
 
 enum class StepStatus : std::uint8_t {

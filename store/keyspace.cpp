@@ -19,6 +19,15 @@ std::string Keyspace::deadlines_key(int p) {
 std::string Keyspace::stats_key(int p) {
   return fmt::format("sagaflow:{{{}}}:stats", p);
 }
+std::string Keyspace::parked_key(int p, const StoreId& store) {
+  return fmt::format("sagaflow:{{{}}}:parked:{}", p, store.view());
+}
+std::string Keyspace::parked_stores_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:parked_stores", p);
+}
+std::string Keyspace::parked_leases_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:parked_leases", p);
+}
 std::string Keyspace::rate_key(const StoreId& store) {
   return fmt::format("sagaflow:rl:{{{}}}", store.view());
 }

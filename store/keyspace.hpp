@@ -8,6 +8,9 @@
 //   sagaflow:{p}:outbox             stream id, exchange, route, body; group kOutboxGroup
 //   sagaflow:{p}:deadlines          zset   member order_id, score = due time (ms)
 //   sagaflow:{p}:stats              hash   status -> number of sagas that reached it
+//   sagaflow:{p}:parked:<store_id>  zset   member order_id, score = parked at (ms)
+//   sagaflow:{p}:parked_stores      hash   store_id -> parked starts in this partition
+//   sagaflow:{p}:parked_leases      zset   member order_id, score = lease end (ms)
 // Rate limits are per store and keyed by the store's own tag: sagaflow:rl:{<store_id>}.
 #include <cstdint>
 #include <string>
@@ -47,6 +50,9 @@ class Keyspace {
   static std::string outbox_key(int p);
   static std::string deadlines_key(int p);
   static std::string stats_key(int p);
+  static std::string parked_key(int p, const StoreId& store);
+  static std::string parked_stores_key(int p);
+  static std::string parked_leases_key(int p);
   static std::string rate_key(const StoreId& store);
 
  private:

@@ -78,8 +78,13 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   const int p = keyspace_.partition_of(req.order_id);
   const bool dedup = !req.event_id.empty() && options_.dedup_ttl_s > 0;
   std::vector<std::string> keys{Keyspace::saga_key(p, req.order_id),
-                                Keyspace::dedup_key(p, req.event_id), Keyspace::outbox_key(p),
-                                Keyspace::deadlines_key(p), Keyspace::stats_key(p)};
+                                Keyspace::dedup_key(p, req.event_id),
+                                Keyspace::outbox_key(p),
+                                Keyspace::deadlines_key(p),
+                                Keyspace::stats_key(p),
+                                Keyspace::parked_key(p, req.store_id),
+                                Keyspace::parked_stores_key(p),
+                                Keyspace::parked_leases_key(p)};
   std::vector<std::string> args;
   args.reserve(12 + 4 * req.commands.size());
   args.emplace_back("apply");
@@ -100,6 +105,8 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
     args.push_back(c.route);
     args.push_back(c.body);
   }
+  args.push_back(req.store_id.str());
+  args.push_back(std::to_string(req.parked_at));
   redis_.eval(
       apply_script_, std::move(keys), std::move(args),
       [p, done = std::move(done)](Result<Reply> r) { done(parse_apply(std::move(r), p)); },
@@ -110,9 +117,10 @@ void SagaStore::mark_done(const OrderId& order, const EventId& event, std::int64
                           ApplyCallback done) {
   const int p = keyspace_.partition_of(order);
   const bool dedup = !event.empty() && options_.dedup_ttl_s > 0;
-  std::vector<std::string> keys{Keyspace::saga_key(p, order), Keyspace::dedup_key(p, event),
-                                Keyspace::outbox_key(p), Keyspace::deadlines_key(p),
-                                Keyspace::stats_key(p)};
+  std::vector<std::string> keys{Keyspace::saga_key(p, order),        Keyspace::dedup_key(p, event),
+                                Keyspace::outbox_key(p),              Keyspace::deadlines_key(p),
+                                Keyspace::stats_key(p),               Keyspace::parked_key(p, StoreId()),
+                                Keyspace::parked_stores_key(p),       Keyspace::parked_leases_key(p)};
   std::vector<std::string> args{"mark",
                                 std::to_string(expected_version < 0 ? -1 : expected_version),
                                 std::to_string(dedup ? options_.dedup_ttl_s : 0),

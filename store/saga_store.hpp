@@ -52,6 +52,8 @@ struct ApplyRequest {
   std::vector<OutboxCommand> commands;
   std::optional<Millis> deadline;  // absolute ms since the epoch; nullopt or <= 0: clear
   bool finished = false;           // confirmed / failed: the record expires after the TTL
+  StoreId store_id;                // the order's store: keeps the parked-starts index
+  Millis parked_at = 0;            // when new_status is "parked": its place in the queue
 };
 
 enum class ApplyKind : std::uint8_t { applied, duplicate, conflict, marked };

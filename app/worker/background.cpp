@@ -21,6 +21,47 @@ void DeadlineSweeper::tick() {
   }
 }
 
+void ParkedStarter::tick() {
+  if (outstanding_ > 0) return;
+  ++outstanding_;
+  parking_.counts([this](Result<std::map<std::string, std::int64_t>> counts) {
+    --outstanding_;
+    if (!counts) return;  // Redis down: the next tick tries again
+    std::int64_t total = 0;
+    std::map<std::string, std::int64_t, std::less<>> by_store;
+    for (const auto& [store, n] : counts.value()) {
+      total += n;
+      by_store.emplace(store, n);
+    }
+    parked_.set(static_cast<double>(total));
+    pipeline_.set_parked_stores(by_store);
+    constexpr int kPerStoreBudget = 64;  // per tick (50 ms): 1,280 starts/s per store and worker
+    for (const auto& [store, n] : by_store) {
+      serve(store, static_cast<int>(std::min<std::int64_t>(n, kPerStoreBudget)));
+    }
+  });
+}
+
+void ParkedStarter::serve(const std::string& store, int budget) {
+  if (budget <= 0) return;
+  ++outstanding_;
+  const StoreId id(store);
+  admission_.admit(id, [this, store, budget](Result<Admission> a) {
+    if (!a || !a->allowed) {
+      --outstanding_;
+      return;
+    }
+    parking_.claim_oldest(
+        StoreId(store), lease_ms_,
+        [this, store, budget](Result<std::optional<store::ParkedStart>> claimed) {
+          --outstanding_;
+          if (!claimed || !claimed.value()) return;  // nothing unleased: the token is wasted
+          pipeline_.on_parked_start(claimed.value()->order_id);
+          serve(store, budget - 1);
+        });
+  });
+}
+
 bool command_still_wanted(const SagaDefinition& definition, const SagaState& state,
                           EventType command) {
   if (is_outcome(command)) return true;

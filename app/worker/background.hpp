@@ -11,7 +11,13 @@
 //   (never earlier): the participant's time counts from when the command reached the broker,
 //   so a broker outage longer than a step timeout does not fail sagas whose commands could
 //   not be delivered.
-// Both skip a tick while the previous one is still in flight, and do nothing while Redis is
+// - ParkedStarter: starts parked sagas (CONTRACT.md section 5) as their stores' buckets allow:
+//   per tick, every store with parked starts is served independently (so one store's backlog
+//   never delays another's), each up to a bound (so a tick never starves intake): take a
+//   token from the store's bucket, lease the store's oldest parked start, hand it to the
+//   pipeline. A token whose lease finds nothing, or whose start fails, is wasted: the limit
+//   admits fewer, never more.
+// All skip a tick while the previous one is still in flight, and do nothing while Redis is
 // down (their calls fail fast as transient errors and the next tick tries again).
 #include <functional>
 #include <optional>
@@ -21,6 +27,7 @@
 #include "app/worker/ports.hpp"
 #include "store/deadlines.hpp"
 #include "store/outbox.hpp"
+#include "store/parking.hpp"
 #include "store/saga_store.hpp"
 
 namespace sagaflow {
@@ -41,6 +48,29 @@ class DeadlineSweeper {
   int partitions_;
   Millis lease_ms_;
   Pipeline& pipeline_;
+  int outstanding_ = 0;
+};
+
+class ParkedStarter {
+ public:
+  ParkedStarter(store::Parking& parking, StartAdmission& admission, Millis lease_ms,
+                Pipeline& pipeline, metrics::Gauge& parked)
+      : parking_(parking),
+        admission_(admission),
+        lease_ms_(lease_ms),
+        pipeline_(pipeline),
+        parked_(parked) {}
+  void tick();
+
+ private:
+  // Starts up to `budget` more of the store's parked starts while its bucket allows.
+  void serve(const std::string& store, int budget);
+
+  store::Parking& parking_;
+  StartAdmission& admission_;
+  Millis lease_ms_;
+  Pipeline& pipeline_;
+  metrics::Gauge& parked_;
   int outstanding_ = 0;
 };
 

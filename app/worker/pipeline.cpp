@@ -21,7 +21,7 @@ constexpr Millis kMaxBackoffMs = 2000;
 }  // namespace
 
 struct Pipeline::Job {
-  enum class Kind : std::uint8_t { delivery, deadline };
+  enum class Kind : std::uint8_t { delivery, deadline, parked_start };
   Kind kind = Kind::delivery;
   std::uint64_t tag = 0;
   Event event;  // deliveries
@@ -49,6 +49,7 @@ struct Pipeline::Impl {
   std::size_t failing = 0;  // jobs currently backing off after a dependency failure
   std::function<void(bool)> degraded_change;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  std::map<std::string, std::int64_t, std::less<>> parked_stores;  // from the scheduler
 
   // Metrics (CONTRACT.md section 8); handles resolved once.
   metrics::Registry& registry;
@@ -235,10 +236,15 @@ struct Pipeline::Impl {
                              job.event.type == EventType::order_created && !state.has_value();
     if (starts_saga && !job.admitted) {
       const StoreId& store = job.event.store_id;
+      // Behind the store's parked starts: parked too, so a store's starts begin in order.
+      if (const auto it = parked_stores.find(store.view());
+          it != parked_stores.end() && it->second > 0) {
+        return park_start(job);
+      }
       admission.admit(store, [this, &job](Result<Admission> a) {
         if (!a) return back_off(job, a.error());
         recovered(job);
-        if (!a->allowed) return delay_start(job, a->retry_after_ms);
+        if (!a->allowed) return park_start(job);
         job.admitted = true;
         // No re-read: if an order.cancelled landed meanwhile, the commit's version check
         // fails and the job is re-applied on the saga as it is now.
@@ -249,30 +255,33 @@ struct Pipeline::Impl {
     apply(job, state ? &*state : nullptr, stored.version);
   }
 
-  // Over the store's rate limit: the start waits, never dropped, never dead-lettered. The
-  // job leaves its order's lane while it waits, so an order.cancelled can still be applied
-  // (and remembered) meanwhile; the delivery stays unacked, so a crash loses nothing.
-  void delay_start(Job& job, std::int64_t retry_after_ms) {
+  // Over the store's rate limit (or behind the store's parked starts): the start is committed
+  // as a parked saga (dedup mark and version check as any commit) and its delivery acked, so
+  // it never holds broker intake. The scheduler starts it when the store's bucket allows.
+  void park_start(Job& job) {
     if (!job.was_limited) {
       job.was_limited = true;
       rate_limited.inc();
       admission.note_delayed(job.event.store_id);
     }
-    const std::string order = job.order_id.str();
-    std::unique_ptr<Job> owned = lanes.finish(order);
-    std::shared_ptr<Job> parked(owned.release());
-    std::weak_ptr<bool> weak = alive;
-    timers.after(std::max<std::int64_t>(retry_after_ms, 1), [this, weak, parked, order] {
-      if (weak.expired()) return;
-      lanes.submit(order, std::make_unique<Job>(std::move(*parked)));
-    });
+    apply(job, nullptr, 0, Mode::park);
   }
 
-  void apply(Job& job, const SagaState* state, std::int64_t version) {
+  enum class Mode : std::uint8_t { step, park, start_parked };
+
+  StepResult compute(Job& job, const SagaState* state, Mode mode, Millis now) {
+    if (mode == Mode::park) return park(def, job.event, now);
+    if (job.kind == Job::Kind::parked_start) {
+      if (state == nullptr) return StepResult{};  // gone (expired): nothing to start
+      return start_parked(def, *state, now);
+    }
+    return job.kind == Job::Kind::delivery ? step(def, state, SagaInput{job.event}, now)
+                                           : step(def, state, SagaInput{Timeout{job.order_id}}, now);
+  }
+
+  void apply(Job& job, const SagaState* state, std::int64_t version, Mode mode = Mode::step) {
     const Millis now = clock.now_ms();
-    StepResult r = job.kind == Job::Kind::delivery
-                       ? step(def, state, SagaInput{job.event}, now)
-                       : step(def, state, SagaInput{Timeout{job.order_id}}, now);
+    StepResult r = compute(job, state, mode, now);
     switch (r.disposition) {
       case Disposition::dead_letter:
         settle_delivery(job, {SettleKind::dead_letter, r.error.code, r.error.detail});
@@ -286,10 +295,13 @@ struct Pipeline::Impl {
     auto commit = std::make_shared<Commit>();
     Commit& c = *commit;
     c.order_id = job.order_id;
-    c.event_id = job.kind == Job::Kind::delivery
-                     ? job.event.id.str()
+    c.event_id = job.kind == Job::Kind::delivery ? job.event.id.str()
+                 : job.kind == Job::Kind::parked_start
+                     ? std::string()  // the version check alone: a start runs once
                      : fmt::format("{}:timeout:{}", job.order_id.view(),
                                    state ? state->deadline.value_or(0) : 0);
+    c.store_id = r.state.store_id;
+    if (r.state.status == SagaStatus::parked) c.parked_at = now;
     c.expected_version = version;
     c.state = r.state.to_json();
     c.status = std::string(r.state.status_name());
@@ -318,7 +330,8 @@ struct Pipeline::Impl {
       c.messages.push_back({std::string(kEventsExchange), std::string(to_string(r.outcome->type)),
                             std::move(r.outcome->id), std::move(r.outcome->body)});
     }
-    const bool started = state == nullptr && !r.commands.empty();
+    const bool started =
+        (state == nullptr || state->status == SagaStatus::parked) && !r.commands.empty();
     repo.commit(c, [this, &job, commit, outcome, confirmed, started, compensations,
                     failure_reason](Result<CommitResult> res) {
       if (!res) return back_off(job, res.error());
@@ -437,6 +450,18 @@ void Pipeline::on_delivery(std::uint64_t tag, std::string_view body) {
   job->order_id.assign(job->event.order_id.view());
   const std::string order = job->order_id.str();
   m.lanes.submit(order, std::move(job));
+}
+
+void Pipeline::on_parked_start(const OrderId& order) {
+  Impl& m = *impl_;
+  auto job = m.new_job(Job::Kind::parked_start);
+  job->order_id.assign(order.view());
+  ++m.in_flight;
+  m.lanes.submit(order.str(), std::move(job));
+}
+
+void Pipeline::set_parked_stores(std::map<std::string, std::int64_t, std::less<>> counts) {
+  impl_->parked_stores = std::move(counts);
 }
 
 void Pipeline::on_deadline(const OrderId& order) {

@@ -4,6 +4,8 @@
 //   delivery -> parse + validate -> per-order lane -> load saga -> admit (rate limit, only for
 //   a saga start) -> engine step (pure) -> commit (one atomic Redis script: dedup mark, version
 //   CAS, state, outbox, deadline) -> settle -> publish the outbox -> clear it when confirmed.
+//   A start over its store's limit is committed as a parked saga and acked; the scheduler
+//   (background.hpp) later hands it back through on_parked_start.
 //
 // Settlement contract (what the Source is told, and when):
 // - ack: after the commit is durable in Redis (or the event was a duplicate, or changed
@@ -18,6 +20,7 @@
 //   unacked, and the broker hands it to another worker.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -62,6 +65,11 @@ class Pipeline {
   void on_delivery(std::uint64_t tag, std::string_view body);
   // A saga deadline claimed by the sweeper.
   void on_deadline(const OrderId& order);
+  // A parked start leased by the scheduler: started if it is still parked.
+  void on_parked_start(const OrderId& order);
+  // Parked starts per store, as last read by the scheduler: a start of a store that has some
+  // is parked behind them without taking a token.
+  void set_parked_stores(std::map<std::string, std::int64_t, std::less<>> counts);
 
   // Deliveries taken and not yet settled, plus timeouts in progress.
   std::size_t in_flight() const noexcept;

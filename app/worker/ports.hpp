@@ -37,6 +37,8 @@ struct Commit {
   bool finished = false;   // confirmed or failed: the record gets a TTL
   std::vector<OutgoingMessage> messages;
   std::optional<Millis> deadline;  // nullopt: clear
+  StoreId store_id;                // keeps the parked-starts index with the status
+  Millis parked_at = 0;            // status "parked": its place in the store's queue
 };
 
 enum class CommitOutcome : std::uint8_t { applied, duplicate, conflict };

@@ -21,6 +21,8 @@ void RedisSagaRepository::commit(const Commit& c, std::function<void(Result<Comm
   req.old_status = c.old_status;
   req.deadline = c.deadline;
   req.finished = c.finished;
+  req.store_id = c.store_id;
+  req.parked_at = c.parked_at;
   req.commands.reserve(c.messages.size());
   for (const auto& m : c.messages)
     req.commands.push_back({m.message_id, m.exchange, m.routing_key, m.body});

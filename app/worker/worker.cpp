@@ -30,6 +30,8 @@ namespace sagaflow::app {
 namespace {
 
 constexpr Millis kSweepEveryMs = 200;
+constexpr Millis kParkedEveryMs = 50;     // the scheduler of parked starts
+constexpr Millis kParkedLeaseMs = 10000;  // a leased parked start is taken over after this
 // An outbox entry still pending after this long is taken over by another worker's relay: well
 // within the step timeout, so that a command a dead worker committed but never published is
 // re-sent before its step times out. (A re-send of a slow publish is a harmless duplicate.)
@@ -69,6 +71,7 @@ struct Worker::Impl {
   store::Outbox outbox;
   store::Deadlines deadlines;
   store::RateLimiter limiter;
+  store::Parking parking;
   RedisSagaRepository repo{sagas, outbox};
   RedisAdmission admission{limiter, redis};
 
@@ -79,6 +82,7 @@ struct Worker::Impl {
   Source& source;
   Pipeline pipeline;
   DeadlineSweeper sweeper;
+  ParkedStarter starter;
   OutboxRelay relay;
   http::Server http;
 
@@ -126,6 +130,7 @@ struct Worker::Impl {
         outbox(redis, outbox_options(c, consumer)),
         deadlines(redis),
         limiter(redis, limiter_options(c)),
+        parking(redis, c.redis_partitions),
         sink_owner(make_sink(l, c, "sagaflow-worker-publish")),
         sink(*sink_owner),
         source_owner(make_source(l, c, Role::saga, sink, "sagaflow-worker-consume")),
@@ -135,6 +140,10 @@ struct Worker::Impl {
             [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
             PipelineOptions{c.max_message_bytes, 50, c.broker == BrokerKind::kafka}),
         sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
+        starter(parking, admission, kParkedLeaseMs, pipeline,
+                registry.gauge("sagaflow_starts_parked",
+                               "Saga starts parked over their store's rate limit (cluster-wide: "
+                               "aggregate with max, not sum)")),
         relay(
             outbox, sagas, deadlines, clock, d, sink_port,
             registry.counter("sagaflow_outbox_resent_total", "Outbox entries re-sent by the relay"),
@@ -230,6 +239,11 @@ struct Worker::Impl {
       const bool settled = uv_now(loop) - broker_up_since >= sweep_grace_ms(config);
       const bool broker = sink.connected() && source.connected();
       if (!draining && redis.connected() && broker && settled) sweeper.tick();
+    });
+    // Parked starts begin as their stores' buckets allow; while the broker is away they wait
+    // (their first commands could not go out).
+    timers.every(kParkedEveryMs, [this] {
+      if (!draining && redis.connected() && sink.connected()) starter.tick();
     });
     timers.every(relay_every_ms(config), [this] {
       if (!draining && redis.connected() && sink.connected()) relay.tick();

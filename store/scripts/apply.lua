@@ -5,6 +5,9 @@
 -- KEYS[3] outbox stream  sagaflow:{p}:outbox
 -- KEYS[4] deadlines zset sagaflow:{p}:deadlines
 -- KEYS[5] stats hash     sagaflow:{p}:stats
+-- KEYS[6] parked zset    sagaflow:{p}:parked:<store_id>  member order_id, score = parked at (ms)
+-- KEYS[7] parked stores  sagaflow:{p}:parked_stores      hash store_id -> parked count
+-- KEYS[8] parked leases  sagaflow:{p}:parked_leases      zset order_id -> lease end (ms)
 -- ARGV[1]  mode: "apply" (change the saga) or "mark" (only record the event as done)
 -- ARGV[2]  expected version (0 = no saga yet; -1 = do not check, "mark" only)
 -- ARGV[3]  dedup TTL in seconds (<= 0: no dedup check and no mark)
@@ -15,6 +18,7 @@
 -- ARGV[9]  deadline in ms since the epoch ("0": clear the order's deadline)
 -- ARGV[10] outbox consumer group    ARGV[11] outbox consumer (this worker)
 -- ARGV[12] number of commands n, then n times: id, exchange, route, body
+-- then: store id, and the time the saga is parked at (ms; used when the new status is parked)
 --
 -- Returns one of
 --   {"applied", new_version, stream_id_1, ..., stream_id_n}
@@ -79,6 +83,21 @@ if deadline > 0 then
   redis.call('ZADD', KEYS[4], deadline, ARGV[4])
 else
   redis.call('ZREM', KEYS[4], ARGV[4])
+end
+
+-- The parked-starts index: kept with the status, so a start, a cancel or an expiry of a
+-- parked saga frees its place in the same step.
+local store = ARGV[13 + 4 * n]
+if store and store ~= '' then
+  if new_status == 'parked' and old_status ~= 'parked' then
+    redis.call('ZADD', KEYS[6], tonumber(ARGV[14 + 4 * n]), ARGV[4])
+    redis.call('HINCRBY', KEYS[7], store, 1)
+  elseif old_status == 'parked' and new_status ~= 'parked' then
+    if redis.call('ZREM', KEYS[6], ARGV[4]) == 1 then
+      if redis.call('HINCRBY', KEYS[7], store, -1) <= 0 then redis.call('HDEL', KEYS[7], store) end
+    end
+    redis.call('ZREM', KEYS[8], ARGV[4])
+  end
 end
 
 -- Sagas per status (for `sagaflow status`).

@@ -395,6 +395,7 @@ std::optional<Status> read_status(const Env& env, std::string* why) {
   std::int64_t n = 0;
   if (root["dead_letter_depth"].get_int64().get(n) == simdjson::SUCCESS) s.dead_letter_depth = n;
   if (root["rate_limited"].get_int64().get(n) == simdjson::SUCCESS) s.rate_limited = n;
+  if (root["parked_total"].get_int64().get(n) == simdjson::SUCCESS) s.parked = n;
   return s;
 }
 

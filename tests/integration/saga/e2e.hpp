@@ -89,6 +89,7 @@ struct Status {
   std::map<std::string, long long> sagas;
   long long dead_letter_depth = -1;
   long long rate_limited = -1;
+  long long parked = -1;  // parked_total
   std::string raw;
 };
 std::optional<Status> read_status(const Env& env, std::string* why = nullptr);

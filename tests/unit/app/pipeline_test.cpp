@@ -41,7 +41,8 @@ struct FakeRepo final : SagaRepository {
         --bump_before_next_commit;
         s.version += 1;
       }
-      if (done_events.count(c.event_id)) return done(CommitResult{CommitOutcome::duplicate, 0, {}});
+      if (!c.event_id.empty() && done_events.count(c.event_id))
+        return done(CommitResult{CommitOutcome::duplicate, 0, {}});
       if (s.version != c.expected_version)
         return done(CommitResult{CommitOutcome::conflict, 0, {}});
       s.version += 1;
@@ -240,30 +241,72 @@ TEST_CASE("Redis down: nothing settled, intake degraded, then applied when it is
   CHECK(h.degraded_changes == std::vector<bool>{true, false});
 }
 
-TEST_CASE("a rate-limited start waits; a cancel meanwhile is remembered and ends it at once",
+TEST_CASE("a start over its limit is parked and acked, then started by the scheduler",
           "[pipeline]") {
   Harness h;
   h.admission.retry_after_ms = 1000;
   h.deliver(1, order_created("o1"));
-  CHECK(h.settled.empty());  // delayed, not acked, not dead-lettered
-  CHECK(h.repo.commits.empty());
-  CHECK(h.admission.delayed == 1);
-  // When the cancel arrives while the start waits
-  h.deliver(2, R"({"id":"c1","type":"order.cancelled","data":{"order_id":"o1"}})");
-  CHECK(h.settled[2].kind == SettleKind::ack);
-  REQUIRE(h.repo.commits.size() == 1);
-  CHECK(h.repo.commits[0].finished);  // the remembered cancel expires like a finished saga
-  // And the limiter lets the start through
-  h.admission.retry_after_ms = 0;
-  h.timers.advance(1000);
-  h.repo.run();
-  // Then the saga ends at once: order.failed (cancelled), and no command was ever sent
+  // Then the delivery is acked (it never holds intake) and the saga is recorded parked
   REQUIRE(h.settled.count(1));
   CHECK(h.settled[1].kind == SettleKind::ack);
-  REQUIRE_FALSE(h.sink.published.empty());
+  REQUIRE(h.repo.commits.size() == 1);
+  CHECK(h.repo.commits[0].status == "parked");
+  CHECK(h.repo.commits[0].messages.empty());
+  CHECK(h.repo.commits[0].store_id.view() == "s1");
+  CHECK(h.repo.commits[0].parked_at == h.clock.now_ms());
+  CHECK_FALSE(h.repo.commits[0].deadline);
+  CHECK(h.admission.delayed == 1);
+  CHECK(h.sink.published.empty());
+  // When the scheduler hands it back (it took the token): started as order.created would be
+  h.pipeline.on_parked_start(OrderId(std::string("o1")));
+  h.repo.run();
+  REQUIRE(h.repo.commits.size() == 2);
+  CHECK(h.repo.commits[1].status == "running");
+  CHECK(h.repo.commits[1].expected_version == 1);
+  REQUIRE(h.repo.commits[1].messages.size() == 1);
+  CHECK(h.repo.commits[1].messages[0].routing_key == "inventory.reserve");
+  REQUIRE(h.sink.published.size() == 1);
+  // A second hand-back (a lease taken over) starts nothing twice
+  h.pipeline.on_parked_start(OrderId(std::string("o1")));
+  h.repo.run();
+  CHECK(h.repo.commits.size() == 2);
+  CHECK(h.sink.published.size() == 1);
+}
+
+TEST_CASE("a cancel of a parked start ends it at once, and it never starts", "[pipeline]") {
+  Harness h;
+  h.admission.retry_after_ms = 1000;
+  h.deliver(1, order_created("o1"));
+  h.deliver(2, R"({"id":"c1","type":"order.cancelled","data":{"order_id":"o1"}})");
+  CHECK(h.settled[2].kind == SettleKind::ack);
+  REQUIRE(h.repo.commits.size() == 2);
+  CHECK(h.repo.commits[1].status == "failed");
+  CHECK(h.repo.commits[1].finished);
+  REQUIRE(h.sink.published.size() == 1);
+  CHECK(h.sink.published[0].routing_key == "order.failed");
+  CHECK_THAT(h.sink.published[0].body, Catch::Contains("\"reason\":\"cancelled\""));
+  h.pipeline.on_parked_start(OrderId(std::string("o1")));
+  h.repo.run();
+  CHECK(h.repo.commits.size() == 2);  // nothing to start
   for (const auto& m : h.sink.published) CHECK(m.exchange == "sagaflow.events");
-  CHECK(h.sink.published.back().routing_key == "order.failed");
-  CHECK_THAT(h.sink.published.back().body, Catch::Contains("\"reason\":\"cancelled\""));
+}
+
+TEST_CASE("a start behind its store's parked starts is parked without taking a token",
+          "[pipeline]") {
+  Harness h;
+  h.pipeline.set_parked_stores({{"s1", 3}});
+  h.deliver(1, order_created("o1"));
+  CHECK(h.admission.calls == 0);
+  REQUIRE(h.repo.commits.size() == 1);
+  CHECK(h.repo.commits[0].status == "parked");
+  CHECK(h.settled[1].kind == SettleKind::ack);
+  // Another store is not held back
+  h.deliver(2, R"({"id":"e2","type":"order.created","store_id":"s2","data":{"order_id":"o2",)"
+               R"("customer_id":"c1","total":"1.00","currency":"EUR",)"
+               R"("items":[{"sku":"A","qty":1,"price":"1.00"}]}})");
+  CHECK(h.admission.calls == 1);
+  REQUIRE(h.repo.commits.size() == 2);
+  CHECK(h.repo.commits[1].status == "running");
 }
 
 TEST_CASE("a commit lost to another worker is re-read and re-applied", "[pipeline]") {

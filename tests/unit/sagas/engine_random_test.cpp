@@ -219,6 +219,7 @@ class Shadow {
         break;
       case SagaStatus::cancelled_before_start:
       case SagaStatus::confirmed:
+      case SagaStatus::parked:
         expect(!r.deadline, "a deadline with nothing to wait for");
         break;
       case SagaStatus::stuck: {

@@ -592,3 +592,48 @@ TEST_CASE("emitted commands and outcomes are valid envelopes for the core parser
     }
   }
 }
+
+TEST_CASE("a parked start waits with no command, then starts as order.created would", "[engine]") {
+  // Given an order.created over its store's limit: parked, nothing sent, no deadline
+  Saga s;
+  const auto parked = s.park(created("o1"));
+  REQUIRE(parked.disposition == Disposition::applied);
+  CHECK(parked.commands.empty());
+  CHECK_FALSE(parked.deadline);
+  CHECK(s.state->status == SagaStatus::parked);
+  CHECK(s.state->status_name() == "parked");
+  CHECK(s.state->store_id.view() == created("o1").store_id.view());
+  // A second order.created and a stray reply change nothing
+  require_ignored(s, created("o1"));
+  require_ignored(s, reply(EventType::inventory_reserved, "o1", "res_1"));
+  // When its store's bucket allows: the first command and its deadline, like a direct start
+  s.now += 5000;
+  const auto started = s.start_parked();
+  REQUIRE(started.disposition == Disposition::applied);
+  CHECK(types_of(started.commands) == Strings{"inventory.reserve"});
+  REQUIRE(started.deadline);
+  CHECK(*started.deadline == s.now + fulfillment().steps[0].timeout_ms);
+  CHECK(s.state->status == SagaStatus::running);
+  Saga direct;
+  direct.now = s.now;
+  const auto direct_start = direct.on(created("o1"));
+  CHECK(started.commands[0].body == direct_start.commands[0].body);
+  // Starting it again is ignored: a start runs once
+  CHECK(sagaflow::start_parked(s.def, *s.state, s.now).disposition == Disposition::ignored);
+}
+
+TEST_CASE("an order.cancelled for a parked saga ends it at once: order.failed, no command",
+          "[engine]") {
+  Saga s;
+  s.park(created("o1"));
+  const auto r = s.on(cancelled("o1", "changed my mind"));
+  REQUIRE(r.disposition == Disposition::applied);
+  CHECK(r.commands.empty());
+  REQUIRE(r.outcome);
+  CHECK(to_string(r.outcome->type) == std::string("order.failed"));
+  CHECK_THAT(r.outcome->body, Contains(R"("reason":"cancelled")"));
+  CHECK(s.state->status == SagaStatus::failed);
+  CHECK_FALSE(r.deadline);
+  // and a later start of it is ignored
+  CHECK(sagaflow::start_parked(s.def, *s.state, s.now).disposition == Disposition::ignored);
+}

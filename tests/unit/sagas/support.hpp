@@ -84,6 +84,21 @@ struct Saga {
     return r;
   }
   StepResult on(const Event& e) { return apply(SagaInput(e)); }
+  // Keeps a result the way apply does (stored as JSON, read back).
+  StepResult keep(StepResult r) {
+    if (r.disposition == Disposition::applied) {
+      auto back = SagaState::from_json(r.state.to_json());
+      REQUIRE(back.ok());
+      REQUIRE(back.value() == r.state);
+      state = std::move(back.value());
+    }
+    return r;
+  }
+  StepResult park(const Event& created) { return keep(sagaflow::park(def, created, now)); }
+  StepResult start_parked() {
+    REQUIRE(state);
+    return keep(sagaflow::start_parked(def, *state, now));
+  }
   StepResult timeout() { return apply(SagaInput(Timeout{state ? state->order_id : OrderId()})); }
   // Advances the clock to the current deadline and fires it.
   StepResult fire_deadline() {

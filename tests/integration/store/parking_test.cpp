@@ -1,0 +1,121 @@
+// Parked starts on a real Redis: apply.lua keeps the per-store index with the status (park,
+// start, cancel), counts sum over partitions, the oldest start across partitions is leased
+// first, a live lease hides a start from other workers, and an expired one is taken over.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "loop.hpp"
+#include "store/parking.hpp"
+#include "store/saga_store.hpp"
+#include "support/servers.hpp"
+
+using namespace sagaflow;
+using namespace sagaflow::store;
+using namespace sagaflow::store::test;
+
+namespace {
+
+ApplyRequest parked(const std::string& order, const std::string& store, Millis at) {
+  ApplyRequest r;
+  r.order_id = OrderId{order};
+  r.event_id = EventId{"evt_" + order};
+  r.expected_version = 0;
+  r.new_state = "{}";
+  r.new_status = "parked";
+  r.store_id = StoreId{store};
+  r.parked_at = at;
+  return r;
+}
+
+ApplyRequest moved_on(const std::string& order, const std::string& store, std::int64_t version,
+                      const std::string& status) {
+  ApplyRequest r;
+  r.order_id = OrderId{order};
+  r.expected_version = version;
+  r.new_state = "{}";
+  r.new_status = status;
+  r.store_id = StoreId{store};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto c = connected_client(loop, client_options(server));
+  SagaStoreOptions o;
+  o.partitions = 16;
+  o.dedup_ttl_s = 3600;
+  o.consumer = "w1";
+  SagaStore sagas(*c, o);
+  Parking parking(*c, 16);
+  auto apply = [&](const ApplyRequest& r) {
+    return loop.await<ApplyOutcome>([&](auto cb) { sagas.apply(r, std::move(cb)); });
+  };
+  auto counts = [&] {
+    return loop.await<std::map<std::string, std::int64_t>>(
+        [&](auto cb) { parking.counts(std::move(cb)); });
+  };
+  auto claim = [&](const std::string& store, Millis lease) {
+    return loop.await<std::optional<ParkedStart>>(
+        [&](auto cb) { parking.claim_oldest(StoreId{store}, lease, std::move(cb)); });
+  };
+
+  // Given 30 starts of store A parked at times 1000 + i (spread over partitions) and 2 of B
+  for (int i = 0; i < 30; ++i) {
+    const auto r = apply(parked("a" + std::to_string(i), "A", 1000 + (29 - i)));
+    REQUIRE(r.ok());
+    REQUIRE(r->kind == ApplyKind::applied);
+  }
+  REQUIRE(apply(parked("b0", "B", 5))->kind == ApplyKind::applied);
+  REQUIRE(apply(parked("b1", "B", 6))->kind == ApplyKind::applied);
+  // A redelivered start parks once
+  CHECK(apply(parked("b1", "B", 7))->kind == ApplyKind::duplicate);
+  auto n = counts();
+  REQUIRE(n.ok());
+  CHECK(n.value() == std::map<std::string, std::int64_t>{{"A", 30}, {"B", 2}});
+
+  // The oldest start of A is a29 (parked at 1000); its lease hides it, so the next is a28
+  auto first = claim("A", 60000);
+  REQUIRE(first.ok());
+  REQUIRE(first.value());
+  CHECK(first.value()->order_id.view() == "a29");
+  auto second = claim("A", 60000);
+  REQUIRE(second.value());
+  CHECK(second.value()->order_id.view() == "a28");
+
+  // Starting a29 (parked -> running) frees its place and its lease
+  REQUIRE(apply(moved_on("a29", "A", 1, "running"))->kind == ApplyKind::applied);
+  // Cancelling a0 (parked -> failed) too
+  REQUIRE(apply(moved_on("a0", "A", 1, "failed"))->kind == ApplyKind::applied);
+  n = counts();
+  CHECK(n.value() == std::map<std::string, std::int64_t>{{"A", 28}, {"B", 2}});
+  const std::string leases =
+      "sagaflow:{" + std::to_string(sagas.partition_of(OrderId{std::string("a29")})) +
+      "}:parked_leases";
+  CHECK(server.command({"ZREM", leases, "a29"}) == "0");  // no lease left behind
+
+  // A short lease that runs out (its worker died) is taken over
+  auto b = claim("B", 50);
+  REQUIRE(b.value());
+  CHECK(b.value()->order_id.view() == "b0");
+  CHECK(claim("B", 50).value()->order_id.view() == "b1");
+  CHECK_FALSE(claim("B", 50).value());  // both held
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  auto again = claim("B", 50);
+  REQUIRE(again.value());
+  CHECK(again.value()->order_id.view() == "b0");
+
+  // The last start of B frees the store's entry altogether
+  REQUIRE(apply(moved_on("b0", "B", 1, "running"))->kind == ApplyKind::applied);
+  REQUIRE(apply(moved_on("b1", "B", 1, "running"))->kind == ApplyKind::applied);
+  n = counts();
+  CHECK(n.value() == std::map<std::string, std::int64_t>{{"A", 28}});
+  CHECK_FALSE(claim("B", 50).value());
+}
