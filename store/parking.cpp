@@ -30,7 +30,10 @@ Result<std::optional<ParkedStart>> parse_claim(Result<Reply> r) {
 }  // namespace
 
 Parking::Parking(RedisClient& redis, int partitions, Millis timeout_ms)
-    : redis_(redis), partitions_(partitions < 1 ? 1 : partitions), timeout_ms_(timeout_ms) {
+    : redis_(redis),
+      partitions_(partitions < 1 ? 1 : partitions),
+      keyspace_(partitions_),
+      timeout_ms_(timeout_ms) {
   script_ = redis_.register_script("claim_parked.lua", std::string(impl::kClaimParkedScript));
 }
 
@@ -66,6 +69,17 @@ void Parking::counts(CountsCallback done) {
         },
         timeout_ms_);
   }
+}
+
+void Parking::release(const OrderId& order, std::function<void(Status)> done) {
+  redis_.command(
+      {"ZREM", Keyspace::parked_leases_key(keyspace_.partition_of(order)), order.str()},
+      [done = std::move(done)](Result<Reply> r) {
+        if (!done) return;
+        if (!r.ok()) return done(std::move(r).error());
+        done(Status::success());
+      },
+      timeout_ms_);
 }
 
 void Parking::claim_oldest(const StoreId& store, Millis lease_ms, ClaimCallback done) {

@@ -17,6 +17,7 @@
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/result.hpp"
+#include "store/keyspace.hpp"
 #include "store/redis_client.hpp"
 
 namespace sagaflow::store {
@@ -38,10 +39,13 @@ class Parking final {
   // Leases the store's oldest parked start that nobody holds (oldest across partitions: each
   // partition's candidate is looked at first, then the oldest is leased), or nullopt.
   void claim_oldest(const StoreId& store, Millis lease_ms, ClaimCallback done);
+  // Gives a lease back at once (the store's bucket refused the start it was taken for).
+  void release(const OrderId& order, std::function<void(Status)> done = {});
 
  private:
   RedisClient& redis_;
   int partitions_;
+  Keyspace keyspace_;
   Millis timeout_ms_;
   ScriptRef script_;
 };

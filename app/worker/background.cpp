@@ -22,10 +22,10 @@ void DeadlineSweeper::tick() {
 }
 
 void ParkedStarter::tick() {
-  if (outstanding_ > 0) return;
-  ++outstanding_;
+  if (counting_) return;
+  counting_ = true;
   parking_.counts([this](Result<std::map<std::string, std::int64_t>> counts) {
-    --outstanding_;
+    counting_ = false;
     if (!counts) return;  // Redis down: the next tick tries again
     std::int64_t total = 0;
     std::map<std::string, std::int64_t, std::less<>> by_store;
@@ -37,29 +37,35 @@ void ParkedStarter::tick() {
     pipeline_.set_parked_stores(by_store);
     constexpr int kPerStoreBudget = 64;  // per tick (50 ms): 1,280 starts/s per store and worker
     for (const auto& [store, n] : by_store) {
-      serve(store, static_cast<int>(std::min<std::int64_t>(n, kPerStoreBudget)));
+      if (busy_.insert(store).second)
+        serve(store, static_cast<int>(std::min<std::int64_t>(n, kPerStoreBudget)));
     }
   });
 }
 
 void ParkedStarter::serve(const std::string& store, int budget) {
-  if (budget <= 0) return;
-  ++outstanding_;
-  const StoreId id(store);
-  admission_.admit(id, [this, store, budget](Result<Admission> a) {
-    if (!a || !a->allowed) {
-      --outstanding_;
-      return;
-    }
-    parking_.claim_oldest(
-        StoreId(store), lease_ms_,
-        [this, store, budget](Result<std::optional<store::ParkedStart>> claimed) {
-          --outstanding_;
-          if (!claimed || !claimed.value()) return;  // nothing unleased: the token is wasted
-          pipeline_.on_parked_start(claimed.value()->order_id);
+  if (budget <= 0) {
+    busy_.erase(store);
+    return;
+  }
+  parking_.claim_oldest(
+      StoreId(store), lease_ms_,
+      [this, store, budget](Result<std::optional<store::ParkedStart>> claimed) {
+        if (!claimed || !claimed.value()) {  // none unleased (or Redis away): no token taken
+          busy_.erase(store);
+          return;
+        }
+        OrderId order = claimed.value()->order_id;
+        admission_.admit(StoreId(store), [this, store, budget, order](Result<Admission> a) {
+          if (!a || !a->allowed) {
+            parking_.release(order);  // the next tick leases it again, first in line
+            busy_.erase(store);
+            return;
+          }
+          pipeline_.on_parked_start(order);
           serve(store, budget - 1);
         });
-  });
+      });
 }
 
 bool command_still_wanted(const SagaDefinition& definition, const SagaState& state,

@@ -12,15 +12,17 @@
 //   so a broker outage longer than a step timeout does not fail sagas whose commands could
 //   not be delivered.
 // - ParkedStarter: starts parked sagas (CONTRACT.md section 5) as their stores' buckets allow:
-//   per tick, every store with parked starts is served independently (so one store's backlog
-//   never delays another's), each up to a bound (so a tick never starves intake): take a
-//   token from the store's bucket, lease the store's oldest parked start, hand it to the
-//   pipeline. A token whose lease finds nothing, or whose start fails, is wasted: the limit
-//   admits fewer, never more.
+//   per tick, every store with parked starts that is not still being served is served
+//   independently (so one store's backlog never delays another's), each up to a bound (so a
+//   tick never starves intake): lease the store's oldest parked start, take a token from the
+//   store's bucket (refused: the lease is given back), hand the start to the pipeline. A token
+//   whose start then fails (a worker killed) is wasted: the limit admits fewer, never more.
 // All skip a tick while the previous one is still in flight, and do nothing while Redis is
 // down (their calls fail fast as transient errors and the next tick tries again).
 #include <functional>
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "app/worker/pipeline.hpp"
@@ -71,7 +73,8 @@ class ParkedStarter {
   Millis lease_ms_;
   Pipeline& pipeline_;
   metrics::Gauge& parked_;
-  int outstanding_ = 0;
+  bool counting_ = false;
+  std::set<std::string> busy_;  // stores whose chain of starts is still running
 };
 
 class OutboxRelay {

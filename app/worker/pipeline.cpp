@@ -264,6 +264,8 @@ struct Pipeline::Impl {
       rate_limited.inc();
       admission.note_delayed(job.event.store_id);
     }
+    // Until the scheduler's next read: this store's next starts queue behind this one.
+    ++parked_stores[job.event.store_id.str()];
     apply(job, nullptr, 0, Mode::park);
   }
 

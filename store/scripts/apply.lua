@@ -85,13 +85,14 @@ else
   redis.call('ZREM', KEYS[4], ARGV[4])
 end
 
--- The parked-starts index: kept with the status, so a start, a cancel or an expiry of a
--- parked saga frees its place in the same step.
+-- The parked-starts index: kept with the status, so a start or a cancel of a parked saga
+-- frees its place in the same step (a parked record has no TTL).
 local store = ARGV[13 + 4 * n]
 if store and store ~= '' then
   if new_status == 'parked' and old_status ~= 'parked' then
-    redis.call('ZADD', KEYS[6], tonumber(ARGV[14 + 4 * n]), ARGV[4])
-    redis.call('HINCRBY', KEYS[7], store, 1)
+    if redis.call('ZADD', KEYS[6], tonumber(ARGV[14 + 4 * n]), ARGV[4]) == 1 then
+      redis.call('HINCRBY', KEYS[7], store, 1)
+    end
   elseif old_status == 'parked' and new_status ~= 'parked' then
     if redis.call('ZREM', KEYS[6], ARGV[4]) == 1 then
       if redis.call('HINCRBY', KEYS[7], store, -1) <= 0 then redis.call('HDEL', KEYS[7], store) end
