@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "store/impl/scripts.hpp"
+#include "store/impl/sum_hashes.hpp"
 #include "store/keyspace.hpp"
 
 namespace sagaflow::store {
@@ -38,37 +39,14 @@ Parking::Parking(RedisClient& redis, int partitions, Millis timeout_ms)
 }
 
 void Parking::counts(CountsCallback done) {
-  struct Gather {
-    std::map<std::string, std::int64_t> counts;
-    int remaining = 0;
-    std::optional<Error> error;
-    CountsCallback done;
-  };
-  auto g = std::make_shared<Gather>();
-  g->remaining = partitions_;
-  g->done = std::move(done);
-  for (int p = 0; p < partitions_; ++p) {
-    redis_.command(
-        {"HGETALL", Keyspace::parked_stores_key(p)},
-        [g](Result<Reply> r) {
-          if (!r.ok()) {
-            if (!g->error) g->error = r.error();
-          } else if (r->is_error()) {
-            if (!g->error) g->error = make_error(Errc::internal, "HGETALL: " + r->str);
-          } else {
-            const auto& el = r->elements;
-            for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
-              std::int64_t n = 0;
-              if (el[i + 1].as_int(n) && n > 0) g->counts[el[i].str] += n;
-            }
-          }
-          if (--g->remaining == 0) {
-            if (g->error) return g->done(std::move(*g->error));
-            g->done(std::move(g->counts));
-          }
-        },
-        timeout_ms_);
-  }
+  std::vector<std::string> keys;
+  for (int p = 0; p < partitions_; ++p) keys.push_back(Keyspace::parked_stores_key(p));
+  impl::sum_hashes(redis_, std::move(keys), timeout_ms_,
+                   [done = std::move(done)](Result<std::map<std::string, std::int64_t>> r) {
+                     if (!r) return done(std::move(r));
+                     std::erase_if(r.value(), [](const auto& kv) { return kv.second <= 0; });
+                     done(std::move(r));
+                   });
 }
 
 void Parking::release(const OrderId& order, std::function<void(Status)> done) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "store/impl/scripts.hpp"
+#include "store/impl/sum_hashes.hpp"
 
 namespace sagaflow::store {
 namespace {
@@ -140,37 +141,9 @@ void SagaStore::mark_done(const OrderId& order, const EventId& event, std::int64
 }
 
 void SagaStore::status_counts(StatsCallback done) {
-  struct Gather {
-    std::map<std::string, std::int64_t> counts;
-    int remaining = 0;
-    std::optional<Error> error;
-    StatsCallback done;
-  };
-  auto g = std::make_shared<Gather>();
-  g->remaining = keyspace_.partitions();
-  g->done = std::move(done);
-  for (int p = 0; p < keyspace_.partitions(); ++p) {
-    redis_.command(
-        {"HGETALL", Keyspace::stats_key(p)},
-        [g](Result<Reply> r) {
-          if (!r.ok()) {
-            if (!g->error) g->error = r.error();
-          } else if (r->is_error()) {
-            if (!g->error) g->error = make_error(Errc::internal, "HGETALL: " + r->str);
-          } else {
-            const auto& el = r->elements;
-            for (std::size_t i = 0; i + 1 < el.size(); i += 2) {
-              std::int64_t n = 0;
-              if (el[i + 1].as_int(n)) g->counts[el[i].str] += n;
-            }
-          }
-          if (--g->remaining == 0) {
-            if (g->error) return g->done(std::move(*g->error));
-            g->done(std::move(g->counts));
-          }
-        },
-        options_.timeout_ms);
-  }
+  std::vector<std::string> keys;
+  for (int p = 0; p < keyspace_.partitions(); ++p) keys.push_back(Keyspace::stats_key(p));
+  impl::sum_hashes(redis_, std::move(keys), options_.timeout_ms, std::move(done));
 }
 
 }  // namespace sagaflow::store
