@@ -95,8 +95,8 @@ int run_status(const Config& config, bool json) {
       append_json_string(out, k);
       out += fmt::format(":{}", v);
     }
-    out += fmt::format("}},\"dead_letter_depth\":{},\"rate_limited\":{},\"parked_total\":{},",
-                       dead, rate_limited, parked_total);
+    out += fmt::format("}},\"dead_letter_depth\":{},\"rate_limited\":{},\"parked_total\":{},", dead,
+                       rate_limited, parked_total);
     out += "\"parked_by_store\":{";
     for (std::size_t i = 0; i < top.size(); ++i) {
       if (i > 0) out += ',';

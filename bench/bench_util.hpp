@@ -65,6 +65,22 @@ inline amqp_connection_state_t bare_connect(const AmqpEndpoint& ep) {
   return conn;
 }
 
+// Publisher confirms on channel 1.
+inline void select_confirms(amqp_connection_state_t conn) {
+  amqp_confirm_select(conn, 1);
+  amqp_get_rpc_reply(conn);
+}
+
+// Persistent, application/json, with a message id to fill in per message: what our sinks send.
+inline amqp_basic_properties_t persistent_json() {
+  amqp_basic_properties_t p{};
+  p._flags =
+      AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+  p.delivery_mode = 2;
+  p.content_type = amqp_cstring_bytes("application/json");
+  return p;
+}
+
 inline void bare_close(amqp_connection_state_t conn) {
   amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
   amqp_connection_close(conn, AMQP_REPLY_SUCCESS);

@@ -44,18 +44,18 @@
 
 #include <fmt/format.h>
 
+#include "bench_util.hpp"
 #include "core/log.hpp"
 #include "store/redis_client.hpp"
 #include "store/saga_store.hpp"
-#include "bench_util.hpp"
 #include "support/servers.hpp"
 
 using namespace std::chrono;
+using sagaflow::bench::process_cpu;
+using sagaflow::bench::stat_cpu;
 using sagaflow::testing::KafkaMock;
 using sagaflow::testing::Process;
 using sagaflow::testing::RedisServer;
-using sagaflow::bench::process_cpu;
-using sagaflow::bench::stat_cpu;
 
 namespace {
 

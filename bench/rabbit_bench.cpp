@@ -24,11 +24,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "bench_util.hpp"
 #include "consumers/rabbit_source.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "producers/rabbit_sink.hpp"
-#include "bench_util.hpp"
 #include "support/servers.hpp"
 
 using namespace sagaflow;
@@ -62,13 +62,8 @@ std::uint32_t prepare_queue(const AmqpEndpoint& ep, bool purge) {
 // Bare publish with confirms, a window of kWindow unconfirmed messages.
 double bare_publish(const AmqpEndpoint& ep, int n, const std::string& body) {
   amqp_connection_state_t c = bare_connect(ep);
-  amqp_confirm_select(c, 1);
-  amqp_get_rpc_reply(c);
-  amqp_basic_properties_t p{};
-  p._flags =
-      AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
-  p.delivery_mode = 2;
-  p.content_type = amqp_cstring_bytes("application/json");
+  bench::select_confirms(c);
+  amqp_basic_properties_t p = bench::persistent_json();
   const auto t0 = Clock::now();
   std::uint64_t sent = 0, confirmed = 0;
   std::string id;

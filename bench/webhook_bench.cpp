@@ -20,8 +20,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -68,13 +68,8 @@ struct RoundResult {
 RoundResult bare_publish(const AmqpEndpoint& ep, pid_t rabbit, int n, int round, double rate = 0,
                          std::vector<double>* latency_ms = nullptr) {
   amqp_connection_state_t c = bench::bare_connect(ep);
-  amqp_confirm_select(c, 1);
-  amqp_get_rpc_reply(c);
-  amqp_basic_properties_t p{};
-  p._flags =
-      AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
-  p.delivery_mode = 2;
-  p.content_type = amqp_cstring_bytes("application/json");
+  bench::select_confirms(c);
+  amqp_basic_properties_t p = bench::persistent_json();
   std::vector<std::string> bodies;
   for (int i = 0; i < n; ++i) bodies.push_back(envelope(round, i));
   const double rabbit0 = bench::process_cpu(rabbit);
@@ -144,10 +139,11 @@ void run_http(int port, int round, HttpLoad& load) {
   requests.reserve(static_cast<std::size_t>(load.n));
   for (int i = 0; i < load.n; ++i) {
     const std::string body = envelope(round, i);
-    requests.push_back("POST /webhooks/bench HTTP/1.1\r\nHost: b\r\nContent-Type: "
-                       "application/json\r\nX-Sagaflow-Signature: " +
-                       http::sign(kSecret, now_s, body) +
-                       "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    requests.push_back(
+        "POST /webhooks/bench HTTP/1.1\r\nHost: b\r\nContent-Type: "
+        "application/json\r\nX-Sagaflow-Signature: " +
+        http::sign(kSecret, now_s, body) + "\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n" + body);
   }
   struct Conn {
     int fd = -1;
@@ -194,8 +190,8 @@ void run_http(int port, int round, HttpLoad& load) {
     }
     int wait_ms = 100;
     if (load.rate > 0 && next < load.n && !idle.empty()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(scheduled(next) -
-                                                                              Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(scheduled(next) - Clock::now());
       wait_ms = static_cast<int>(std::max<std::int64_t>(0, left.count()));
     }
     epoll_event events[64];

@@ -106,19 +106,19 @@ struct Server::Impl {
   MHD_Daemon* daemon = nullptr;
   int listen_fd = -1;
   int bound_port = 0;
-  uv_poll_t poll{};         // MHD's epoll descriptor
+  uv_poll_t poll{};           // MHD's epoll descriptor
   uv_poll_t listen_poll{};    // the listening socket, watched while below the connection cap
   uv_timer_t accept_retry{};  // after EMFILE: watch the listening socket again later
   std::uint64_t next_fd_warning = 0;
   bool listening = false;
-  bool draining = false;  // drain(): no new connections, new requests answered 503
+  bool draining = false;     // drain(): no new connections, new requests answered 503
   uv_timer_t run_timer{};    // MHD's own timeout, or 0 to run again on the next turn
   uv_timer_t sweep_timer{};  // head deadlines
   int open_handles = 0;
   bool orphaned = false;  // the Server is gone: the last close callback deletes this
   bool stopped = false;
   bool in_run = false;
-  std::list<ConnState*> connections;                     // ordered by head_deadline
+  std::list<ConnState*> connections;                   // ordered by head_deadline
   std::list<std::shared_ptr<RequestState>> suspended;  // waiting for their handler
 
   ~Impl() {
@@ -139,8 +139,9 @@ struct Server::Impl {
     if (daemon == nullptr) return;
     MHD_UNSIGNED_LONG_LONG timeout = 0;
     if (MHD_get_timeout(daemon, &timeout) == MHD_YES) {
-      uv_timer_start(&run_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run(); },
-                     static_cast<std::uint64_t>(timeout), 0);
+      uv_timer_start(
+          &run_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run(); },
+          static_cast<std::uint64_t>(timeout), 0);
     } else {
       uv_timer_stop(&run_timer);
     }
@@ -148,7 +149,8 @@ struct Server::Impl {
 
   void schedule_run() {
     if (daemon != nullptr)
-      uv_timer_start(&run_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run(); }, 0, 0);
+      uv_timer_start(
+          &run_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->run(); }, 0, 0);
   }
 
   void wait_for_head(ConnState* c) {
@@ -329,9 +331,9 @@ struct Server::Impl {
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
     const std::size_t head = size != nullptr ? size->header_size : limits.max_head_bytes + 1;
     if (head > limits.max_head_bytes) {
-      return queue(connection,
-                   error_response(431, "header_too_large",
-                                  fmt::format("request head over {} bytes", limits.max_head_bytes)));
+      return queue(connection, error_response(431, "header_too_large",
+                                              fmt::format("request head over {} bytes",
+                                                          limits.max_head_bytes)));
     }
     // The body limit is decided from Content-Length before any byte of the body is read.
     const std::string_view length = state->request.header("content-length");
@@ -420,7 +422,8 @@ struct Server::Impl {
                               std::size_t* upload_data_size, void** req_cls) {
     auto* self = static_cast<Impl*>(cls);
     if (*req_cls == nullptr) return self->begin_request(connection, url, method, req_cls);
-    const std::shared_ptr<RequestState> state = *static_cast<std::shared_ptr<RequestState>*>(*req_cls);
+    const std::shared_ptr<RequestState> state =
+        *static_cast<std::shared_ptr<RequestState>*>(*req_cls);
     if (*upload_data_size != 0) return self->on_body(*state, upload_data, upload_data_size);
     if (state->rejected) return MHD_NO;  // its 413 is on the wire: close
     if (state->answer) return queue(connection, *state->answer);
@@ -535,8 +538,8 @@ Status Server::listen(const std::string& host, int port) {
   s.sweep_timer.data = &s;
   const auto period = static_cast<std::uint64_t>(
       std::clamp<std::int64_t>(s.limits.header_timeout_ms / 10, 10, 250));
-  uv_timer_start(&s.sweep_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->sweep(); },
-                 period, period);
+  uv_timer_start(
+      &s.sweep_timer, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->sweep(); }, period, period);
   uv_unref(reinterpret_cast<uv_handle_t*>(&s.sweep_timer));
   s.arm_timer();
   return Status::success();

@@ -51,9 +51,9 @@ using Handler = std::function<void(const Request&, Respond)>;
 
 struct Limits {
   std::size_t max_body_bytes = 1024 * 1024;
-  std::size_t max_head_bytes = 16 * 1024;  // request line + headers
-  std::int64_t header_timeout_ms = 10000;  // SAGAFLOW_HTTP_HEADER_TIMEOUT_MS
-  unsigned max_connections = 1024;         // SAGAFLOW_HTTP_MAX_CONNECTIONS
+  std::size_t max_head_bytes = 16 * 1024;   // request line + headers
+  std::int64_t header_timeout_ms = 10000;   // SAGAFLOW_HTTP_HEADER_TIMEOUT_MS
+  unsigned max_connections = 1024;          // SAGAFLOW_HTTP_MAX_CONNECTIONS
   std::int64_t handler_timeout_ms = 30000;  // a handler not answering by then: 504
 };
 

@@ -15,8 +15,7 @@ namespace {
 using Digest = std::array<unsigned char, 32>;
 
 // HMAC-SHA256 over the concatenated parts, with OpenSSL 3's EVP_MAC API (HMAC_* is deprecated).
-bool hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts,
-                 Digest& out) {
+bool hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts, Digest& out) {
   static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (mac == nullptr) return false;
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
@@ -59,7 +58,8 @@ std::optional<std::string> decode_base64(std::string_view text) {
   if (text.empty() || text.size() % 4 != 0) return std::nullopt;
   const std::size_t pad_from = text.find('=');
   if (pad_from != std::string_view::npos &&
-      (pad_from < text.size() - 2 || text.find_first_not_of('=', pad_from) != std::string_view::npos))
+      (pad_from < text.size() - 2 ||
+       text.find_first_not_of('=', pad_from) != std::string_view::npos))
     return std::nullopt;
   const std::string_view data = text.substr(0, pad_from);
   if (data.empty()) return std::nullopt;
@@ -121,7 +121,8 @@ std::vector<Digest> expected_digests(std::span<const std::string> secrets,
 // Compared against every expected digest, in constant time, whatever matched before.
 bool matches_any(const std::vector<Digest>& expected, const Digest& candidate) {
   bool matched = false;
-  for (const auto& e : expected) matched |= CRYPTO_memcmp(e.data(), candidate.data(), e.size()) == 0;
+  for (const auto& e : expected)
+    matched |= CRYPTO_memcmp(e.data(), candidate.data(), e.size()) == 0;
   return matched;
 }
 
@@ -171,7 +172,7 @@ SignatureCheck verify_signature(std::string_view header, std::string_view body,
     } else if (key == "v1") {
       Digest d{};
       if (decode_hex(value, d)) candidates.push_back(d);  // a malformed v1 is skipped
-    }  // other versions (v0, ...) are skipped
+    }                                                     // other versions (v0, ...) are skipped
   }
   const auto t = parse_seconds(t_text);
   if (!t || candidates.empty()) return SignatureCheck::malformed;

@@ -74,8 +74,7 @@ void Parking::claim_oldest(const StoreId& store, Millis lease_ms, ClaimCallback 
   const std::string lease = std::to_string(lease_ms < 1 ? 1 : lease_ms);
   for (int p = 0; p < partitions_; ++p) {
     redis_.eval(
-        script_, {Keyspace::parked_key(p, store), Keyspace::parked_leases_key(p)},
-        {"peek", lease},
+        script_, {Keyspace::parked_key(p, store), Keyspace::parked_leases_key(p)}, {"peek", lease},
         [this, g, p, store, lease](Result<Reply> r) {
           auto peeked = parse_claim(std::move(r));
           if (!peeked.ok()) {

@@ -118,10 +118,10 @@ void SagaStore::mark_done(const OrderId& order, const EventId& event, std::int64
                           ApplyCallback done) {
   const int p = keyspace_.partition_of(order);
   const bool dedup = !event.empty() && options_.dedup_ttl_s > 0;
-  std::vector<std::string> keys{Keyspace::saga_key(p, order),        Keyspace::dedup_key(p, event),
-                                Keyspace::outbox_key(p),              Keyspace::deadlines_key(p),
-                                Keyspace::stats_key(p),               Keyspace::parked_key(p, StoreId()),
-                                Keyspace::parked_stores_key(p),       Keyspace::parked_leases_key(p)};
+  std::vector<std::string> keys{Keyspace::saga_key(p, order),   Keyspace::dedup_key(p, event),
+                                Keyspace::outbox_key(p),        Keyspace::deadlines_key(p),
+                                Keyspace::stats_key(p),         Keyspace::parked_key(p, StoreId()),
+                                Keyspace::parked_stores_key(p), Keyspace::parked_leases_key(p)};
   std::vector<std::string> args{"mark",
                                 std::to_string(expected_version < 0 ? -1 : expected_version),
                                 std::to_string(dedup ? options_.dedup_ttl_s : 0),

@@ -269,7 +269,9 @@ struct Pipeline::Impl {
     apply(job, nullptr, 0, Mode::park);
   }
 
-  enum class Mode : std::uint8_t { step, park, start_parked };
+  // park: record an order.created as a parked saga; step: everything else (a parked_start
+  // job starts its parked saga).
+  enum class Mode : std::uint8_t { step, park };
 
   StepResult compute(Job& job, const SagaState* state, Mode mode, Millis now) {
     if (mode == Mode::park) return park(def, job.event, now);
@@ -277,8 +279,9 @@ struct Pipeline::Impl {
       if (state == nullptr) return StepResult{};  // gone (expired): nothing to start
       return start_parked(def, *state, now);
     }
-    return job.kind == Job::Kind::delivery ? step(def, state, SagaInput{job.event}, now)
-                                           : step(def, state, SagaInput{Timeout{job.order_id}}, now);
+    return job.kind == Job::Kind::delivery
+               ? step(def, state, SagaInput{job.event}, now)
+               : step(def, state, SagaInput{Timeout{job.order_id}}, now);
   }
 
   void apply(Job& job, const SagaState* state, std::int64_t version, Mode mode = Mode::step) {

@@ -157,8 +157,8 @@ class RawConn {
 
 inline std::string raw_post(std::string_view path, std::string_view body,
                             std::string_view extra_headers = {}) {
-  std::string r = "POST " + std::string(path) + " HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-                  std::to_string(body.size()) + "\r\n";
+  std::string r = "POST " + std::string(path) +
+                  " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   r += extra_headers;
   r += "\r\n";
   r += body;

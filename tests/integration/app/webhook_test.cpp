@@ -138,8 +138,7 @@ std::string standard_signed(const std::string& body, const std::vector<std::stri
   return sagaflow::testing::raw_post(
       "/webhooks/std", body,
       "webhook-id: " + id + "\r\nwebhook-timestamp: " + std::to_string(t) +
-          "\r\nwebhook-signature: " + sagaflow::http::sign_standard(secrets, id, t, body) +
-          "\r\n");
+          "\r\nwebhook-signature: " + sagaflow::http::sign_standard(secrets, id, t, body) + "\r\n");
 }
 
 }  // namespace

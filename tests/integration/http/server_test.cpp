@@ -3,8 +3,8 @@
 // pipeline, overflow, half-send and disconnect. The handler answers asynchronously, as the
 // webhook ingress does after the broker's confirm, and records every request it was handed,
 // so a test can tell that no byte of a refused body was ever parsed as a request.
-#include <catch2/catch.hpp>
 #include <uv.h>
+#include <catch2/catch.hpp>
 
 #include <sys/resource.h>
 
@@ -211,12 +211,14 @@ TEST_CASE("a request head over 16 KiB gets 431; just under is served", "[http]")
   LiveServer server(small_limits());
   {
     RawConn c(server.port());
-    c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(20 * 1024, 'a') + "\r\n\r\n");
+    c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(20 * 1024, 'a') +
+           "\r\n\r\n");
     CHECK(c.read_answer(5s).status == 431);
   }
   {
     RawConn c(server.port());
-    c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(15 * 1024, 'a') + "\r\n\r\n");
+    c.send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(15 * 1024, 'a') +
+           "\r\n\r\n");
     CHECK(c.read_answer(5s).status == 200);
   }
   {
@@ -242,8 +244,7 @@ TEST_CASE("a request head over 16 KiB gets 431; just under is served", "[http]")
   CHECK(server.handled() == 1);
 }
 
-TEST_CASE("HTTP/1.0, keep-alive with 1,000 requests, a client gone before the answer",
-          "[http]") {
+TEST_CASE("HTTP/1.0, keep-alive with 1,000 requests, a client gone before the answer", "[http]") {
   LiveServer server(small_limits());
   {
     RawConn c(server.port());
@@ -343,8 +344,7 @@ TEST_CASE("beyond the connection cap new connections wait, then are served", "[h
   CHECK(later.read_answer(5s).status == 200);
 }
 
-TEST_CASE("50 connections opened at once, each with a request in flight, all answered",
-          "[http]") {
+TEST_CASE("50 connections opened at once, each with a request in flight, all answered", "[http]") {
   LiveServer server(small_limits());
   std::vector<RawConn> conns;
   for (int i = 0; i < 50; ++i) conns.emplace_back(server.port());

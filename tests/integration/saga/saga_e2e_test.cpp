@@ -644,9 +644,8 @@ TEST_CASE("saga e2e: one store's flood of parked starts holds up no other store 
     if (!e || calm.orders.count(e->order_id) == 0) continue;
     if (m.routing_key == "order.created") created_at.emplace(e->order_id, m.at);
     if (m.routing_key == "order.confirmed" && created_at.count(e->order_id) != 0) {
-      worst_calm = std::max(
-          worst_calm,
-          std::chrono::duration<double>(m.at - created_at[e->order_id]).count());
+      worst_calm = std::max(worst_calm,
+                            std::chrono::duration<double>(m.at - created_at[e->order_id]).count());
     }
   }
   std::printf("calm stores: worst publish -> confirmed %.2f s; flood parked at most %lld\n",

@@ -96,9 +96,9 @@ TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking
   REQUIRE(apply(moved_on("a0", "A", 1, "failed"))->kind == ApplyKind::applied);
   n = counts();
   CHECK(n.value() == std::map<std::string, std::int64_t>{{"A", 28}, {"B", 2}});
-  const std::string leases =
-      "sagaflow:{" + std::to_string(sagas.partition_of(OrderId{std::string("a29")})) +
-      "}:parked_leases";
+  const std::string leases = "sagaflow:{" +
+                             std::to_string(sagas.partition_of(OrderId{std::string("a29")})) +
+                             "}:parked_leases";
   CHECK(server.command({"ZREM", leases, "a29"}) == "0");  // no lease left behind
 
   // A lease that runs out (its worker died) is taken over; one given back is at once
@@ -109,19 +109,20 @@ TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking
   REQUIRE(b1.value());
   CHECK(b1.value()->order_id.view() == "b1");
   CHECK_FALSE(claim("B", 60000).value());  // both held
-  const std::string b0_leases =
-      "sagaflow:{" + std::to_string(sagas.partition_of(OrderId{std::string("b0")})) +
-      "}:parked_leases";
+  const std::string b0_leases = "sagaflow:{" +
+                                std::to_string(sagas.partition_of(OrderId{std::string("b0")})) +
+                                "}:parked_leases";
   server.command({"ZADD", b0_leases, "1", "b0"});  // its lease ran out long ago
   auto again = claim("B", 60000);
   REQUIRE(again.value());
   CHECK(again.value()->order_id.view() == "b0");
   REQUIRE(loop.await<bool>([&](auto cb) {
-    parking.release(OrderId{std::string("b1")}, [cb](Status st) {
-      if (st) return cb(true);
-      cb(st.error());
-    });
-  }).ok());
+                parking.release(OrderId{std::string("b1")}, [cb](Status st) {
+                  if (st) return cb(true);
+                  cb(st.error());
+                });
+              })
+              .ok());
   auto given_back = claim("B", 60000);
   REQUIRE(given_back.value());
   CHECK(given_back.value()->order_id.view() == "b1");

@@ -86,8 +86,8 @@ void check_plan(const RatePlan& plan, std::chrono::milliseconds window) {
   // the window minus a generous 300 ms of start-up and scheduling slack, and a fifth for Redis
   // being descheduled on a loaded 2-core machine (under ASan, tokens it could not hand out
   // while stalled are gone: a bucket holds at most its burst). The upper bound is exact.
-  const double lower = static_cast<double>(plan.burst) +
-                       std::floor(0.8 * per_s * (window.count() / 1000.0 - 0.3));
+  const double lower =
+      static_cast<double>(plan.burst) + std::floor(0.8 * per_s * (window.count() / 1000.0 - 0.3));
   INFO(fmt::format("plan {} admitted {} refused {} window {:.3f}s bound [{}, {:.1f}]", plan.name,
                    t.admitted, t.refused, t.window_s, lower, upper));
   CHECK(t.errors == 0);

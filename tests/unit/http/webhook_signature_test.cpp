@@ -117,7 +117,7 @@ TEST_CASE("whsec_ secrets decode as base64; a bad one is refused", "[webhook]") 
   CHECK(secret_key("plain") == std::optional<std::string>("plain"));
   CHECK_FALSE(secret_key("whsec_not base64"));
   CHECK_FALSE(secret_key("whsec_abc"));
-  CHECK_FALSE(secret_key("whsec_===="));     // padding only
+  CHECK_FALSE(secret_key("whsec_===="));      // padding only
   CHECK_FALSE(secret_key("whsec_AA==AAAA"));  // padding inside
   CHECK_FALSE(secret_key("whsec_A==="));
   CHECK_FALSE(secret_key("whsec_"));
