@@ -180,9 +180,12 @@ void RabbitSource::on_up() {
   generation_ = link_->generation();
   if (generation_ > 1) stats_.reconnects++;
   window_.clear();
+  window_bytes_ = 0;
+  last_tag_ = 0;
   next_dispatch_ = 1;
   busy_ = 0;
   ack_ready_ = 0;
+  reads_held_ = false;
   assembly_ = Assembly::idle;
   notify_state();
   if (stopping_) finish_stop();  // came up while stopping: nothing to drain
@@ -191,16 +194,36 @@ void RabbitSource::on_up() {
 void RabbitSource::on_down(const Error& /*error*/) {
   // Every outstanding delivery goes back to the broker; settling them later is a no-op.
   window_.clear();
+  window_bytes_ = 0;
   busy_ = 0;
   ack_ready_ = 0;
+  reads_held_ = false;
   assembly_ = Assembly::idle;
   notify_state();
   if (stopping_) finish_stop();
 }
 
+bool RabbitSource::over_budget() const noexcept {
+  return !window_.empty() && window_bytes_ >= options_.max_bytes_in_flight;
+}
+
 void RabbitSource::on_readable() {
   amqp_connection_state_t conn = link_->conn();
   while (link_->usable()) {
+    // At the byte budget, between deliveries: leave the rest in the socket until acks free
+    // room (flush_acks reads again). Frames already in rabbitmq-c's buffer wait there too.
+    if (assembly_ == Assembly::idle && over_budget()) {
+      if (!reads_held_) {
+        reads_held_ = true;
+        stats_.read_holds++;
+        link_->hold_reads(true);
+        log::debug("reads held at the byte budget",
+                   {{"link", options_.name},
+                    {"bytes", static_cast<std::uint64_t>(window_bytes_)},
+                    {"deliveries", static_cast<std::uint64_t>(window_.size())}});
+      }
+      break;
+    }
     amqp_frame_t frame;
     timeval zero{0, 0};
     const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &zero);
@@ -251,6 +274,7 @@ void RabbitSource::on_readable() {
         if (assembly_ == Assembly::want_body) {
           incoming_.body.append(static_cast<const char*>(frame.payload.body_fragment.bytes),
                                 frame.payload.body_fragment.len);
+          window_bytes_ += frame.payload.body_fragment.len;
           if (incoming_.body.size() >= body_expected_) complete_delivery();
         }
         break;
@@ -303,29 +327,25 @@ void RabbitSource::on_header(const void* properties, std::uint64_t body_size) {
 
 void RabbitSource::complete_delivery() {
   assembly_ = Assembly::idle;
-  if (!window_.empty() && incoming_.amqp_tag != window_.back().amqp_tag + 1) {
-    link_->fail(
-        make_error(Errc::internal, fmt::format("unexpected delivery tag {} after {}",
-                                               incoming_.amqp_tag, window_.back().amqp_tag)));
+  // Tags of one channel are consecutive; dispatch walks them one by one.
+  if (last_tag_ != 0 && incoming_.amqp_tag != last_tag_ + 1) {
+    link_->fail(make_error(Errc::internal, fmt::format("unexpected delivery tag {} after {}",
+                                                       incoming_.amqp_tag, last_tag_)));
     return;
   }
-  if (window_.empty() && incoming_.amqp_tag < next_dispatch_) {
-    link_->fail(
-        make_error(Errc::internal, fmt::format("unexpected delivery tag {}", incoming_.amqp_tag)));
-    return;
-  }
-  if (window_.empty()) next_dispatch_ = incoming_.amqp_tag;
+  if (last_tag_ == 0) next_dispatch_ = incoming_.amqp_tag;
+  last_tag_ = incoming_.amqp_tag;
   incoming_.state = State::held;
-  window_.push_back(std::move(incoming_));
+  incoming_.bytes = incoming_.body.size();
+  const std::uint64_t tag = incoming_.amqp_tag;
+  window_.emplace_hint(window_.end(), tag, std::move(incoming_));
   incoming_ = Inflight{};
   stats_.delivered++;
 }
 
 RabbitSource::Inflight* RabbitSource::find(std::uint64_t amqp_tag) {
-  if (window_.empty() || amqp_tag < window_.front().amqp_tag) return nullptr;
-  const std::uint64_t i = amqp_tag - window_.front().amqp_tag;
-  if (i >= window_.size()) return nullptr;
-  return &window_[i];
+  auto it = window_.find(amqp_tag);
+  return it == window_.end() ? nullptr : &it->second;
 }
 
 void RabbitSource::dispatch() {
@@ -384,7 +404,7 @@ void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
 
   Message m;
   m.message_id = e->message_id;
-  m.body = e->body;
+  m.body = std::move(e->body);  // not needed here any more (a re-publish keeps its own)
   m.content_type = e->content_type.empty() ? std::string(topology::kContentType) : e->content_type;
   m.headers = e->extra_headers;
   const std::string& route = e->original_route.empty() ? e->routing_key : e->original_route;
@@ -484,15 +504,13 @@ void RabbitSource::flush_acks() {
   flush_scheduled_ = false;
   if (!link_->usable() || ack_ready_ == 0) return;
   amqp_connection_state_t conn = link_->conn();
-  // The contiguous settled run from the oldest outstanding delivery: one multiple-ack.
+  // The settled run from the oldest outstanding delivery: one multiple-ack (tags below it
+  // were acked already).
   std::uint64_t last = 0;
-  while (!window_.empty() &&
-         (window_.front().state == State::ack_ready || window_.front().state == State::done)) {
-    if (window_.front().state == State::ack_ready) {
-      last = window_.front().amqp_tag;
-      ack_ready_--;
-    }
-    window_.pop_front();
+  while (!window_.empty() && window_.begin()->second.state == State::ack_ready) {
+    last = window_.begin()->first;
+    ack_ready_--;
+    forget(window_.begin());
   }
   if (last != 0) {
     if (amqp_basic_ack(conn, 1, last, /*multiple=*/1) != AMQP_STATUS_OK) {
@@ -501,20 +519,36 @@ void RabbitSource::flush_acks() {
     }
     stats_.ack_frames++;
   }
-  // Settled deliveries behind one still in progress: singly, so they do not hold prefetch.
-  for (auto& e : window_) {
-    if (ack_ready_ == 0) break;
-    if (e.state != State::ack_ready) continue;
-    if (amqp_basic_ack(conn, 1, e.amqp_tag, /*multiple=*/0) != AMQP_STATUS_OK) {
+  // Settled deliveries behind one still in progress: singly, so they hold neither prefetch
+  // nor memory.
+  for (auto it = window_.begin(); it != window_.end() && ack_ready_ > 0;) {
+    if (it->second.state != State::ack_ready) {
+      ++it;
+      continue;
+    }
+    if (amqp_basic_ack(conn, 1, it->first, /*multiple=*/0) != AMQP_STATUS_OK) {
       link_->fail(make_error(Errc::unavailable, "basic.ack failed"));
       return;
     }
     stats_.ack_frames++;
-    e.state = State::done;
-    e.body.clear();
-    e.body.shrink_to_fit();
     ack_ready_--;
+    auto next = std::next(it);
+    forget(it);
+    it = next;
   }
+  if (reads_held_ && !over_budget()) {
+    reads_held_ = false;
+    link_->hold_reads(false);
+    std::weak_ptr<int> alive = alive_;
+    deferred_->post([this, alive] {
+      if (!alive.expired() && !reads_held_) link_->read_now();
+    });
+  }
+}
+
+void RabbitSource::forget(std::map<std::uint64_t, Inflight>::iterator it) {
+  window_bytes_ -= std::min(window_bytes_, it->second.bytes);
+  window_.erase(it);
 }
 
 void RabbitSource::stop(std::function<void()> on_stopped) noexcept {

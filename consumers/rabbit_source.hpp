@@ -5,6 +5,10 @@
 // - Intake: its own connection, basic.qos prefetch, basic.consume with manual acks; the
 //   socket is watched with uv_poll and every readable event drains all frames already
 //   received, assembles the deliveries and hands them to the handler as one batch.
+// - Memory: the window holds only deliveries not yet acked (at most `prefetch`): a settled one
+//   behind an unsettled one is acked singly and dropped at once. Their bodies are bounded by
+//   `max_bytes_in_flight`: at the budget the socket is not read (heartbeats still go out) until
+//   acks free room, so a flood of huge messages costs about the budget, not prefetch x size.
 // - Acks: settled deliveries are acknowledged once per loop turn; a contiguous run of settled
 //   tags from the oldest outstanding one goes as a single multiple-ack, the others singly.
 // - retry: a copy (same body, message_id, headers; x-sagaflow-attempts = attempt + 1,
@@ -26,6 +30,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +64,9 @@ struct RabbitSourceOptions {
   std::int64_t drain_timeout_ms = 8000;    // stop(): longest wait for in-flight deliveries
   std::int64_t republish_delay_ms = 1000;  // after a retry / dead-letter copy was not confirmed
   std::size_t copy_window = 256;           // the own copy publisher's confirm window
+  // Bytes of bodies held at most (received, not yet acked): over it, the socket is not read
+  // until acks bring it under (one delivery is always taken, whatever its size).
+  std::size_t max_bytes_in_flight = std::size_t{64} << 20;
   std::uint64_t jitter_seed = 0;           // 0: random
 };
 
@@ -82,6 +90,10 @@ class RabbitSource final : public Source {
   bool connected() const noexcept override;
   bool paused() const noexcept override { return paused_; }
   std::size_t in_flight() const noexcept override { return busy_; }
+  // Deliveries received and not yet acked (at most prefetch; settled ones are dropped at once,
+  // so this never grows with the settled deliveries behind an unsettled one), and their bytes.
+  std::size_t window_size() const noexcept { return window_.size(); }
+  std::size_t window_bytes() const noexcept { return window_bytes_; }
   void on_state_change(std::function<void(bool connected)> fn) override {
     on_state_ = std::move(fn);
   }
@@ -93,17 +105,19 @@ class RabbitSource final : public Source {
     std::uint64_t dead_lettered = 0;
     std::uint64_t ack_frames = 0;  // basic.ack frames sent (multiple-acks count once)
     std::uint64_t reconnects = 0;
+    std::uint64_t read_holds = 0;  // times reading stopped at the byte budget
   };
   const Stats& stats() const noexcept { return stats_; }
 
  private:
-  enum class State : std::uint8_t { held, handed, publishing, ack_ready, done };
+  enum class State : std::uint8_t { held, handed, publishing, ack_ready };
   struct Inflight {
     std::uint64_t amqp_tag = 0;
     State state = State::held;
     bool redelivered = false;
     int attempt = 1;
     std::string body;
+    std::size_t bytes = 0;       // body size as received (counted until the entry leaves)
     std::string routing_key;     // as delivered
     std::string original_route;  // x-sagaflow-original-route, empty if absent
     std::string message_id;
@@ -130,6 +144,8 @@ class RabbitSource final : public Source {
   void publish_copy(std::uint64_t generation, std::uint64_t amqp_tag, Message message);
   void schedule_flush();
   void flush_acks();
+  void forget(std::map<std::uint64_t, Inflight>::iterator it);
+  bool over_budget() const noexcept;
   void run_republish();
   void maybe_finish_stop();
   void finish_stop() noexcept;
@@ -150,8 +166,12 @@ class RabbitSource final : public Source {
   std::function<void()> on_stopped_;
 
   std::uint64_t generation_ = 0;
-  std::deque<Inflight> window_;  // outstanding deliveries by amqp tag (contiguous)
+  // Received and not yet acked, by amqp tag; an entry leaves as soon as it is acked.
+  std::map<std::uint64_t, Inflight> window_;
+  std::size_t window_bytes_ = 0;  // bodies in window_ (and of the delivery being received)
+  std::uint64_t last_tag_ = 0;    // the newest delivery tag of this connection
   std::uint64_t next_dispatch_ = 1;
+  bool reads_held_ = false;  // over max_bytes_in_flight: the socket is not read
   std::size_t busy_ = 0;  // handed or publishing
   std::size_t ack_ready_ = 0;
   bool flush_scheduled_ = false;

@@ -210,20 +210,8 @@ void UvLink::on_connected(ConnectJob* job) {
   poll_ = new uv_poll_t;
   uv_poll_init_socket(loop_, poll_, amqp_get_sockfd(conn_));
   poll_->data = this;
-  uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, [](uv_poll_t* h, int status, int /*events*/) {
-    auto* self = static_cast<UvLink*>(h->data);
-    if (self == nullptr) return;
-    if (status < 0) {
-      // libuv reports POLLERR (a reset connection, for one) as UV_EBADF.
-      self->fail(make_error(Errc::unavailable,
-                            status == UV_EBADF
-                                ? std::string("connection reset (socket error)")
-                                : fmt::format("socket error: {}", uv_strerror(status))));
-      return;
-    }
-    self->last_activity_ms_ = now_ms(self->loop_);
-    self->dispatch_readable();
-  });
+  reads_held_ = false;
+  watch_socket();
   last_activity_ms_ = now_ms(loop_);
   if (options_.heartbeat_s > 0) {
     const std::int64_t tick = std::max<std::int64_t>(250, options_.heartbeat_s * 1000 / 3);
@@ -235,8 +223,50 @@ void UvLink::on_connected(ConnectJob* job) {
   if (conn_ != nullptr) dispatch_readable();
 }
 
+void UvLink::watch_socket() {
+  uv_poll_start(poll_, reads_held_ ? UV_DISCONNECT : UV_READABLE | UV_DISCONNECT,
+                [](uv_poll_t* h, int status, int events) {
+                  auto* self = static_cast<UvLink*>(h->data);
+                  if (self == nullptr) return;
+                  if (status < 0) {
+                    // libuv reports POLLERR (a reset connection, for one) as UV_EBADF.
+                    self->fail(make_error(
+                        Errc::unavailable,
+                        status == UV_EBADF
+                            ? std::string("connection reset (socket error)")
+                            : fmt::format("socket error: {}", uv_strerror(status))));
+                    return;
+                  }
+                  self->last_activity_ms_ = now_ms(self->loop_);
+                  if (!self->reads_held_) {
+                    self->dispatch_readable();
+                  } else if ((events & UV_DISCONNECT) != 0) {
+                    self->fail(make_error(Errc::unavailable, "connection closed by RabbitMQ"));
+                  }
+                });
+}
+
+void UvLink::hold_reads(bool hold) noexcept {
+  if (hold == reads_held_) return;
+  reads_held_ = hold;
+  last_activity_ms_ = now_ms(loop_);  // silence while held is ours, not the broker's
+  if (poll_ != nullptr) watch_socket();
+}
+
 void UvLink::on_heartbeat_tick() {
   if (conn_ == nullptr) return;
+  if (reads_held_) {
+    // Not reading: rabbitmq-c sends its heartbeats only while it reads, so send one here,
+    // and do not count the unread socket as the broker's silence.
+    amqp_frame_t beat{};
+    beat.frame_type = AMQP_FRAME_HEARTBEAT;
+    beat.channel = 0;
+    if (amqp_send_frame(conn_, &beat) != AMQP_STATUS_OK) {
+      fail(make_error(Errc::unavailable, "heartbeat to RabbitMQ failed"));
+    }
+    last_activity_ms_ = now_ms(loop_);
+    return;
+  }
   if (now_ms(loop_) - last_activity_ms_ > 2LL * options_.heartbeat_s * 1000 + 1000) {
     fail(make_error(Errc::unavailable,
                     fmt::format("no heartbeat from RabbitMQ for {} s", 2 * options_.heartbeat_s)));

@@ -71,6 +71,13 @@ class UvLink {
   void fail(Error error) noexcept;
   // Close gracefully (connection.close), no reconnect. Deferred like fail() if inside readable().
   void stop() noexcept;
+  // Stop reading the socket (the owner holds as much as it may) or read again. While held,
+  // heartbeats are still sent and the unread socket is not taken for a silent broker; the
+  // owner calls its own readable() after releasing (frames may sit in rabbitmq-c's buffer).
+  void hold_reads(bool hold) noexcept;
+  bool reads_held() const noexcept { return reads_held_; }
+  // Calls the owner's readable() now (as the socket watcher does), e.g. after hold_reads(false).
+  void read_now() { dispatch_readable(); }
 
   // Usable: up and not being torn down. conn() is non-null only while up.
   bool usable() const noexcept { return conn_ != nullptr && pending_ == Pending::none; }
@@ -88,6 +95,7 @@ class UvLink {
   void on_connected(ConnectJob* job);
   void schedule_reconnect();
   void dispatch_readable();
+  void watch_socket();
   void teardown(bool graceful);
   void on_heartbeat_tick();
 
@@ -106,6 +114,7 @@ class UvLink {
   Error pending_error_;
   bool started_ = false;
   bool stopped_ = false;
+  bool reads_held_ = false;
   std::int64_t last_activity_ms_ = 0;
   std::uint64_t rng_ = 0x9e3779b97f4a7c15ULL;
 };

@@ -4,7 +4,9 @@
 // and stop() draining.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -360,4 +362,101 @@ TEST_CASE("stop() takes no new delivery, lets in-flight ones settle, acks them, 
   // The 35 never handed over go back to the queue; the 5 acked are gone
   wait_depth(rabbit, "sagaflow.saga", 35);
   rabbit.purge("sagaflow.saga");
+}
+
+TEST_CASE("settled deliveries behind an unsettled one leave the window at once",
+          "[rabbitmq][source]") {
+  RabbitServer& rabbit = rabbit_with_topology();
+  rabbit.purge("sagaflow.saga");
+  Loop loop;
+  publish_all(loop, rabbit, events(0, 1500));
+
+  // Given a prefetch of 32 and a first delivery that stays unsettled while all others are acked
+  RabbitSourceOptions o = source_options(rabbit);
+  o.prefetch = 32;
+  RabbitSource source(loop.get(), o);
+  std::optional<std::uint64_t> first;
+  std::size_t got = 0, largest_window = 0;
+  source.start([&](const Delivery& d) {
+    got++;
+    largest_window = std::max(largest_window, source.window_size());
+    if (!first) {
+      first = d.tag;
+      return;
+    }
+    source.settle(d.tag, Verdict::ack());
+  });
+  // Then every delivery arrives (single acks free the prefetch) and the window never holds
+  // more than the prefetch: the 1,499 settled ones are not kept behind the first
+  REQUIRE(loop.run_until([&] { return got == 1500; }, 30s));
+  loop.run_for(100ms);
+  CHECK(largest_window <= 32);
+  CHECK(source.window_size() == 1);
+  CHECK(source.window_bytes() == events(0, 1)[0].second.size());
+  // When the first is settled, everything is acked
+  source.settle(*first, Verdict::ack());
+  REQUIRE(loop.run_until([&] { return source.window_size() == 0; }, 5s));
+  stop_and_wait(loop, source);
+  CHECK(rabbit.queue_depth("sagaflow.saga") == 0);
+}
+
+TEST_CASE("large bodies are read within the byte budget; reads resume as they settle",
+          "[rabbitmq][source]") {
+  RabbitServer& rabbit = rabbit_with_topology();
+  rabbit.purge("sagaflow.saga");
+  rabbit.purge("sagaflow.dead");
+  Loop loop;
+  constexpr std::size_t kBody = 1 << 20;
+  std::vector<std::pair<std::string, std::string>> big;
+  for (int i = 0; i < 12; ++i) {
+    big.emplace_back("big_" + std::to_string(i), std::string(kBody, static_cast<char>('a' + i)));
+  }
+  publish_all(loop, rabbit, big);
+
+  // Given a budget of 3 MiB, a prefetch of 256 and a short heartbeat
+  RabbitSourceOptions o = source_options(rabbit);
+  o.max_bytes_in_flight = 3 * kBody;
+  o.heartbeat_s = 1;
+  RabbitSource source(loop.get(), o);
+  std::vector<std::uint64_t> tags;
+  std::size_t largest_bytes = 0;
+  source.start([&](const Delivery& d) {
+    tags.push_back(d.tag);
+    largest_bytes = std::max(largest_bytes, source.window_bytes());
+  });
+  // Then reading stops at the budget, and the connection stays up while it is held (the
+  // heartbeats still go out: 4 s is twice the broker's 2 x 1 s limit)
+  REQUIRE(loop.run_until([&] { return tags.size() == 3; }, 10s));
+  loop.run_for(4s);
+  CHECK(tags.size() == 3);
+  CHECK(source.stats().read_holds >= 1);
+  CHECK(source.stats().reconnects == 0);
+  CHECK(source.connected());
+  CHECK(largest_bytes <= 3 * kBody);
+
+  // When each one is dead-lettered (too large for the pipeline), reading resumes until all
+  // twelve are in the dead-letter queue with their bodies intact
+  std::size_t settled = 0;
+  auto settle_all = [&] {
+    for (; settled < tags.size(); ++settled) {
+      source.settle(tags[settled], Verdict::dead_letter(Errc::too_large, "over the limit"));
+    }
+  };
+  REQUIRE(loop.run_until(
+      [&] {
+        settle_all();
+        return source.stats().dead_lettered == 12 && source.in_flight() == 0 &&
+               source.window_size() == 0;
+      },
+      30s));
+  CHECK(largest_bytes <= 3 * kBody);
+  CHECK(source.stats().reconnects == 0);
+  stop_and_wait(loop, source);
+  wait_depth(rabbit, "sagaflow.dead", 12);
+  for (int i = 0; i < 12; ++i) {
+    auto dead = rabbit.get("sagaflow.dead");
+    REQUIRE(dead);
+    CHECK(dead->body.size() == kBody);
+    CHECK(header(*dead, "x-sagaflow-error") == "too_large");
+  }
 }
