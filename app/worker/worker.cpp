@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 
 #include <fmt/format.h>
@@ -46,7 +48,18 @@ std::uint64_t sweep_grace_ms(const Config& c) {
   return static_cast<std::uint64_t>(2 * outbox_idle_ms(c) + relay_every_ms(c));
 }
 constexpr Millis kStatsEveryMs = 5000;
-constexpr Millis kDrainLimitMs = 9000;
+constexpr Millis kClockSyncEveryMs = 2000;  // Redis TIME: the one clock of every deadline
+// SIGTERM: intake drains for at most kDrainLimitMs, the sink's confirms then get the rest of
+// kShutdownLimitMs; past it the process exits anyway (what is unsettled is redelivered and
+// what is unconfirmed is in the outbox), so exit always comes within the contract's 10 s.
+constexpr Millis kDrainLimitMs = 6000;
+constexpr Millis kShutdownLimitMs = 9300;
+
+// Tests only: the worker's host clock off by this much (a clock-skew test without libfaketime).
+Millis host_clock_skew_ms() {
+  const char* v = std::getenv("SAGAFLOW_TEST_CLOCK_SKEW_MS");
+  return v == nullptr ? 0 : std::strtoll(v, nullptr, 10);
+}
 
 std::string consumer_name() {
   char host[64] = "worker";
@@ -63,7 +76,9 @@ struct Worker::Impl {
   const SagaDefinition& definition;
   const std::string consumer = consumer_name();
   metrics::Registry registry;
-  SystemClock clock;
+  SkewedClock host_clock{host_clock_skew_ms()};
+  SyncedClock clock{host_clock};  // Redis' clock, read through the host's
+  bool clock_request = false;
   UvTimers timers;
 
   store::RedisClient redis;
@@ -178,9 +193,11 @@ struct Worker::Impl {
   void update_intake() {
     ready.set(is_ready() ? 1 : 0);
     if (draining) return;
-    const bool hold = !redis.connected() || pipeline.degraded() || !sink.can_publish();
+    const bool hold =
+        !redis.connected() || !clock.synced() || pipeline.degraded() || !sink.can_publish();
     if (hold && !source.paused()) {
       log::warn("intake paused", {{"redis", redis.connected() ? "up" : "down"},
+                                  {"clock", clock.synced() ? "synced" : "waiting for Redis TIME"},
                                   {"pipeline", pipeline.degraded() ? "backing off" : "ok"},
                                   {"sink", sink.can_publish() ? "ok" : "window full"}});
       source.pause();
@@ -209,6 +226,7 @@ struct Worker::Impl {
   Status start() {
     redis.on_connection([this](bool up) {
       log::info(up ? "redis connected" : "redis disconnected", {{"redis", config.redis_url}});
+      if (up) sync_clock();
       update_intake();
     });
     sink.on_state_change([this](bool up) {
@@ -248,6 +266,7 @@ struct Worker::Impl {
     timers.every(relay_every_ms(config), [this] {
       if (!draining && redis.connected() && sink.connected()) relay.tick();
     });
+    timers.every(kClockSyncEveryMs, [this] { sync_clock(); });
     timers.every(kStatsEveryMs, [this] {
       if (!redis.connected()) return;
       sagas.status_counts([this](Result<std::map<std::string, std::int64_t>> counts) {
@@ -274,6 +293,28 @@ struct Worker::Impl {
     return Status::success();
   }
 
+  // Deadlines are written by workers and claimed by Redis scripts that compare them with Redis
+  // TIME: the worker's clock follows Redis' (offset from a TIME read, half the round trip).
+  void sync_clock() {
+    if (clock_request || !redis.connected()) return;
+    clock_request = true;
+    const Millis sent = host_clock.now_ms();
+    redis.command({"TIME"}, [this, sent](Result<store::Reply> r) {
+      clock_request = false;
+      std::int64_t s = 0, us = 0;
+      if (!r || !r->is_array() || r->elements.size() != 2 || !r->elements[0].as_int(s) ||
+          !r->elements[1].as_int(us)) {
+        return;  // Redis away: the last offset holds; the next tick tries again
+      }
+      const bool first = !clock.synced();
+      clock.observe(s * 1000 + us / 1000, sent, host_clock.now_ms());
+      if (first) {
+        log::info("clock synced to Redis TIME", {{"offset_ms", clock.offset_ms()}});
+        update_intake();
+      }
+    });
+  }
+
   // Drain: the source stops taking deliveries and waits for the in-flight ones to be settled
   // (the pipeline settles them as Redis answers); then the timeouts in progress finish, the
   // sink flushes its confirms, and everything closes.
@@ -281,6 +322,12 @@ struct Worker::Impl {
     if (draining) return;
     draining = true;
     const auto started = std::chrono::steady_clock::now();
+    timers.after(kShutdownLimitMs, [] {
+      log::warn("shutdown limit reached; exiting (unsettled deliveries are redelivered, "
+                "unconfirmed commands are in the outbox)");
+      std::fflush(nullptr);
+      std::_Exit(0);
+    });
     timers.after(kDrainLimitMs, [this] {
       log::warn(
           "drain limit reached; closing with deliveries unsettled (the broker redelivers them)",

@@ -692,3 +692,118 @@ TEST_CASE("saga e2e: workers SIGKILLed while hundreds of starts are parked: none
   CHECK(st->parked == 0);
   c.drain_workers();
 }
+
+namespace {
+// The peak resident memory of a running process (VmHWM), in bytes; 0 if unreadable.
+std::uint64_t peak_rss_bytes(pid_t pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  std::uint64_t kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "VmHWM: %lu kB", &kb) == 1) break;
+  }
+  std::fclose(f);
+  return kb * 1024;
+}
+}  // namespace
+
+TEST_CASE("saga e2e: a flood of 20 MiB messages is dead-lettered intact in bounded memory",
+          "[saga][e2e]") {
+  Cluster c;
+  Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+  obs.wait_bound();
+  constexpr int kHuge = 24;
+  constexpr std::size_t kSize = 20u << 20;
+  // Given 24 order.created of 20 MiB each (480 MiB in all; the limit is 1 MiB), queued before
+  // the worker starts, then ordinary orders behind them
+  for (int i = 0; i < kHuge; ++i) {
+    std::string body = R"({"id":"huge_)" + std::to_string(i) +
+                       R"(","type":"order.created","store_id":"s","data":{"order_id":"huge_ord_)" +
+                       std::to_string(i) + R"(","note":")";
+    body.append(kSize - body.size() - 3, static_cast<char>('a' + i % 26));
+    body += "\"}}";
+    c.rabbit.publish("sagaflow.events", "order.created", body);
+  }
+  const GeneratedOrders gen = sagaflow::e2e::generate_orders("after_huge", 20, 2);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  REQUIRE(run_cli({"publish", "--file", file.path}, c.env, 60s).code == 0);
+
+  auto& w = c.start_worker("w1");
+  c.start_simulator({"--seed", "5", "--latency-ms", "2"});
+  // Then every huge one ends in sagaflow.dead as too_large, the orders behind them finish, and
+  // the worker's memory stays near its 64 MiB read budget, not 256 (prefetch) x 20 MiB
+  wait_finished(c, obs, gen.orders, 180s);
+  REQUIRE(wait_until([&] { return c.rabbit.queue_depth("sagaflow.dead") == kHuge; }, 60s));
+  const std::uint64_t peak = peak_rss_bytes(w.pid());
+  std::printf("worker peak RSS %.0f MiB for %d x 20 MiB dead-lettered\n",
+              static_cast<double>(peak) / (1 << 20), kHuge);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's quarantine keeps freed blocks resident
+  CHECK(peak > 0);
+  CHECK(peak < std::uint64_t{350} << 20);
+#endif
+  require_invariants(obs.snapshot(), gen.orders);
+  for (int i = 0; i < kHuge; ++i) {
+    auto dead = c.rabbit.get("sagaflow.dead");
+    REQUIRE(dead);
+    CHECK(dead->body.size() == kSize);
+    std::string reason;
+    for (const auto& [k, v] : dead->headers)
+      if (k == "x-sagaflow-error") reason = v;
+    CHECK(reason == "too_large");
+  }
+  c.drain_workers();
+}
+
+TEST_CASE("saga e2e: a step times out on Redis' clock, however far off the worker's clock is",
+          "[saga][e2e]") {
+  for (const char* skew : {"-2000", "2000"}) {
+    DYNAMIC_SECTION("worker clock off by " << skew << " ms") {
+      Cluster c;  // step timeout 1.5 s; no participant answers
+      Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
+      obs.wait_bound();
+      c.env.emplace_back("SAGAFLOW_TEST_CLOCK_SKEW_MS", skew);
+      c.start_worker("w1");
+      c.env.pop_back();
+      const GeneratedOrders gen = sagaflow::e2e::generate_orders("skew", 5, 1);
+      TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+      REQUIRE(run_cli({"publish", "--file", file.path}, c.env, 60s).code == 0);
+
+      // Then each order's inventory.reserve is followed by what its timeout causes (a
+      // compensation or the outcome) no sooner than the step timeout and at most 1 s after it
+      const auto order_of = [](const Observed& m) {
+        const auto e = sagaflow::e2e::parse_envelope(m.body);
+        return e ? e->order_id : std::string();
+      };
+      REQUIRE(wait_until(
+          [&] {
+            std::map<std::string, int> after_reserve;
+            for (const auto& m : obs.snapshot())
+              if (m.exchange == "sagaflow.commands" || m.routing_key.rfind("order.", 0) == 0)
+                after_reserve[order_of(m)]++;
+            std::size_t n = 0;
+            for (const auto& [order, count] : after_reserve) n += gen.orders.count(order) && count >= 3;
+            return n == gen.orders.size();
+          },
+          30s));
+      std::map<std::string, Clock::time_point> reserved;
+      std::map<std::string, double> waited;
+      for (const auto& m : obs.snapshot()) {
+        const std::string order = order_of(m);
+        if (gen.orders.count(order) == 0) continue;
+        if (m.routing_key == "inventory.reserve") {
+          reserved.emplace(order, m.at);
+        } else if (reserved.count(order) != 0 && waited.count(order) == 0 &&
+                   m.routing_key != "order.created") {
+          waited[order] = std::chrono::duration<double>(m.at - reserved[order]).count();
+        }
+      }
+      REQUIRE(waited.size() == gen.orders.size());
+      for (const auto& [order, s] : waited) {
+        INFO(order << " timed out " << s << " s after its inventory.reserve");
+        CHECK(s >= 1.4);
+        CHECK(s <= 2.5);
+      }
+    }
+  }
+}
