@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <stdexcept>
 
 namespace sagaflow::e2e {
@@ -148,6 +150,39 @@ void check_status_counts(const Env& env, const Report& r, long long expect_dead)
   CHECK(at("confirmed") == confirmed);
   CHECK(at("failed") == failed);
   CHECK(s->dead_letter_depth == expect_dead);
+}
+
+void check_limit(const std::vector<Observed>& trace, const Orders& orders,
+                 double rate, double burst) {
+  std::map<std::string, Clock::time_point> starts;
+  for (const auto& m : trace) {
+    if (m.exchange != "sagaflow.commands" || m.routing_key != "inventory.reserve") continue;
+    auto e = parse_envelope(m.body);
+    if (e && orders.count(e->order_id) != 0) starts.emplace(e->id, m.at);
+  }
+  REQUIRE(starts.size() == orders.size());
+  std::vector<Clock::time_point> times;
+  for (const auto& [id, at] : starts) times.push_back(at);
+  std::sort(times.begin(), times.end());
+  const double tolerance = 1 + rate * 0.2;
+  double worst = -1e9;
+  std::string worst_window;
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    for (std::size_t j = i; j < times.size(); ++j) {
+      const double window = std::chrono::duration<double>(times[j] - times[i]).count();
+      const double excess = static_cast<double>(j - i + 1) - (burst + rate * window);
+      if (excess > worst) {
+        worst = excess;
+        worst_window = std::to_string(j - i + 1) + " starts in " + std::to_string(window) + " s";
+      }
+    }
+  }
+  const double span = std::chrono::duration<double>(times.back() - times.front()).count();
+  std::printf("limited store: %zu starts over %.2f s (%.1f/s); worst window %s (excess %.2f)\n",
+              times.size(), span, span > 0 ? static_cast<double>(times.size() - 1) / span : 0.0,
+              worst_window.c_str(), worst);
+  INFO("worst window: " << worst_window << ", excess over burst + rate x window: " << worst);
+  CHECK(worst <= tolerance);
 }
 
 }  // namespace sagaflow::e2e

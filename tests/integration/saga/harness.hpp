@@ -72,4 +72,10 @@ Report require_invariants(const std::vector<Observed>& trace, const Orders& orde
 // and counts `expect_dead` dead letters.
 void check_status_counts(const Env& env, const Report& r, long long expect_dead);
 
+// Saga starts (inventory.reserve, first arrival of each id) of the given orders: in every
+// window [t_i, t_j], j - i + 1 starts <= burst + rate * (t_j - t_i), with a tolerance of one
+// token and 200 ms of observation jitter (CHECKed; CONTRACT.md section 5).
+void check_limit(const std::vector<Observed>& trace, const Orders& orders, double rate,
+                 double burst);
+
 }  // namespace sagaflow::e2e

@@ -68,7 +68,15 @@ struct KafkaObserver::Impl {
         rd_kafka_timestamp_type_t tstype;
         e.timestamp = rd_kafka_message_timestamp(m, &tstype);
         Observed& o = e.observed;
+        // When the record was produced (its CreateTime), not when this consumer fetched it:
+        // fetches come in batches, and a rate measured on arrival times would be wrong.
         o.at = Clock::now();
+        if (tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME && e.timestamp > 0) {
+          const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+          o.at -= std::chrono::milliseconds(std::max<std::int64_t>(0, wall_ms - e.timestamp));
+        }
         o.exchange = rd_kafka_topic_name(m->rkt);
         o.routing_key = h["type"];
         o.message_id = h["message_id"];

@@ -25,6 +25,7 @@
 #include "support/servers.hpp"
 
 using namespace std::chrono_literals;
+using sagaflow::e2e::check_limit;
 using sagaflow::e2e::check_sagas;
 using sagaflow::e2e::Clock;
 using sagaflow::e2e::count_outcomes;
@@ -500,41 +501,6 @@ TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body i
   c.drain_workers();
 }
 
-// Saga starts (inventory.reserve, first arrival of each id) of the given orders: in every
-// window [t_i, t_j], j - i + 1 starts <= burst + rate * (t_j - t_i), with a tolerance of one
-// token and 200 ms of observation jitter.
-void check_limit(const std::vector<sagaflow::e2e::Observed>& trace, const Orders& orders,
-                 double rate, double burst) {
-  std::map<std::string, Clock::time_point> starts;
-  for (const auto& m : trace) {
-    if (m.exchange != "sagaflow.commands" || m.routing_key != "inventory.reserve") continue;
-    auto e = sagaflow::e2e::parse_envelope(m.body);
-    if (e && orders.count(e->order_id) != 0) starts.emplace(e->id, m.at);
-  }
-  REQUIRE(starts.size() == orders.size());
-  std::vector<Clock::time_point> times;
-  for (const auto& [id, at] : starts) times.push_back(at);
-  std::sort(times.begin(), times.end());
-  const double tolerance = 1 + rate * 0.2;
-  double worst = -1e9;
-  std::string worst_window;
-  for (std::size_t i = 0; i < times.size(); ++i) {
-    for (std::size_t j = i; j < times.size(); ++j) {
-      const double window = std::chrono::duration<double>(times[j] - times[i]).count();
-      const double excess = static_cast<double>(j - i + 1) - (burst + rate * window);
-      if (excess > worst) {
-        worst = excess;
-        worst_window = std::to_string(j - i + 1) + " starts in " + std::to_string(window) + " s";
-      }
-    }
-  }
-  const double span = std::chrono::duration<double>(times.back() - times.front()).count();
-  std::printf("limited store: %zu starts over %.2f s (%.1f/s); worst window %s (excess %.2f)\n",
-              times.size(), span, span > 0 ? static_cast<double>(times.size() - 1) / span : 0.0,
-              worst_window.c_str(), worst);
-  INFO("worst window: " << worst_window << ", excess over burst + rate x window: " << worst);
-  CHECK(worst <= tolerance);
-}
 
 TEST_CASE("saga e2e: a store on a tight plan is delayed, never dropped, and never over its limit",
           "[saga][e2e]") {

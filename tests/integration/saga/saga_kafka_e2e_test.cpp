@@ -235,3 +235,49 @@ TEST_CASE("kafka e2e: poison messages are dead-lettered with their reason, value
   check_status_counts(c.env, r, static_cast<long long>(poison.size()));
   c.drain_workers();
 }
+
+TEST_CASE("kafka e2e: one store's flood is parked; other stores, replies and a joining worker "
+          "are not held up",
+          "[saga][e2e][kafka]") {
+  // Given a store on 40/s with 400 starts, 20 orders of other stores, a small in-flight window,
+  // and a step timeout above a rebalance's time
+  KafkaCluster c("9000");
+  for (auto& [k, v] : c.env)
+    if (k == "SAGAFLOW_PLANS") v = "free=100000/s:100000,tight=40/s:20";
+  c.env.emplace_back("SAGAFLOW_PREFETCH", "32");
+  REQUIRE(c.redis.command({"HSET", "sagaflow:store_plans", "kflood_store", "tight"}) == "1");
+  KafkaObserver obs(c.kafka.bootstrap(), kTraceTopics);
+  c.start_worker("w1");
+  c.start_simulator(
+      {"--seed", "7", "--fail-inventory", "0", "--fail-payment", "0", "--fail-shipment", "0"});
+  const GeneratedOrders flood = sagaflow::e2e::generate_orders("kflood", 400, 1, "kflood_store");
+  const GeneratedOrders calm = sagaflow::e2e::generate_orders("kcalm", 20, 2);
+  TempFile flood_file(sagaflow::e2e::write_temp_file("flood.jsonl", flood.lines));
+  TempFile calm_file(sagaflow::e2e::write_temp_file("calm.jsonl", calm.lines));
+  for (const std::string* path : {&flood_file.path, &calm_file.path}) {
+    const auto pub = run_cli({"publish", "--file", *path}, c.env, 60s);
+    INFO("publish stderr: " << tail(pub.err, 1500));
+    REQUIRE(pub.code == 0);
+  }
+  // When a second worker joins while the flood is parked
+  std::this_thread::sleep_for(1s);
+  c.start_worker("w2");
+  Orders all = flood.orders;
+  all.insert(calm.orders.begin(), calm.orders.end());
+  const auto t0 = sagaflow::e2e::Clock::now();
+  wait_until([&] { return count_outcomes(obs, calm.orders) >= calm.orders.size(); }, 30s, 100ms);
+  const double calm_s = sagaflow::e2e::since(t0);
+  // Then every saga is confirmed (no step timed out during the rebalance), the other stores'
+  // orders finished long before the flood, and the flood never went over its limit
+  wait_finished(c, obs, all, 120s);
+  std::this_thread::sleep_for(1s);
+  const auto trace = obs.snapshot();
+  Report all_r;
+  require_invariants(trace, all, &all_r);
+  check_status_counts(c.env, all_r, 0);
+  std::printf("kafka flood: other stores done %.1f s after the joining worker started\n", calm_s);
+  CHECK(all_r.outcomes["confirmed"] == static_cast<int>(all.size()));
+  CHECK(calm_s < 9.0);  // the flood alone takes (400 - 20) / 40 = 9.5 s
+  sagaflow::e2e::check_limit(trace, flood.orders, 40, 20);
+  c.drain_workers();
+}
