@@ -39,7 +39,12 @@ constexpr std::uint32_t kTrackIdMask = (std::uint32_t{1} << 24) - 1;
 constexpr std::int64_t kTickMs = 100;      // polls even when the pipe is quiet
 constexpr std::int64_t kCloseTickMs = 10;  // while the consumer closes
 constexpr std::int64_t kCloseTimeoutMs = 3000;
-constexpr int kPollBatch = 512;  // records per pump; more on the next loop turn
+constexpr int kPollBatch = 512;  // consumer-queue ops, then records, per pump; more next turn
+// Per partition, what librdkafka prefetches into the partition's own queue (a partition queue
+// is not forwarded, so each has its own bound); a property of the same name overrides them.
+constexpr const char* kQueuedMinMessages = "10000";
+constexpr const char* kQueuedMaxKbytes = "4096";
+constexpr char kWake = 1;  // written to the pipe by librdkafka when a queue becomes non-empty
 
 std::uint64_t make_tag(std::uint32_t track, std::uint64_t seq) {
   return (std::uint64_t{track} << kSeqBits) | (seq & kSeqMask);
@@ -155,7 +160,9 @@ struct KafkaSource::Impl {
     std::int64_t last_offset = -1;  // highest offset polled
     std::int64_t store = -1;        // offset to store (next to consume), when dirty
     bool dirty = false;
-    std::int8_t paused = -1;  // -1: unknown (just assigned), 0 / 1
+    std::int8_t paused = -1;            // -1: unknown (just assigned), 0 / 1
+    rd_kafka_queue_t* queue = nullptr;  // the partition's own queue (not forwarded), owned
+    bool dry = false;                   // read_partitions(): found empty in this turn
   };
   struct Due {
     std::int64_t at;  // unix ms
@@ -178,7 +185,10 @@ struct KafkaSource::Impl {
 
   void start(Handler handler);
   void pump();
-  void on_message(rd_kafka_message_t* m);
+  bool read_partitions();
+  void open_queue(Track& t);
+  void close_queue(Track& t);
+  void on_message(rd_kafka_message_t* m, Track* known = nullptr);
   void after_turn();
   void kick();
   void dispatch();
@@ -230,6 +240,7 @@ struct KafkaSource::Impl {
   std::function<void()> on_stopped_;
 
   std::vector<std::unique_ptr<Track>> tracks_;
+  std::size_t rr_ = 0;  // read_partitions() starts at this track: round robin across turns
   std::uint32_t next_track_id_ = 1;
   std::deque<std::uint64_t> ready_;  // polled (or due) and not yet handed, in order
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;    // held retries
@@ -238,7 +249,7 @@ struct KafkaSource::Impl {
   std::size_t pending_ = 0;  // polled and unsettled (tracked slots not settled)
   std::size_t waiting_ = 0;  // retry records held until their not-before
   std::size_t busy_ = 0;     // handed or publishing
-  bool full_ = false;        // polling held: too much unsettled (partitions keep fetching)
+  bool full_ = false;        // reading held: too much unsettled (partitions keep fetching)
   bool held_full_ = false;   // retry partitions paused: too many held retries
 
   bool started_ = false;
@@ -324,6 +335,8 @@ KafkaSource::Impl::Impl(uv_loop_t* loop, KafkaSourceOptions options, Sink& copie
   set_conf(conf, "auto.offset.reset", options_.auto_offset_reset);
   set_conf(conf, "enable.partition.eof", "false");
   set_conf(conf, "statistics.interval.ms", "1000");
+  set_conf(conf, "queued.min.messages", kQueuedMinMessages);
+  set_conf(conf, "queued.max.messages.kbytes", kQueuedMaxKbytes);
   for (const auto& [name, value] : options_.properties) set_conf(conf, name, value);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
@@ -407,7 +420,6 @@ void KafkaSource::Impl::start(Handler handler) {
     log::error("pipe2 failed; polling on the timer only", {{"source", options_.name}});
     pipe_ = {-1, -1};
   } else {
-    static constexpr char kWake = 1;
     rd_kafka_queue_io_event_enable(queue_, pipe_[1], &kWake, 1);
     poll_ = new PipePoll;
     poll_->fd = pipe_[0];
@@ -448,21 +460,80 @@ void KafkaSource::Impl::pump() {
     close_step();
     return;
   }
+  // 1. The consumer queue, every turn whatever the window: rebalances, errors and statistics
+  //    are served inside the poll. It carries no records (each assigned partition has its own
+  //    queue), except those librdkafka had routed to it before that queue was set up: taken
+  //    here even over the window (a few at most, once).
   int n = 0;
-  // While the window is full, records stay in librdkafka's own (bounded) prefetch queue: no
-  // poll, so nothing more is taken. Pausing partitions for this instead costs a refetch and a
-  // stall of hundreds of ms at every resume (measured: ~450/s instead of ~130k/s). Polling
-  // goes on while paused or stopping (paused partitions yield nothing; rebalances are served).
-  while (n < kPollBatch && rk_ != nullptr && !closing_ &&
-         (app_paused_ || stopping_ || !window_full())) {
+  while (n < kPollBatch && rk_ != nullptr && !closing_) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 0);
     if (m == nullptr) break;
     ++n;
     on_message(m);
   }
-  if (n == kPollBatch) kick();  // more may be buffered; the pipe signals only when it was empty
+  // 2. Records, from the partition queues, while the window has room. Only once the consumer
+  //    queue is drained: what it still holds of a partition precedes that partition's queue.
+  bool more = n == kPollBatch;
+  if (!more && rk_ != nullptr && !closing_) more = read_partitions();
+  if (more) kick();  // more may be buffered; a queue signals the pipe only when it was empty
   if (window_full()) full_ = true;
   after_turn();
+}
+
+// Round robin across the partition queues, one record per partition per round, starting after
+// the partition read last (so a small window does not always go to the same partition), until
+// the window is full, every queue is empty or kPollBatch records were read. While the window
+// is full, records stay in librdkafka's bounded per-partition prefetch queues; no partition is
+// paused (pausing purges the prefetched records and stalls the fetcher at every resume). Paused
+// or stopping: nothing is read (those partitions are paused anyway). Returns true when it
+// stopped on kPollBatch.
+bool KafkaSource::Impl::read_partitions() {
+  if (app_paused_ || stopping_ || tracks_.empty()) return false;
+  const std::size_t count = tracks_.size();
+  std::size_t live = 0;
+  for (auto& t : tracks_) {
+    t->dry = t->queue == nullptr;
+    if (!t->dry) ++live;
+  }
+  std::size_t i = rr_ % count;
+  int n = 0;
+  while (live > 0 && n < kPollBatch && !window_full()) {
+    Track& t = *tracks_[i];
+    i = (i + 1) % count;
+    if (t.dry) continue;
+    rd_kafka_message_t* m = rd_kafka_consume_queue(t.queue, 0);
+    if (m == nullptr) {
+      t.dry = true;
+      --live;
+      continue;
+    }
+    ++n;
+    rr_ = i;
+    on_message(m, &t);  // never changes tracks_
+  }
+  return n == kPollBatch;
+}
+
+// Before the partition is assigned: its fetched records then go to its own queue, never to the
+// consumer queue (librdkafka keeps a forward set by the application), and wake the loop
+// through the pipe.
+void KafkaSource::Impl::open_queue(Track& t) {
+  t.queue = rd_kafka_queue_get_partition(rk_, t.topic.c_str(), t.partition);
+  if (t.queue == nullptr) {
+    log::error("no partition queue; its records come through the consumer queue",
+               {{"source", options_.name}, {"topic", t.topic}, {"partition", t.partition}});
+    return;
+  }
+  rd_kafka_queue_forward(t.queue, nullptr);
+  if (pipe_[1] >= 0) rd_kafka_queue_io_event_enable(t.queue, pipe_[1], &kWake, 1);
+}
+
+void KafkaSource::Impl::close_queue(Track& t) {
+  if (t.queue == nullptr) return;
+  rd_kafka_queue_io_event_enable(t.queue, -1, nullptr, 0);
+  // Only our reference: what it still holds is purged by librdkafka when the fetch stops.
+  rd_kafka_queue_destroy(t.queue);
+  t.queue = nullptr;
 }
 
 void KafkaSource::Impl::after_turn() {
@@ -499,7 +570,7 @@ KafkaSource::Impl::Slot* KafkaSource::Impl::find(std::uint64_t tag, Track** trac
   return &t->window[seq - t->first_seq];
 }
 
-void KafkaSource::Impl::on_message(rd_kafka_message_t* m) {
+void KafkaSource::Impl::on_message(rd_kafka_message_t* m, Track* known) {
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       log::warn("consumer error", {{"source", options_.name},
@@ -510,7 +581,7 @@ void KafkaSource::Impl::on_message(rd_kafka_message_t* m) {
     return;
   }
   up_ = true;
-  Track* t = track_of(m);
+  Track* t = known != nullptr && known->partition == m->partition ? known : track_of(m);
   if (t == nullptr || m->offset <= t->last_offset) {
     rd_kafka_message_destroy(m);  // not ours (revoked) or already polled
     return;
@@ -831,6 +902,7 @@ void KafkaSource::Impl::flush_stores() {
 
 void KafkaSource::Impl::forget_track(std::size_t index) {
   Track& t = *tracks_[index];
+  close_queue(t);
   for (std::size_t i = 0; i < t.window.size(); ++i) {
     Slot& s = t.window[i];
     switch (s.state) {
@@ -876,16 +948,7 @@ void KafkaSource::Impl::on_rebalance(rd_kafka_resp_err_t err,
   const bool coop = std::strcmp(rd_kafka_rebalance_protocol(rk_), "COOPERATIVE") == 0;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     stats_.rebalances++;
-    if (coop) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_, parts)) {
-        log::error("incremental assign failed",
-                   {{"source", options_.name}, {"error", rd_kafka_error_string(e)}});
-        rd_kafka_error_destroy(e);
-      }
-    } else if (const rd_kafka_resp_err_t e = rd_kafka_assign(rk_, parts);
-               e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      log::error("assign failed", {{"source", options_.name}, {"error", rd_kafka_err2str(e)}});
-    }
+    // The tracks and their partition queues first: the assignment starts the fetch.
     for (int i = 0; i < parts->cnt; ++i) {
       const rd_kafka_topic_partition_t& p = parts->elems[i];
       for (std::size_t k = 0; k < tracks_.size(); ++k) {
@@ -901,7 +964,18 @@ void KafkaSource::Impl::on_rebalance(rd_kafka_resp_err_t err,
       t->topic = p.topic;
       t->partition = p.partition;
       t->retry = t->topic == retry_topic_;
+      open_queue(*t);
       tracks_.push_back(std::move(t));
+    }
+    if (coop) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_, parts)) {
+        log::error("incremental assign failed",
+                   {{"source", options_.name}, {"error", rd_kafka_error_string(e)}});
+        rd_kafka_error_destroy(e);
+      }
+    } else if (const rd_kafka_resp_err_t e = rd_kafka_assign(rk_, parts);
+               e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      log::error("assign failed", {{"source", options_.name}, {"error", rd_kafka_err2str(e)}});
     }
     up_ = true;
     log::info("partitions assigned",

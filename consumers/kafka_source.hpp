@@ -3,10 +3,22 @@
 // ack / retry / dead-letter contract is in consumers/source.hpp; this adds how it is done.
 //
 // - Intake: a consumer in group `group` subscribed to `topics` and to the group's retry topic
-//   (topology::kafka_retry_topic(group)); enable.auto.offset.store=false. The consumer queue
-//   signals a pipe when it becomes non-empty; a uv_poll on it drains what is buffered and hands
-//   the messages to the handler one by one, in partition order. At most `max_in_flight`
-//   deliveries are unsettled at once; more stay with librdkafka.
+//   (topology::kafka_retry_topic(group)); enable.auto.offset.store=false.
+// - Flow control: every assigned partition has its own queue (rd_kafka_queue_get_partition,
+//   set up before the assignment and not forwarded), so the consumer queue carries only
+//   rebalances, errors and statistics. Each loop turn (a uv_poll on a pipe that every queue
+//   signals when it becomes non-empty, a 100 ms tick, or a settle) first polls the consumer
+//   queue until it is empty (at most 512 ops), whatever the window, then reads records from the
+//   partition queues, round robin (one per partition per round), only while fewer than
+//   `max_in_flight` are unsettled and at most 512 per turn; more on the next turn. So two polls
+//   of the consumer queue are never more than one loop turn apart (at most 100 ms when idle):
+//   rebalance and error callbacks are served and max.poll.interval.ms is never exceeded while
+//   the window is full. A turn's own work is bounded: 512 ops, 512 records, and at most
+//   `max_in_flight` hand-overs to the handler (which must not block). A full window pauses no
+//   partition (pausing purges the prefetched records and stalls librdkafka at every resume):
+//   records wait in librdkafka's per-partition prefetch, bounded by queued.min.messages
+//   (10000) and queued.max.messages.kbytes (4096) per partition unless `properties` set them.
+//   Records are handed to the handler in partition order.
 // - Offsets: per partition, the offsets handed over are tracked in order; an offset is stored
 //   (rd_kafka_offsets_store, committed by the auto-commit every `commit_interval_ms`, and
 //   synchronously on revoke and stop) only when it and every earlier one of its partition are
