@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   g++ cmake ninja-build pkg-config git
   libuv1-dev libsimdjson-dev librdkafka-dev libhiredis-dev librabbitmq-dev libssl-dev
-  catch2 libcli11-dev libfmt-dev libmicrohttpd-dev
+  catch2 libcli11-dev libfmt-dev libmicrohttpd-dev libcurl4-openssl-dev
   redis-server redis-tools rabbitmq-server
   clang libclang-rt-14-dev
   docker-compose
