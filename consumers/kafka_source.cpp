@@ -1175,6 +1175,10 @@ bool KafkaSource::connected() const noexcept {
   return impl_->connected();
 }
 
+bool KafkaSource::reading() const noexcept {
+  return impl_->connected() && !impl_->tracks_.empty();
+}
+
 bool KafkaSource::paused() const noexcept {
   return impl_->app_paused_;
 }

@@ -96,6 +96,7 @@ class KafkaSource final : public Source {
   void stop(std::function<void()> on_stopped = {}) noexcept override;
 
   bool connected() const noexcept override;
+  bool reading() const noexcept override;  // connected with at least one partition assigned
   bool paused() const noexcept override;
   std::size_t in_flight() const noexcept override;
   void on_state_change(std::function<void(bool connected)> fn) override;

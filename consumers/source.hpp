@@ -74,6 +74,9 @@ class Source {
   virtual void stop(std::function<void()> on_stopped = {}) noexcept = 0;
 
   virtual bool connected() const noexcept = 0;
+  // Deliveries can be read now: connected and, on Kafka, holding an assignment (false while a
+  // group rebalance has revoked everything). Step timeouts wait while this is false.
+  virtual bool reading() const noexcept { return connected(); }
   virtual bool paused() const noexcept = 0;
   // Deliveries handed to the handler and not yet settled.
   virtual std::size_t in_flight() const noexcept = 0;

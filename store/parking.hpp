@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -30,17 +31,20 @@ struct ParkedStart {
 class Parking final {
  public:
   using CountsCallback = std::function<void(Result<std::map<std::string, std::int64_t>>)>;
-  using ClaimCallback = std::function<void(Result<std::optional<ParkedStart>>)>;
+  using ClaimCallback = std::function<void(Result<std::vector<ParkedStart>>)>;
 
   Parking(RedisClient& redis, int partitions, Millis timeout_ms = 0);
 
   // Parked starts per store, summed over all partitions (one HGETALL per partition).
   void counts(CountsCallback done);
-  // Leases the store's oldest parked start that nobody holds (oldest across partitions: each
-  // partition's candidate is looked at first, then the oldest is leased), or nullopt.
-  void claim_oldest(const StoreId& store, Millis lease_ms, ClaimCallback done);
-  // Gives a lease back at once (the store's bucket refused the start it was taken for).
-  void release(const OrderId& order, std::function<void(Status)> done = {});
+  // Leases up to n of the store's oldest parked starts that nobody holds, oldest first across
+  // partitions: every partition's n oldest unleased are looked at (one script call each), the
+  // n oldest of them are leased (one call per partition that has some). Fewer (or none) when
+  // others hold leases or took them meanwhile.
+  void claim_oldest(const StoreId& store, int n, Millis lease_ms, ClaimCallback done);
+  // Gives leases back at once (the store's bucket refused the starts they were taken for):
+  // one ZREM per partition.
+  void release(const std::vector<OrderId>& orders, std::function<void(Status)> done = {});
 
  private:
   RedisClient& redis_;

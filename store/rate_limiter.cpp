@@ -27,6 +27,12 @@ const RatePlan& RateLimiter::plan_named(std::string_view name) const {
 }
 
 void RateLimiter::admit(const StoreId& store, AdmitCallback done) {
+  admit_up_to(store, 1, false, std::move(done));
+}
+
+void RateLimiter::admit_up_to(const StoreId& store, std::int64_t n, bool peek,
+                              AdmitCallback done) {
+  if (n < 1) n = 1;
   const auto now = std::chrono::steady_clock::now();
   auto it = cache_.find(store.str());
   if (it != cache_.end() && it->second.known) {
@@ -34,19 +40,19 @@ void RateLimiter::admit(const StoreId& store, AdmitCallback done) {
     if (!e.fetching && now - e.fetched >= std::chrono::milliseconds(options_.plan_refresh_ms)) {
       fetch_plan(store.str());  // refresh in the background; use the cached plan meanwhile
     }
-    run(store, gcra_params(plan_named(e.plan)), std::move(done));
+    run(store, gcra_params(plan_named(e.plan)), n, peek, std::move(done));
     return;
   }
   if (it == cache_.end()) {
     evict_if_full();
     it = cache_.emplace(store.str(), CacheEntry{}).first;
   }
-  it->second.waiters.push_back(std::move(done));
+  it->second.waiters.push_back(Waiter{n, peek, std::move(done)});
   if (!it->second.fetching) fetch_plan(store.str());
 }
 
 void RateLimiter::admit_with(const StoreId& store, const RatePlan& plan, AdmitCallback done) {
-  run(store, gcra_params(plan), std::move(done));
+  run(store, gcra_params(plan), 1, false, std::move(done));
 }
 
 void RateLimiter::fetch_plan(const std::string& store) {
@@ -58,13 +64,13 @@ void RateLimiter::fetch_plan(const std::string& store) {
         if (it == cache_.end()) return;
         CacheEntry& e = it->second;
         e.fetching = false;
-        std::vector<AdmitCallback> waiters;
+        std::vector<Waiter> waiters;
         waiters.swap(e.waiters);
         if (!r.ok() || r->is_error()) {
           const Error err =
               r.ok() ? make_error(Errc::internal, "HGET store_plans: " + r->str) : r.error();
           if (!e.known) cache_.erase(it);  // keep a stale plan on a failed refresh
-          for (auto& w : waiters) w(err);
+          for (auto& w : waiters) w.done(err);
           return;
         }
         e.known = true;
@@ -76,26 +82,28 @@ void RateLimiter::fetch_plan(const std::string& store) {
         }
         const GcraParams g = gcra_params(plan_named(e.plan));
         const StoreId id{store};
-        for (auto& w : waiters) run(id, g, std::move(w));
+        for (auto& w : waiters) run(id, g, w.n, w.peek, std::move(w.done));
       },
       options_.timeout_ms);
 }
 
-void RateLimiter::run(const StoreId& store, const GcraParams& g, AdmitCallback done) {
+void RateLimiter::run(const StoreId& store, const GcraParams& g, std::int64_t n, bool peek,
+                      AdmitCallback done) {
+  std::vector<std::string> args{std::to_string(g.emission_us), std::to_string(g.tolerance_us)};
+  if (n != 1 || peek) args.push_back(std::to_string(n));
+  if (peek) args.emplace_back("peek");
   redis_.eval(
-      script_, {Keyspace::rate_key(store)},
-      {std::to_string(g.emission_us), std::to_string(g.tolerance_us)},
+      script_, {Keyspace::rate_key(store)}, std::move(args),
       [done = std::move(done)](Result<Reply> r) {
         if (!r.ok()) return done(std::move(r).error());
         const Reply& reply = r.value();
         if (reply.is_error()) return done(make_error(Errc::internal, "gcra.lua: " + reply.str));
         Admission a;
-        std::int64_t allowed = 0;
-        if (!reply.is_array() || reply.elements.size() != 2 || !reply.elements[0].as_int(allowed) ||
-            !reply.elements[1].as_int(a.retry_after_ms)) {
+        if (!reply.is_array() || reply.elements.size() != 2 ||
+            !reply.elements[0].as_int(a.granted) || !reply.elements[1].as_int(a.retry_after_ms)) {
           return done(make_error(Errc::internal, "gcra.lua: unexpected reply"));
         }
-        a.allowed = allowed == 1;
+        a.allowed = a.granted > 0;
         done(a);
       },
       options_.timeout_ms);

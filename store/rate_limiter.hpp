@@ -27,6 +27,7 @@ namespace sagaflow::store {
 
 struct Admission {
   bool allowed = false;
+  std::int64_t granted = 0;         // starts admitted (admit_up_to: 0..n; admit: 0 or 1)
   std::int64_t retry_after_ms = 0;  // when refused: earliest time worth trying again
 };
 
@@ -46,6 +47,9 @@ class RateLimiter final {
 
   // One saga start for this store, under its plan.
   void admit(const StoreId& store, AdmitCallback done);
+  // Up to n starts at once (as n admissions in a row would grant); with peek, only counts
+  // what would be granted now and takes nothing.
+  void admit_up_to(const StoreId& store, std::int64_t n, bool peek, AdmitCallback done);
   // One start under an explicit plan (no lookup): for tests and tools.
   void admit_with(const StoreId& store, const RatePlan& plan, AdmitCallback done);
 
@@ -53,16 +57,22 @@ class RateLimiter final {
   const RatePlan& plan_named(std::string_view name) const;
 
  private:
+  struct Waiter {
+    std::int64_t n;
+    bool peek;
+    AdmitCallback done;
+  };
   struct CacheEntry {
     bool known = false;  // plan holds a looked-up value
     std::string plan;
     std::chrono::steady_clock::time_point fetched;
     bool fetching = false;
-    std::vector<AdmitCallback> waiters;
+    std::vector<Waiter> waiters;
   };
 
   void fetch_plan(const std::string& store);
-  void run(const StoreId& store, const GcraParams& g, AdmitCallback done);
+  void run(const StoreId& store, const GcraParams& g, std::int64_t n, bool peek,
+           AdmitCallback done);
   void evict_if_full();
 
   RedisClient& redis_;

@@ -1,5 +1,6 @@
 #include "app/worker/background.hpp"
 
+#include <algorithm>
 #include <memory>
 
 #include "core/log.hpp"
@@ -35,7 +36,6 @@ void ParkedStarter::tick() {
     }
     parked_.set(static_cast<double>(total));
     pipeline_.set_parked_stores(by_store);
-    constexpr int kPerStoreBudget = 64;  // per tick (50 ms): 1,280 starts/s per store and worker
     for (const auto& [store, n] : by_store) {
       if (busy_.insert(store).second)
         serve(store, static_cast<int>(std::min<std::int64_t>(n, kPerStoreBudget)));
@@ -44,28 +44,47 @@ void ParkedStarter::tick() {
 }
 
 void ParkedStarter::serve(const std::string& store, int budget) {
-  if (budget <= 0) {
+  if (stopped_) {
     busy_.erase(store);
     return;
   }
-  parking_.claim_oldest(
-      StoreId(store), lease_ms_,
-      [this, store, budget](Result<std::optional<store::ParkedStart>> claimed) {
-        if (!claimed || !claimed.value()) {  // none unleased (or Redis away): no token taken
-          busy_.erase(store);
-          return;
-        }
-        OrderId order = claimed.value()->order_id;
-        admission_.admit(StoreId(store), [this, store, budget, order](Result<Admission> a) {
-          if (!a || !a->allowed) {
-            parking_.release(order);  // the next tick leases it again, first in line
+  const StoreId id(store);
+  admission_.admit_up_to(id, budget, /*peek=*/true, [this, store, id](Result<std::int64_t> avail) {
+    if (!avail || avail.value() <= 0) {  // no token now (or Redis away): nothing leased
+      busy_.erase(store);
+      return;
+    }
+    parking_.claim_oldest(
+        id, static_cast<int>(avail.value()), lease_ms_,
+        [this, store, id](Result<std::vector<store::ParkedStart>> claimed) {
+          if (!claimed || claimed->empty()) {  // none unleased (or Redis away): no token taken
             busy_.erase(store);
             return;
           }
-          pipeline_.on_parked_start(order);
-          serve(store, budget - 1);
+          auto leased = std::make_shared<std::vector<store::ParkedStart>>(std::move(*claimed));
+          admission_.admit_up_to(
+              id, static_cast<std::int64_t>(leased->size()), /*peek=*/false,
+              [this, store, leased](Result<std::int64_t> granted) {
+                const std::size_t k =
+                    granted ? static_cast<std::size_t>(std::clamp<std::int64_t>(
+                                  granted.value(), 0, static_cast<std::int64_t>(leased->size())))
+                            : 0;
+                // The oldest k start now, in the order they were parked; the rest are given
+                // back, first in line for the next tick.
+                std::vector<OrderId> back;
+                for (std::size_t i = k; i < leased->size(); ++i)
+                  back.push_back((*leased)[i].order_id);
+                if (!back.empty()) parking_.release(back);
+                for (std::size_t i = 0; i < k; ++i) pipeline_.on_parked_start((*leased)[i].order_id);
+                if (k == 0) {
+                  busy_.erase(store);
+                  return;
+                }
+                // The bucket had tokens: more are coming, and perhaps more starts are parked.
+                timers_.after(kReserveMs, [this, store] { serve(store, kPerStoreBudget); });
+              });
         });
-      });
+  });
 }
 
 bool command_still_wanted(const SagaDefinition& definition, const SagaState& state,

@@ -13,10 +13,15 @@
 //   not be delivered.
 // - ParkedStarter: starts parked sagas (CONTRACT.md section 5) as their stores' buckets allow:
 //   per tick, every store with parked starts that is not still being served is served
-//   independently (so one store's backlog never delays another's), each up to a bound (so a
-//   tick never starves intake): lease the store's oldest parked start, take a token from the
-//   store's bucket (refused: the lease is given back), hand the start to the pipeline. A token
-//   whose start then fails (a worker killed) is wasted: the limit admits fewer, never more.
+//   independently (so one store's backlog never delays another's), each up to a bound per
+//   tick (so a tick never starves intake), in one batch of a few Redis calls whatever its
+//   size: count the tokens the store's bucket has now (taking none), lease that many of the
+//   store's oldest parked starts, take tokens for the leases (the bucket may have fewer by
+//   then: the newest leases are given back), hand the starts to the pipeline oldest first.
+//   A store that got starts is served again 10 ms later, without waiting for the next tick,
+//   so a bucket that refills faster than a tick (burst / rate under 50 ms) loses no tokens.
+//   A token whose start then fails (a worker killed) is wasted: the limit admits fewer, never
+//   more.
 // All skip a tick while the previous one is still in flight, and do nothing while Redis is
 // down (their calls fail fast as transient errors and the next tick tries again).
 #include <functional>
@@ -56,24 +61,31 @@ class DeadlineSweeper {
 class ParkedStarter {
  public:
   ParkedStarter(store::Parking& parking, StartAdmission& admission, Millis lease_ms,
-                Pipeline& pipeline, metrics::Gauge& parked)
+                Pipeline& pipeline, metrics::Gauge& parked, Timers& timers)
       : parking_(parking),
         admission_(admission),
+        timers_(timers),
         lease_ms_(lease_ms),
         pipeline_(pipeline),
         parked_(parked) {}
   void tick();
+  void stop() { stopped_ = true; }
 
  private:
-  // Starts up to `budget` more of the store's parked starts while its bucket allows.
+  // Starts up to `budget` of the store's parked starts, as many as its bucket allows now.
   void serve(const std::string& store, int budget);
 
   store::Parking& parking_;
   StartAdmission& admission_;
+  Timers& timers_;
   Millis lease_ms_;
   Pipeline& pipeline_;
   metrics::Gauge& parked_;
+  // Starts per store and serve (every tick of 50 ms, or 10 ms after one that started some).
+  static constexpr int kPerStoreBudget = 512;
+  static constexpr Millis kReserveMs = 10;
   bool counting_ = false;
+  bool stopped_ = false;
   std::set<std::string> busy_;  // stores whose chain of starts is still running
 };
 

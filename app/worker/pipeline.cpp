@@ -30,7 +30,7 @@ struct Pipeline::Job {
   int failures = 0;          // transient failures in a row
   bool admitted = false;     // order.created: the rate limiter let it start
   bool was_limited = false;  // counted once in sagaflow_rate_limited_total
-  bool must_load = false;    // order.created is first tried as a new saga, without a load
+  bool must_load = false;    // a conflict was seen: the next one counts
   std::chrono::steady_clock::time_point started;
 };
 
@@ -205,13 +205,10 @@ struct Pipeline::Impl {
   // --- the path of one job ----------------------------------------------------------------
 
   void run(Job& job) {
-    // Fast path for a saga start: an order.created almost always finds no saga, so it is
-    // committed as version 0 without reading first. If a saga (or a remembered cancel) is
-    // there, the commit reports a conflict and the job takes the normal path: load, step.
-    if (job.kind == Job::Kind::delivery && job.event.type == EventType::order_created &&
-        !job.must_load) {
-      return on_loaded(job, StoredSaga{});
-    }
+    // Every event reads its saga first, order.created too: a start takes a token from its
+    // store's bucket only once the read showed no saga (CONTRACT.md section 5: a duplicate
+    // order.created, one for an order that has a saga, and one that meets a remembered
+    // order.cancelled take none). The commit's version check covers a saga created meanwhile.
     repo.load(job.order_id, [this, &job](Result<StoredSaga> loaded) {
       if (!loaded) return back_off(job, loaded.error());
       recovered(job);

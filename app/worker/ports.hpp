@@ -68,6 +68,9 @@ class StartAdmission {
  public:
   virtual ~StartAdmission() = default;
   virtual void admit(const StoreId& store, std::function<void(Result<Admission>)> done) = 0;
+  // Up to n starts at once: done(k), 0 <= k <= n admitted (with peek: would be; none taken).
+  virtual void admit_up_to(const StoreId& store, std::int64_t n, bool peek,
+                           std::function<void(Result<std::int64_t>)> done) = 0;
   // A saga start was delayed by its store's limit (called once per delayed order).
   virtual void note_delayed(const StoreId& store) = 0;
 };

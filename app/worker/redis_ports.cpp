@@ -58,6 +58,14 @@ void RedisAdmission::admit(const StoreId& store, std::function<void(Result<Admis
   });
 }
 
+void RedisAdmission::admit_up_to(const StoreId& store, std::int64_t n, bool peek,
+                                 std::function<void(Result<std::int64_t>)> done) {
+  limiter_.admit_up_to(store, n, peek, [done = std::move(done)](Result<store::Admission> r) {
+    if (!r) return done(std::move(r).error());
+    done(r->granted);
+  });
+}
+
 }  // namespace sagaflow::app
 
 namespace sagaflow::app {

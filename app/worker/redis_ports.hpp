@@ -26,6 +26,8 @@ class RedisAdmission final : public StartAdmission {
   RedisAdmission(store::RateLimiter& limiter, store::RedisClient& redis)
       : limiter_(limiter), redis_(redis) {}
   void admit(const StoreId& store, std::function<void(Result<Admission>)> done) override;
+  void admit_up_to(const StoreId& store, std::int64_t n, bool peek,
+                   std::function<void(Result<std::int64_t>)> done) override;
   // INCR of the cluster-wide count shown by `sagaflow status` (best effort).
   void note_delayed(const StoreId& store) override;
 

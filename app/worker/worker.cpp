@@ -107,7 +107,8 @@ struct Worker::Impl {
   uv_signal_t sigint{};
   bool draining = false;
   bool closed = false;
-  std::uint64_t broker_up_since = 0;  // uv_now when the sink or the source last connected
+  std::uint64_t broker_up_since = 0;
+  bool source_was_reading = false;  // uv_now when the sink or the source last connected
 
   static store::RedisClientOptions redis_options(const Config& c) {
     store::RedisClientOptions o;
@@ -158,7 +159,8 @@ struct Worker::Impl {
         starter(parking, admission, kParkedLeaseMs, pipeline,
                 registry.gauge("sagaflow_starts_parked",
                                "Saga starts parked over their store's rate limit (cluster-wide: "
-                               "aggregate with max, not sum)")),
+                               "aggregate with max, not sum)"),
+                timers),
         relay(
             outbox, sagas, deadlines, clock, d, sink_port,
             registry.counter("sagaflow_outbox_resent_total", "Outbox entries re-sent by the relay"),
@@ -254,8 +256,16 @@ struct Worker::Impl {
     // after it is back, until the relay has re-sent what the outage held up (and moved those
     // steps' deadlines).
     timers.every(kSweepEveryMs, [this] {
+      // A Kafka rebalance revokes every partition until the group has settled: replies cannot
+      // be read then either, so it counts as an outage of the source.
+      if (!source.reading()) {
+        source_was_reading = false;
+      } else if (!source_was_reading) {
+        source_was_reading = true;
+        broker_up_since = uv_now(loop);
+      }
       const bool settled = uv_now(loop) - broker_up_since >= sweep_grace_ms(config);
-      const bool broker = sink.connected() && source.connected();
+      const bool broker = sink.connected() && source.reading();
       if (!draining && redis.connected() && broker && settled) sweeper.tick();
     });
     // Parked starts begin as their stores' buckets allow; while the broker is away they wait
@@ -321,6 +331,7 @@ struct Worker::Impl {
   void shutdown() noexcept {
     if (draining) return;
     draining = true;
+    starter.stop();
     const auto started = std::chrono::steady_clock::now();
     timers.after(kShutdownLimitMs, [] {
       log::warn("shutdown limit reached; exiting (unsettled deliveries are redelivered, "

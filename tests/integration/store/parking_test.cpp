@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "loop.hpp"
 #include "store/parking.hpp"
@@ -62,9 +63,16 @@ TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking
     return loop.await<std::map<std::string, std::int64_t>>(
         [&](auto cb) { parking.counts(std::move(cb)); });
   };
-  auto claim = [&](const std::string& store, Millis lease) {
-    return loop.await<std::optional<ParkedStart>>(
-        [&](auto cb) { parking.claim_oldest(StoreId{store}, lease, std::move(cb)); });
+  auto claim_n = [&](const std::string& store, int n, Millis lease) {
+    return loop.await<std::vector<ParkedStart>>(
+        [&](auto cb) { parking.claim_oldest(StoreId{store}, n, lease, std::move(cb)); });
+  };
+  auto claim = [&](const std::string& store, Millis lease) -> Result<std::optional<ParkedStart>> {
+    auto r = claim_n(store, 1, lease);
+    if (!r) return std::move(r).error();
+    if (r->empty()) return std::optional<ParkedStart>{};
+    REQUIRE(r->size() == 1);
+    return std::optional<ParkedStart>(r->front());
   };
 
   // Given 30 starts of store A parked at times 1000 + i (spread over partitions) and 2 of B
@@ -89,6 +97,31 @@ TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking
   auto second = claim("A", 60000);
   REQUIRE(second.value());
   CHECK(second.value()->order_id.view() == "a28");
+  // A batch takes the next oldest across partitions, in the order they were parked
+  auto batch = claim_n("A", 10, 60000);
+  REQUIRE(batch.ok());
+  REQUIRE(batch->size() == 10);
+  for (int i = 0; i < 10; ++i) CHECK((*batch)[static_cast<std::size_t>(i)].order_id.str() == "a" + std::to_string(27 - i));
+  // Given back (the bucket granted fewer), they are first in line again
+  std::vector<OrderId> back;
+  for (const auto& p : *batch) back.push_back(p.order_id);
+  REQUIRE(loop.await<bool>([&](auto cb) {
+                parking.release(back, [cb](Status st) {
+                  if (st) return cb(true);
+                  cb(st.error());
+                });
+              })
+              .ok());
+  auto next = claim("A", 60000);
+  REQUIRE(next.value());
+  CHECK(next.value()->order_id.view() == "a27");
+  REQUIRE(loop.await<bool>([&](auto cb) {
+                parking.release({OrderId{std::string("a27")}}, [cb](Status st) {
+                  if (st) return cb(true);
+                  cb(st.error());
+                });
+              })
+              .ok());
 
   // Starting a29 (parked -> running) frees its place and its lease
   REQUIRE(apply(moved_on("a29", "A", 1, "running"))->kind == ApplyKind::applied);
@@ -117,7 +150,7 @@ TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking
   REQUIRE(again.value());
   CHECK(again.value()->order_id.view() == "b0");
   REQUIRE(loop.await<bool>([&](auto cb) {
-                parking.release(OrderId{std::string("b1")}, [cb](Status st) {
+                parking.release({OrderId{std::string("b1")}}, [cb](Status st) {
                   if (st) return cb(true);
                   cb(st.error());
                 });

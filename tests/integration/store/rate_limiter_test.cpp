@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <thread>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -154,5 +155,41 @@ TEST_CASE("a store's plan comes from sagaflow:store_plans", "[store][ratelimit]"
   CHECK(odd <= 102);
   CHECK(opts.plans.size() == 3);
   CHECK(rl.plan_named("platinum").name == "free");
+  c->stop();
+}
+
+TEST_CASE("many starts at once: as many as that many single admissions; peek takes none",
+          "[store][ratelimit]") {
+  auto& server = testing::shared_redis();
+  Loop loop;
+  auto c = connected_client(loop, client_options(server));
+  RateLimiterOptions opts;
+  opts.plans = {RatePlan{"t", 10, 1000, 20}};  // 10/s, burst 20
+  opts.default_plan = "t";
+  RateLimiter rl(*c, opts);
+  const StoreId store{std::string("store_batch")};
+  server.command({"DEL", Keyspace::rate_key(store)});
+  auto up_to = [&](std::int64_t n, bool peek) {
+    auto r = loop.await<Admission>([&](auto cb) { rl.admit_up_to(store, n, peek, std::move(cb)); });
+    REQUIRE(r.ok());
+    return r.value();
+  };
+  // A fresh bucket has its burst: peeking shows it and takes nothing
+  CHECK(up_to(50, true).granted == 20);
+  CHECK(up_to(50, true).granted == 20);
+  // Asking for fewer than are there takes exactly that many
+  CHECK(up_to(5, false).granted == 5);
+  // Asking for more takes what is left, then nothing (with a time to try again)
+  CHECK(up_to(50, false).granted == 15);
+  const Admission none = up_to(50, false);
+  CHECK(none.granted == 0);
+  CHECK_FALSE(none.allowed);
+  CHECK(none.retry_after_ms > 0);
+  CHECK(none.retry_after_ms <= 100);
+  // Half a second later, the rate has added about 5 (never more than rate x time + 1)
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const Admission later = up_to(50, false);
+  CHECK(later.granted >= 4);
+  CHECK(later.granted <= 6);
   c->stop();
 }

@@ -76,6 +76,11 @@ struct FakeAdmission final : StartAdmission {
     if (retry_after_ms > 0) return done(Admission{false, retry_after_ms});
     done(Admission{true, 0});
   }
+  void admit_up_to(const StoreId&, std::int64_t n, bool,
+                   std::function<void(Result<std::int64_t>)> done) override {
+    ++calls;
+    done(retry_after_ms > 0 ? std::int64_t{0} : n);
+  }
   int delayed = 0;
   void note_delayed(const StoreId&) override { ++delayed; }
 };
@@ -317,4 +322,28 @@ TEST_CASE("a commit lost to another worker is re-read and re-applied", "[pipelin
   CHECK(h.settled[2].kind == SettleKind::ack);
   REQUIRE(h.repo.commits.size() == 2);
   CHECK(h.repo.commits[1].expected_version == 2);
+}
+
+TEST_CASE("only a start takes a token: duplicates, existing sagas and remembered cancels take none",
+          "[pipeline]") {
+  Harness h;
+  h.deliver(1, order_created("o1"));
+  CHECK(h.admission.calls == 1);
+  // The same event again, and another order.created for an order that has a saga
+  h.deliver(2, order_created("o1"));
+  h.deliver(3, order_created("o1", "evt_other"));
+  CHECK(h.settled[2].kind == SettleKind::ack);
+  CHECK(h.settled[3].kind == SettleKind::ack);
+  CHECK(h.admission.calls == 1);
+  // An order.cancelled remembered before its order.created: the start ends at once, no token
+  h.deliver(4, R"({"id":"c2","type":"order.cancelled","data":{"order_id":"o2"}})");
+  h.deliver(5, order_created("o2"));
+  CHECK(h.settled[5].kind == SettleKind::ack);
+  CHECK(h.admission.calls == 1);
+  bool failed_o2 = false;
+  for (const auto& m : h.sink.published) {
+    failed_o2 |= m.routing_key == "order.failed" && m.body.find("\"o2\"") != std::string::npos;
+    if (m.message_id.rfind("o2:", 0) == 0) CHECK(m.exchange == "sagaflow.events");  // no command
+  }
+  CHECK(failed_o2);
 }
