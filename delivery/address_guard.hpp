@@ -18,7 +18,9 @@ namespace sagaflow::delivery {
 bool is_private_address(const sockaddr* address) noexcept;
 
 // For a URL host: true / false when `host` is an IPv4 or IPv6 literal (with or without
-// brackets), nullopt when it is a name (checked at connect time instead).
+// brackets), nullopt when it is a name (checked at connect time instead). The legacy IPv4
+// forms that resolvers and curl also read as addresses ("127.1", "0x7f000001", "2130706433")
+// count as literals.
 std::optional<bool> is_private_literal(std::string_view host) noexcept;
 
 }  // namespace sagaflow::delivery

@@ -52,7 +52,9 @@ struct PermitResult {
 // half_open whose lease ran out is leased again).
 PermitResult permit(BreakerState& s, const BreakerConfig& c, Millis now) noexcept;
 // The outcome of an attempt made under `p`. A success closes (and resets the count); a failure
-// counts while closed (opening at the threshold) and re-opens after a failed probe.
+// counts while closed (opening at the threshold) and re-opens after a failed probe. A late
+// failure of a plain attempt while open or half_open changes nothing (the probe decides), and
+// p == wait records nothing. failures_to_open below 1 counts as 1.
 void record(BreakerState& s, const BreakerConfig& c, Permit p, bool success, Millis now) noexcept;
 
 // The text kept in Redis: "<circuit> <failures> <until_ms>", e.g. "open 5 1700000030000". The

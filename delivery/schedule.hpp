@@ -26,7 +26,8 @@ inline constexpr Millis kMaxScheduleDelayMs = 365LL * 24 * 3600 * 1000;
 // "5s,5m,30m,2h,5h,10h,10h": comma-separated entries, each a positive integer directly followed
 // by its unit ms|s|m|h|d; spaces around entries are allowed. The empty (or all-space) string is
 // no retries (1 attempt). Bad input (empty entry, missing or unknown unit, zero, an entry above
-// kMaxScheduleDelayMs) is Errc::invalid_config with a one-line detail naming the bad entry.
+// kMaxScheduleDelayMs) is Errc::invalid_config with a one-line detail naming the bad entry,
+// prefixed "SAGAFLOW_DELIVERY_SCHEDULE: ".
 Result<Schedule> parse_schedule(std::string_view text);
 
 // The delay before the next attempt once `attempts_made` attempts (1-based: attempts already
