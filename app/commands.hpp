@@ -34,7 +34,28 @@ struct DlqArgs {
   std::int64_t limit = 100;
 };
 
+struct EndpointsArgs {
+  std::string action;  // add, list, show, disable, enable, rotate, remove
+  std::string id;      // show ... remove
+  std::string url, events, secret, store, plan;  // add
+  bool json = false;   // list, show
+};
+
+struct DeliveriesArgs {
+  std::string action;    // list, show, replay
+  std::string event_id;  // show
+  std::string endpoint;  // --endpoint
+  bool failed = false;   // list --failed
+  bool dead = false;     // list / replay --dead
+  std::string since;     // replay --since RFC3339
+  std::int64_t limit = 1000;
+  bool json = false;
+};
+
 int run_worker(const Config& config);
+int run_deliver(const Config& config);
+int run_endpoints(const Config& config, const EndpointsArgs& args);
+int run_deliveries(const Config& config, const DeliveriesArgs& args);
 int run_topology_apply(const Config& config);
 int run_publish(const Config& config, const PublishArgs& args);
 int run_simulate(const Config& config, const SimulateArgs& args);

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -115,6 +116,44 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
 
   auto* webhook = cli.add_subcommand("webhook", "HTTP ingress for signed webhooks");
+  auto* deliver = cli.add_subcommand("deliver", "outgoing webhooks: POST events to endpoints");
+
+  app::EndpointsArgs ep_args;
+  auto* endpoints = cli.add_subcommand("endpoints", "manage outgoing webhook endpoints");
+  endpoints->require_subcommand(1);
+  auto* ep_add = endpoints->add_subcommand("add", "register an endpoint; prints <id> <secret>");
+  ep_add->add_option("--url", ep_args.url, "http:// or https:// URL")->required();
+  ep_add->add_option("--events", ep_args.events, "event patterns: type, prefix.* or *")
+      ->required();
+  ep_add->add_option("--secret", ep_args.secret, "signing secret (default: a new whsec_ one)");
+  ep_add->add_option("--store", ep_args.store, "only events of this store_id");
+  ep_add->add_option("--plan", ep_args.plan, "rate-limit plan of SAGAFLOW_PLANS (default: none)");
+  auto* ep_list = endpoints->add_subcommand("list", "one line per endpoint");
+  ep_list->add_flag("--json", ep_args.json, "a JSON array");
+  for (const char* action : {"show", "disable", "enable", "rotate", "remove"}) {
+    auto* sub = endpoints->add_subcommand(action, std::string(action) + " one endpoint");
+    sub->add_option("ID", ep_args.id, "the endpoint id")->required();
+    if (std::string_view(action) == "show") sub->add_flag("--json", ep_args.json, "one JSON object");
+  }
+
+  app::DeliveriesArgs dl_args;
+  auto* deliveries = cli.add_subcommand("deliveries", "the outgoing webhooks' attempts log");
+  deliveries->require_subcommand(1);
+  auto* dl_list = deliveries->add_subcommand("list", "one line per delivery, newest first");
+  dl_list->add_option("--endpoint", dl_args.endpoint, "only this endpoint's");
+  auto* dl_failed = dl_list->add_flag("--failed", dl_args.failed, "pending after a failed attempt");
+  auto* dl_dead = dl_list->add_flag("--dead", dl_args.dead, "dead after the last attempt");
+  dl_failed->excludes(dl_dead);
+  dl_list->add_option("--limit", dl_args.limit, "at most this many")->check(CLI::PositiveNumber);
+  dl_list->add_flag("--json", dl_args.json, "a JSON array");
+  auto* dl_show = deliveries->add_subcommand("show", "one event's attempts per endpoint");
+  dl_show->add_option("EVENT_ID", dl_args.event_id, "the event id")->required();
+  dl_show->add_flag("--json", dl_args.json, "a JSON array");
+  auto* dl_replay = deliveries->add_subcommand("replay", "deliver again (same webhook-id)");
+  dl_replay->add_option("--endpoint", dl_args.endpoint, "the endpoint")->required();
+  dl_replay->add_option("--since", dl_args.since, "only events since this RFC 3339 time");
+  dl_replay->add_flag("--dead", dl_args.dead, "only dead deliveries");
+  dl_replay->add_option("--limit", dl_args.limit, "at most this many")->check(CLI::PositiveNumber);
   auto* kafka_mock = cli.add_subcommand("kafka-mock", "embedded Kafka-protocol broker on loopback");
 
   try {
@@ -145,7 +184,8 @@ int main(int argc, char** argv) {
   // One-shot tools print their answer, or one line saying why not; their connections'
   // chatter (reconnect warnings...) shows only at debug level.
   const bool tool =
-      status->parsed() || saga_show->parsed() || dlq_list->parsed() || dlq_replay->parsed();
+      status->parsed() || saga_show->parsed() || dlq_list->parsed() || dlq_replay->parsed() ||
+      endpoints->parsed() || deliveries->parsed();
   if (tool && c.log_level != sagaflow::log::Level::debug)
     sagaflow::log::set_level(sagaflow::log::Level::error);
 
@@ -165,6 +205,19 @@ int main(int argc, char** argv) {
   if (dlq_list->parsed()) return app::run_dlq_list(c, dlq_args);
   if (dlq_replay->parsed()) return app::run_dlq_replay(c, dlq_args);
   if (webhook->parsed()) return app::run_webhook(c);
+  if (deliver->parsed()) return app::run_deliver(c);
+  if (endpoints->parsed()) {
+    for (auto* sub : endpoints->get_subcommands()) {
+      if (sub->parsed()) ep_args.action = sub->get_name();
+    }
+    return app::run_endpoints(c, ep_args);
+  }
+  if (deliveries->parsed()) {
+    for (auto* sub : deliveries->get_subcommands()) {
+      if (sub->parsed()) dl_args.action = sub->get_name();
+    }
+    return app::run_deliveries(c, dl_args);
+  }
   if (kafka_mock->parsed()) return app::run_kafka_mock(c);
   print_error("no subcommand given (see sagaflow --help)");
   return 2;

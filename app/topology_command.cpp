@@ -39,6 +39,10 @@ int run_topology_apply(const Config& config) {
     std::fprintf(stderr, "sagaflow topology apply: %s\n", st.error().detail.c_str());
     return 1;
   }
+  if (auto st = apply_rabbitmq_deliveries(config.amqp, /*only_if_exists=*/true); !st) {
+    std::fprintf(stderr, "sagaflow topology apply: %s\n", st.error().detail.c_str());
+    return 1;
+  }
   std::fprintf(stderr, "topology applied on %s:%d\n", config.amqp.host.c_str(), config.amqp.port);
   return 0;
 }

@@ -41,6 +41,18 @@ constexpr ConfigKey kKeys[] = {
      "an HTTP request head not complete by then: the connection is closed"},
     {"SAGAFLOW_HTTP_MAX_CONNECTIONS", "http-max-connections", "1024",
      "open connections per HTTP listener (more wait in the backlog)"},
+    {"SAGAFLOW_DELIVERY_SCHEDULE", "delivery-schedule", "5s,5m,30m,2h,5h,10h,10h",
+     "outgoing webhooks: delays before attempts 2, 3, ... (ms, s, m, h, d)"},
+    {"SAGAFLOW_DELIVERY_TIMEOUT_MS", "delivery-timeout-ms", "15000",
+     "outgoing webhooks: one attempt, connect + answer"},
+    {"SAGAFLOW_BREAKER_FAILURES", "breaker-failures", "5",
+     "consecutive failed attempts that open an endpoint's circuit"},
+    {"SAGAFLOW_BREAKER_OPEN_MS", "breaker-open-ms", "30000",
+     "how long an open circuit stays open before one probe"},
+    {"SAGAFLOW_DELIVERY_ALLOW_PRIVATE", "delivery-allow-private", "0",
+     "1 allows endpoint URLs on loopback and private addresses"},
+    {"SAGAFLOW_DELIVERY_LOG_MAX", "delivery-log-max", "1000000",
+     "deliveries kept in the attempts log"},
 };
 
 Error bad(std::string_view key, std::string_view why) {
@@ -398,6 +410,28 @@ Result<Config> load_config(const ConfigSources& sources) {
       auto n = int_of(1, 1000000);
       if (!n) return n.error();
       c.http_max_connections = static_cast<int>(n.value());
+    } else if (key == "SAGAFLOW_DELIVERY_SCHEDULE") {
+      c.delivery_schedule = v;  // checked by the deliver command
+    } else if (key == "SAGAFLOW_DELIVERY_TIMEOUT_MS") {
+      auto n = int_of(100, 3600LL * 1000);
+      if (!n) return n.error();
+      c.delivery_timeout_ms = n.value();
+    } else if (key == "SAGAFLOW_BREAKER_FAILURES") {
+      auto n = int_of(1, 1000000);
+      if (!n) return n.error();
+      c.breaker_failures = static_cast<int>(n.value());
+    } else if (key == "SAGAFLOW_BREAKER_OPEN_MS") {
+      auto n = int_of(1, 7LL * 24 * 3600 * 1000);
+      if (!n) return n.error();
+      c.breaker_open_ms = n.value();
+    } else if (key == "SAGAFLOW_DELIVERY_ALLOW_PRIVATE") {
+      auto n = int_of(0, 1);
+      if (!n) return n.error();
+      c.delivery_allow_private = n.value() == 1;
+    } else if (key == "SAGAFLOW_DELIVERY_LOG_MAX") {
+      auto n = int_of(1, 1000000000);
+      if (!n) return n.error();
+      c.delivery_log_max = n.value();
     }
   }
   if (c.find_plan(c.default_plan) == nullptr) {

@@ -70,6 +70,12 @@ struct Config {
   int kafka_replication = 1;  // topology apply (Kafka): replication factor
   std::int64_t http_header_timeout_ms = 10000;
   int http_max_connections = 1024;
+  std::string delivery_schedule = "5s,5m,30m,2h,5h,10h,10h";
+  std::int64_t delivery_timeout_ms = 15000;
+  int breaker_failures = 5;
+  std::int64_t breaker_open_ms = 30000;
+  bool delivery_allow_private = false;
+  std::int64_t delivery_log_max = 1000000;
 
   const RatePlan* find_plan(std::string_view name) const noexcept;
 };

@@ -28,6 +28,9 @@ inline constexpr std::string_view kRetryReturnExchange =
 inline constexpr std::string_view kSagaQueue = "sagaflow.saga";
 inline constexpr std::string_view kParticipantsQueue = "sagaflow.participants";
 inline constexpr std::string_view kDeadQueue = "sagaflow.dead";
+// Outgoing webhooks (sagaflow deliver): declared by the deliver command at start, bound to
+// every event; `topology apply` keeps it consistent once it exists.
+inline constexpr std::string_view kDeliveriesQueue = "sagaflow.deliveries";
 
 // Bindings.
 inline constexpr std::array<std::string_view, 5> kSagaBindings = {
@@ -46,6 +49,7 @@ inline constexpr std::string_view kDeadTopic = "sagaflow.dead";
 inline constexpr std::string_view kRetryTopicPrefix = "sagaflow.retry.";
 inline constexpr std::string_view kSagaGroup = "sagaflow-saga";
 inline constexpr std::string_view kParticipantsGroup = "sagaflow-participants";
+inline constexpr std::string_view kDeliverGroup = "sagaflow-deliver";
 inline constexpr std::string_view kDlqReplayGroup = "sagaflow-dlq-replay";  // dlq replay's offsets
 
 // Headers.

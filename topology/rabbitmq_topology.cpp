@@ -42,6 +42,15 @@ class Declarer {
     return check(fmt::format("queue '{}'", name), "different arguments");
   }
 
+  // True when the queue exists (a passive declare; the channel is reopened if it does not).
+  bool exists(std::string_view name) {
+    amqp_queue_declare(amqp_.conn(), 1, bytes(name), /*passive=*/1, 0, 0, 0, amqp_empty_table);
+    const amqp_rpc_reply_t r = amqp_get_rpc_reply(amqp_.conn());
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) return true;
+    amqp_.after_exception(r);
+    return false;
+  }
+
   Status bind(std::string_view queue, std::string_view exchange, std::string_view key) {
     amqp_queue_bind(amqp_.conn(), 1, bytes(queue), bytes(exchange), bytes(key), amqp_empty_table);
     return check(fmt::format("binding of queue '{}' to '{}' with '{}'", queue, exchange, key),
@@ -125,6 +134,21 @@ Status apply_rabbitmq_topology(const AmqpEndpoint& endpoint, const TopologyOptio
     if (Status s = d.bind(name, name, ""); !s) return s;
   }
   return Status::success();
+}
+
+Status apply_rabbitmq_deliveries(const AmqpEndpoint& endpoint, bool only_if_exists,
+                                 int connect_timeout_ms) {
+  using namespace topology;
+  BlockingAmqp amqp;
+  if (Status s = amqp.open(endpoint, connect_timeout_ms); !s) return s;
+  Declarer d(amqp);
+  if (only_if_exists && !d.exists(kDeliveriesQueue)) return Status::success();
+  for (const auto& [name, type] :
+       {std::pair{kEventsExchange, "topic"}, std::pair{kDeadLetterExchange, "fanout"}}) {
+    if (Status s = d.exchange(name, type); !s) return s;
+  }
+  if (Status s = d.queue(kDeliveriesQueue); !s) return s;
+  return d.bind(kDeliveriesQueue, kEventsExchange, "#");
 }
 
 }  // namespace sagaflow

@@ -26,4 +26,10 @@ struct TopologyOptions {
 
 Status apply_rabbitmq_topology(const AmqpEndpoint& endpoint, const TopologyOptions& options = {});
 
+// The outgoing webhooks' queue sagaflow.deliveries, bound to sagaflow.events with "#" (and the
+// exchanges it needs). only_if_exists: only when the queue already exists (what `topology
+// apply` does, so that a system without deliver workers does not collect every event).
+Status apply_rabbitmq_deliveries(const AmqpEndpoint& endpoint, bool only_if_exists,
+                                 int connect_timeout_ms = 5000);
+
 }  // namespace sagaflow

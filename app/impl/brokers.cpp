@@ -9,6 +9,32 @@
 namespace sagaflow::app {
 namespace {
 
+std::string_view group_of(Role role) {
+  switch (role) {
+    case Role::saga:
+      return topology::kSagaGroup;
+    case Role::participants:
+      return topology::kParticipantsGroup;
+    case Role::deliver:
+      return topology::kDeliverGroup;
+  }
+  return topology::kSagaGroup;
+}
+std::string_view topic_of(Role role) {
+  return role == Role::participants ? topology::kCommandsTopic : topology::kEventsTopic;
+}
+std::string_view queue_of(Role role) {
+  switch (role) {
+    case Role::saga:
+      return topology::kSagaQueue;
+    case Role::participants:
+      return topology::kParticipantsQueue;
+    case Role::deliver:
+      return topology::kDeliveriesQueue;
+  }
+  return topology::kSagaQueue;
+}
+
 // A request the broker has not answered by then is failed and sent again (librdkafka's default
 // is 60 s): after a broker restart, a request caught in the switch delays its partition by at
 // most this much.
@@ -41,9 +67,8 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
   if (config.broker == BrokerKind::kafka) {
     KafkaSourceOptions o;
     o.brokers = config.kafka_brokers;
-    o.group = std::string(role == Role::saga ? topology::kSagaGroup : topology::kParticipantsGroup);
-    o.topics = {
-        std::string(role == Role::saga ? topology::kEventsTopic : topology::kCommandsTopic)};
+    o.group = std::string(group_of(role));
+    o.topics = {std::string(topic_of(role))};
     o.name = name;
     o.max_in_flight = static_cast<std::size_t>(config.prefetch);
     o.retry.max_attempts = config.max_attempts;
@@ -58,7 +83,7 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
   }
   RabbitSourceOptions o;
   o.endpoint = config.amqp;
-  o.queue = std::string(role == Role::saga ? topology::kSagaQueue : topology::kParticipantsQueue);
+  o.queue = std::string(queue_of(role));
   o.prefetch = config.prefetch;
   o.retry.max_attempts = config.max_attempts;
   o.name = name;
@@ -66,12 +91,8 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
 }
 
 std::string describe_intake(const Config& config, Role role) {
-  if (config.broker == BrokerKind::kafka) {
-    return "group " +
-           std::string(role == Role::saga ? topology::kSagaGroup : topology::kParticipantsGroup);
-  }
-  return "queue " +
-         std::string(role == Role::saga ? topology::kSagaQueue : topology::kParticipantsQueue);
+  if (config.broker == BrokerKind::kafka) return "group " + std::string(group_of(role));
+  return "queue " + std::string(queue_of(role));
 }
 
 }  // namespace sagaflow::app

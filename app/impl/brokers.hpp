@@ -16,6 +16,7 @@ namespace sagaflow::app {
 enum class Role : std::uint8_t {
   saga,          // queue sagaflow.saga / group sagaflow-saga on sagaflow.events
   participants,  // queue sagaflow.participants / group sagaflow-participants on sagaflow.commands
+  deliver,       // queue sagaflow.deliveries / group sagaflow-deliver on sagaflow.events
 };
 
 std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const Config& config, const std::string& name);
