@@ -19,6 +19,7 @@
 #include "delivery/breaker.hpp"
 #include "delivery/endpoint.hpp"
 #include "delivery/record.hpp"
+#include "http/webhook_signature.hpp"
 #include "store/deliveries.hpp"
 
 namespace sagaflow::app {
@@ -224,6 +225,8 @@ int run_endpoints(const Config& config, const EndpointsArgs& args) {
     e.store_id = args.store;
     e.plan = args.plan;
     e.created_ms = wall_ms();
+    if (!args.secret.empty() && !http::secret_key(args.secret))
+      return fail(cmd, "--secret: a whsec_ secret must be base64 after the prefix", 2);
     const std::string secret = args.secret.empty() ? delivery::new_secret() : args.secret;
     e.secrets.push_back({secret, e.created_ms});
     if (auto st = t.put(e); !st) return fail(cmd, st.error().detail);
@@ -294,6 +297,7 @@ namespace {
 
 struct Row {
   std::string event_id, endpoint;
+  std::string raw;  // the record as stored
   delivery::DeliveryRecord record;
   Millis created_ms = 0;
 };
@@ -307,7 +311,7 @@ std::vector<Row> rows_of(const std::vector<store::Deliveries::Logged>& logged) {
       if (field.rfind("ep_", 0) != 0) continue;
       auto rec = delivery::record_from_json(value);
       if (!rec) continue;
-      rows.push_back(Row{event, field, std::move(rec.value()), created});
+      rows.push_back(Row{event, field, value, std::move(rec.value()), created});
     }
   }
   return rows;
@@ -414,7 +418,7 @@ int run_deliveries(const Config& config, const DeliveriesArgs& args) {
       r.record.next_at_ms = wall_ms();
       auto ok = await<bool>(t.session, [&](auto done) {
         t.store.update(r.event_id, r.endpoint, delivery::to_json(r.record), r.record.next_at_ms,
-                       std::move(done));
+                       r.raw, std::move(done));
       });
       if (!ok) return fail(cmd, ok.error().detail);
       if (ok.value()) ++replayed;

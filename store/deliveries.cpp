@@ -64,6 +64,9 @@ int Deliveries::partition_of(std::string_view event_id) const noexcept {
 std::string Deliveries::event_key(int p, std::string_view event_id) {
   return fmt::format("sagaflow:{{{}}}:dlv:{}", p, event_id);
 }
+std::string Deliveries::seen_key(int p, std::string_view event_id) {
+  return fmt::format("sagaflow:{{{}}}:dlv_seen:{}", p, event_id);
+}
 std::string Deliveries::due_key(int p) { return fmt::format("sagaflow:{{{}}}:dlv_due", p); }
 std::string Deliveries::log_key(int p) { return fmt::format("sagaflow:{{{}}}:dlv_log", p); }
 std::string Deliveries::breaker_key(std::string_view endpoint_id) {
@@ -85,7 +88,8 @@ void Deliveries::record(const std::string& event_id, const std::string& type,
     args.push_back(rec);
   }
   redis_.eval(
-      record_, {event_key(p, event_id), due_key(p), log_key(p)}, std::move(args),
+      record_, {event_key(p, event_id), due_key(p), log_key(p), seen_key(p, event_id)},
+      std::move(args),
       [done = std::move(done)](Result<Reply> r) {
         if (!r.ok()) return done(std::move(r).error());
         std::int64_t n = 0;
@@ -118,12 +122,13 @@ void Deliveries::claim_due(int partition, int limit, Millis lease_ms,
 }
 
 void Deliveries::update(const std::string& event_id, const std::string& endpoint_id,
-                        const std::string& record, Millis due_ms,
+                        const std::string& record, Millis due_ms, const std::string& expected,
                         std::function<void(Result<bool>)> done) {
   const int p = partition_of(event_id);
   redis_.eval(
       update_, {event_key(p, event_id), due_key(p)},
-      {endpoint_id, event_id, record, std::to_string(std::max<Millis>(0, due_ms))},
+      {endpoint_id, event_id, record, std::to_string(std::max<Millis>(0, due_ms)), expected,
+       std::to_string(options_.ttl_s)},
       [done = std::move(done)](Result<Reply> r) {
         if (!done) return;
         if (!r.ok()) return done(std::move(r).error());
@@ -135,10 +140,25 @@ void Deliveries::update(const std::string& event_id, const std::string& endpoint
 }
 
 void Deliveries::postpone(const std::string& event_id, const std::string& endpoint_id,
-                          Millis due_ms) {
+                          Millis due_ms, Millis now_ms) {
   const int p = partition_of(event_id);
   redis_.command({"ZADD", due_key(p), "XX", std::to_string(due_ms), endpoint_id + ":" + event_id},
                  [](Result<Reply>) {}, options_.timeout_ms);
+  const Millis ttl = options_.ttl_s + std::max<Millis>(0, (due_ms - now_ms + 999) / 1000);
+  redis_.command({"EXPIRE", event_key(p, event_id), std::to_string(ttl), "GT"},
+                 [](Result<Reply>) {}, options_.timeout_ms);
+}
+
+void Deliveries::has_endpoint(const std::string& id, std::function<void(Result<bool>)> done) {
+  redis_.command(
+      {"HEXISTS", std::string(kEndpointsKey), id},
+      [done = std::move(done)](Result<Reply> r) {
+        if (!r.ok()) return done(std::move(r).error());
+        std::int64_t n = 0;
+        if (r->is_error() || !r->as_int(n)) return done(script_failed("HEXISTS", *r));
+        done(n == 1);
+      },
+      options_.timeout_ms);
 }
 
 void Deliveries::get(const std::string& event_id,

@@ -8,7 +8,9 @@
 //   sagaflow:{p}:dlv:<event_id>  hash   body, type, created, <endpoint id> -> delivery record;
 //                                       TTL = dedup TTL; its existence is the dedup mark
 //   sagaflow:{p}:dlv_due         zset   "<endpoint id>:<event_id>" -> due (ms, Redis TIME)
-//   sagaflow:{p}:dlv_log         zset   event_id -> created (ms); bounded (oldest dropped)
+//   sagaflow:{p}:dlv_log         zset   event_id -> created (ms); bounded (oldest finished
+//                                       dropped; a pending one is never dropped)
+//   sagaflow:{p}:dlv_seen:<event_id>  string, TTL = dedup TTL: the dedup mark
 // Endpoints: the hash sagaflow:endpoints (id -> JSON), and per endpoint its breaker state
 // sagaflow:ep:{<id>}:breaker (a string, compare-and-set).
 #include <cstdint>
@@ -55,12 +57,18 @@ class Deliveries final {
   // Up to `limit` due deliveries of one partition, each leased for `lease_ms`.
   void claim_due(int partition, int limit, Millis lease_ms,
                  std::function<void(Result<std::vector<DueDelivery>>)> done);
-  // Writes a delivery's record and its next due time (0: not due again). done(false) when the
-  // event's record is gone.
+  // Writes a delivery's record and its next due time (0: not due again), if the record is still
+  // `expected` (as the writer read it; empty: no check), and keeps the event at least the TTL
+  // past that due time. done(false) when the event is gone or the record changed meanwhile.
   void update(const std::string& event_id, const std::string& endpoint_id,
-              const std::string& record, Millis due_ms, std::function<void(Result<bool>)> done);
-  // Moves a claimed delivery's due time (waiting for a breaker, a rate limit, an endpoint).
-  void postpone(const std::string& event_id, const std::string& endpoint_id, Millis due_ms);
+              const std::string& record, Millis due_ms, const std::string& expected,
+              std::function<void(Result<bool>)> done);
+  // Moves a claimed delivery's due time (waiting for a breaker, a rate limit, an endpoint),
+  // keeping the event at least the TTL past it.
+  void postpone(const std::string& event_id, const std::string& endpoint_id, Millis due_ms,
+                Millis now_ms);
+  // Whether the endpoint exists (a worker whose cache misses it asks before dropping).
+  void has_endpoint(const std::string& id, std::function<void(Result<bool>)> done);
 
   // Every field of an event's hash (empty: no such event).
   void get(const std::string& event_id,
@@ -84,6 +92,7 @@ class Deliveries final {
                 std::function<void(Result<std::vector<std::string>>)> done);
 
   static std::string event_key(int p, std::string_view event_id);
+  static std::string seen_key(int p, std::string_view event_id);
   static std::string due_key(int p);
   static std::string log_key(int p);
   static std::string breaker_key(std::string_view endpoint_id);

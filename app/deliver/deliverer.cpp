@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <string>
@@ -16,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "app/impl/brokers.hpp"
+#include "app/impl/redis_clock.hpp"
 #include "app/worker/uv_timers.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -40,17 +43,15 @@ using delivery::Endpoint;
 constexpr Millis kSendEveryMs = 50;
 constexpr Millis kEndpointsEveryMs = 2000;  // changes seen within 5 s (contract)
 constexpr Millis kGaugesEveryMs = 5000;
-constexpr Millis kDisabledWaitMs = 2000;    // a disabled endpoint's deliveries look again
-constexpr Millis kPoolFullWaitMs = 250;     // the endpoint's pool is full: look again
+constexpr Millis kDisabledWaitMs = 5000;    // a disabled endpoint's deliveries look again
+constexpr Millis kPoolFullWaitMs = 1000;    // the endpoint's pool is full: look again
+constexpr Millis kUnknownWaitMs = 1000;     // an endpoint newer than this worker's cache
+constexpr Millis kClockSyncEveryMs = 2000;
 constexpr Millis kRecordRetryMs = 500;      // Redis failed while recording an event
 constexpr std::size_t kMaxPerEndpoint = 16;  // concurrent attempts per endpoint
 constexpr std::size_t kMaxInFlight = 1024;   // concurrent attempts in all
-constexpr Millis kShutdownMs = 8000;
-
-Millis wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
+constexpr Millis kShutdownMs = 7000;
+constexpr Millis kShutdownLimitMs = 9300;  // exit 0 within SIGTERM's 10 s in every case
 
 // The fields a delivery needs from an event: it is forwarded byte for byte, so nothing else is
 // validated here (any event type may have subscribers).
@@ -86,6 +87,7 @@ struct Deliverer::Impl {
   metrics::Registry registry;
   UvTimers timers;
   store::RedisClient redis;
+  RedisClock clock{redis};  // due times and the breaker's times are compared with Redis TIME
   store::Deliveries deliveries;
   store::RateLimiter limiter;
   std::unique_ptr<Sink> sink_owner;
@@ -199,7 +201,7 @@ struct Deliverer::Impl {
   void update_intake() {
     ready.set(is_ready() ? 1 : 0);
     if (draining) return;
-    const bool hold = !redis.connected() || !endpoints_known;
+    const bool hold = !redis.connected() || !endpoints_known || !clock.synced();
     if (hold && !source().paused()) {
       source().pause();
     } else if (!hold && source().paused()) {
@@ -283,7 +285,7 @@ struct Deliverer::Impl {
   }
 
   void send_tick() {
-    if (draining || claiming || !redis.connected() || !endpoints_known) return;
+    if (draining || claiming || !redis.connected() || !endpoints_known || !clock.synced()) return;
     const std::size_t room = kMaxInFlight > attempts_in_flight ? kMaxInFlight - attempts_in_flight : 0;
     if (room == 0) return;
     claiming = true;
@@ -312,25 +314,33 @@ struct Deliverer::Impl {
   };
 
   void process(store::DueDelivery due) {
-    const Millis now = wall_ms();
+    const Millis now = clock.now_ms();
     auto rec = delivery::record_from_json(due.record);
     if (!rec || rec->state != DeliveryState::pending) {
       // Nothing to do (delivered, dead, or unreadable): not due again.
-      deliveries.update(due.event_id, due.endpoint_id, due.record, 0, {});
+      deliveries.update(due.event_id, due.endpoint_id, due.record, 0, due.record, {});
       return;
     }
     const auto it = endpoints.find(due.endpoint_id);
-    if (it == endpoints.end()) {  // removed: its deliveries are dropped
-      deliveries.update(due.event_id, due.endpoint_id, due.record, 0, {});
+    if (it == endpoints.end()) {
+      // Removed, or newer than this worker's cache: only a removed one's deliveries are dropped.
+      deliveries.has_endpoint(due.endpoint_id, [this, due](Result<bool> exists) {
+        if (exists && !exists.value()) {
+          deliveries.update(due.event_id, due.endpoint_id, due.record, 0, due.record, {});
+        } else {
+          deliveries.postpone(due.event_id, due.endpoint_id, clock.now_ms() + kUnknownWaitMs,
+                              clock.now_ms());
+        }
+      });
       return;
     }
     if (it->second.state != delivery::EndpointState::enabled) {
-      deliveries.postpone(due.event_id, due.endpoint_id, now + kDisabledWaitMs);
+      deliveries.postpone(due.event_id, due.endpoint_id, now + kDisabledWaitMs, now);
       return;
     }
     std::size_t& busy = active[due.endpoint_id];
     if (busy >= kMaxPerEndpoint) {  // its pool is full: it waits, the others go on
-      deliveries.postpone(due.event_id, due.endpoint_id, now + kPoolFullWaitMs);
+      deliveries.postpone(due.event_id, due.endpoint_id, now + kPoolFullWaitMs, now);
       return;
     }
     ++busy;
@@ -344,14 +354,14 @@ struct Deliverer::Impl {
     if (plan == nullptr) return check_breaker(job);  // an unknown plan limits nothing
     limiter.admit_with(StoreId("ep:" + job->endpoint.id), *plan,
                        [this, job](Result<store::Admission> a) {
-                         if (!a) return wait(job, wall_ms() + 1000);
-                         if (!a->allowed) return wait(job, wall_ms() + std::max<Millis>(1, a->retry_after_ms));
+                         if (!a) return wait(job, clock.now_ms() + 1000);
+                         if (!a->allowed) return wait(job, clock.now_ms() + std::max<Millis>(1, a->retry_after_ms));
                          check_breaker(job);
                        });
   }
 
   void wait(const std::shared_ptr<Job>& job, Millis at) {
-    deliveries.postpone(job->due.event_id, job->due.endpoint_id, at);
+    deliveries.postpone(job->due.event_id, job->due.endpoint_id, at, clock.now_ms());
     finish_job(*job);
   }
 
@@ -364,10 +374,10 @@ struct Deliverer::Impl {
 
   void check_breaker(const std::shared_ptr<Job>& job) {
     deliveries.breaker(job->endpoint.id, [this, job](Result<std::string> text) {
-      if (!text) return wait(job, wall_ms() + 1000);
+      if (!text) return wait(job, clock.now_ms() + 1000);
       delivery::BreakerState state = delivery::decode(text.value());
       const delivery::BreakerState before = state;
-      const Millis now = wall_ms();
+      const Millis now = clock.now_ms();
       const delivery::PermitResult p = delivery::permit(state, breaker_config, now);
       if (p.permit == delivery::Permit::wait) return wait(job, std::max(p.retry_at_ms, now + 1));
       job->permit = p.permit;
@@ -378,7 +388,7 @@ struct Deliverer::Impl {
       // The probe: claimed by compare-and-set, so exactly one worker gets it.
       const std::string next = delivery::encode(state);
       deliveries.set_breaker(job->endpoint.id, text.value(), next, [this, job, next](Result<bool> won) {
-        if (!won || !won.value()) return wait(job, wall_ms() + 100);
+        if (!won || !won.value()) return wait(job, clock.now_ms() + 100);
         job->breaker_text = next;
         attempt(job);
       });
@@ -386,7 +396,7 @@ struct Deliverer::Impl {
   }
 
   void attempt(const std::shared_ptr<Job>& job) {
-    const Millis now = wall_ms();
+    const Millis now = clock.now_ms();
     const std::int64_t ts = now / 1000;
     const std::vector<std::string> secrets = delivery::signing_secrets(job->endpoint, now);
     http::ClientRequest req;
@@ -406,7 +416,7 @@ struct Deliverer::Impl {
 
   void on_answer(const std::shared_ptr<Job>& job, Millis started, http::ClientResponse r) {
     if (stopped) return finish_job(*job);  // aborted by the shutdown: the lease runs out
-    const Millis now = wall_ms();
+    const Millis now = clock.now_ms();
     seconds.observe(static_cast<double>(r.elapsed_ms) / 1000.0);
     const bool ok = r.error.empty() && r.status >= 200 && r.status < 300;
     std::optional<Millis> retry_after;
@@ -457,8 +467,10 @@ struct Deliverer::Impl {
                                     {"status", static_cast<std::int64_t>(r.status)},
                                     {"error", r.error},
                                     {"ms", static_cast<std::int64_t>(r.elapsed_ms)}});
+    // Written only over the record as claimed: if the lease ran out and another worker made the
+    // attempt meanwhile, or the delivery was replayed, theirs stands.
     deliveries.update(job->due.event_id, job->due.endpoint_id, delivery::to_json(rec), due,
-                      [this, job](Result<bool>) { finish_job(*job); });
+                      job->due.record, [this, job](Result<bool>) { finish_job(*job); });
   }
 
   // Read-modify-write of the shared breaker state; a lost race re-reads (a few times).
@@ -467,7 +479,7 @@ struct Deliverer::Impl {
       if (!text) return;
       delivery::BreakerState s = delivery::decode(text.value());
       const delivery::BreakerState before = s;
-      delivery::record(s, breaker_config, permit, ok, wall_ms());
+      delivery::record(s, breaker_config, permit, ok, clock.now_ms());
       if (s == before) return;
       deliveries.set_breaker(endpoint_id, text.value(), delivery::encode(s),
                              [this, endpoint_id, permit, ok, tries](Result<bool> won) {
@@ -514,7 +526,10 @@ struct Deliverer::Impl {
   Status start() {
     redis.on_connection([this](bool up) {
       log::info(up ? "redis connected" : "redis disconnected", {{"redis", config.redis_url}});
-      if (up) refresh_endpoints();
+      if (up) {
+        refresh_endpoints();
+        clock.sync([this] { update_intake(); });
+      }
       update_intake();
     });
     sink_owner->on_state_change([this](bool) { update_intake(); });
@@ -534,6 +549,7 @@ struct Deliverer::Impl {
     timers.every(kEndpointsEveryMs, [this] { refresh_endpoints(); });
     timers.every(kSendEveryMs, [this] { send_tick(); });
     timers.every(kGaugesEveryMs, [this] { update_gauges(); });
+    timers.every(kClockSyncEveryMs, [this] { clock.sync([this] { update_intake(); }); });
     log::info("deliver started", {{"intake", describe_intake(config, Role::deliver)},
                                   {"endpoints_refresh_ms", static_cast<std::int64_t>(kEndpointsEveryMs)}});
     return Status::success();
@@ -542,6 +558,12 @@ struct Deliverer::Impl {
   void shutdown() noexcept {
     if (draining) return;
     draining = true;
+    timers.after(kShutdownLimitMs, [] {
+      log::warn("shutdown limit reached; exiting (attempts in flight are made again after "
+                "their lease)");
+      std::fflush(nullptr);
+      std::_Exit(0);
+    });
     timers.after(kShutdownMs, [this] { close_all(); });
     source().stop([this] {
       if (attempts_in_flight == 0) close_all();

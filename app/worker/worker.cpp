@@ -13,6 +13,7 @@
 
 #include "app/commands.hpp"
 #include "app/impl/brokers.hpp"
+#include "app/impl/redis_clock.hpp"
 #include "app/worker/background.hpp"
 #include "app/worker/pipeline.hpp"
 #include "app/worker/redis_ports.hpp"
@@ -76,12 +77,10 @@ struct Worker::Impl {
   const SagaDefinition& definition;
   const std::string consumer = consumer_name();
   metrics::Registry registry;
-  SkewedClock host_clock{host_clock_skew_ms()};
-  SyncedClock clock{host_clock};  // Redis' clock, read through the host's
-  bool clock_request = false;
   UvTimers timers;
 
   store::RedisClient redis;
+  RedisClock clock{redis, host_clock_skew_ms()};  // Redis' clock, read through the host's
   store::SagaStore sagas;
   store::Outbox outbox;
   store::Deadlines deadlines;
@@ -228,7 +227,7 @@ struct Worker::Impl {
   Status start() {
     redis.on_connection([this](bool up) {
       log::info(up ? "redis connected" : "redis disconnected", {{"redis", config.redis_url}});
-      if (up) sync_clock();
+      if (up) clock.sync([this] { update_intake(); });
       update_intake();
     });
     sink.on_state_change([this](bool up) {
@@ -276,7 +275,7 @@ struct Worker::Impl {
     timers.every(relay_every_ms(config), [this] {
       if (!draining && redis.connected() && sink.connected()) relay.tick();
     });
-    timers.every(kClockSyncEveryMs, [this] { sync_clock(); });
+    timers.every(kClockSyncEveryMs, [this] { clock.sync([this] { update_intake(); }); });
     timers.every(kStatsEveryMs, [this] {
       if (!redis.connected()) return;
       sagas.status_counts([this](Result<std::map<std::string, std::int64_t>> counts) {
@@ -301,28 +300,6 @@ struct Worker::Impl {
                                  {"prefetch", config.prefetch},
                                  {"partitions", config.redis_partitions}});
     return Status::success();
-  }
-
-  // Deadlines are written by workers and claimed by Redis scripts that compare them with Redis
-  // TIME: the worker's clock follows Redis' (offset from a TIME read, half the round trip).
-  void sync_clock() {
-    if (clock_request || !redis.connected()) return;
-    clock_request = true;
-    const Millis sent = host_clock.now_ms();
-    redis.command({"TIME"}, [this, sent](Result<store::Reply> r) {
-      clock_request = false;
-      std::int64_t s = 0, us = 0;
-      if (!r || !r->is_array() || r->elements.size() != 2 || !r->elements[0].as_int(s) ||
-          !r->elements[1].as_int(us)) {
-        return;  // Redis away: the last offset holds; the next tick tries again
-      }
-      const bool first = !clock.synced();
-      clock.observe(s * 1000 + us / 1000, sent, host_clock.now_ms());
-      if (first) {
-        log::info("clock synced to Redis TIME", {{"offset_ms", clock.offset_ms()}});
-        update_intake();
-      }
-    });
   }
 
   // Drain: the source stops taking deliveries and waits for the in-flight ones to be settled
