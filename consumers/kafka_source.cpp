@@ -196,6 +196,7 @@ struct KafkaSource::Impl {
   void arm_hold_timer();
   void apply_flow();
   bool window_full() const;
+  std::size_t span_cap() const;  // records tracked per partition at most (settled or not)
   void settle(std::uint64_t tag, Verdict verdict);
   void finish_slot(Track& t, Slot& s);
   void advance(Track& t);
@@ -501,6 +502,14 @@ bool KafkaSource::Impl::read_partitions() {
     Track& t = *tracks_[i];
     i = (i + 1) % count;
     if (t.dry) continue;
+    // A partition whose oldest record is still unsettled keeps the settled ones behind it
+    // (their offsets cannot be committed past it): past the span cap it is not read until that
+    // record settles, so memory never grows with what is settled behind a stuck one.
+    if (t.window.size() >= span_cap()) {
+      t.dry = true;
+      --live;
+      continue;
+    }
     rd_kafka_message_t* m = rd_kafka_consume_queue(t.queue, 0);
     if (m == nullptr) {
       t.dry = true;
@@ -619,6 +628,7 @@ void KafkaSource::Impl::on_message(rd_kafka_message_t* m, Track* known) {
     t->window.push_back(s);
     ready_.push_back(tag);
   }
+  stats_.largest_span = std::max<std::uint64_t>(stats_.largest_span, t->window.size());
 }
 
 void KafkaSource::Impl::release_due() {
@@ -670,6 +680,10 @@ void KafkaSource::Impl::dispatch() {
     handler_(d);  // may settle, pause, stop; s may be gone afterwards
   }
   dispatching_ = false;
+}
+
+std::size_t KafkaSource::Impl::span_cap() const {
+  return std::max<std::size_t>(1024, 16 * max_in_flight_);
 }
 
 bool KafkaSource::Impl::window_full() const {

@@ -108,6 +108,7 @@ class KafkaSource final : public Source {
     std::uint64_t dead_lettered = 0;
     std::uint64_t offsets_stored = 0;  // rd_kafka_offsets_store calls
     std::uint64_t rebalances = 0;
+    std::uint64_t largest_span = 0;  // most records tracked at once for one partition
   };
   const Stats& stats() const noexcept;
 
