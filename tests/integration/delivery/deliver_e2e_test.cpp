@@ -443,3 +443,48 @@ TEST_CASE("deliver -> webhook: the ingress accepts what deliver sends, and the e
   ingress.signal(SIGTERM);
   CHECK(ingress.wait_for(10s) == 0);
 }
+
+TEST_CASE("deliver on Kafka: group sagaflow-deliver, every event delivered once per endpoint",
+          "[deliver][e2e][kafka]") {
+  sagaflow::testing::KafkaMock kafka(1);
+  for (const char* t : {"sagaflow.events", "sagaflow.commands", "sagaflow.dead",
+                        "sagaflow.retry.sagaflow-saga", "sagaflow.retry.sagaflow-participants",
+                        "sagaflow.retry.sagaflow-deliver"})
+    kafka.create_topic(t, 4);
+  RedisServer redis;
+  WebhookReceiver rx;
+  sagaflow::e2e::Env env = {{"SAGAFLOW_BROKER", "kafka"},
+                            {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+                            {"SAGAFLOW_REDIS_URL", redis.url()},
+                            {"SAGAFLOW_METRICS_ADDR", "0"},
+                            {"SAGAFLOW_DELIVERY_ALLOW_PRIVATE", "1"},
+                            {"SAGAFLOW_LOG_LEVEL", "warn"}};
+  const auto add = run_cli({"endpoints", "add", "--url", rx.url("/k"), "--events", "order.*"},
+                           env, 20s);
+  REQUIRE(add.code == 0);
+  auto deliver_env = env;
+  deliver_env.back().second = "info";
+  Process deliver({sagaflow_binary(), "deliver"}, deliver_env, false);
+  REQUIRE(wait_until(
+      [&] { return deliver.read_stderr().find("endpoints loaded") != std::string::npos; }, 20s,
+      50ms));
+  const auto gen = sagaflow::e2e::generate_orders("kd", 50, 3);
+  TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
+  const auto pub = run_cli({"publish", "--file", file.path}, env, 60s);
+  INFO(pub.err);
+  REQUIRE(pub.code == 0);
+  // Then each of the 50 events arrives (the consumer group joins, then reads from the start)
+  const bool all = wait_until(
+      [&] {
+        std::set<std::string> ids;
+        for (const auto& r : rx.requests()) ids.insert(r.header("webhook-id"));
+        return ids.size() == 50;
+      },
+      60s);
+  INFO("deliver stderr: " << tail(deliver.read_stderr(), 2000));
+  REQUIRE(all);
+  std::this_thread::sleep_for(1s);
+  CHECK(rx.count() == 50);
+  deliver.signal(SIGTERM);
+  CHECK(deliver.wait_for(10s) == 0);
+}
