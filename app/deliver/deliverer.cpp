@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -50,6 +51,13 @@ constexpr Millis kClockSyncEveryMs = 2000;
 constexpr Millis kRecordRetryMs = 500;      // Redis failed while recording an event
 constexpr std::size_t kMaxPerEndpoint = 16;  // concurrent attempts per endpoint
 constexpr std::size_t kMaxInFlight = 1024;   // concurrent attempts in all
+// Claimed deliveries waiting in memory for a slot of their endpoint: at most what the endpoint
+// gets through in kQueueBudgetMs at its observed latency (16 slots / latency), so a claim's
+// lease (timeout + kLeaseMarginMs) covers the wait; beyond that they wait in Redis.
+constexpr Millis kQueueBudgetMs = 10000;
+constexpr Millis kLeaseMarginMs = 20000;
+constexpr std::size_t kMaxQueuedPerEndpoint = 4096;
+constexpr std::size_t kMaxQueued = 16384;  // all endpoints
 constexpr Millis kShutdownMs = 7000;
 constexpr Millis kShutdownLimitMs = 9300;  // exit 0 within SIGTERM's 10 s in every case
 
@@ -103,7 +111,15 @@ struct Deliverer::Impl {
   int next_partition = 0;
   bool claiming = false;
   std::size_t attempts_in_flight = 0;
-  std::unordered_map<std::string, std::size_t> active;  // jobs per endpoint (claimed, not done)
+  std::size_t writes_in_flight = 0;  // outcomes being written (the drain waits for them)
+  struct Job;
+  struct Lane {
+    std::size_t active = 0;  // jobs started (rate limit, breaker, attempt), not done
+    std::deque<std::shared_ptr<Job>> queued;  // claimed, waiting for a slot
+    double latency_ms = 1000;  // moving average of its attempts (pessimistic until measured)
+  };
+  std::unordered_map<std::string, Lane> lanes;  // by endpoint id
+  std::size_t queued_total = 0;
 
   metrics::Counter& delivered;
   metrics::Counter& failed_attempt;
@@ -286,7 +302,8 @@ struct Deliverer::Impl {
 
   void send_tick() {
     if (draining || claiming || !redis.connected() || !endpoints_known || !clock.synced()) return;
-    const std::size_t room = kMaxInFlight > attempts_in_flight ? kMaxInFlight - attempts_in_flight : 0;
+    const std::size_t held = attempts_in_flight + queued_total;
+    const std::size_t room = kMaxQueued > held ? std::min(kMaxQueued - held, kMaxInFlight) : 0;
     if (room == 0) return;
     claiming = true;
     const int partitions = deliveries.partitions();
@@ -294,7 +311,7 @@ struct Deliverer::Impl {
     const int per = static_cast<int>(std::max<std::size_t>(1, room / static_cast<std::size_t>(partitions)));
     for (int i = 0; i < partitions; ++i) {
       const int p = (next_partition + i) % partitions;
-      deliveries.claim_due(p, per, config.delivery_timeout_ms + 10000,
+      deliveries.claim_due(p, per, config.delivery_timeout_ms + kLeaseMarginMs,
                            [this, left](Result<std::vector<store::DueDelivery>> r) {
                              if (r) {
                                for (auto& due : r.value()) process(std::move(due));
@@ -338,16 +355,29 @@ struct Deliverer::Impl {
       deliveries.postpone(due.event_id, due.endpoint_id, now + kDisabledWaitMs, now);
       return;
     }
-    std::size_t& busy = active[due.endpoint_id];
-    if (busy >= kMaxPerEndpoint) {  // its pool is full: it waits, the others go on
-      deliveries.postpone(due.event_id, due.endpoint_id, now + kPoolFullWaitMs, now);
-      return;
-    }
-    ++busy;
     auto job = std::make_shared<Job>();
     job->due = std::move(due);
     job->record = std::move(rec.value());
     job->endpoint = it->second;
+    Lane& lane = lanes[job->endpoint.id];
+    if (lane.active < kMaxPerEndpoint) return start_job(job);
+    // Its slots are busy: wait in memory if the endpoint gets through its queue well within the
+    // lease, else in Redis (a slow or hanging endpoint keeps few claimed; the others go on).
+    const std::size_t cap = std::clamp<std::size_t>(
+        static_cast<std::size_t>(static_cast<double>(kMaxPerEndpoint) *
+                                 static_cast<double>(kQueueBudgetMs) /
+                                 std::max(1.0, lane.latency_ms)),
+        0, kMaxQueuedPerEndpoint);
+    if (lane.queued.size() < cap) {
+      lane.queued.push_back(std::move(job));
+      ++queued_total;
+      return;
+    }
+    deliveries.postpone(job->due.event_id, job->due.endpoint_id, now + kPoolFullWaitMs, now);
+  }
+
+  void start_job(const std::shared_ptr<Job>& job) {
+    ++lanes[job->endpoint.id].active;
     ++attempts_in_flight;  // held from here: a job is always finished by finish_job()
     if (job->endpoint.plan.empty()) return check_breaker(job);
     const RatePlan* plan = config.find_plan(job->endpoint.plan);
@@ -366,13 +396,38 @@ struct Deliverer::Impl {
   }
 
   void finish_job(const Job& job) {
-    if (auto it = active.find(job.endpoint.id); it != active.end() && --it->second == 0)
-      active.erase(it);
     if (attempts_in_flight > 0) --attempts_in_flight;
-    if (draining && attempts_in_flight == 0) close_all();
+    if (auto it = lanes.find(job.endpoint.id); it != lanes.end()) {
+      Lane& lane = it->second;
+      if (lane.active > 0) --lane.active;
+      if (!lane.queued.empty() && !draining) {
+        auto next = std::move(lane.queued.front());
+        lane.queued.pop_front();
+        --queued_total;
+        start_job(next);
+      } else if (lane.active == 0 && lane.queued.empty()) {
+        lanes.erase(it);
+      }
+    }
+    if (draining && attempts_in_flight == 0 && writes_in_flight == 0) close_all();
   }
 
+  // A closed circuit without failures, as read less than kBreakerFreshMs ago, is not read again
+  // for every attempt (another worker that opens it is seen within that time).
+  struct BreakerSeen {
+    Millis at = 0;
+    std::string text;
+  };
+  std::unordered_map<std::string, BreakerSeen> breaker_seen;
+  static constexpr Millis kBreakerFreshMs = 200;
+
   void check_breaker(const std::shared_ptr<Job>& job) {
+    if (auto it = breaker_seen.find(job->endpoint.id);
+        it != breaker_seen.end() && clock.now_ms() - it->second.at < kBreakerFreshMs) {
+      job->permit = delivery::Permit::attempt;
+      job->breaker_text = it->second.text;
+      return attempt(job);
+    }
     deliveries.breaker(job->endpoint.id, [this, job](Result<std::string> text) {
       if (!text) return wait(job, clock.now_ms() + 1000);
       delivery::BreakerState state = delivery::decode(text.value());
@@ -383,6 +438,9 @@ struct Deliverer::Impl {
       job->permit = p.permit;
       if (state == before) {
         job->breaker_text = text.value();
+        if (state.circuit == delivery::Circuit::closed && state.failures == 0) {
+          breaker_seen[job->endpoint.id] = BreakerSeen{now, text.value()};
+        }
         return attempt(job);
       }
       // The probe: claimed by compare-and-set, so exactly one worker gets it.
@@ -418,6 +476,12 @@ struct Deliverer::Impl {
     if (stopped) return finish_job(*job);  // aborted by the shutdown: the lease runs out
     const Millis now = clock.now_ms();
     seconds.observe(static_cast<double>(r.elapsed_ms) / 1000.0);
+    if (auto it = lanes.find(job->endpoint.id); it != lanes.end()) {
+      // A timeout counts as the whole timeout: a hanging endpoint keeps its queue short.
+      const double ms = r.timed_out ? static_cast<double>(config.delivery_timeout_ms)
+                                    : static_cast<double>(std::max<Millis>(1, r.elapsed_ms));
+      it->second.latency_ms = 0.8 * it->second.latency_ms + 0.2 * ms;
+    }
     const bool ok = r.error.empty() && r.status >= 200 && r.status < 300;
     std::optional<Millis> retry_after;
     if (r.error.empty() && (r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
@@ -469,12 +533,20 @@ struct Deliverer::Impl {
                                     {"ms", static_cast<std::int64_t>(r.elapsed_ms)}});
     // Written only over the record as claimed: if the lease ran out and another worker made the
     // attempt meanwhile, or the delivery was replayed, theirs stands.
+    ++writes_in_flight;
     deliveries.update(job->due.event_id, job->due.endpoint_id, delivery::to_json(rec), due,
-                      job->due.record, [this, job](Result<bool>) { finish_job(*job); });
+                      job->due.record, [this](Result<bool>) {
+                        --writes_in_flight;
+                        if (draining && attempts_in_flight == 0 && writes_in_flight == 0)
+                          close_all();
+                      });
+    finish_job(*job);  // the slot is free once the answer is in
   }
 
   // Read-modify-write of the shared breaker state; a lost race re-reads (a few times).
   void record_breaker(const std::string& endpoint_id, delivery::Permit permit, bool ok, int tries) {
+    if (!ok) breaker_seen.erase(endpoint_id);
+    if (ok && permit == delivery::Permit::attempt && breaker_seen.count(endpoint_id) != 0) return;
     deliveries.breaker(endpoint_id, [this, endpoint_id, permit, ok, tries](Result<std::string> text) {
       if (!text) return;
       delivery::BreakerState s = delivery::decode(text.value());
@@ -566,7 +638,7 @@ struct Deliverer::Impl {
     });
     timers.after(kShutdownMs, [this] { close_all(); });
     source().stop([this] {
-      if (attempts_in_flight == 0) close_all();
+      if (attempts_in_flight == 0 && writes_in_flight == 0) close_all();
     });
   }
 
