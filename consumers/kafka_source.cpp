@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 
+#include "consumers/copy_plan.hpp"
 #include "core/log.hpp"
 #include "producers/impl/uv_helpers.hpp"
 
@@ -55,14 +56,6 @@ std::int64_t unix_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// One line: newlines and other control characters become spaces.
-std::string one_line(std::string_view s) {
-  std::string out(s.substr(0, 1000));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  return out;
-}
 
 // A decimal integer header value; fallback if absent or not a number.
 std::int64_t parse_int(std::string_view s, std::int64_t fallback) {
@@ -742,12 +735,7 @@ void KafkaSource::Impl::settle(std::uint64_t tag, Verdict verdict) {
                {{"source", options_.name}, {"tag", tag}});
     return;
   }
-  if (verdict.kind == Verdict::Kind::retry && retries_exhausted(options_.retry, s->attempt)) {
-    verdict =
-        Verdict::dead_letter(Errc::retries_exhausted,
-                             fmt::format("{} after {} attempts: {}", reason_code(verdict.reason),
-                                         s->attempt, verdict.detail));
-  }
+  verdict = effective_verdict(options_.retry, s->attempt, std::move(verdict));
   if (verdict.kind == Verdict::Kind::ack) {
     stats_.acked++;
     finish_slot(*t, *s);
@@ -759,9 +747,7 @@ void KafkaSource::Impl::settle(std::uint64_t tag, Verdict verdict) {
   if (verdict.kind == Verdict::Kind::retry) {
     const RetryPlan plan = plan_retry(options_.retry, s->attempt, next_random());
     m.exchange = retry_topic_;
-    m.headers.push_back(
-        Header{std::string(topology::kHeaderAttempts), std::int64_t{s->attempt} + 1});
-    m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
+    add_retry_headers(m.headers, s->attempt, route);
     m.headers.push_back(Header{std::string(topology::kHeaderNotBefore), unix_ms() + plan.delay_ms});
     stats_.retried++;
     log::debug("retrying delivery", {{"source", options_.name},
@@ -771,11 +757,7 @@ void KafkaSource::Impl::settle(std::uint64_t tag, Verdict verdict) {
                                      {"reason", reason_code(verdict.reason)}});
   } else {
     m.exchange = options_.dead_letter_topic;
-    m.headers.push_back(
-        Header{std::string(topology::kHeaderError), std::string(reason_code(verdict.reason))});
-    m.headers.push_back(Header{std::string(topology::kHeaderDetail), one_line(verdict.detail)});
-    m.headers.push_back(Header{std::string(topology::kHeaderAttempts), std::int64_t{s->attempt}});
-    m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
+    add_dead_letter_headers(m.headers, verdict, s->attempt, route);
     stats_.dead_lettered++;
     log::info("dead-lettering delivery", {{"source", options_.name},
                                           {"message_id", s->message_id},

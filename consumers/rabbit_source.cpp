@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "consumers/copy_plan.hpp"
 #include "core/log.hpp"
 #include "producers/impl/amqp_link.hpp"
 #include "producers/impl/uv_helpers.hpp"
@@ -64,14 +65,6 @@ std::int64_t int_value(const amqp_field_value_t& v, std::int64_t fallback) {
   }
 }
 
-// One line: newlines and other control characters become spaces.
-std::string one_line(std::string_view s) {
-  std::string out(s.substr(0, 1000));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -389,12 +382,7 @@ void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
               {{"link", options_.name}, {"tag", amqp_tag}});
     return;
   }
-  if (verdict.kind == Verdict::Kind::retry && retries_exhausted(options_.retry, e->attempt)) {
-    verdict =
-        Verdict::dead_letter(Errc::retries_exhausted,
-                             fmt::format("{} after {} attempts: {}", reason_code(verdict.reason),
-                                         e->attempt, verdict.detail));
-  }
+  verdict = effective_verdict(options_.retry, e->attempt, std::move(verdict));
   if (verdict.kind == Verdict::Kind::ack) {
     stats_.acked++;
     mark_ack_ready(*e);
@@ -413,9 +401,7 @@ void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
     m.exchange = topology::retry_tier_name(plan.tier_ms);
     m.routing_key = options_.queue;
     m.expiration_ms = plan.delay_ms;
-    m.headers.push_back(
-        Header{std::string(topology::kHeaderAttempts), std::int64_t{e->attempt} + 1});
-    m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
+    add_retry_headers(m.headers, e->attempt, route);
     stats_.retried++;
     log::debug("retrying delivery", {{"link", options_.name},
                                      {"message_id", e->message_id},
@@ -425,11 +411,7 @@ void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
   } else {
     m.exchange = options_.dead_letter_exchange;
     m.routing_key = route;
-    m.headers.push_back(
-        Header{std::string(topology::kHeaderError), std::string(reason_code(verdict.reason))});
-    m.headers.push_back(Header{std::string(topology::kHeaderDetail), one_line(verdict.detail)});
-    m.headers.push_back(Header{std::string(topology::kHeaderAttempts), std::int64_t{e->attempt}});
-    m.headers.push_back(Header{std::string(topology::kHeaderOriginalRoute), route});
+    add_dead_letter_headers(m.headers, verdict, e->attempt, route);
     stats_.dead_lettered++;
     log::info("dead-lettering delivery", {{"link", options_.name},
                                           {"message_id", e->message_id},

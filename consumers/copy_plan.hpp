@@ -1,0 +1,29 @@
+#pragma once
+// What settling a delivery sends, the same on both brokers (CONTRACT.md sections 4 and 6): the
+// verdict after the attempt limit (a retry past max_attempts becomes a dead letter,
+// retries_exhausted), and the x-sagaflow-* headers a retry or dead-letter copy carries. Each
+// source adds only its broker's part (RabbitMQ: the delay tier and expiration; Kafka: the retry
+// topic and a not-before header).
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "consumers/retry_policy.hpp"
+#include "consumers/source.hpp"
+#include "producers/sink.hpp"
+
+namespace sagaflow {
+
+// The verdict that applies to a delivery at `attempt` (1-based).
+Verdict effective_verdict(const RetryPolicy& policy, int attempt, Verdict verdict);
+
+// A retry copy: attempts = attempt + 1, the original route kept.
+void add_retry_headers(std::vector<Header>& headers, int attempt, std::string_view route);
+// A dead-letter copy: the reason code, one line of detail, the attempts made, the route.
+void add_dead_letter_headers(std::vector<Header>& headers, const Verdict& verdict, int attempt,
+                             std::string_view route);
+
+// Newlines and other control characters become spaces; at most 1,000 bytes.
+std::string one_line(std::string_view s);
+
+}  // namespace sagaflow

@@ -1,0 +1,61 @@
+// The settle plan both sources share: the attempt limit and the headers of the copies.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <string>
+#include <variant>
+
+#include "consumers/copy_plan.hpp"
+
+using namespace sagaflow;
+
+namespace {
+std::map<std::string, std::string> as_map(const std::vector<Header>& hs) {
+  std::map<std::string, std::string> m;
+  for (const auto& h : hs) {
+    if (const auto* i = std::get_if<std::int64_t>(&h.value)) {
+      m[h.key] = std::to_string(*i);
+    } else {
+      m[h.key] = std::get<std::string>(h.value);
+    }
+  }
+  return m;
+}
+}  // namespace
+
+TEST_CASE("a retry past the attempt limit becomes a dead letter, retries_exhausted",
+          "[consumers][copy]") {
+  RetryPolicy p;
+  p.max_attempts = 3;
+  const Verdict early = effective_verdict(p, 2, Verdict::retry(Errc::rejected, "not yet"));
+  CHECK(early.kind == Verdict::Kind::retry);
+  const Verdict last = effective_verdict(p, 3, Verdict::retry(Errc::rejected, "not yet"));
+  CHECK(last.kind == Verdict::Kind::dead_letter);
+  CHECK(last.reason == Errc::retries_exhausted);
+  CHECK(last.detail == "rejected after 3 attempts: not yet");
+  // Acks and dead letters are what they are, at any attempt
+  CHECK(effective_verdict(p, 9, Verdict::ack()).kind == Verdict::Kind::ack);
+  CHECK(effective_verdict(p, 9, Verdict::dead_letter(Errc::malformed_json, "x")).reason ==
+        Errc::malformed_json);
+}
+
+TEST_CASE("copies carry the contract's headers", "[consumers][copy]") {
+  std::vector<Header> retry;
+  add_retry_headers(retry, 2, "order.created");
+  CHECK(as_map(retry) == std::map<std::string, std::string>{
+                             {"x-sagaflow-attempts", "3"},
+                             {"x-sagaflow-original-route", "order.created"}});
+  std::vector<Header> dead;
+  add_dead_letter_headers(dead, Verdict::dead_letter(Errc::invalid_event, "bad\ntotal\r\n"), 4,
+                          "payment.completed");
+  CHECK(as_map(dead) == std::map<std::string, std::string>{
+                            {"x-sagaflow-error", "invalid_event"},
+                            {"x-sagaflow-detail", "bad total  "},
+                            {"x-sagaflow-attempts", "4"},
+                            {"x-sagaflow-original-route", "payment.completed"}});
+}
+
+TEST_CASE("details are one line of at most 1,000 bytes", "[consumers][copy]") {
+  CHECK(one_line("a\tb\nc") == "a b c");
+  CHECK(one_line(std::string(5000, 'x')).size() == 1000);
+}
