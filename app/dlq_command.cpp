@@ -35,8 +35,9 @@
 namespace sagaflow::app {
 namespace {
 
-constexpr const char* kDeadQueue = "sagaflow.dead";
-constexpr const char* kEventsExchange = "sagaflow.events";
+// NUL-terminated: the names are string literals.
+constexpr const char* kDeadQueue = topology::kDeadQueue.data();
+constexpr const char* kEventsExchange = topology::kEventsExchange.data();
 
 std::string header_text(const amqp_basic_properties_t& props, std::string_view name) {
   if ((props._flags & AMQP_BASIC_HEADERS_FLAG) == 0) return {};

@@ -20,6 +20,7 @@
 #include "core/envelope.hpp"
 #include "store/parking.hpp"
 #include "store/saga_store.hpp"
+#include "topology/names.hpp"
 
 namespace sagaflow::app {
 namespace {
@@ -74,7 +75,7 @@ int run_status(const Config& config, bool json) {
     kafka.brokers = config.kafka_brokers;
     if (auto depth = kafka_dlq_depth(kafka); depth) dead = depth.value();
   } else if (auto amqp = AmqpSession::open(config.amqp); amqp) {
-    if (auto depth = amqp.value()->queue_depth("sagaflow.dead"); depth) dead = depth.value();
+    if (auto depth = amqp.value()->queue_depth(std::string(topology::kDeadQueue)); depth) dead = depth.value();
   }
   for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed", "parked"})
     counts.try_emplace(s, 0);

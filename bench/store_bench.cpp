@@ -4,7 +4,6 @@
 // fixed number of calls in flight on one pipelined connection:
 //   set_nx      SET key 1 NX EX 86400        (a bare dedup mark: the baseline)
 //   apply       apply.lua: new saga, one outbox command, a deadline, counters, dedup mark
-//   mark_done   apply.lua in mark mode (an ignored event)
 //   rate_limit  gcra.lua on 1000 stores
 // and prints ops/s and the ratio to set_nx.
 //
@@ -167,11 +166,7 @@ int main(int argc, char** argv) {
         store.apply(
             req, [done](Result<ApplyOutcome> r) { done(r.ok() && r->kind == ApplyKind::applied); });
       }));
-      phases.push_back(run_phase(&loop, "mark_done", n, in_flight, [&](long i, auto done) {
-        store.mark_done(
-            OrderId{fmt::format("ord_{}", i)}, EventId{fmt::format("ign_{}", i)}, 1,
-            [done](Result<ApplyOutcome> r) { done(r.ok() && r->kind == ApplyKind::marked); });
-      }));
+
       phases.push_back(run_phase(&loop, "rate_limit", n, in_flight, [&](long i, auto done) {
         limiter.admit_with(StoreId{fmt::format("store_{}", i % 1000)}, plan,
                            [done](Result<Admission> r) { done(r.ok()); });

@@ -15,7 +15,7 @@ Error script_error(std::string_view what, const Reply& r) {
   return make_error(Errc::internal, fmt::format("{}: unexpected reply: {}", what, r.str));
 }
 
-// {"applied", v, ids...} | {"marked"|"duplicate"|"conflict", v}
+// {"applied", v, ids...} | {"duplicate"|"conflict", v}
 Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
   if (!r.ok()) return std::move(r).error();
   const Reply& reply = r.value();
@@ -30,8 +30,6 @@ Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
     out.kind = ApplyKind::duplicate;
   } else if (kind == "conflict") {
     out.kind = ApplyKind::conflict;
-  } else if (kind == "marked") {
-    out.kind = ApplyKind::marked;
   } else {
     return script_error("apply.lua", reply);
   }
@@ -108,32 +106,6 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   }
   args.push_back(req.store_id.str());
   args.push_back(std::to_string(req.parked_at));
-  redis_.eval(
-      apply_script_, std::move(keys), std::move(args),
-      [p, done = std::move(done)](Result<Reply> r) { done(parse_apply(std::move(r), p)); },
-      options_.timeout_ms);
-}
-
-void SagaStore::mark_done(const OrderId& order, const EventId& event, std::int64_t expected_version,
-                          ApplyCallback done) {
-  const int p = keyspace_.partition_of(order);
-  const bool dedup = !event.empty() && options_.dedup_ttl_s > 0;
-  std::vector<std::string> keys{Keyspace::saga_key(p, order),   Keyspace::dedup_key(p, event),
-                                Keyspace::outbox_key(p),        Keyspace::deadlines_key(p),
-                                Keyspace::stats_key(p),         Keyspace::parked_key(p, StoreId()),
-                                Keyspace::parked_stores_key(p), Keyspace::parked_leases_key(p)};
-  std::vector<std::string> args{"mark",
-                                std::to_string(expected_version < 0 ? -1 : expected_version),
-                                std::to_string(dedup ? options_.dedup_ttl_s : 0),
-                                order.str(),
-                                "",
-                                "",
-                                "0",
-                                "0",
-                                "0",
-                                std::string(kOutboxGroup),
-                                options_.consumer,
-                                "0"};
   redis_.eval(
       apply_script_, std::move(keys), std::move(args),
       [p, done = std::move(done)](Result<Reply> r) { done(parse_apply(std::move(r), p)); },

@@ -10,7 +10,6 @@
 // - duplicate: the event id was applied before (within the dedup TTL); nothing changed.
 // - conflict:  the saga's version is not expected_version (another worker won); nothing
 //              changed; `version` is the current one: re-load, re-run the step, re-apply.
-// - marked:    mark_done() recorded the event id without a state change.
 // Errors: unavailable / timeout (Redis down, frozen or slow: transient; a timed-out apply may
 // or may not have happened: re-delivery then finds it duplicate, and the outbox relay
 // re-sends its commands); internal (a script failure: a bug).
@@ -56,7 +55,7 @@ struct ApplyRequest {
   Millis parked_at = 0;            // when new_status is "parked": its place in the queue
 };
 
-enum class ApplyKind : std::uint8_t { applied, duplicate, conflict, marked };
+enum class ApplyKind : std::uint8_t { applied, duplicate, conflict };
 
 struct ApplyOutcome {
   ApplyKind kind = ApplyKind::applied;
@@ -86,10 +85,6 @@ class SagaStore final {
 
   void load(const OrderId& order, LoadCallback done);
   void apply(const ApplyRequest& request, ApplyCallback done);
-  // Records event_id as done without changing the saga (an ignored event). With
-  // expected_version >= 0 the saga's version is checked too (conflict when it moved on).
-  void mark_done(const OrderId& order, const EventId& event, std::int64_t expected_version,
-                 ApplyCallback done);
   // Sagas per status, summed over all partitions (confirmed / failed are cumulative counts).
   void status_counts(StatsCallback done);
 

@@ -10,12 +10,13 @@
 #include "app/worker/order_lanes.hpp"
 #include "core/log.hpp"
 #include "sagas/engine.hpp"
+#include "topology/names.hpp"
 
 namespace sagaflow::app {
 
 namespace {
-constexpr std::string_view kCommandsExchange = "sagaflow.commands";
-constexpr std::string_view kEventsExchange = "sagaflow.events";
+using topology::kCommandsExchange;
+using topology::kEventsExchange;
 constexpr Millis kMinBackoffMs = 50;
 constexpr Millis kMaxBackoffMs = 2000;
 }  // namespace

@@ -32,7 +32,6 @@ void RedisSagaRepository::commit(const Commit& c, std::function<void(Result<Comm
     out.partition = r->partition;
     switch (r->kind) {
       case store::ApplyKind::applied:
-      case store::ApplyKind::marked:
         out.outcome = CommitOutcome::applied;
         break;
       case store::ApplyKind::duplicate:

@@ -8,8 +8,8 @@
 -- KEYS[6] parked zset    sagaflow:{p}:parked:<store_id>  member order_id, score = parked at (ms)
 -- KEYS[7] parked stores  sagaflow:{p}:parked_stores      hash store_id -> parked count
 -- KEYS[8] parked leases  sagaflow:{p}:parked_leases      zset order_id -> lease end (ms)
--- ARGV[1]  mode: "apply" (change the saga) or "mark" (only record the event as done)
--- ARGV[2]  expected version (0 = no saga yet; -1 = do not check, "mark" only)
+-- ARGV[1]  mode: "apply" (the only one)
+-- ARGV[2]  expected version (0 = no saga yet)
 -- ARGV[3]  dedup TTL in seconds (<= 0: no dedup check and no mark)
 -- ARGV[4]  order id (the deadline zset member)
 -- ARGV[5]  new state blob           ARGV[6]  new status
@@ -22,7 +22,6 @@
 --
 -- Returns one of
 --   {"applied", new_version, stream_id_1, ..., stream_id_n}
---   {"marked", current_version}
 --   {"duplicate", current_version}   the event id was already applied: nothing changed
 --   {"conflict", current_version}    the version did not match: nothing changed
 -- All or nothing: every check happens before the first write.
@@ -42,10 +41,7 @@ if expected >= 0 and version ~= expected then
   return {'conflict', version}
 end
 
-if mode == 'mark' then
-  if dedup_ttl > 0 then redis.call('SET', KEYS[2], '1', 'EX', dedup_ttl) end
-  return {'marked', version}
-end
+if mode ~= 'apply' then return redis.error_reply('apply.lua: unknown mode ' .. tostring(mode)) end
 
 -- The new saga record.
 local new_version = version + 1

@@ -1,7 +1,6 @@
 // Proves: one apply is one atomic step (record, outbox, deadline, counters, dedup mark), a
 // duplicate event id changes nothing, the version compare-and-set lets exactly one of two
-// racing writers win (the loser re-reads and re-applies), finished records expire, and
-// ignored events are marked without a state change.
+// racing writers win (the loser re-reads and re-applies), and finished records expire.
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -198,28 +197,3 @@ TEST_CASE("a finished saga's record expires no sooner than the dedup TTL", "[sto
   c->stop();
 }
 
-TEST_CASE("an ignored event is marked done without a state change", "[store][saga]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
-  Loop loop;
-  auto c = connected_client(loop, client_options(server));
-  SagaStore store(*c, options("w1"));
-  REQUIRE(apply(loop, store, request("ord_5", "e1", 0, "s", "reserving"))->kind ==
-          ApplyKind::applied);
-  auto mark = [&](const std::string& event, std::int64_t expected) {
-    return loop.await<ApplyOutcome>([&](auto cb) {
-      store.mark_done(OrderId{"ord_5"s}, EventId{event}, expected, std::move(cb));
-    });
-  };
-  auto out = mark("stale", 1);
-  REQUIRE(out.ok());
-  CHECK(out->kind == ApplyKind::marked);
-  CHECK(out->version == 1);
-  CHECK(mark("stale", 1)->kind == ApplyKind::duplicate);
-  CHECK(mark("other", 7)->kind == ApplyKind::conflict);
-  CHECK(mark("any", -1)->kind == ApplyKind::marked);
-  // The event id is done for apply too
-  CHECK(apply(loop, store, request("ord_5", "stale", 1, "x", "y"))->kind == ApplyKind::duplicate);
-  CHECK(load(loop, store, "ord_5")->state == "s");
-  c->stop();
-}
