@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "core/civil_date.hpp"
+
 namespace sagaflow::delivery {
 
 namespace {
@@ -72,27 +74,6 @@ constexpr std::array<std::string_view, 7> kLongDays = {
 constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-constexpr std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-// The civil year of a day count since 1970-01-01 (H. Hinnant's civil_from_days, year only).
-constexpr std::int64_t year_from_days(std::int64_t z) noexcept {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  return static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
-}
 
 constexpr bool is_leap(std::int64_t y) noexcept {
   return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -265,7 +246,7 @@ std::optional<Millis> parse_retry_after(std::string_view value, Millis now_ms) n
     }
     return seconds >= kRetryAfterCapMs / 1000 ? kRetryAfterCapMs : seconds * 1000;
   }
-  const std::int64_t now_year = year_from_days(floor_div(now_ms, 24LL * 3600 * 1000));
+  const std::int64_t now_year = civil_from_days(floor_div(now_ms, 24LL * 3600 * 1000)).year;
   std::optional<DateTime> date = imf_fixdate(value);
   if (!date) date = rfc850_date(value, now_year);
   if (!date) date = asctime_date(value);

@@ -1,5 +1,7 @@
 #include "sagas/impl/messages.hpp"
 
+#include "core/civil_date.hpp"
+
 namespace sagaflow::impl {
 
 namespace {
@@ -9,18 +11,6 @@ void append_2(std::string& out, unsigned v) {
   out += static_cast<char>('0' + v % 10);
 }
 
-// Howard Hinnant's civil_from_days: days since 1970-01-01 to (y, m, d), proleptic Gregorian.
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
-}
 
 void append_envelope_head(std::string& out, const SagaState& s, EventType type, std::string_view id,
                           Millis now) {
@@ -65,10 +55,10 @@ void append_rfc3339(std::string& out, Millis ms) {
     rem += kDayMs;
     --days;
   }
-  std::int64_t y = 0;
-  unsigned m = 0;
-  unsigned d = 0;
-  civil_from_days(days, y, m, d);
+  const CivilDate date = civil_from_days(days);
+  std::int64_t y = date.year;
+  const unsigned m = date.month;
+  const unsigned d = date.day;
   const auto secs = static_cast<unsigned>(rem / 1000);
   if (y < 0 || y > 9999) y = y < 0 ? 0 : 9999;  // RFC 3339 has 4-digit years
   const auto yy = static_cast<unsigned>(y);
