@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "app/impl/brokers.hpp"
+#include "app/impl/exit_backstop.hpp"
 #include "app/impl/redis_clock.hpp"
 #include "app/worker/uv_timers.hpp"
 #include "core/log.hpp"
@@ -630,12 +631,7 @@ struct Deliverer::Impl {
   void shutdown() noexcept {
     if (draining) return;
     draining = true;
-    timers.after(kShutdownLimitMs, [] {
-      log::warn("shutdown limit reached; exiting (attempts in flight are made again after "
-                "their lease)");
-      std::fflush(nullptr);
-      std::_Exit(0);
-    });
+    arm_exit_backstop(loop, kShutdownLimitMs);
     timers.after(kShutdownMs, [this] { close_all(); });
     source().stop([this] {
       if (attempts_in_flight == 0 && writes_in_flight == 0) close_all();

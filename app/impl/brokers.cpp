@@ -87,6 +87,7 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
   o.prefetch = config.prefetch;
   o.retry.max_attempts = config.max_attempts;
   o.name = name;
+  o.drain_timeout_ms = 6000;  // as on Kafka: with the close, within SIGTERM's 10 s
   return std::make_unique<RabbitSource>(loop, std::move(o), copies);
 }
 

@@ -13,6 +13,7 @@
 
 #include "app/commands.hpp"
 #include "app/impl/brokers.hpp"
+#include "app/impl/exit_backstop.hpp"
 #include "app/impl/redis_clock.hpp"
 #include "app/worker/background.hpp"
 #include "app/worker/pipeline.hpp"
@@ -310,12 +311,7 @@ struct Worker::Impl {
     draining = true;
     starter.stop();
     const auto started = std::chrono::steady_clock::now();
-    timers.after(kShutdownLimitMs, [] {
-      log::warn("shutdown limit reached; exiting (unsettled deliveries are redelivered, "
-                "unconfirmed commands are in the outbox)");
-      std::fflush(nullptr);
-      std::_Exit(0);
-    });
+    arm_exit_backstop(loop, kShutdownLimitMs);
     timers.after(kDrainLimitMs, [this] {
       log::warn(
           "drain limit reached; closing with deliveries unsettled (the broker redelivers them)",
