@@ -659,7 +659,12 @@ TEST_CASE("two sources of one group share the partitions; one stops, the other t
   w[0].source.reset();
 
   // Then the second one takes over its partitions and every record is processed
-  REQUIRE(loop.run_until([&] { return unique.size() == kN; }, 40s));
+  const bool all = loop.run_until([&] { return unique.size() == kN; }, 60s);
+  INFO("unique " << unique.size() << " of " << kN << ", w1 got " << w[1].got << ", in flight "
+                 << w[1].source->in_flight() << ", pending " << w[1].pending.size()
+                 << ", rebalances " << w[1].source->stats().rebalances << ", largest span "
+                 << w[1].source->stats().largest_span);
+  REQUIRE(all);
   loop.run_for(200ms);
   std::printf("takeover: %zu deliveries for %zu records (w0 %zu, w1 %zu), w1 rebalances %llu\n",
               deliveries, unique.size(), first_got, w[1].got,
