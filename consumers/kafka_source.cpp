@@ -533,7 +533,11 @@ void KafkaSource::Impl::open_queue(Track& t) {
 void KafkaSource::Impl::close_queue(Track& t) {
   if (t.queue == nullptr) return;
   rd_kafka_queue_io_event_enable(t.queue, -1, nullptr, 0);
-  // Only our reference: what it still holds is purged by librdkafka when the fetch stops.
+  // Back to librdkafka's default (forwarded to the consumer queue) before the partition is
+  // unassigned, as its maintainers advise for partition queues under a consumer group: a
+  // forward left in place across a rebalance can leave the next assignment without fetches.
+  // Whatever it still holds then reaches the consumer queue, where no track takes it.
+  if (queue_ != nullptr) rd_kafka_queue_forward(t.queue, queue_);
   rd_kafka_queue_destroy(t.queue);
   t.queue = nullptr;
 }
