@@ -35,10 +35,10 @@ struct DlqArgs {
 };
 
 struct EndpointsArgs {
-  std::string action;  // add, list, show, disable, enable, rotate, remove
-  std::string id;      // show ... remove
+  std::string action;                            // add, list, show, disable, enable, rotate, remove
+  std::string id;                                // show ... remove
   std::string url, events, secret, store, plan;  // add
-  bool json = false;   // list, show
+  bool json = false;                             // list, show
 };
 
 struct DeliveriesArgs {

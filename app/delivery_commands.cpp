@@ -61,7 +61,8 @@ Result<T> await(RedisSession& session, Call call) {
   return std::move(*out);
 }
 
-Status await_status(RedisSession& session, const std::function<void(std::function<void(Status)>)>& call) {
+Status await_status(RedisSession& session,
+                    const std::function<void(std::function<void(Status)>)>& call) {
   std::optional<Status> out;
   auto st = session.run([&](std::function<void()> finish) {
     call([&, finish](Status s) {
@@ -98,7 +99,9 @@ struct Tools {
     return it->second;
   }
   Status put(const Endpoint& e) {
-    return await_status(session, [&](auto done) { store.put_endpoint(e.id, delivery::to_json(e), std::move(done)); });
+    return await_status(session, [&](auto done) {
+      store.put_endpoint(e.id, delivery::to_json(e), std::move(done));
+    });
   }
   delivery::Circuit circuit(const std::string& id) {
     auto text = await<std::string>(session, [&](auto done) { store.breaker(id, std::move(done)); });
@@ -174,10 +177,9 @@ Status check_url(const Config& config, const std::string& url) {
   if (!u) return u.error();
   if (!config.delivery_allow_private) {
     if (auto priv = delivery::is_private_literal(u->host); priv && *priv) {
-      return make_error(Errc::usage,
-                        fmt::format("{} is a private or loopback address (set "
-                                    "SAGAFLOW_DELIVERY_ALLOW_PRIVATE=1 to allow it)",
-                                    u->host));
+      return make_error(Errc::usage, fmt::format("{} is a private or loopback address (set "
+                                                 "SAGAFLOW_DELIVERY_ALLOW_PRIVATE=1 to allow it)",
+                                                 u->host));
     }
   }
   return Status::success();
@@ -259,7 +261,8 @@ int run_endpoints(const Config& config, const EndpointsArgs& args) {
       std::printf("%s\n", endpoint_json(e.value(), c, true).c_str());
     } else {
       std::printf("%s\n", endpoint_line(e.value(), c).c_str());
-      for (const auto& s : e->secrets) std::printf("secret created %s\n", iso_time(s.created_ms).c_str());
+      for (const auto& s : e->secrets)
+        std::printf("secret created %s\n", iso_time(s.created_ms).c_str());
     }
     return 0;
   }
@@ -285,7 +288,8 @@ int run_endpoints(const Config& config, const EndpointsArgs& args) {
     return 0;
   }
   if (args.action == "remove") {
-    auto removed = await<bool>(t.session, [&](auto done) { t.store.remove_endpoint(args.id, std::move(done)); });
+    auto removed = await<bool>(
+        t.session, [&](auto done) { t.store.remove_endpoint(args.id, std::move(done)); });
     if (!removed) return fail(cmd, removed.error().detail);
     std::printf("%s removed\n", args.id.c_str());
     return 0;
@@ -306,7 +310,8 @@ std::vector<Row> rows_of(const std::vector<store::Deliveries::Logged>& logged) {
   std::vector<Row> rows;
   for (const auto& [event, fields] : logged) {
     Millis created = 0;
-    if (auto it = fields.find("created"); it != fields.end()) created = std::atoll(it->second.c_str());
+    if (auto it = fields.find("created"); it != fields.end())
+      created = std::atoll(it->second.c_str());
     for (const auto& [field, value] : fields) {
       if (field.rfind("ep_", 0) != 0) continue;
       auto rec = delivery::record_from_json(value);
@@ -366,8 +371,8 @@ int run_deliveries(const Config& config, const DeliveriesArgs& args) {
                   iso_time(r.record.next_at_ms).c_str());
       for (const auto& a : r.record.log) {
         std::printf("  attempt %s status=%d %lldms%s%s\n", iso_time(a.at_ms).c_str(), a.status,
-                    static_cast<long long>(a.latency_ms), a.error.empty() ? "" : " error=",
-                    a.error.c_str());
+                    static_cast<long long>(a.latency_ms),
+                    a.error.empty() ? "" : " error=", a.error.c_str());
       }
     }
     return 0;
@@ -376,7 +381,8 @@ int run_deliveries(const Config& config, const DeliveriesArgs& args) {
   std::optional<Millis> since;
   if (!args.since.empty()) {
     since = parse_rfc3339(args.since);
-    if (!since) return fail(cmd, fmt::format("--since '{}' is not an RFC 3339 time", args.since), 2);
+    if (!since)
+      return fail(cmd, fmt::format("--since '{}' is not an RFC 3339 time", args.since), 2);
   }
   const int scan = static_cast<int>(std::min<std::int64_t>(config.delivery_log_max, 100000));
   auto logged = await<std::vector<store::Deliveries::Logged>>(
@@ -391,7 +397,8 @@ int run_deliveries(const Config& config, const DeliveriesArgs& args) {
     return false;
   });
   if (args.action == "list") {
-    if (rows.size() > static_cast<std::size_t>(args.limit)) rows.resize(static_cast<std::size_t>(args.limit));
+    if (rows.size() > static_cast<std::size_t>(args.limit))
+      rows.resize(static_cast<std::size_t>(args.limit));
     if (args.json) {
       std::string out = "[";
       for (std::size_t i = 0; i < rows.size(); ++i) out += (i ? "," : "") + row_json(rows[i]);

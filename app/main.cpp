@@ -123,8 +123,7 @@ int main(int argc, char** argv) {
   endpoints->require_subcommand(1);
   auto* ep_add = endpoints->add_subcommand("add", "register an endpoint; prints <id> <secret>");
   ep_add->add_option("--url", ep_args.url, "http:// or https:// URL")->required();
-  ep_add->add_option("--events", ep_args.events, "event patterns: type, prefix.* or *")
-      ->required();
+  ep_add->add_option("--events", ep_args.events, "event patterns: type, prefix.* or *")->required();
   ep_add->add_option("--secret", ep_args.secret, "signing secret (default: a new whsec_ one)");
   ep_add->add_option("--store", ep_args.store, "only events of this store_id");
   ep_add->add_option("--plan", ep_args.plan, "rate-limit plan of SAGAFLOW_PLANS (default: none)");
@@ -133,7 +132,8 @@ int main(int argc, char** argv) {
   for (const char* action : {"show", "disable", "enable", "rotate", "remove"}) {
     auto* sub = endpoints->add_subcommand(action, std::string(action) + " one endpoint");
     sub->add_option("ID", ep_args.id, "the endpoint id")->required();
-    if (std::string_view(action) == "show") sub->add_flag("--json", ep_args.json, "one JSON object");
+    if (std::string_view(action) == "show")
+      sub->add_flag("--json", ep_args.json, "one JSON object");
   }
 
   app::DeliveriesArgs dl_args;
@@ -183,9 +183,8 @@ int main(int argc, char** argv) {
   const Config& c = config.value();
   // One-shot tools print their answer, or one line saying why not; their connections'
   // chatter (reconnect warnings...) shows only at debug level.
-  const bool tool =
-      status->parsed() || saga_show->parsed() || dlq_list->parsed() || dlq_replay->parsed() ||
-      endpoints->parsed() || deliveries->parsed();
+  const bool tool = status->parsed() || saga_show->parsed() || dlq_list->parsed() ||
+                    dlq_replay->parsed() || endpoints->parsed() || deliveries->parsed();
   if (tool && c.log_level != sagaflow::log::Level::debug)
     sagaflow::log::set_level(sagaflow::log::Level::error);
 

@@ -239,17 +239,19 @@ class Receiver {
 };
 
 struct Figures {
-  double rate = 0;          // deliveries/s, first request to the N-th
-  double deliver_cpu = 0;   // CPU seconds per 1,000 deliveries
+  double rate = 0;         // deliveries/s, first request to the N-th
+  double deliver_cpu = 0;  // CPU seconds per 1,000 deliveries
   double redis_cpu = 0;
   double rabbit_cpu = 0;
   double receiver_cpu = 0;
-  double client_cpu = 0;    // the bare loop (this process minus the receiver thread)
+  double client_cpu = 0;  // the bare loop (this process minus the receiver thread)
 };
 
 // --- bare --------------------------------------------------------------------------------------
 
-std::size_t discard(char*, std::size_t size, std::size_t n, void*) { return size * n; }
+std::size_t discard(char*, std::size_t size, std::size_t n, void*) {
+  return size * n;
+}
 
 Figures bare_round(Receiver& rx, int n, int round) {
   rx.reset();
@@ -409,7 +411,8 @@ Figures ours_round(Cluster& c, Receiver& fast, int n, const std::string& prefix)
   const pid_t pid = proc->pid();
   const auto give_up = Clock::now() + 300s;
   while (fast.count() == 0 && Clock::now() < give_up) std::this_thread::sleep_for(200us);
-  const double d0 = sagaflow::bench::process_cpu(pid), r0 = sagaflow::bench::process_cpu(c.redis.pid()),
+  const double d0 = sagaflow::bench::process_cpu(pid),
+               r0 = sagaflow::bench::process_cpu(c.redis.pid()),
                q0 = sagaflow::bench::process_cpu(c.rabbit.pid()), x0 = fast.cpu();
   while (fast.count() < static_cast<std::size_t>(n) && Clock::now() < give_up)
     std::this_thread::sleep_for(200us);
@@ -440,7 +443,10 @@ int main(int argc, char** argv) {
   RabbitServer rabbit;
   auto amqp = sagaflow::parse_amqp_url(rabbit.amqp_url());
   if (!amqp) return 1;
-  Cluster c{redis, rabbit, *amqp, b ? b : "./app/sagaflow",
+  Cluster c{redis,
+            rabbit,
+            *amqp,
+            b ? b : "./app/sagaflow",
             {{"SAGAFLOW_AMQP_URL", rabbit.amqp_url()},
              {"SAGAFLOW_REDIS_URL", redis.url()},
              {"SAGAFLOW_METRICS_ADDR", "0"},
@@ -462,8 +468,9 @@ int main(int argc, char** argv) {
   {
     auto p = start_deliver(c, "info");
     const auto give_up = Clock::now() + 60s;
-    while (Clock::now() < give_up && (p->read_stderr().find("endpoints loaded") == std::string::npos ||
-                                      !queue_exists(c.amqp, "sagaflow.deliveries")))
+    while (Clock::now() < give_up &&
+           (p->read_stderr().find("endpoints loaded") == std::string::npos ||
+            !queue_exists(c.amqp, "sagaflow.deliveries")))
       std::this_thread::sleep_for(50ms);
     if (Clock::now() >= give_up) {
       std::fprintf(stderr, "deliver did not come up: %s\n", p->read_stderr().c_str());
@@ -471,11 +478,13 @@ int main(int argc, char** argv) {
     }
     stop_deliver(p);
   }
-  std::printf("deliver_bench: %d deliveries of ~400-byte events per round, %d rounds; endpoint "
-              "%s at 127.0.0.1:%d (epoll receiver)\n",
-              n, rounds, fast_id.c_str(), fast.port());
-  std::printf("CPU columns: seconds per 1,000 deliveries over the timed span; sender = the bare "
-              "curl loop or the deliver process\n");
+  std::printf(
+      "deliver_bench: %d deliveries of ~400-byte events per round, %d rounds; endpoint "
+      "%s at 127.0.0.1:%d (epoll receiver)\n",
+      n, rounds, fast_id.c_str(), fast.port());
+  std::printf(
+      "CPU columns: seconds per 1,000 deliveries over the timed span; sender = the bare "
+      "curl loop or the deliver process\n");
   std::printf("%-6s %-5s %12s %10s %10s %10s %10s\n", "round", "path", "deliveries/s", "sender",
               "redis", "rabbitmq", "receiver");
   double best_bare = 0, best_ours = 0, last_ours = 0;
@@ -494,8 +503,7 @@ int main(int argc, char** argv) {
   }
   const double ratio = best_bare > 0 ? best_ours / best_bare : 0;
   std::printf("best ours %.0f/s / best bare %.0f/s = %.2f (target >= 0.80 and >= 5,000/s): %s\n",
-              best_ours, best_bare, ratio,
-              ratio >= 0.8 && best_ours >= 5000 ? "met" : "NOT met");
+              best_ours, best_bare, ratio, ratio >= 0.8 && best_ours >= 5000 ? "met" : "NOT met");
 
   // Isolation: a second endpoint that never answers.
   Receiver hang(true);
@@ -504,10 +512,11 @@ int main(int argc, char** argv) {
   std::printf("%-6s %-5s %12.0f %10.3f %10.3f %10.3f %10.3f\n", "iso", "ours", fi.rate,
               fi.deliver_cpu, fi.redis_cpu, fi.rabbit_cpu, fi.receiver_cpu);
   const double iso = last_ours > 0 ? fi.rate / last_ours : 0;
-  std::printf("isolation: fast endpoint %.0f/s while %s hangs (%zu requests held open on %zu "
-              "connections) vs %.0f/s alone (round %d) = %.2f (target >= 0.90): %s\n",
-              fi.rate, hang_id.c_str(), hang.count(), hang.connections(), last_ours, rounds, iso,
-              iso >= 0.9 ? "met" : "NOT met");
+  std::printf(
+      "isolation: fast endpoint %.0f/s while %s hangs (%zu requests held open on %zu "
+      "connections) vs %.0f/s alone (round %d) = %.2f (target >= 0.90): %s\n",
+      fi.rate, hang_id.c_str(), hang.count(), hang.connections(), last_ours, rounds, iso,
+      iso >= 0.9 ? "met" : "NOT met");
   curl_global_cleanup();
   return 0;
 }

@@ -48,7 +48,8 @@ struct Publisher {
     p.message_id = amqp_cstring_bytes(mid.c_str());
     const std::string body = order_created(id, store);
     amqp_basic_publish(conn, 1, amqp_cstring_bytes("sagaflow.events"),
-                       amqp_cstring_bytes("order.created"), 0, 0, &p, amqp_cstring_bytes(body.c_str()));
+                       amqp_cstring_bytes("order.created"), 0, 0, &p,
+                       amqp_cstring_bytes(body.c_str()));
   }
 };
 
@@ -76,8 +77,8 @@ class Starts {
  private:
   void run(const sagaflow::AmqpEndpoint& ep) {
     amqp_connection_state_t c = sagaflow::bench::bare_connect(ep);
-    amqp_basic_consume(c, 1, amqp_cstring_bytes("sagaflow.participants"), amqp_empty_bytes, 0, 1,
-                       0, amqp_empty_table);
+    amqp_basic_consume(c, 1, amqp_cstring_bytes("sagaflow.participants"), amqp_empty_bytes, 0, 1, 0,
+                       amqp_empty_table);
     amqp_get_rpc_reply(c);
     while (!stop_) {
       amqp_envelope_t e;
@@ -129,8 +130,8 @@ int main(int argc, char** argv) {
       {"SAGAFLOW_METRICS_ADDR", "0"},
       {"SAGAFLOW_LOG_LEVEL", "warn"},
       {"SAGAFLOW_STEP_TIMEOUT_MS", "3600000"},  // no participant answers: nothing times out
-      {"SAGAFLOW_PLANS", "free=1000000/s:1000000,flood=" + std::to_string(rate) + "/s:" +
-                             std::to_string(kBurst)}};
+      {"SAGAFLOW_PLANS",
+       "free=1000000/s:1000000,flood=" + std::to_string(rate) + "/s:" + std::to_string(kBurst)}};
   Process topo({bin, "topology", "apply"}, env);
   if (topo.wait_for(30s).value_or(-1) != 0) {
     std::fprintf(stderr, "topology apply failed: %s\n", topo.read_stderr().c_str());
@@ -139,9 +140,10 @@ int main(int argc, char** argv) {
   redis.command({"HSET", "sagaflow:store_plans", "flood_store", "flood"});
   sagaflow::AmqpEndpoint ep;
   ep.port = static_cast<std::uint16_t>(rabbit.port());
-  std::printf("park_bench: %d starts of one store on %d/s (burst %d), then %d orders of %d other "
-              "stores; %d worker(s)\n",
-              n, rate, kBurst, kCalm, kCalmStores, workers);
+  std::printf(
+      "park_bench: %d starts of one store on %d/s (burst %d), then %d orders of %d other "
+      "stores; %d worker(s)\n",
+      n, rate, kBurst, kCalm, kCalmStores, workers);
 
   Starts starts(ep, kCalm);
   {
@@ -184,9 +186,10 @@ int main(int argc, char** argv) {
   std::vector<double> sorted = lat;
   const double p50 = sagaflow::bench::percentile(sorted, 0.50);
   const double p99 = sagaflow::bench::percentile(sorted, 0.99);
-  std::printf("other stores: %zu of %d started; publish -> inventory.reserve p50 %.2f ms  p99 "
-              "%.2f ms  max %.2f ms  (flood still parked then: %zu)\n",
-              lat.size(), kCalm, p50, p99, sorted.empty() ? 0.0 : sorted.back(), parked_left);
+  std::printf(
+      "other stores: %zu of %d started; publish -> inventory.reserve p50 %.2f ms  p99 "
+      "%.2f ms  max %.2f ms  (flood still parked then: %zu)\n",
+      lat.size(), kCalm, p50, p99, sorted.empty() ? 0.0 : sorted.back(), parked_left);
 
   // The flood's start rate over 10 s of the steady state (after the burst).
   const auto m0 = steady_clock::now();
@@ -195,10 +198,10 @@ int main(int argc, char** argv) {
   const std::size_t f1 = starts.flood();
   const double secs = duration<double>(steady_clock::now() - m0).count();
   const double got = static_cast<double>(f1 - f0) / secs;
-  std::printf("flooded store: %.0f starts/s over %.1f s against its plan of %d/s (%.1f %%)%s\n",
-              got, secs, rate, 100.0 * got / rate,
-              f1 >= static_cast<std::size_t>(n) ? " (backlog ran out: measure with a larger N)"
-                                                : "");
+  std::printf(
+      "flooded store: %.0f starts/s over %.1f s against its plan of %d/s (%.1f %%)%s\n", got, secs,
+      rate, 100.0 * got / rate,
+      f1 >= static_cast<std::size_t>(n) ? " (backlog ran out: measure with a larger N)" : "");
   for (auto& p : procs) {
     p->signal(SIGTERM);
     p->wait_for(15s);

@@ -26,16 +26,16 @@ void DeliveryRecord::add(Attempt a) {
 }
 
 std::string to_json(const DeliveryRecord& r) {
-  std::string out = fmt::format(R"({{"state":"{}","attempts":{},"scheduled":{},"last_status":{},)"
-                                R"("next_at":{},"log":[)",
-                                to_string(r.state), r.attempts, r.scheduled, r.last_status,
-                                r.next_at_ms);
+  std::string out =
+      fmt::format(R"({{"state":"{}","attempts":{},"scheduled":{},"last_status":{},)"
+                  R"("next_at":{},"log":[)",
+                  to_string(r.state), r.attempts, r.scheduled, r.last_status, r.next_at_ms);
   bool first = true;
   for (const auto& a : r.log) {
     if (!first) out += ',';
     first = false;
-    out += fmt::format(R"({{"at":{},"status":{},"ms":{},"error":)", a.at_ms, a.status,
-                       a.latency_ms);
+    out +=
+        fmt::format(R"({{"at":{},"status":{},"ms":{},"error":)", a.at_ms, a.status, a.latency_ms);
     append_json_string(out, a.error);
     out += '}';
   }

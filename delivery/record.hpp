@@ -16,8 +16,8 @@ std::string_view to_string(DeliveryState s) noexcept;  // "pending", "delivered"
 
 struct Attempt {
   Millis at_ms = 0;
-  int status = 0;       // HTTP status; 0: no answer
-  std::string error;    // empty on an answer; else one line ("timeout", "connection refused")
+  int status = 0;     // HTTP status; 0: no answer
+  std::string error;  // empty on an answer; else one line ("timeout", "connection refused")
   Millis latency_ms = 0;
 };
 
@@ -25,10 +25,10 @@ inline constexpr std::size_t kAttemptsKept = 10;
 
 struct DeliveryRecord {
   DeliveryState state = DeliveryState::pending;
-  int attempts = 0;      // attempts made (all kinds)
-  int scheduled = 0;     // attempts that count against the schedule (every attempt but replays)
+  int attempts = 0;   // attempts made (all kinds)
+  int scheduled = 0;  // attempts that count against the schedule (every attempt but replays)
   int last_status = 0;
-  Millis next_at_ms = 0;  // pending: when the next attempt is due
+  Millis next_at_ms = 0;     // pending: when the next attempt is due
   std::vector<Attempt> log;  // the last kAttemptsKept attempts, oldest first
 
   void add(Attempt a);  // appends, keeping the last kAttemptsKept

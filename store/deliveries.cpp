@@ -14,8 +14,8 @@ namespace sagaflow::store {
 namespace {
 
 Error script_failed(std::string_view name, const Reply& reply) {
-  return make_error(Errc::internal, fmt::format("{}: {}", name,
-                                                reply.is_error() ? reply.str : "unexpected reply"));
+  return make_error(Errc::internal,
+                    fmt::format("{}: {}", name, reply.is_error() ? reply.str : "unexpected reply"));
 }
 
 // A map of a flat HGETALL reply.
@@ -50,9 +50,10 @@ Deliveries::Deliveries(RedisClient& redis, DeliveriesOptions options)
     : redis_(redis), options_(std::move(options)) {
   if (options_.partitions < 1) options_.partitions = 1;
   if (options_.log_max < 1) options_.log_max = 1;
-  record_ = redis_.register_script("record_deliveries.lua",
-                                   std::string(impl::kRecordDeliveriesScript));
-  claim_ = redis_.register_script("claim_deliveries.lua", std::string(impl::kClaimDeliveriesScript));
+  record_ =
+      redis_.register_script("record_deliveries.lua", std::string(impl::kRecordDeliveriesScript));
+  claim_ =
+      redis_.register_script("claim_deliveries.lua", std::string(impl::kClaimDeliveriesScript));
   update_ = redis_.register_script("update_delivery.lua", std::string(impl::kUpdateDeliveryScript));
   cas_ = redis_.register_script("cas.lua", std::string(impl::kCasScript));
 }
@@ -67,8 +68,12 @@ std::string Deliveries::event_key(int p, std::string_view event_id) {
 std::string Deliveries::seen_key(int p, std::string_view event_id) {
   return fmt::format("sagaflow:{{{}}}:dlv_seen:{}", p, event_id);
 }
-std::string Deliveries::due_key(int p) { return fmt::format("sagaflow:{{{}}}:dlv_due", p); }
-std::string Deliveries::log_key(int p) { return fmt::format("sagaflow:{{{}}}:dlv_log", p); }
+std::string Deliveries::due_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:dlv_due", p);
+}
+std::string Deliveries::log_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:dlv_log", p);
+}
 std::string Deliveries::breaker_key(std::string_view endpoint_id) {
   return fmt::format("sagaflow:ep:{{{}}}:breaker", endpoint_id);
 }
@@ -80,9 +85,9 @@ void Deliveries::record(const std::string& event_id, const std::string& type,
   const int p = partition_of(event_id);
   const std::int64_t per_partition =
       std::max<std::int64_t>(1, (options_.log_max + options_.partitions - 1) / options_.partitions);
-  std::vector<std::string> args{event_id, std::to_string(options_.ttl_s),
-                                std::to_string(per_partition), body, type,
-                                std::to_string(records.size())};
+  std::vector<std::string> args{
+      event_id, std::to_string(options_.ttl_s), std::to_string(per_partition), body,
+      type,     std::to_string(records.size())};
   for (const auto& [ep, rec] : records) {
     args.push_back(ep);
     args.push_back(rec);
@@ -111,10 +116,9 @@ void Deliveries::claim_due(int partition, int limit, Millis lease_ms,
           return done(script_failed("claim_deliveries.lua", reply));
         std::vector<DueDelivery> out;
         for (std::size_t i = 1; i + 3 < reply.elements.size(); i += 4) {
-          out.push_back(DueDelivery{std::move(reply.elements[i].str),
-                                    std::move(reply.elements[i + 1].str),
-                                    std::move(reply.elements[i + 2].str),
-                                    std::move(reply.elements[i + 3].str)});
+          out.push_back(DueDelivery{
+              std::move(reply.elements[i].str), std::move(reply.elements[i + 1].str),
+              std::move(reply.elements[i + 2].str), std::move(reply.elements[i + 3].str)});
         }
         done(std::move(out));
       },
@@ -142,11 +146,13 @@ void Deliveries::update(const std::string& event_id, const std::string& endpoint
 void Deliveries::postpone(const std::string& event_id, const std::string& endpoint_id,
                           Millis due_ms, Millis now_ms) {
   const int p = partition_of(event_id);
-  redis_.command({"ZADD", due_key(p), "XX", std::to_string(due_ms), endpoint_id + ":" + event_id},
-                 [](Result<Reply>) {}, options_.timeout_ms);
+  redis_.command(
+      {"ZADD", due_key(p), "XX", std::to_string(due_ms), endpoint_id + ":" + event_id},
+      [](Result<Reply>) {}, options_.timeout_ms);
   const Millis ttl = options_.ttl_s + std::max<Millis>(0, (due_ms - now_ms + 999) / 1000);
-  redis_.command({"EXPIRE", event_key(p, event_id), std::to_string(ttl), "GT"},
-                 [](Result<Reply>) {}, options_.timeout_ms);
+  redis_.command(
+      {"EXPIRE", event_key(p, event_id), std::to_string(ttl), "GT"}, [](Result<Reply>) {},
+      options_.timeout_ms);
 }
 
 void Deliveries::has_endpoint(const std::string& id, std::function<void(Result<bool>)> done) {
@@ -265,7 +271,8 @@ void Deliveries::put_endpoint(const std::string& id, const std::string& json,
 }
 
 void Deliveries::remove_endpoint(const std::string& id, std::function<void(Result<bool>)> done) {
-  redis_.command({"DEL", breaker_key(id)}, [](Result<Reply>) {}, options_.timeout_ms);
+  redis_.command(
+      {"DEL", breaker_key(id)}, [](Result<Reply>) {}, options_.timeout_ms);
   redis_.command(
       {"HDEL", std::string(kEndpointsKey), id},
       [done = std::move(done)](Result<Reply> r) {

@@ -37,9 +37,9 @@ struct DueDelivery {
 
 struct DeliveriesOptions {
   int partitions = 16;
-  std::int64_t ttl_s = 86400;        // records and dedup marks (SAGAFLOW_DEDUP_TTL_S)
-  std::int64_t log_max = 1000000;    // events kept in the log, all partitions together
-  Millis timeout_ms = 0;             // per call; 0: the client's default
+  std::int64_t ttl_s = 86400;      // records and dedup marks (SAGAFLOW_DEDUP_TTL_S)
+  std::int64_t log_max = 1000000;  // events kept in the log, all partitions together
+  Millis timeout_ms = 0;           // per call; 0: the client's default
 };
 
 class Deliveries final {
@@ -81,7 +81,8 @@ class Deliveries final {
 
   // Endpoints: id -> JSON.
   void endpoints(std::function<void(Result<std::map<std::string, std::string>>)> done);
-  void put_endpoint(const std::string& id, const std::string& json, std::function<void(Status)> done);
+  void put_endpoint(const std::string& id, const std::string& json,
+                    std::function<void(Status)> done);
   void remove_endpoint(const std::string& id, std::function<void(Result<bool>)> done);
   // Breaker state text ("" = none) and compare-and-set: done(true) written, done(false) lost.
   void breaker(const std::string& endpoint_id, std::function<void(Result<std::string>)> done);

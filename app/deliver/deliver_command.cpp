@@ -12,8 +12,7 @@ namespace sagaflow::app {
 int run_deliver(const Config& config) {
   auto schedule = delivery::parse_schedule(config.delivery_schedule);
   if (!schedule) {
-    std::fprintf(stderr, "sagaflow deliver: %s\n",
-                 schedule.error().detail.c_str());
+    std::fprintf(stderr, "sagaflow deliver: %s\n", schedule.error().detail.c_str());
     return 2;
   }
   if (config.broker == BrokerKind::rabbitmq) {

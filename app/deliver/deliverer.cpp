@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -45,11 +45,11 @@ using delivery::Endpoint;
 constexpr Millis kSendEveryMs = 50;
 constexpr Millis kEndpointsEveryMs = 2000;  // changes seen within 5 s (contract)
 constexpr Millis kGaugesEveryMs = 5000;
-constexpr Millis kDisabledWaitMs = 5000;    // a disabled endpoint's deliveries look again
-constexpr Millis kPoolFullWaitMs = 1000;    // the endpoint's pool is full: look again
-constexpr Millis kUnknownWaitMs = 1000;     // an endpoint newer than this worker's cache
+constexpr Millis kDisabledWaitMs = 5000;  // a disabled endpoint's deliveries look again
+constexpr Millis kPoolFullWaitMs = 1000;  // the endpoint's pool is full: look again
+constexpr Millis kUnknownWaitMs = 1000;   // an endpoint newer than this worker's cache
 constexpr Millis kClockSyncEveryMs = 2000;
-constexpr Millis kRecordRetryMs = 500;      // Redis failed while recording an event
+constexpr Millis kRecordRetryMs = 500;       // Redis failed while recording an event
 constexpr std::size_t kMaxPerEndpoint = 16;  // concurrent attempts per endpoint
 constexpr std::size_t kMaxInFlight = 1024;   // concurrent attempts in all
 // Claimed deliveries waiting in memory for a slot of their endpoint: at most what the endpoint
@@ -168,7 +168,8 @@ struct Deliverer::Impl {
         deliveries(redis, deliveries_options(c)),
         limiter(redis, limiter_options(c)),
         metrics_http(
-            l, [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); },
+            l,
+            [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); },
             http::Limits{.max_body_bytes = 64 * 1024,
                          .header_timeout_ms = c.http_header_timeout_ms,
                          .max_connections = static_cast<unsigned>(c.http_max_connections)}),
@@ -309,7 +310,8 @@ struct Deliverer::Impl {
     claiming = true;
     const int partitions = deliveries.partitions();
     auto left = std::make_shared<int>(partitions);
-    const int per = static_cast<int>(std::max<std::size_t>(1, room / static_cast<std::size_t>(partitions)));
+    const int per =
+        static_cast<int>(std::max<std::size_t>(1, room / static_cast<std::size_t>(partitions)));
     for (int i = 0; i < partitions; ++i) {
       const int p = (next_partition + i) % partitions;
       deliveries.claim_due(p, per, config.delivery_timeout_ms + kLeaseMarginMs,
@@ -364,11 +366,11 @@ struct Deliverer::Impl {
     if (lane.active < kMaxPerEndpoint) return start_job(job);
     // Its slots are busy: wait in memory if the endpoint gets through its queue well within the
     // lease, else in Redis (a slow or hanging endpoint keeps few claimed; the others go on).
-    const std::size_t cap = std::clamp<std::size_t>(
-        static_cast<std::size_t>(static_cast<double>(kMaxPerEndpoint) *
-                                 static_cast<double>(kQueueBudgetMs) /
-                                 std::max(1.0, lane.latency_ms)),
-        0, kMaxQueuedPerEndpoint);
+    const std::size_t cap =
+        std::clamp<std::size_t>(static_cast<std::size_t>(static_cast<double>(kMaxPerEndpoint) *
+                                                         static_cast<double>(kQueueBudgetMs) /
+                                                         std::max(1.0, lane.latency_ms)),
+                                0, kMaxQueuedPerEndpoint);
     if (lane.queued.size() < cap) {
       lane.queued.push_back(std::move(job));
       ++queued_total;
@@ -383,12 +385,13 @@ struct Deliverer::Impl {
     if (job->endpoint.plan.empty()) return check_breaker(job);
     const RatePlan* plan = config.find_plan(job->endpoint.plan);
     if (plan == nullptr) return check_breaker(job);  // an unknown plan limits nothing
-    limiter.admit_with(StoreId("ep:" + job->endpoint.id), *plan,
-                       [this, job](Result<store::Admission> a) {
-                         if (!a) return wait(job, clock.now_ms() + 1000);
-                         if (!a->allowed) return wait(job, clock.now_ms() + std::max<Millis>(1, a->retry_after_ms));
-                         check_breaker(job);
-                       });
+    limiter.admit_with(
+        StoreId("ep:" + job->endpoint.id), *plan, [this, job](Result<store::Admission> a) {
+          if (!a) return wait(job, clock.now_ms() + 1000);
+          if (!a->allowed)
+            return wait(job, clock.now_ms() + std::max<Millis>(1, a->retry_after_ms));
+          check_breaker(job);
+        });
   }
 
   void wait(const std::shared_ptr<Job>& job, Millis at) {
@@ -446,11 +449,12 @@ struct Deliverer::Impl {
       }
       // The probe: claimed by compare-and-set, so exactly one worker gets it.
       const std::string next = delivery::encode(state);
-      deliveries.set_breaker(job->endpoint.id, text.value(), next, [this, job, next](Result<bool> won) {
-        if (!won || !won.value()) return wait(job, clock.now_ms() + 100);
-        job->breaker_text = next;
-        attempt(job);
-      });
+      deliveries.set_breaker(job->endpoint.id, text.value(), next,
+                             [this, job, next](Result<bool> won) {
+                               if (!won || !won.value()) return wait(job, clock.now_ms() + 100);
+                               job->breaker_text = next;
+                               attempt(job);
+                             });
     });
   }
 
@@ -470,7 +474,8 @@ struct Deliverer::Impl {
         {"webhook-signature", http::sign_standard(secrets, job->due.event_id, ts, job->due.body)},
         {"X-Sagaflow-Signature", http::sign(secrets, ts, job->due.body)},
     };
-    client->post(std::move(req), [this, job, now](http::ClientResponse r) { on_answer(job, now, std::move(r)); });
+    client->post(std::move(req),
+                 [this, job, now](http::ClientResponse r) { on_answer(job, now, std::move(r)); });
   }
 
   void on_answer(const std::shared_ptr<Job>& job, Millis started, http::ClientResponse r) {
@@ -516,12 +521,11 @@ struct Deliverer::Impl {
         rec.state = DeliveryState::dead;
         rec.next_at_ms = 0;
         dead.inc();
-        log::warn("delivery dead after its last attempt",
-                  {{"event_id", job->due.event_id},
-                   {"endpoint", job->endpoint.id},
-                   {"attempts", rec.attempts},
-                   {"last_status", rec.last_status},
-                   {"error", r.error}});
+        log::warn("delivery dead after its last attempt", {{"event_id", job->due.event_id},
+                                                           {"endpoint", job->endpoint.id},
+                                                           {"attempts", rec.attempts},
+                                                           {"last_status", rec.last_status},
+                                                           {"error", r.error}});
       } else {
         due = now + std::max(*delay, retry_after.value_or(0));
         rec.next_at_ms = due;
@@ -548,18 +552,19 @@ struct Deliverer::Impl {
   void record_breaker(const std::string& endpoint_id, delivery::Permit permit, bool ok, int tries) {
     if (!ok) breaker_seen.erase(endpoint_id);
     if (ok && permit == delivery::Permit::attempt && breaker_seen.count(endpoint_id) != 0) return;
-    deliveries.breaker(endpoint_id, [this, endpoint_id, permit, ok, tries](Result<std::string> text) {
-      if (!text) return;
-      delivery::BreakerState s = delivery::decode(text.value());
-      const delivery::BreakerState before = s;
-      delivery::record(s, breaker_config, permit, ok, clock.now_ms());
-      if (s == before) return;
-      deliveries.set_breaker(endpoint_id, text.value(), delivery::encode(s),
-                             [this, endpoint_id, permit, ok, tries](Result<bool> won) {
-                               if (won && !won.value() && tries > 1)
-                                 record_breaker(endpoint_id, permit, ok, tries - 1);
-                             });
-    });
+    deliveries.breaker(
+        endpoint_id, [this, endpoint_id, permit, ok, tries](Result<std::string> text) {
+          if (!text) return;
+          delivery::BreakerState s = delivery::decode(text.value());
+          const delivery::BreakerState before = s;
+          delivery::record(s, breaker_config, permit, ok, clock.now_ms());
+          if (s == before) return;
+          deliveries.set_breaker(endpoint_id, text.value(), delivery::encode(s),
+                                 [this, endpoint_id, permit, ok, tries](Result<bool> won) {
+                                   if (won && !won.value() && tries > 1)
+                                     record_breaker(endpoint_id, permit, ok, tries - 1);
+                                 });
+        });
   }
 
   void disable_gone(const std::string& endpoint_id) {
@@ -589,7 +594,8 @@ struct Deliverer::Impl {
     deliveries.breakers(ids, [this](Result<std::vector<std::string>> states) {
       if (!states) return;
       int open = 0;
-      for (const auto& t : states.value()) open += delivery::decode(t).circuit != delivery::Circuit::closed;
+      for (const auto& t : states.value())
+        open += delivery::decode(t).circuit != delivery::Circuit::closed;
       circuit_open.set(open);
     });
   }
@@ -623,8 +629,9 @@ struct Deliverer::Impl {
     timers.every(kSendEveryMs, [this] { send_tick(); });
     timers.every(kGaugesEveryMs, [this] { update_gauges(); });
     timers.every(kClockSyncEveryMs, [this] { clock.sync([this] { update_intake(); }); });
-    log::info("deliver started", {{"intake", describe_intake(config, Role::deliver)},
-                                  {"endpoints_refresh_ms", static_cast<std::int64_t>(kEndpointsEveryMs)}});
+    log::info("deliver started",
+              {{"intake", describe_intake(config, Role::deliver)},
+               {"endpoints_refresh_ms", static_cast<std::int64_t>(kEndpointsEveryMs)}});
     return Status::success();
   }
 

@@ -26,8 +26,8 @@ using sagaflow::e2e::TempFile;
 using sagaflow::e2e::wait_until;
 using sagaflow::testing::Process;
 using sagaflow::testing::RabbitServer;
-using sagaflow::testing::RedisServer;
 using sagaflow::testing::ReceivedRequest;
+using sagaflow::testing::RedisServer;
 using sagaflow::testing::sagaflow_binary;
 using sagaflow::testing::WebhookReceiver;
 using Steady = std::chrono::steady_clock;
@@ -41,16 +41,11 @@ struct Setup {
   std::vector<std::unique_ptr<Process>> delivers;
 
   explicit Setup(const std::string& schedule = "300ms,300ms", const std::string& breaker = "50") {
-    env = {{"SAGAFLOW_BROKER", "rabbitmq"},
-           {"SAGAFLOW_AMQP_URL", rabbit.amqp_url()},
-           {"SAGAFLOW_REDIS_URL", redis.url()},
-           {"SAGAFLOW_METRICS_ADDR", "0"},
-           {"SAGAFLOW_DELIVERY_SCHEDULE", schedule},
-           {"SAGAFLOW_DELIVERY_TIMEOUT_MS", "2000"},
-           {"SAGAFLOW_BREAKER_FAILURES", breaker},
-           {"SAGAFLOW_BREAKER_OPEN_MS", "1500"},
-           {"SAGAFLOW_DELIVERY_ALLOW_PRIVATE", "1"},
-           {"SAGAFLOW_LOG_LEVEL", "warn"}};
+    env = {{"SAGAFLOW_BROKER", "rabbitmq"},          {"SAGAFLOW_AMQP_URL", rabbit.amqp_url()},
+           {"SAGAFLOW_REDIS_URL", redis.url()},      {"SAGAFLOW_METRICS_ADDR", "0"},
+           {"SAGAFLOW_DELIVERY_SCHEDULE", schedule}, {"SAGAFLOW_DELIVERY_TIMEOUT_MS", "2000"},
+           {"SAGAFLOW_BREAKER_FAILURES", breaker},   {"SAGAFLOW_BREAKER_OPEN_MS", "1500"},
+           {"SAGAFLOW_DELIVERY_ALLOW_PRIVATE", "1"}, {"SAGAFLOW_LOG_LEVEL", "warn"}};
     const auto r = run_cli({"topology", "apply"}, env, 60s);
     INFO("topology apply: " << tail(r.err, 1500));
     REQUIRE(r.code == 0);
@@ -66,8 +61,8 @@ struct Setup {
     auto e = env;
     for (auto& [k, v] : e)
       if (k == "SAGAFLOW_LOG_LEVEL") v = "info";
-    delivers.push_back(
-        std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "deliver"}, e, false));
+    delivers.push_back(std::make_unique<Process>(
+        std::vector<std::string>{sagaflow_binary(), "deliver"}, e, false));
     Process& p = *delivers.back();
     const bool up = wait_until(
         [&] {
@@ -120,8 +115,8 @@ void require_signed(const ReceivedRequest& r, const std::vector<std::string>& se
     INFO("secret " << s << " headers: webhook-signature=" << header(r, "webhook-signature")
                    << " x-sagaflow-signature=" << header(r, "x-sagaflow-signature"));
     CHECK(sagaflow::http::verify_standard(header(r, "webhook-id"), header(r, "webhook-timestamp"),
-                                          header(r, "webhook-signature"), r.body, one, now) ==
-          sagaflow::http::SignatureCheck::ok);
+                                          header(r, "webhook-signature"), r.body, one,
+                                          now) == sagaflow::http::SignatureCheck::ok);
     CHECK(sagaflow::http::verify_signature(header(r, "x-sagaflow-signature"), r.body, one, now) ==
           sagaflow::http::SignatureCheck::ok);
   }
@@ -129,9 +124,10 @@ void require_signed(const ReceivedRequest& r, const std::vector<std::string>& se
 
 }  // namespace
 
-TEST_CASE("deliver: signed with both schemes, every current secret after rotate; routed by "
-          "pattern and store",
-          "[deliver][e2e]") {
+TEST_CASE(
+    "deliver: signed with both schemes, every current secret after rotate; routed by "
+    "pattern and store",
+    "[deliver][e2e]") {
   Setup s;
   WebhookReceiver rx;
   const std::string base = "http://127.0.0.1:" + std::to_string(rx.port());
@@ -157,8 +153,9 @@ TEST_CASE("deliver: signed with both schemes, every current secret after rotate;
   for (const auto& r : rx.requests()) {
     CHECK(r.method == "POST");
     CHECK(header(r, "content-type") == "application/json");
-    const std::string& secret =
-        r.path == "/all" ? all_secret : r.path == "/orders" ? orders_secret : exact_secret;
+    const std::string& secret = r.path == "/all"      ? all_secret
+                                : r.path == "/orders" ? orders_secret
+                                                      : exact_secret;
     require_signed(r, {secret});
   }
   // The body byte for byte
@@ -236,9 +233,10 @@ TEST_CASE("deliver: the schedule, the same webhook-id at each attempt, dead, the
       10s));
 }
 
-TEST_CASE("deliver: the breaker opens after N failures, lets one probe through across two "
-          "workers, closes on success",
-          "[deliver][e2e]") {
+TEST_CASE(
+    "deliver: the breaker opens after N failures, lets one probe through across two "
+    "workers, closes on success",
+    "[deliver][e2e]") {
   Setup s("100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms", "3");
   WebhookReceiver rx;
   rx.respond(500);
@@ -256,7 +254,7 @@ TEST_CASE("deliver: the breaker opens after N failures, lets one probe through a
   const std::size_t at_open = rx.count();
   CHECK(at_open <= 3 + 2 * 1);  // attempts already in flight when it opened (one per worker)
   std::this_thread::sleep_for(500ms);
-  CHECK(rx.count() == at_open);  // nothing while open
+  CHECK(rx.count() == at_open);                 // nothing while open
   REQUIRE(rx.wait_for_count(at_open + 1, 5s));  // the probe
   std::this_thread::sleep_for(400ms);
   CHECK(rx.count() == at_open + 1);  // only one, across both workers
@@ -308,9 +306,10 @@ TEST_CASE("deliver: 429 Retry-After is waited for; 410 disables the endpoint unt
   CHECK(header(rx.requests()[2], "webhook-id") == "r1");
 }
 
-TEST_CASE("deliver: a worker SIGKILLed mid-run loses no delivery; a hanging endpoint holds up "
-          "no other",
-          "[deliver][e2e]") {
+TEST_CASE(
+    "deliver: a worker SIGKILLed mid-run loses no delivery; a hanging endpoint holds up "
+    "no other",
+    "[deliver][e2e]") {
   Setup s("500ms,500ms,500ms,500ms");
   WebhookReceiver fast;
   WebhookReceiver stuck;
@@ -336,8 +335,9 @@ TEST_CASE("deliver: a worker SIGKILLed mid-run loses no delivery; a hanging endp
         return ids.size() == 300;
       },
       60s));
-  std::printf("300 deliveries to the fast endpoint %.1f s after the restart, beside a hanging one\n",
-              std::chrono::duration<double>(Steady::now() - t0).count());
+  std::printf(
+      "300 deliveries to the fast endpoint %.1f s after the restart, beside a hanging one\n",
+      std::chrono::duration<double>(Steady::now() - t0).count());
   CHECK(stuck.count() > 0);
 }
 
@@ -356,7 +356,8 @@ TEST_CASE("endpoints and deliveries: bad input is refused with one line and the 
       {{"endpoints", "add", "--events", "*"}, 2},
       {{"endpoints", "add", "--url", "ftp://example.com/x", "--events", "*"}, 2},
       {{"endpoints", "add", "--url", "https://example.com/x", "--events", "order*"}, 2},
-      {{"endpoints", "add", "--url", "https://example.com/x", "--events", "*", "--plan", "gold"}, 2},
+      {{"endpoints", "add", "--url", "https://example.com/x", "--events", "*", "--plan", "gold"},
+       2},
       {{"endpoints", "add", "--url", "http://127.0.0.1:9/x", "--events", "*"}, 2, true},
       {{"endpoints", "add", "--url", "http://[::1]:9/x", "--events", "*"}, 2, true},
       {{"endpoints", "add", "--url", "http://10.1.2.3/x", "--events", "*"}, 2, true},
@@ -376,17 +377,18 @@ TEST_CASE("endpoints and deliveries: bad input is refused with one line and the 
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   }
   // A public URL is accepted without the flag; a name is checked at connect time, not here
-  const auto ok = run_cli({"endpoints", "add", "--url", "https://example.com/hook", "--events",
-                           "order.*"},
-                          env_private_off, 20s);
+  const auto ok =
+      run_cli({"endpoints", "add", "--url", "https://example.com/hook", "--events", "order.*"},
+              env_private_off, 20s);
   CHECK(ok.code == 0);
-  const auto named = run_cli({"endpoints", "add", "--url", "http://localhost:9/hook", "--events",
-                              "order.*"},
-                             env_private_off, 20s);
+  const auto named =
+      run_cli({"endpoints", "add", "--url", "http://localhost:9/hook", "--events", "order.*"},
+              env_private_off, 20s);
   CHECK(named.code == 0);
 }
 
-TEST_CASE("deliver: a name that resolves to loopback is refused at connect time", "[deliver][e2e]") {
+TEST_CASE("deliver: a name that resolves to loopback is refused at connect time",
+          "[deliver][e2e]") {
   Setup s("200ms");
   for (auto& [k, v] : s.env)
     if (k == "SAGAFLOW_DELIVERY_ALLOW_PRIVATE") v = "0";
@@ -406,9 +408,10 @@ TEST_CASE("deliver: a name that resolves to loopback is refused at connect time"
   CHECK(show.out.find("address refused") != std::string::npos);
 }
 
-TEST_CASE("deliver -> webhook: the ingress accepts what deliver sends, and the echo is not "
-          "delivered twice",
-          "[deliver][e2e]") {
+TEST_CASE(
+    "deliver -> webhook: the ingress accepts what deliver sends, and the echo is not "
+    "delivered twice",
+    "[deliver][e2e]") {
   Setup s;
   // Given an endpoint that is a `sagaflow webhook` ingress with the endpoint's secret
   const int port = sagaflow::testing::free_port();
@@ -447,9 +450,9 @@ TEST_CASE("deliver -> webhook: the ingress accepts what deliver sends, and the e
 TEST_CASE("deliver on Kafka: group sagaflow-deliver, every event delivered once per endpoint",
           "[deliver][e2e][kafka]") {
   sagaflow::testing::KafkaMock kafka(1);
-  for (const char* t : {"sagaflow.events", "sagaflow.commands", "sagaflow.dead",
-                        "sagaflow.retry.sagaflow-saga", "sagaflow.retry.sagaflow-participants",
-                        "sagaflow.retry.sagaflow-deliver"})
+  for (const char* t :
+       {"sagaflow.events", "sagaflow.commands", "sagaflow.dead", "sagaflow.retry.sagaflow-saga",
+        "sagaflow.retry.sagaflow-participants", "sagaflow.retry.sagaflow-deliver"})
     kafka.create_topic(t, 4);
   RedisServer redis;
   WebhookReceiver rx;
@@ -459,8 +462,8 @@ TEST_CASE("deliver on Kafka: group sagaflow-deliver, every event delivered once 
                             {"SAGAFLOW_METRICS_ADDR", "0"},
                             {"SAGAFLOW_DELIVERY_ALLOW_PRIVATE", "1"},
                             {"SAGAFLOW_LOG_LEVEL", "warn"}};
-  const auto add = run_cli({"endpoints", "add", "--url", rx.url("/k"), "--events", "order.*"},
-                           env, 20s);
+  const auto add =
+      run_cli({"endpoints", "add", "--url", rx.url("/k"), "--events", "order.*"}, env, 20s);
   REQUIRE(add.code == 0);
   auto deliver_env = env;
   deliver_env.back().second = "info";

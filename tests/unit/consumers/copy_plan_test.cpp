@@ -42,17 +42,17 @@ TEST_CASE("a retry past the attempt limit becomes a dead letter, retries_exhaust
 TEST_CASE("copies carry the contract's headers", "[consumers][copy]") {
   std::vector<Header> retry;
   add_retry_headers(retry, 2, "order.created");
-  CHECK(as_map(retry) == std::map<std::string, std::string>{
-                             {"x-sagaflow-attempts", "3"},
-                             {"x-sagaflow-original-route", "order.created"}});
+  CHECK(as_map(retry) ==
+        std::map<std::string, std::string>{{"x-sagaflow-attempts", "3"},
+                                           {"x-sagaflow-original-route", "order.created"}});
   std::vector<Header> dead;
   add_dead_letter_headers(dead, Verdict::dead_letter(Errc::invalid_event, "bad\ntotal\r\n"), 4,
                           "payment.completed");
-  CHECK(as_map(dead) == std::map<std::string, std::string>{
-                            {"x-sagaflow-error", "invalid_event"},
-                            {"x-sagaflow-detail", "bad total  "},
-                            {"x-sagaflow-attempts", "4"},
-                            {"x-sagaflow-original-route", "payment.completed"}});
+  CHECK(as_map(dead) ==
+        std::map<std::string, std::string>{{"x-sagaflow-error", "invalid_event"},
+                                           {"x-sagaflow-detail", "bad total  "},
+                                           {"x-sagaflow-attempts", "4"},
+                                           {"x-sagaflow-original-route", "payment.completed"}});
 }
 
 TEST_CASE("details are one line of at most 1,000 bytes", "[consumers][copy]") {
