@@ -44,7 +44,8 @@ std::string to_json(const DeliveryRecord& r) {
 }
 
 Result<DeliveryRecord> record_from_json(std::string_view json) {
-  simdjson::dom::parser parser;
+  // One parser per thread, reused: a record is read for every attempt.
+  thread_local simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS || !root.is_object())
     return make_error(Errc::internal, "delivery record: not a JSON object");
