@@ -491,3 +491,39 @@ TEST_CASE("deliver on Kafka: group sagaflow-deliver, every event delivered once 
   deliver.signal(SIGTERM);
   CHECK(deliver.wait_for(10s) == 0);
 }
+
+TEST_CASE("deliver: an endpoint's plan limits its rate; over it deliveries wait, none is dropped",
+          "[deliver][e2e]") {
+  Setup s;
+  s.env.emplace_back("SAGAFLOW_PLANS", "free=100000/s:100000,hook=5/s:2");
+  WebhookReceiver limited;
+  WebhookReceiver free_rx;
+  s.add(limited.url("/l"), "*", {"--plan", "hook"});
+  s.add(free_rx.url("/f"), "*");
+  s.start_deliver();
+  std::vector<std::pair<std::string, std::string>> events;
+  for (int i = 0; i < 15; ++i)
+    events.emplace_back("order.created", event("p" + std::to_string(i), "order.created"));
+  s.publish(events);
+  // Then the unlimited endpoint gets all 15 at once, the limited one all 15 at 5/s after its
+  // burst of 2: never more than 2 + 5 x window in any window
+  REQUIRE(free_rx.wait_for_count(15, 20s));
+  REQUIRE(limited.wait_for_count(15, 30s));
+  std::this_thread::sleep_for(500ms);
+  const auto reqs = limited.requests();
+  REQUIRE(reqs.size() == 15);
+  std::set<std::string> ids;
+  for (const auto& r : reqs) ids.insert(r.header("webhook-id"));
+  CHECK(ids.size() == 15);
+  double worst = -1e9;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    for (std::size_t j = i; j < reqs.size(); ++j) {
+      const double w = std::chrono::duration<double>(reqs[j].at - reqs[i].at).count();
+      worst = std::max(worst, static_cast<double>(j - i + 1) - (2 + 5 * w));
+    }
+  }
+  const double span = std::chrono::duration<double>(reqs.back().at - reqs.front().at).count();
+  std::printf("limited endpoint: 15 deliveries over %.2f s, worst excess %.2f\n", span, worst);
+  CHECK(worst <= 1.5);  // one token plus 100 ms of receiving jitter
+  CHECK(span >= (15 - 2) / 5.0 - 0.3);
+}
