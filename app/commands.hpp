@@ -65,6 +65,7 @@ int run_dlq_list(const Config& config, const DlqArgs& args);
 int run_dlq_replay(const Config& config, const DlqArgs& args);
 int run_webhook(const Config& config);
 int run_kafka_mock(const Config& config);
+int run_console(const Config& config);
 
 // Redis key counting saga starts delayed by a rate limit (once per order), cluster-wide.
 inline constexpr std::string_view kRateLimitedKey = "sagaflow:stats:rate_limited";

@@ -155,6 +155,8 @@ int main(int argc, char** argv) {
   dl_replay->add_flag("--dead", dl_args.dead, "only dead deliveries");
   dl_replay->add_option("--limit", dl_args.limit, "at most this many")->check(CLI::PositiveNumber);
   auto* kafka_mock = cli.add_subcommand("kafka-mock", "embedded Kafka-protocol broker on loopback");
+  auto* console = cli.add_subcommand(
+      "console", "the operator console: a web page and its JSON API on SAGAFLOW_CONSOLE_ADDR");
 
   try {
     cli.parse(argc, argv);
@@ -218,6 +220,7 @@ int main(int argc, char** argv) {
     return app::run_deliveries(c, dl_args);
   }
   if (kafka_mock->parsed()) return app::run_kafka_mock(c);
+  if (console->parsed()) return app::run_console(c);
   print_error("no subcommand given (see sagaflow --help)");
   return 2;
 }

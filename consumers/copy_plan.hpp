@@ -4,6 +4,7 @@
 // retries_exhausted), and the x-sagaflow-* headers a retry or dead-letter copy carries. Each
 // source adds only its broker's part (RabbitMQ: the delay tier and expiration; Kafka: the retry
 // topic and a not-before header).
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,9 +20,16 @@ Verdict effective_verdict(const RetryPolicy& policy, int attempt, Verdict verdic
 
 // A retry copy: attempts = attempt + 1, the original route kept.
 void add_retry_headers(std::vector<Header>& headers, int attempt, std::string_view route);
-// A dead-letter copy: the reason code, one line of detail, the attempts made, the route.
+// A dead-letter copy: the reason code, one line of detail, the attempts made, the route, and
+// a new dead-letter id (unique across processes: random per process, then a counter).
 void add_dead_letter_headers(std::vector<Header>& headers, const Verdict& verdict, int attempt,
                              std::string_view route);
+
+// What a confirmed dead-letter copy tells the dead-letter index; nullopt for another copy.
+std::optional<DeadLetterNote> dead_letter_note(const Message& copy, std::string_view where);
+
+// A header is written anew on every copy and never carried over from the delivery.
+bool is_copy_header(std::string_view name) noexcept;
 
 // Newlines and other control characters become spaces; at most 1,000 bytes.
 std::string one_line(std::string_view s);

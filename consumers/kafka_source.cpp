@@ -88,9 +88,7 @@ std::string_view header_of(rd_kafka_headers_t* hdrs, std::string_view name, bool
 
 // Headers sagaflow writes itself on a copy (never carried over from the original).
 bool is_rewritten_header(std::string_view name) {
-  return name == topology::kHeaderAttempts || name == topology::kHeaderOriginalRoute ||
-         name == topology::kHeaderNotBefore || name == topology::kHeaderError ||
-         name == topology::kHeaderDetail || name == topology::kKafkaHeaderType ||
+  return is_copy_header(name) || name == topology::kKafkaHeaderType ||
          name == topology::kKafkaHeaderMessageId || name == topology::kKafkaHeaderContentType;
 }
 
@@ -812,6 +810,10 @@ void KafkaSource::Impl::publish_copy(std::uint64_t tag, std::shared_ptr<Message>
     Slot* s = find(tag, &t);
     if (s == nullptr || s->state != State::publishing) return;  // revoked: the new owner redoes it
     if (st) {
+      if (options_.on_dead_lettered && keep->exchange == options_.dead_letter_topic) {
+        if (auto note = dead_letter_note(*keep, options_.dead_letter_topic))
+          options_.on_dead_lettered(*note);
+      }
       finish_slot(*t, *s);
       return;
     }

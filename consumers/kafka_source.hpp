@@ -68,6 +68,7 @@ struct KafkaSourceOptions {
   std::size_t max_in_flight = 256;  // unsettled deliveries at most (the prefetch)
   RetryPolicy retry;
   std::string dead_letter_topic = std::string(topology::kDeadTopic);
+  DeadLetterListener on_dead_lettered;  // each dead-letter copy the broker confirmed
   std::int64_t commit_interval_ms = 500;
   std::int64_t drain_timeout_ms = 8000;
   std::int64_t republish_delay_ms = 1000;

@@ -298,7 +298,7 @@ void RabbitSource::on_header(const void* properties, std::uint64_t body_size) {
         if (h.value.kind == AMQP_FIELD_KIND_UTF8 || h.value.kind == AMQP_FIELD_KIND_BYTES) {
           incoming_.original_route.assign(view(h.value.value.bytes));
         }
-      } else if (key == topology::kHeaderError || key == topology::kHeaderDetail) {
+      } else if (is_copy_header(key)) {
         // Written again on a dead-letter copy; not carried over from an earlier one.
       } else if (h.value.kind == AMQP_FIELD_KIND_UTF8 || h.value.kind == AMQP_FIELD_KIND_BYTES) {
         incoming_.extra_headers.push_back(
@@ -433,6 +433,10 @@ void RabbitSource::publish_copy(std::uint64_t gen, std::uint64_t amqp_tag, Messa
     Inflight* e = find(amqp_tag);
     if (e == nullptr || e->state != State::publishing) return;
     if (s) {
+      if (options_.on_dead_lettered && keep->exchange == options_.dead_letter_exchange) {
+        if (auto note = dead_letter_note(*keep, topology::kDeadQueue))
+          options_.on_dead_lettered(*note);
+      }
       mark_ack_ready(*e);
       maybe_finish_stop();
       return;

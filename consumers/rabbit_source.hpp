@@ -58,6 +58,7 @@ struct RabbitSourceOptions {
   int prefetch = 256;                                     // basic.qos: unacked deliveries at most
   RetryPolicy retry;                                      // backoff, tiers, max attempts
   std::string dead_letter_exchange = std::string(topology::kDeadLetterExchange);
+  DeadLetterListener on_dead_lettered;  // each dead-letter copy the broker confirmed
   int heartbeat_s = 30;
   std::int64_t reconnect_min_ms = 100;
   std::int64_t reconnect_max_ms = 5000;

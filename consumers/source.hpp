@@ -32,6 +32,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/result.hpp"
 
@@ -60,6 +61,20 @@ struct Verdict {
     return {Kind::dead_letter, reason, std::move(detail)};
   }
 };
+
+// A dead-letter copy the broker confirmed: what the dead-letter index records
+// (store/dead_letters.hpp). Called on the loop thread, at most once per copy confirmed.
+struct DeadLetterNote {
+  std::string id;  // x-sagaflow-dead-letter-id
+  std::string reason;
+  std::string detail;
+  std::int64_t attempts = 0;
+  std::string route;  // the original route
+  std::string message_id;
+  std::string where;  // the dead-letter exchange's queue or topic
+  std::string_view body;  // valid during the call only
+};
+using DeadLetterListener = std::function<void(const DeadLetterNote&)>;
 
 class Source {
  public:

@@ -53,6 +53,9 @@ constexpr ConfigKey kKeys[] = {
      "1 allows endpoint URLs on loopback and private addresses"},
     {"SAGAFLOW_DELIVERY_LOG_MAX", "delivery-log-max", "1000000",
      "deliveries kept in the attempts log"},
+    {"SAGAFLOW_CONSOLE_ADDR", "console-addr", "127.0.0.1:8090", "host:port of the console"},
+    {"SAGAFLOW_CONSOLE_TOKEN", "console-token", "",
+     "the console's access token (required beyond loopback)"},
 };
 
 Error bad(std::string_view key, std::string_view why) {
@@ -346,10 +349,20 @@ Result<Config> load_config(const ConfigSources& sources) {
       if (!ep) return bad(key, ep.error().detail);
       c.redis = std::move(ep.value());
       c.redis_url = v;
-    } else if (key == "SAGAFLOW_METRICS_ADDR" || key == "SAGAFLOW_WEBHOOK_ADDR") {
+    } else if (key == "SAGAFLOW_METRICS_ADDR" || key == "SAGAFLOW_WEBHOOK_ADDR" ||
+               key == "SAGAFLOW_CONSOLE_ADDR") {
       auto hp = parse_host_port(v);
       if (!hp) return bad(key, hp.error().detail);
-      (key == "SAGAFLOW_METRICS_ADDR" ? c.metrics_addr : c.webhook_addr) = std::move(hp.value());
+      if (key == "SAGAFLOW_METRICS_ADDR") {
+        c.metrics_addr = std::move(hp.value());
+      } else if (key == "SAGAFLOW_WEBHOOK_ADDR") {
+        c.webhook_addr = std::move(hp.value());
+      } else {
+        if (hp->disabled) return bad(key, "the console needs an address");
+        c.console_addr = std::move(hp.value());
+      }
+    } else if (key == "SAGAFLOW_CONSOLE_TOKEN") {
+      c.console_token = v;
     } else if (key == "SAGAFLOW_STEP_TIMEOUT_MS") {
       auto n = int_of(1, 7LL * 24 * 3600 * 1000);
       if (!n) return n.error();

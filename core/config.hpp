@@ -76,6 +76,8 @@ struct Config {
   std::int64_t breaker_open_ms = 30000;
   bool delivery_allow_private = false;
   std::int64_t delivery_log_max = 1000000;
+  HostPort console_addr;
+  std::string console_token;  // empty: none (the console then listens on loopback only)
 
   const RatePlan* find_plan(std::string_view name) const noexcept;
 };

@@ -33,6 +33,13 @@ std::string_view Request::header(std::string_view lower_name) const noexcept {
   return {};
 }
 
+const std::string* Request::query_param(std::string_view name) const noexcept {
+  for (const auto& [k, v] : query) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
 std::string_view status_text(int status) noexcept {
   switch (status) {
     case 200:
@@ -252,6 +259,8 @@ struct Server::Impl {
         r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
     if (resp == nullptr) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+    for (const auto& [name, value] : r.headers)
+      MHD_add_response_header(resp, name.c_str(), value.c_str());
     if (r.status == 413 || r.status == 431 || close)
       MHD_add_response_header(resp, "Connection", "close");
     const MHD_Result rc = MHD_queue_response(connection, static_cast<unsigned>(r.status), resp);
@@ -302,6 +311,13 @@ struct Server::Impl {
       self->wait_for_head(static_cast<ConnState*>(info->socket_context));
   }
 
+  static MHD_Result on_query(void* cls, MHD_ValueKind, const char* key, const char* value) {
+    auto* r = static_cast<RequestState*>(cls);
+    if (r->request.query.size() < 64)
+      r->request.query.emplace_back(key != nullptr ? key : "", value != nullptr ? value : "");
+    return MHD_YES;
+  }
+
   static MHD_Result on_header(void* cls, MHD_ValueKind, const char* key, const char* value) {
     auto* r = static_cast<RequestState*>(cls);
     std::string name(key);
@@ -326,6 +342,7 @@ struct Server::Impl {
     *req_cls = new std::shared_ptr<RequestState>(state);
 
     MHD_get_connection_values(connection, MHD_HEADER_KIND, on_header, state.get());
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, on_query, state.get());
     // The head as received (request line and header lines, before any decoding or trimming).
     const MHD_ConnectionInfo* size =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);

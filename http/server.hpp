@@ -33,16 +33,20 @@ struct Request {
   std::string method;
   std::string path;                                          // without the query string
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::vector<std::pair<std::string, std::string>> query;    // decoded, in order
   std::string body;
 
   // The first header of that (lower-case) name, or empty.
   std::string_view header(std::string_view lower_name) const noexcept;
+  // The first query argument of that name, or nullptr when absent.
+  const std::string* query_param(std::string_view name) const noexcept;
 };
 
 struct Response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // extra (Set-Cookie, ...)
 };
 
 using Respond = std::function<void(Response)>;

@@ -317,4 +317,23 @@ const SagaDefinition* find_definition(const std::vector<SagaDefinition>& defs,
   return nullptr;
 }
 
+std::string definition_to_json(const SagaDefinition& d) {
+  std::string out = "{\"name\":";
+  append_json_string(out, d.name);
+  out += fmt::format(",\"compensation_retries\":{},\"steps\":[", d.compensation_retries);
+  for (std::size_t i = 0; i < d.steps.size(); ++i) {
+    const StepDefinition& s = d.steps[i];
+    if (i > 0) out += ',';
+    out += "{\"name\":";
+    append_json_string(out, s.name);
+    out += fmt::format(
+        ",\"command\":\"{}\",\"success\":\"{}\",\"failure\":\"{}\",\"compensation\":\"{}\","
+        "\"compensation_ack\":\"{}\",\"timeout_ms\":{},\"retries\":{}}}",
+        to_string(s.command), to_string(s.success), to_string(s.failure), to_string(s.compensation),
+        to_string(s.compensation_ack), s.timeout_ms, s.retries);
+  }
+  out += "]}";
+  return out;
+}
+
 }  // namespace sagaflow

@@ -76,6 +76,11 @@ Result<std::vector<SagaDefinition>> load_definitions(const std::string& dir_or_e
                                                      Millis default_step_timeout_ms);
 
 // The definition named name, or nullptr.
+// The definition as data (the console draws it): {"name", "compensation_retries", "steps":
+// [{"name", "command", "success", "failure", "compensation", "compensation_ack", "timeout_ms",
+// "retries"}, ...]}.
+std::string definition_to_json(const SagaDefinition& definition);
+
 const SagaDefinition* find_definition(const std::vector<SagaDefinition>& defs,
                                       std::string_view name) noexcept;
 

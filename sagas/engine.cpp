@@ -160,6 +160,7 @@ class Stepper {
   StepResult on_cancelled(const Event& e);
   StepResult on_reply(const Event& e, EventRole role);
   StepResult on_timeout();
+  StepResult on_resend();
 
  private:
   const SagaDefinition& def_;
@@ -274,6 +275,16 @@ StepResult Stepper::on_reply(const Event& e, EventRole role) {
   return ignored();
 }
 
+StepResult Stepper::on_resend() {
+  if (cur_ == nullptr || cur_->status != SagaStatus::stuck) return ignored();
+  const int i = find_step(*cur_, StepStatus::compensating);
+  if (i == kNoStep) return ignored();
+  r_.state = *cur_;  // no history entry: an operator's action, not an input of the saga
+  send_compensation(i, true);  // same id; the saga stays stuck until the ack arrives
+  r_.state.deadline.reset();
+  return applied();
+}
+
 StepResult Stepper::on_timeout() {
   if (cur_ == nullptr || !cur_->deadline || *cur_->deadline > now_) return ignored();
   if (cur_->status == SagaStatus::running) {
@@ -314,6 +325,13 @@ std::string saga_id(const SagaDefinition& definition, const OrderId& order) {
   id += ':';
   id += order.view();
   return id;
+}
+
+StepResult resend_stuck(const SagaDefinition& definition, const SagaState& current, Millis now) {
+  Stepper stepper(definition, &current, now);
+  if (current.saga != definition.name || current.steps.size() != definition.steps.size())
+    return stepper.ignored();
+  return stepper.on_resend();
 }
 
 StepResult step(const SagaDefinition& definition, const SagaState* current, const SagaInput& input,

@@ -77,6 +77,11 @@ struct StepResult {
   std::optional<Millis> deadline;      // applied: the next deadline (absolute ms), or none
 };
 
+// An operator's re-send of a stuck saga's outstanding compensation (the console): applied with
+// that one command, same id, compensation_attempts + 1, the saga still stuck (no deadline, no
+// history entry) until the ack arrives and compensation continues. Ignored unless stuck.
+StepResult resend_stuck(const SagaDefinition& definition, const SagaState& current, Millis now);
+
 StepResult step(const SagaDefinition& definition, const SagaState* current, const SagaInput& input,
                 Millis now);
 

@@ -12,6 +12,7 @@ PACKAGES=(
   redis-server redis-tools rabbitmq-server
   clang libclang-rt-14-dev
   docker-compose
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

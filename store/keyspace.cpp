@@ -28,6 +28,12 @@ std::string Keyspace::parked_stores_key(int p) {
 std::string Keyspace::parked_leases_key(int p) {
   return fmt::format("sagaflow:{{{}}}:parked_leases", p);
 }
+std::string Keyspace::status_index_key(int p, std::string_view status) {
+  return fmt::format("sagaflow:{{{}}}:by_status:{}", p, status);
+}
+std::string Keyspace::reason_index_key(int p, std::string_view reason) {
+  return fmt::format("sagaflow:{{{}}}:by_reason:{}", p, reason);
+}
 std::string Keyspace::rate_key(const StoreId& store) {
   return fmt::format("sagaflow:rl:{{{}}}", store.view());
 }

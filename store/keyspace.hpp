@@ -11,6 +11,10 @@
 //   sagaflow:{p}:parked:<store_id>  zset   member order_id, score = parked at (ms)
 //   sagaflow:{p}:parked_stores      hash   store_id -> parked starts in this partition
 //   sagaflow:{p}:parked_leases      zset   member order_id, score = lease end (ms)
+//   sagaflow:{p}:by_status:<status> zset   member order_id, score = last change (ms)
+//   sagaflow:{p}:by_reason:<reason> zset   member order_id, score = last change (ms)
+// (the console's indexes, kept by apply.lua; finished sagas bounded per partition)
+// Dead letters are indexed under one tag of their own: sagaflow:{dlq}:* (store/dead_letters.hpp).
 // Rate limits are per store and keyed by the store's own tag: sagaflow:rl:{<store_id>}.
 #include <cstdint>
 #include <string>
@@ -53,6 +57,8 @@ class Keyspace {
   static std::string parked_key(int p, const StoreId& store);
   static std::string parked_stores_key(int p);
   static std::string parked_leases_key(int p);
+  static std::string status_index_key(int p, std::string_view status);
+  static std::string reason_index_key(int p, std::string_view reason);
   static std::string rate_key(const StoreId& store);
 
  private:

@@ -83,7 +83,12 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
                                 Keyspace::stats_key(p),
                                 Keyspace::parked_key(p, req.store_id),
                                 Keyspace::parked_stores_key(p),
-                                Keyspace::parked_leases_key(p)};
+                                Keyspace::parked_leases_key(p),
+                                Keyspace::status_index_key(p, req.old_status.empty()
+                                                                  ? req.new_status
+                                                                  : req.old_status),
+                                Keyspace::status_index_key(p, req.new_status),
+                                Keyspace::reason_index_key(p, req.reason)};
   std::vector<std::string> args;
   args.reserve(12 + 4 * req.commands.size());
   args.emplace_back("apply");
@@ -106,6 +111,9 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   }
   args.push_back(req.store_id.str());
   args.push_back(std::to_string(req.parked_at));
+  args.push_back(std::to_string(req.updated_at > 0 ? req.updated_at : SystemClock().now_ms()));
+  args.push_back(req.reason);
+  args.push_back(std::to_string(options_.index_cap));
   redis_.eval(
       apply_script_, std::move(keys), std::move(args),
       [p, done = std::move(done)](Result<Reply> r) { done(parse_apply(std::move(r), p)); },

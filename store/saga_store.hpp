@@ -47,12 +47,14 @@ struct ApplyRequest {
   std::int64_t expected_version = 0;  // the version that was loaded (0: new saga)
   std::string new_state;
   std::string new_status;
-  std::string old_status;  // informational: the script counts from the stored status
+  std::string old_status;  // the stored status (the version check makes sure); "" for new
   std::vector<OutboxCommand> commands;
   std::optional<Millis> deadline;  // absolute ms since the epoch; nullopt or <= 0: clear
   bool finished = false;           // confirmed / failed: the record expires after the TTL
   StoreId store_id;                // the order's store: keeps the parked-starts index
   Millis parked_at = 0;            // when new_status is "parked": its place in the queue
+  Millis updated_at = 0;           // the console's indexes (by status, by reason); 0: now
+  std::string reason;              // the saga's failure reason, empty while none
 };
 
 enum class ApplyKind : std::uint8_t { applied, duplicate, conflict };
@@ -69,6 +71,8 @@ struct SagaStoreOptions {
   std::int64_t dedup_ttl_s = 86400;     // SAGAFLOW_DEDUP_TTL_S
   std::int64_t finished_ttl_s = 0;      // finished record TTL; < dedup TTL: the dedup TTL
   std::string consumer;                 // this worker's outbox consumer (same as Outbox's)
+  // Newest finished sagas kept per partition in each console index (by status, by reason).
+  std::int64_t index_cap = 65536;
   Millis timeout_ms = 0;                // per call; 0: the client's default
 };
 

@@ -59,6 +59,8 @@ inline constexpr std::string_view kHeaderError = "x-sagaflow-error";  // reason 
 inline constexpr std::string_view kHeaderDetail = "x-sagaflow-detail";  // one line
 inline constexpr std::string_view kHeaderOriginalRoute =
     "x-sagaflow-original-route";  // routing key / topic
+// A dead letter's own id (the dead-letter index's key; the console replays by it).
+inline constexpr std::string_view kHeaderDeadLetterId = "x-sagaflow-dead-letter-id";
 
 // Kafka record headers that carry what AMQP has as properties (values are UTF-8 text;
 // integers in decimal).

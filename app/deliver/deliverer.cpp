@@ -31,6 +31,7 @@
 #include "http/client.hpp"
 #include "http/server.hpp"
 #include "http/webhook_signature.hpp"
+#include "store/dead_letters.hpp"
 #include "store/deliveries.hpp"
 #include "store/rate_limiter.hpp"
 #include "store/redis_client.hpp"
@@ -96,6 +97,7 @@ struct Deliverer::Impl {
   metrics::Registry registry;
   UvTimers timers;
   store::RedisClient redis;
+  store::DeadLetterIndex dead_letters{redis};
   RedisClock clock{redis};  // due times and the breaker's times are compared with Redis TIME
   store::Deliveries deliveries;
   store::RateLimiter limiter;
@@ -194,7 +196,8 @@ struct Deliverer::Impl {
     breaker_config.open_ms = c.breaker_open_ms;
     breaker_config.probe_lease_ms = c.delivery_timeout_ms + 5000;
     sink_owner = make_sink(l, c, "sagaflow-deliver-publish");
-    source_owner = make_source(l, c, Role::deliver, *sink_owner, "sagaflow-deliver-consume");
+    source_owner = make_source(l, c, Role::deliver, *sink_owner, "sagaflow-deliver-consume",
+                               index_dead_letters(dead_letters));
     client = std::make_unique<http::Client>(l, client_options());
   }
 

@@ -1,6 +1,9 @@
 #include "app/impl/brokers.hpp"
 
 #include "consumers/kafka_source.hpp"
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "store/dead_letters.hpp"
 #include "consumers/rabbit_source.hpp"
 #include "producers/kafka_sink.hpp"
 #include "producers/rabbit_sink.hpp"
@@ -62,8 +65,29 @@ std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const Config& config, const std
   return std::make_unique<RabbitSink>(loop, std::move(o));
 }
 
+DeadLetterListener index_dead_letters(store::DeadLetterIndex& index) {
+  return [&index](const DeadLetterNote& note) {
+    store::DeadLetterEntry e;
+    e.id = note.id;
+    e.reason = note.reason;
+    e.detail = note.detail;
+    e.attempts = note.attempts;
+    e.route = note.route;
+    e.at = SystemClock().now_ms();
+    e.body_preview = store::body_preview(note.body);
+    e.message_id = note.message_id;
+    e.where = note.where;
+    index.add(e, [id = e.id](Status st) {
+      if (!st) {
+        log::warn("dead letter not recorded in the index (it is in the broker)",
+                  {{"dead_letter_id", id}, {"error", st.error().detail}});
+      }
+    });
+  };
+}
+
 std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role role, Sink& copies,
-                                    const std::string& name) {
+                                    const std::string& name, DeadLetterListener on_dead_lettered) {
   if (config.broker == BrokerKind::kafka) {
     KafkaSourceOptions o;
     o.brokers = config.kafka_brokers;
@@ -79,6 +103,7 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
     // data arrives; librdkafka's mock cluster only at the end of the wait.)
     o.properties.emplace_back("fetch.wait.max.ms", "10");
     o.properties.emplace_back("socket.timeout.ms", kSocketTimeoutMs);
+    o.on_dead_lettered = std::move(on_dead_lettered);
     return std::make_unique<KafkaSource>(loop, std::move(o), copies);
   }
   RabbitSourceOptions o;
@@ -88,6 +113,7 @@ std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role 
   o.retry.max_attempts = config.max_attempts;
   o.name = name;
   o.drain_timeout_ms = 6000;  // as on Kafka: with the close, within SIGTERM's 10 s
+  o.on_dead_lettered = std::move(on_dead_lettered);
   return std::make_unique<RabbitSource>(loop, std::move(o), copies);
 }
 

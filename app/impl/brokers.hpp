@@ -11,6 +11,10 @@
 
 struct uv_loop_s;
 
+namespace sagaflow::store {
+class DeadLetterIndex;
+}
+
 namespace sagaflow::app {
 
 enum class Role : std::uint8_t {
@@ -21,9 +25,15 @@ enum class Role : std::uint8_t {
 
 std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const Config& config, const std::string& name);
 
-// Retry and dead-letter copies go through `copies` (not owned; started by the caller).
+// Retry and dead-letter copies go through `copies` (not owned; started by the caller);
+// `on_dead_lettered` hears of each dead letter the broker confirmed (the dead-letter index).
 std::unique_ptr<Source> make_source(uv_loop_s* loop, const Config& config, Role role, Sink& copies,
-                                    const std::string& name);
+                                    const std::string& name,
+                                    DeadLetterListener on_dead_lettered = {});
+
+// A listener that records each dead letter in the index (store/dead_letters.hpp), logging a
+// failed write (the dead letter is in the broker either way).
+DeadLetterListener index_dead_letters(store::DeadLetterIndex& index);
 
 // What the source consumes, for logs: "queue sagaflow.saga" / "group sagaflow-saga".
 std::string describe_intake(const Config& config, Role role);

@@ -23,6 +23,7 @@
 #include <array>
 #include <chrono>
 #include <map>
+#include <limits>
 #include <memory>
 #include <set>
 
@@ -484,7 +485,9 @@ Result<std::int64_t> kafka_dlq_list(const KafkaDlqOptions& options, std::int64_t
   });
 }
 
-Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64_t limit) {
+Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64_t limit,
+                                      const KafkaDlqSelect& select,
+                                      const std::function<void(const KafkaDeadLetter&)>& replayed_one) {
   auto consumer = open_consumer(options);
   if (!consumer) return std::move(consumer).error();
   Client& c = *consumer.value();
@@ -514,10 +517,17 @@ Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64
     uncommitted.clear();
     return Status::success();
   };
-  auto replayed = read_dead_letters(c, ranges.value(), limit, [&](const KafkaDeadLetter& d) {
+  std::set<std::int32_t> skipped_in;  // partitions whose commit stops at a skipped one
+  const std::int64_t read_limit = select ? std::numeric_limits<std::int64_t>::max() : limit;
+  auto replayed = read_dead_letters(c, ranges.value(), read_limit, [&](const KafkaDeadLetter& d) {
+    if (select && (confirmed >= limit || !select(d))) {
+      skipped_in.insert(d.partition);
+      return Status::success();
+    }
     if (Status st = republish(*producer.value(), d, known_topics); !st) return st;
-    uncommitted[d.partition] = d.offset + 1;
+    if (!skipped_in.contains(d.partition)) uncommitted[d.partition] = d.offset + 1;
     ++confirmed;
+    if (replayed_one) replayed_one(d);
     if (confirmed - committed >= kCommitEvery) return flush_commits();
     return Status::success();
   });
@@ -542,7 +552,7 @@ Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64
         confirmed, confirmed - committed);
     return e;
   }
-  return replayed.value();
+  return confirmed;
 }
 
 }  // namespace sagaflow::app

@@ -54,7 +54,15 @@ Result<std::int64_t> kafka_dlq_list(const KafkaDlqOptions& options, std::int64_t
 // awaited, then the offsets after the replayed ones are committed for the group. Returns how
 // many were replayed and committed. On an error, what was confirmed is still committed and the
 // error's detail says how many that was.
-Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64_t limit);
+// With `select` (the console's replay of chosen ids or one reason): only the dead letters it
+// accepts are re-published (up to `limit` of them, all pending ones read); a partition's offset
+// is committed only past its first run of replayed ones, so a skipped dead letter stays pending
+// for a later replay, and a selected one after it may be replayed again (same id, deduplicated
+// downstream). `replayed` is told each one the broker confirmed.
+using KafkaDlqSelect = std::function<bool(const KafkaDeadLetter&)>;
+Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64_t limit,
+                                      const KafkaDlqSelect& select = {},
+                                      const std::function<void(const KafkaDeadLetter&)>& replayed = {});
 
 // Where a dead letter goes back to: its x-sagaflow-original-route topic; sagaflow.events when
 // that is empty or a retry topic, except the participants' retry topic, which goes to

@@ -309,6 +309,8 @@ struct Pipeline::Impl {
     c.state = r.state.to_json();
     c.status = std::string(r.state.status_name());
     c.old_status = state ? std::string(state->status_name()) : std::string();
+    c.updated_at = now;
+    c.reason = r.state.reason;
     // Finished sagas expire after the dedup TTL; so does a remembered early cancel whose
     // order.created never comes within that time (one arriving later starts a normal saga).
     c.finished = r.state.finished() || r.state.status == SagaStatus::cancelled_before_start;

@@ -39,6 +39,8 @@ struct Commit {
   std::optional<Millis> deadline;  // nullopt: clear
   StoreId store_id;                // keeps the parked-starts index with the status
   Millis parked_at = 0;            // status "parked": its place in the store's queue
+  Millis updated_at = 0;           // the console's indexes: when this change happened
+  std::string reason;              // the saga's failure reason, empty while none
 };
 
 enum class CommitOutcome : std::uint8_t { applied, duplicate, conflict };

@@ -23,6 +23,8 @@ void RedisSagaRepository::commit(const Commit& c, std::function<void(Result<Comm
   req.finished = c.finished;
   req.store_id = c.store_id;
   req.parked_at = c.parked_at;
+  req.updated_at = c.updated_at;
+  req.reason = c.reason;
   req.commands.reserve(c.messages.size());
   for (const auto& m : c.messages)
     req.commands.push_back({m.message_id, m.exchange, m.routing_key, m.body});

@@ -24,6 +24,7 @@
 #include "core/metrics.hpp"
 #include "http/server.hpp"
 #include "sagas/definition.hpp"
+#include "store/dead_letters.hpp"
 #include "store/deadlines.hpp"
 #include "store/outbox.hpp"
 #include "store/rate_limiter.hpp"
@@ -87,6 +88,7 @@ struct Worker::Impl {
   store::Deadlines deadlines;
   store::RateLimiter limiter;
   store::Parking parking;
+  store::DeadLetterIndex dead_letters{redis};
   RedisSagaRepository repo{sagas, outbox};
   RedisAdmission admission{limiter, redis};
 
@@ -149,7 +151,8 @@ struct Worker::Impl {
         parking(redis, c.redis_partitions),
         sink_owner(make_sink(l, c, "sagaflow-worker-publish")),
         sink(*sink_owner),
-        source_owner(make_source(l, c, Role::saga, sink, "sagaflow-worker-consume")),
+        source_owner(make_source(l, c, Role::saga, sink, "sagaflow-worker-consume",
+                                 index_dead_letters(dead_letters))),
         source(*source_owner),
         pipeline(
             d, repo, admission, sink_port, timers, clock, registry,

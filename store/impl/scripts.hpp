@@ -13,5 +13,6 @@ extern const std::string_view kRecordDeliveriesScript;  // scripts/record_delive
 extern const std::string_view kClaimDeliveriesScript;   // scripts/claim_deliveries.lua
 extern const std::string_view kUpdateDeliveryScript;    // scripts/update_delivery.lua
 extern const std::string_view kCasScript;               // scripts/cas.lua
+extern const std::string_view kDeadLettersScript;       // scripts/dead_letters.lua
 
 }  // namespace sagaflow::store::impl

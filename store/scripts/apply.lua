@@ -19,6 +19,13 @@
 -- ARGV[10] outbox consumer group    ARGV[11] outbox consumer (this worker)
 -- ARGV[12] number of commands n, then n times: id, exchange, route, body
 -- then: store id, and the time the saga is parked at (ms; used when the new status is parked)
+-- then: the change's time (ms), the saga's failure reason ("" while none), and the cap of
+--       finished sagas kept per console index
+-- KEYS[9]  the console's index of the OLD status  sagaflow:{p}:by_status:<old> (new: = KEYS[10])
+-- KEYS[10] the console's index of the new status  sagaflow:{p}:by_status:<new>
+-- KEYS[11] the console's index of the reason      sagaflow:{p}:by_reason:<reason>
+--          (the caller names the old status's key; the version check makes sure it is the one
+--          stored)
 --
 -- Returns one of
 --   {"applied", new_version, stream_id_1, ..., stream_id_n}
@@ -101,6 +108,30 @@ end
 if old_status ~= new_status then
   if old_status then redis.call('HINCRBY', KEYS[5], old_status, -1) end
   redis.call('HINCRBY', KEYS[5], new_status, 1)
+end
+
+-- The console's indexes: each saga in the index of its status and, once it has one, of its
+-- failure reason, scored by its last change. Finished sagas are bounded per partition (the
+-- newest `cap`, none older than the record's TTL); live ones leave with their status.
+local changed_at = tonumber(ARGV[15 + 4 * n])
+if changed_at then
+  local reason = ARGV[16 + 4 * n]
+  local cap = tonumber(ARGV[17 + 4 * n])
+  if old_status and old_status ~= new_status then redis.call('ZREM', KEYS[9], ARGV[4]) end
+  redis.call('ZADD', KEYS[10], changed_at, ARGV[4])
+  local trim = {}
+  if ARGV[7] == '1' then trim[#trim + 1] = KEYS[10] end
+  if reason and reason ~= '' then
+    redis.call('ZADD', KEYS[11], changed_at, ARGV[4])
+    trim[#trim + 1] = KEYS[11]
+  end
+  for _, key in ipairs(trim) do
+    if ARGV[7] == '1' then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (changed_at - tonumber(ARGV[8]) * 1000))
+    end
+    local count = redis.call('ZCARD', key)
+    if count > cap then redis.call('ZREMRANGEBYRANK', key, 0, count - cap - 1) end
+  end
 end
 
 if dedup_ttl > 0 then redis.call('SET', KEYS[2], '1', 'EX', dedup_ttl) end

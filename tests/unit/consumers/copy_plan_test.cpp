@@ -48,11 +48,41 @@ TEST_CASE("copies carry the contract's headers", "[consumers][copy]") {
   std::vector<Header> dead;
   add_dead_letter_headers(dead, Verdict::dead_letter(Errc::invalid_event, "bad\ntotal\r\n"), 4,
                           "payment.completed");
-  CHECK(as_map(dead) ==
+  auto headers = as_map(dead);
+  const std::string id = headers["x-sagaflow-dead-letter-id"];
+  CHECK(id.size() == 24);
+  headers.erase("x-sagaflow-dead-letter-id");
+  CHECK(headers ==
         std::map<std::string, std::string>{{"x-sagaflow-error", "invalid_event"},
                                            {"x-sagaflow-detail", "bad total  "},
                                            {"x-sagaflow-attempts", "4"},
                                            {"x-sagaflow-original-route", "payment.completed"}});
+
+  // Every copy gets its own id, and the note the dead-letter index gets reads the copy back.
+  std::vector<Header> second;
+  add_dead_letter_headers(second, Verdict::dead_letter(Errc::invalid_event, "x"), 1, "r");
+  CHECK(as_map(second)["x-sagaflow-dead-letter-id"] != id);
+
+  Message copy;
+  copy.message_id = "m-1";
+  copy.body = R"({"type":"payment.completed"})";
+  copy.headers = dead;
+  const auto note = dead_letter_note(copy, "sagaflow.dead");
+  REQUIRE(note.has_value());
+  CHECK(note->id == id);
+  CHECK(note->reason == "invalid_event");
+  CHECK(note->detail == "bad total  ");
+  CHECK(note->attempts == 4);
+  CHECK(note->route == "payment.completed");
+  CHECK(note->message_id == "m-1");
+  CHECK(note->where == "sagaflow.dead");
+  CHECK(note->body == copy.body);
+
+  Message retry_copy;
+  retry_copy.headers = retry;
+  CHECK_FALSE(dead_letter_note(retry_copy, "sagaflow.retry").has_value());
+  CHECK(is_copy_header("x-sagaflow-dead-letter-id"));
+  CHECK_FALSE(is_copy_header("x-custom"));
 }
 
 TEST_CASE("details are one line of at most 1,000 bytes", "[consumers][copy]") {

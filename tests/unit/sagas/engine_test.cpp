@@ -332,6 +332,37 @@ TEST_CASE("an unacknowledged compensation is re-sent, then the saga is stuck unt
   CHECK(r.state.status == SagaStatus::failed);
 }
 
+TEST_CASE("an operator re-sends a stuck saga's compensation: same id, still stuck until the ack",
+          "[engine]") {
+  SagaDefinition def = fulfillment();
+  def.compensation_retries = 0;
+  Saga s = running_after(2, def);
+  // A saga that is not stuck has nothing to re-send
+  CHECK(s.resend().disposition == Disposition::ignored);
+  s.on(reply(EventType::shipment_failed, "o1"));  // payment.refund out
+  CHECK(s.resend().disposition == Disposition::ignored);  // compensating: not stuck
+  s.fire_deadline();
+  REQUIRE(s.state->status == SagaStatus::stuck);
+  const auto history = s.state->history.size();
+  // When the operator re-sends
+  auto r = s.resend();
+  // Then the refund goes out again with the same id; the saga stays stuck, without a deadline,
+  // and its history (inputs only) is unchanged
+  REQUIRE(r.disposition == Disposition::applied);
+  REQUIRE(types_of(r.commands) == Strings{"payment.refund"});
+  CHECK(r.commands[0].id == "o1:payment.refund");
+  CHECK(r.state.status == SagaStatus::stuck);
+  CHECK_FALSE(r.deadline);
+  CHECK(r.state.history.size() == history);
+  CHECK(r.state.steps[1].compensation_attempts == 2);
+  CHECK(r.state.compensations.size() == 1);
+  CHECK_FALSE(r.outcome);
+  // And the ack resumes compensation as before
+  r = s.on(reply(EventType::payment_refunded, "o1"));
+  CHECK(types_of(r.commands) == Strings{"inventory.release"});
+  CHECK(r.state.status == SagaStatus::compensating);
+}
+
 TEST_CASE("a stuck saga resumes with the next compensation", "[engine]") {
   // Given compensation_retries 0: the first missed ack parks the saga
   SagaDefinition def = fulfillment();

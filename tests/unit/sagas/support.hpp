@@ -99,6 +99,10 @@ struct Saga {
     REQUIRE(state);
     return keep(sagaflow::start_parked(def, *state, now));
   }
+  StepResult resend() {
+    REQUIRE(state);
+    return keep(sagaflow::resend_stuck(def, *state, now));
+  }
   StepResult timeout() { return apply(SagaInput(Timeout{state ? state->order_id : OrderId()})); }
   // Advances the clock to the current deadline and fires it.
   StepResult fire_deadline() {

@@ -1,0 +1,39 @@
+#pragma once
+// Re-publishing dead letters to their original route, on either broker: the one path of
+// `sagaflow dlq replay` and the console's replay (CONTRACT.md sections 1 and 10). Blocking
+// (the console runs it on libuv's thread pool). A dead letter is acknowledged (RabbitMQ) or
+// committed past (Kafka) only after the broker confirmed its re-publish: a crash in between
+// re-publishes at worst (same event id, deduplicated downstream), never loses.
+//
+// RabbitMQ: basic.get through sagaflow.dead; a selected one is re-published to sagaflow.events
+// with its original routing key and acked; the others stay unacked until the channel closes,
+// which returns them to the queue in their order. The scan ends when the queue has nothing left
+// to give or `limit` were replayed.
+// Kafka: app/impl/kafka_dlq.hpp's replay, with the same selection.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/result.hpp"
+
+namespace sagaflow::app {
+
+struct DeadLetterRef {
+  std::string id;      // x-sagaflow-dead-letter-id ("" on copies made before it existed)
+  std::string reason;  // x-sagaflow-error
+};
+
+// Empty: every dead letter.
+using DeadLetterSelect = std::function<bool(const DeadLetterRef&)>;
+
+struct ReplayOutcome {
+  std::int64_t replayed = 0;
+  std::vector<std::string> ids;  // the replayed ones that carried an id
+};
+
+Result<ReplayOutcome> replay_dead_letters(const Config& config, std::int64_t limit,
+                                          const DeadLetterSelect& select = {});
+
+}  // namespace sagaflow::app
