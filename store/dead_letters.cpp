@@ -27,7 +27,8 @@ std::string reason_key(std::string_view reason) {
 }
 
 Error reply_error(std::string_view what, const Reply& r) {
-  return make_error(Errc::internal, fmt::format("{}: {}", what, r.is_error() ? r.str : "bad reply"));
+  return make_error(Errc::internal,
+                    fmt::format("{}: {}", what, r.is_error() ? r.str : "bad reply"));
 }
 
 }  // namespace
@@ -85,28 +86,30 @@ void DeadLetterIndex::page(const std::string& reason, std::size_t limit, const s
     if (!after) return done(make_error(Errc::usage, "cursor is not one this API gave out"));
   }
   std::vector<std::string> keys{reason.empty() ? std::string(kAll) : reason_key(reason)};
-  impl::read_page(
-      redis_, std::move(keys), limit, std::move(after), timeout_ms_,
-      [this, done = std::move(done)](Result<impl::Page> r) mutable {
-        if (!r) return done(std::move(r).error());
-        std::vector<std::string> ids;
-        for (auto& item : r->items) ids.push_back(std::move(item.member));
-        auto next = std::move(r->next_cursor);
-        get(std::move(ids), [next = std::move(next), done = std::move(done)](
-                                Result<std::vector<std::optional<std::string>>> g) mutable {
-          if (!g) return done(std::move(g).error());
-          DeadLetterPage page;
-          page.next_cursor = std::move(next);
-          for (auto& e : g.value()) {
-            if (e) page.entries.push_back(std::move(*e));  // removed meanwhile: skipped
-          }
-          done(std::move(page));
-        });
-      });
+  impl::read_page(redis_, std::move(keys), limit, std::move(after), timeout_ms_,
+                  [this, done = std::move(done)](Result<impl::Page> r) mutable {
+                    if (!r) return done(std::move(r).error());
+                    std::vector<std::string> ids;
+                    for (auto& item : r->items) ids.push_back(std::move(item.member));
+                    auto next = std::move(r->next_cursor);
+                    get(std::move(ids),
+                        [next = std::move(next), done = std::move(done)](
+                            Result<std::vector<std::optional<std::string>>> g) mutable {
+                          if (!g) return done(std::move(g).error());
+                          DeadLetterPage page;
+                          page.next_cursor = std::move(next);
+                          for (auto& e : g.value()) {
+                            if (e)
+                              page.entries.push_back(std::move(*e));  // removed meanwhile: skipped
+                          }
+                          done(std::move(page));
+                        });
+                  });
 }
 
-void DeadLetterIndex::get(std::vector<std::string> ids,
-                          std::function<void(Result<std::vector<std::optional<std::string>>>)> done) {
+void DeadLetterIndex::get(
+    std::vector<std::string> ids,
+    std::function<void(Result<std::vector<std::optional<std::string>>>)> done) {
   if (ids.empty()) return done(std::vector<std::optional<std::string>>{});
   std::vector<std::string> argv{"HMGET", std::string(kEntries)};
   for (auto& id : ids) argv.push_back(std::move(id));
@@ -157,7 +160,8 @@ void DeadLetterIndex::remove(std::vector<std::string> ids,
       timeout_ms_);
 }
 
-void DeadLetterIndex::counts(std::function<void(Result<std::map<std::string, std::int64_t>>)> done) {
+void DeadLetterIndex::counts(
+    std::function<void(Result<std::map<std::string, std::int64_t>>)> done) {
   impl::sum_hashes(redis_, {std::string(kCounts)}, timeout_ms_, std::move(done));
 }
 

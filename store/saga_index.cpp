@@ -28,19 +28,19 @@ void SagaIndex::page(const std::vector<std::string>& statuses, const std::string
       status_of_key.push_back(s);
     }
   }
-  impl::read_page(redis_, std::move(keys), limit, std::move(after), timeout_ms_,
-                  [status_of_key = std::move(status_of_key),
-                   done = std::move(done)](Result<impl::Page> r) {
-                    if (!r) return done(std::move(r).error());
-                    SagaIndexPage out;
-                    out.next_cursor = std::move(r->next_cursor);
-                    out.sagas.reserve(r->items.size());
-                    for (auto& item : r->items) {
-                      out.sagas.push_back(IndexedSaga{std::move(item.member),
-                                                      status_of_key[item.set], item.score});
-                    }
-                    done(std::move(out));
-                  });
+  impl::read_page(
+      redis_, std::move(keys), limit, std::move(after), timeout_ms_,
+      [status_of_key = std::move(status_of_key), done = std::move(done)](Result<impl::Page> r) {
+        if (!r) return done(std::move(r).error());
+        SagaIndexPage out;
+        out.next_cursor = std::move(r->next_cursor);
+        out.sagas.reserve(r->items.size());
+        for (auto& item : r->items) {
+          out.sagas.push_back(
+              IndexedSaga{std::move(item.member), status_of_key[item.set], item.score});
+        }
+        done(std::move(out));
+      });
 }
 
 }  // namespace sagaflow::store

@@ -82,8 +82,7 @@ std::string form_value(std::string_view body, std::string_view name) {
   return {};
 }
 
-Access::Access(std::string token, std::string listen_host, int listen_port,
-               std::string random_hex)
+Access::Access(std::string token, std::string listen_host, int listen_port, std::string random_hex)
     : token_(std::move(token)), host_(std::move(listen_host)), port_(listen_port) {
   if (token_.empty()) {
     csrf_ = std::move(random_hex);
@@ -103,8 +102,8 @@ std::string Access::session_value(std::string_view id, std::int64_t now_s) const
 }
 
 std::string Access::set_cookie(std::string_view value) const {
-  return fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", kSessionCookie,
-                     value, kSessionSeconds);
+  return fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}", kSessionCookie, value,
+                     kSessionSeconds);
 }
 
 std::string Access::session_of(std::string_view cookies, std::int64_t now_s) const {

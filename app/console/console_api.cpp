@@ -302,26 +302,27 @@ struct ConsoleApi::Impl {
         dead_letters.counts([this, acc, respond = std::move(respond)](Result<Counts> dl) mutable {
           if (!dl) return respond(unavailable(dl.error()));
           acc->dead = std::move(dl.value());
-          recent(acc->recent_confirmed, acc->recent_failed,
-                 [this, acc, respond = std::move(respond)](Status st) mutable {
-                   if (!st) return respond(unavailable(st.error()));
-                   endpoint_health([acc, respond = std::move(respond)](
-                                       Result<std::pair<std::int64_t, std::int64_t>> e) mutable {
-                     if (!e) return respond(unavailable(e.error()));
-                     std::tie(acc->endpoints, acc->circuit_open) = e.value();
-                     std::int64_t total = 0;
-                     for (const auto& [reason, n] : acc->dead) total += n;
-                     respond(json(
-                         200, fmt::format("{{\"sagas\":{},\"parked\":{},\"dead_letters\":{{\"total\":"
-                                          "{},\"by_reason\":{}}},\"endpoints\":{{\"total\":{},"
-                                          "\"circuit_open\":{}}},\"recent\":{{\"window_s\":{},"
-                                          "\"confirmed\":{},\"failed\":{}}}}}",
-                                          counts_json(acc->sagas), acc->parked, total,
-                                          counts_json(acc->dead), acc->endpoints,
-                                          acc->circuit_open, kRecentWindowMs / 1000,
-                                          acc->recent_confirmed, acc->recent_failed)));
-                   });
-                 });
+          recent(
+              acc->recent_confirmed, acc->recent_failed,
+              [this, acc, respond = std::move(respond)](Status st) mutable {
+                if (!st) return respond(unavailable(st.error()));
+                endpoint_health([acc, respond = std::move(respond)](
+                                    Result<std::pair<std::int64_t, std::int64_t>> e) mutable {
+                  if (!e) return respond(unavailable(e.error()));
+                  std::tie(acc->endpoints, acc->circuit_open) = e.value();
+                  std::int64_t total = 0;
+                  for (const auto& [reason, n] : acc->dead) total += n;
+                  respond(json(
+                      200, fmt::format("{{\"sagas\":{},\"parked\":{},\"dead_letters\":{{\"total\":"
+                                       "{},\"by_reason\":{}}},\"endpoints\":{{\"total\":{},"
+                                       "\"circuit_open\":{}}},\"recent\":{{\"window_s\":{},"
+                                       "\"confirmed\":{},\"failed\":{}}}}}",
+                                       counts_json(acc->sagas), acc->parked, total,
+                                       counts_json(acc->dead), acc->endpoints, acc->circuit_open,
+                                       kRecentWindowMs / 1000, acc->recent_confirmed,
+                                       acc->recent_failed)));
+                });
+              });
         });
       });
     });
@@ -364,15 +365,15 @@ struct ConsoleApi::Impl {
       for (const auto& [id, json] : all.value()) ids.push_back(id);
       const auto total = static_cast<std::int64_t>(ids.size());
       if (ids.empty()) return done(std::pair<std::int64_t, std::int64_t>{0, 0});
-      deliveries.breakers(ids, [total, done = std::move(done)](
-                                   Result<std::vector<std::string>> states) mutable {
-        if (!states) return done(states.error());
-        std::int64_t open = 0;
-        for (const auto& s : states.value()) {
-          open += delivery::decode(s).circuit == delivery::Circuit::open;
-        }
-        done(std::pair<std::int64_t, std::int64_t>{total, open});
-      });
+      deliveries.breakers(
+          ids, [total, done = std::move(done)](Result<std::vector<std::string>> states) mutable {
+            if (!states) return done(states.error());
+            std::int64_t open = 0;
+            for (const auto& s : states.value()) {
+              open += delivery::decode(s).circuit == delivery::Circuit::open;
+            }
+            done(std::pair<std::int64_t, std::int64_t>{total, open});
+          });
     });
   }
 
@@ -400,17 +401,17 @@ struct ConsoleApi::Impl {
     } else if (!plain_word(reason)) {
       return respond(error(400, "bad_request", fmt::format("'{}' is not a reason code", reason)));
     }
-    index.page(statuses, reason, limit.value(), param(r, "cursor"),
-               [this, reason, respond = std::move(respond)](
-                   Result<store::SagaIndexPage> page) mutable {
-                 if (!page) {
-                   if (page.error().code == Errc::usage) {
-                     return respond(error(400, "bad_request", page.error().detail));
-                   }
-                   return respond(unavailable(page.error()));
-                 }
-                 with_records(std::move(page.value()), std::move(respond));
-               });
+    index.page(
+        statuses, reason, limit.value(), param(r, "cursor"),
+        [this, reason, respond = std::move(respond)](Result<store::SagaIndexPage> page) mutable {
+          if (!page) {
+            if (page.error().code == Errc::usage) {
+              return respond(error(400, "bad_request", page.error().detail));
+            }
+            return respond(unavailable(page.error()));
+          }
+          with_records(std::move(page.value()), std::move(respond));
+        });
   }
 
   // Each listed saga's record, for its current state and reason (one pipelined GET each).
@@ -456,17 +457,16 @@ struct ConsoleApi::Impl {
     if (g->page.sagas.empty()) return finish();
     g->pending = g->page.sagas.size();
     for (std::size_t i = 0; i < g->page.sagas.size(); ++i) {
-      sagas.load(OrderId(g->page.sagas[i].order_id),
-                 [g, i, finish](Result<store::SagaRecord> rec) {
-                   if (!rec) {
-                     if (!g->error) g->error = rec.error();
-                   } else if (rec->version > 0) {
-                     if (auto st = SagaState::from_json(rec->state); st) {
-                       g->states[i] = std::move(st.value());
-                     }
-                   }
-                   if (--g->pending == 0) finish();
-                 });
+      sagas.load(OrderId(g->page.sagas[i].order_id), [g, i, finish](Result<store::SagaRecord> rec) {
+        if (!rec) {
+          if (!g->error) g->error = rec.error();
+        } else if (rec->version > 0) {
+          if (auto st = SagaState::from_json(rec->state); st) {
+            g->states[i] = std::move(st.value());
+          }
+        }
+        if (--g->pending == 0) finish();
+      });
     }
   }
 
@@ -504,8 +504,8 @@ struct ConsoleApi::Impl {
       if (!state) return respond(error(500, "internal", state.error().detail));
       const SagaDefinition* def = definition_of(state.value());
       if (def == nullptr) {
-        return respond(error(500, "internal",
-                             fmt::format("no definition '{}' in this console", state->saga)));
+        return respond(
+            error(500, "internal", fmt::format("no definition '{}' in this console", state->saga)));
       }
       const Millis now = wall_ms();
       StepResult step = resend_stuck(*def, state.value(), now);
@@ -540,16 +540,16 @@ struct ConsoleApi::Impl {
         sent += "}";
       }
       sent += "]";
-      sagas.apply(req, [this, order_id, who, sent, respond = std::move(respond)](
-                           Result<store::ApplyOutcome> out) mutable {
+      sagas.apply(req, [this, order_id, who, sent,
+                        respond = std::move(respond)](Result<store::ApplyOutcome> out) mutable {
         if (!out) {
           log_action(who, "resend", order_id, "failed: " + out.error().detail);
           return respond(unavailable(out.error()));
         }
         if (out->kind != store::ApplyKind::applied) {
           log_action(who, "resend", order_id, "refused: changed meanwhile");
-          return respond(error(409, "conflict",
-                               "the saga changed meanwhile; reload it and try again"));
+          return respond(
+              error(409, "conflict", "the saga changed meanwhile; reload it and try again"));
         }
         log_action(who, "resend", order_id, "ok");
         respond(json(200, fmt::format("{{\"resent\":{},\"version\":{}}}", sent, out->version)));
@@ -641,18 +641,17 @@ struct ConsoleApi::Impl {
 
   static void run_replay(uv_work_t* w) {
     auto* job = static_cast<ReplayJob*>(w->data);
-    job->outcome =
-        replay_dead_letters(job->config, kReplayMax, [job](const DeadLetterRef& d) {
-          return job->ids.empty() ? d.reason == job->reason : job->ids.contains(d.id);
-        });
+    job->outcome = replay_dead_letters(job->config, kReplayMax, [job](const DeadLetterRef& d) {
+      return job->ids.empty() ? d.reason == job->reason : job->ids.contains(d.id);
+    });
   }
 
   static void replay_done(uv_work_t* w, int) {
     std::unique_ptr<ReplayJob> job(static_cast<ReplayJob*>(w->data));
     Impl& self = *job->self;
     self.replay_running = false;
-    const std::string target = job->ids.empty() ? "reason:" + job->reason
-                                                : fmt::format("{} id(s)", job->ids.size());
+    const std::string target =
+        job->ids.empty() ? "reason:" + job->reason : fmt::format("{} id(s)", job->ids.size());
     if (!job->outcome) {
       self.log_action(job->who, "replay", target, "failed: " + job->outcome.error().detail);
       return job->respond(error(502, "broker", job->outcome.error().detail));
@@ -670,8 +669,9 @@ struct ConsoleApi::Impl {
       if (replayed == 0) {
         return respond(error(
             404, "not_found",
-            by_ids ? "none of the selected dead letters is in the dead-letter queue any more"
-                   : fmt::format("no dead letter with reason '{}' in the dead-letter queue", reason)));
+            by_ids
+                ? "none of the selected dead letters is in the dead-letter queue any more"
+                : fmt::format("no dead letter with reason '{}' in the dead-letter queue", reason)));
       }
       respond(json(200, fmt::format("{{\"replayed\":{}}}", replayed)));
     };
@@ -729,27 +729,27 @@ struct ConsoleApi::Impl {
       }
     }
     const int scan = static_cast<int>(std::min<std::int64_t>(config.delivery_log_max, 10000));
-    deliveries.recent(scan, [endpoint, state, offset, limit = limit.value(),
-                             respond = std::move(respond)](
-                                Result<std::vector<store::Deliveries::Logged>> logged) mutable {
-      if (!logged) return respond(unavailable(logged.error()));
-      std::vector<DeliveryRow> rows = rows_of(logged.value());
-      std::erase_if(rows, [&](const DeliveryRow& row) {
-        if (!endpoint.empty() && row.endpoint != endpoint) return true;
-        if (state == "failed") return !failed_row(row);
-        return !state.empty() && delivery::to_string(row.record.state) != state;
-      });
-      std::string out = "{\"deliveries\":[";
-      std::size_t shown = 0;
-      for (std::size_t i = offset; i < rows.size() && shown < limit; ++i, ++shown) {
-        if (shown > 0) out += ',';
-        out += row_json(rows[i]);
-      }
-      const bool more = offset + shown < rows.size();
-      out += "],\"next_cursor\":";
-      out += more ? fmt::format("\"{}\"", offset + shown) : std::string("null");
-      respond(json(200, out + "}"));
-    });
+    deliveries.recent(
+        scan, [endpoint, state, offset, limit = limit.value(), respond = std::move(respond)](
+                  Result<std::vector<store::Deliveries::Logged>> logged) mutable {
+          if (!logged) return respond(unavailable(logged.error()));
+          std::vector<DeliveryRow> rows = rows_of(logged.value());
+          std::erase_if(rows, [&](const DeliveryRow& row) {
+            if (!endpoint.empty() && row.endpoint != endpoint) return true;
+            if (state == "failed") return !failed_row(row);
+            return !state.empty() && delivery::to_string(row.record.state) != state;
+          });
+          std::string out = "{\"deliveries\":[";
+          std::size_t shown = 0;
+          for (std::size_t i = offset; i < rows.size() && shown < limit; ++i, ++shown) {
+            if (shown > 0) out += ',';
+            out += row_json(rows[i]);
+          }
+          const bool more = offset + shown < rows.size();
+          out += "],\"next_cursor\":";
+          out += more ? fmt::format("\"{}\"", offset + shown) : std::string("null");
+          respond(json(200, out + "}"));
+        });
   }
 };
 

@@ -36,7 +36,8 @@ int run_console(const Config& config) {
   console::Access access(config.console_token, addr.host, addr.port, console::random_hex(16));
   console::ConsoleApi api(runner.loop(), redis, config, std::move(definitions.value()), access);
   http::Server server(
-      runner.loop(), [&](const http::Request& r, http::Respond respond) { api(r, std::move(respond)); },
+      runner.loop(),
+      [&](const http::Request& r, http::Respond respond) { api(r, std::move(respond)); },
       http::Limits{.max_body_bytes = 64 * 1024,
                    .header_timeout_ms = config.http_header_timeout_ms,
                    .max_connections = static_cast<unsigned>(config.http_max_connections),

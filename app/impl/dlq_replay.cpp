@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "app/impl/amqp_session.hpp"
 #include "app/impl/amqp_dead_letter.hpp"
+#include "app/impl/amqp_session.hpp"
 #include "app/impl/kafka_dlq.hpp"
 #include "topology/names.hpp"
 
@@ -21,8 +21,13 @@ Result<ReplayOutcome> replay_rabbitmq(const Config& config, std::int64_t limit,
   if (!session) return std::move(session).error();
   AmqpSession& s = *session.value();
   if (auto st = s.enable_confirms(); !st) return st.error();
+  // Only what is in the queue now: a replayed event that fails again comes back as a new dead
+  // letter behind these, and must not be taken again in the same scan.
+  auto depth = s.queue_depth(topology::kDeadQueue);
+  if (!depth) return std::move(depth).error();
+  std::int64_t left = depth.value();
   ReplayOutcome out;
-  while (out.replayed < limit) {
+  while (out.replayed < limit && left-- > 0) {
     auto got = get_dead_letter(s);
     if (!got) return std::move(got).error();
     if (!got.value()) break;
@@ -54,8 +59,8 @@ Result<ReplayOutcome> replay_kafka(const Config& config, std::int64_t limit,
   KafkaDlqSelect kafka_select;
   if (select) {
     kafka_select = [&](const KafkaDeadLetter& d) {
-      return select(DeadLetterRef{d.header(topology::kHeaderDeadLetterId),
-                                  d.header(topology::kHeaderError)});
+      return select(
+          DeadLetterRef{d.header(topology::kHeaderDeadLetterId), d.header(topology::kHeaderError)});
     };
   }
   auto n = kafka_dlq_replay(options, limit, kafka_select, [&](const KafkaDeadLetter& d) {

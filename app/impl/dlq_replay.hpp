@@ -7,8 +7,9 @@
 //
 // RabbitMQ: basic.get through sagaflow.dead; a selected one is re-published to sagaflow.events
 // with its original routing key and acked; the others stay unacked until the channel closes,
-// which returns them to the queue in their order. The scan ends when the queue has nothing left
-// to give or `limit` were replayed.
+// which returns them to the queue in their order. The scan takes at most the messages ready when
+// it began (a replayed one dead-lettered again meanwhile is not taken twice) and ends early once
+// `limit` were replayed.
 // Kafka: app/impl/kafka_dlq.hpp's replay, with the same selection.
 #include <cstdint>
 #include <functional>

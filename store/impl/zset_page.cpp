@@ -41,7 +41,8 @@ Result<std::vector<PageItem>> items_of(const Reply& reply, std::size_t set) {
 
 std::optional<Cursor> parse_cursor(std::string_view text) {
   const auto colon = text.find(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= text.size()) return std::nullopt;
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= text.size())
+    return std::nullopt;
   Cursor c;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + colon, c.score);
   if (ec != std::errc() || ptr != text.data() + colon || c.score < 0) return std::nullopt;
@@ -113,13 +114,15 @@ void read_page(RedisClient& redis, std::vector<std::string> keys, std::size_t li
       // The ties at the cursor's score (those after it by member are filtered in the merge).
       const std::string score = std::to_string(after->score);
       ++st->pending;
-      redis.command({"ZREVRANGEBYSCORE", keys[i], score, score, "WITHSCORES", "LIMIT", "0", "1000"},
-                    [finish_one, i](Result<Reply> r) { finish_one(i, std::move(r)); }, timeout_ms);
+      redis.command(
+          {"ZREVRANGEBYSCORE", keys[i], score, score, "WITHSCORES", "LIMIT", "0", "1000"},
+          [finish_one, i](Result<Reply> r) { finish_one(i, std::move(r)); }, timeout_ms);
     }
     ++st->pending;
     const std::string max = after ? "(" + std::to_string(after->score) : std::string("+inf");
-    redis.command({"ZREVRANGEBYSCORE", keys[i], max, "-inf", "WITHSCORES", "LIMIT", "0", count},
-                  [finish_one, i](Result<Reply> r) { finish_one(i, std::move(r)); }, timeout_ms);
+    redis.command(
+        {"ZREVRANGEBYSCORE", keys[i], max, "-inf", "WITHSCORES", "LIMIT", "0", count},
+        [finish_one, i](Result<Reply> r) { finish_one(i, std::move(r)); }, timeout_ms);
   }
 }
 

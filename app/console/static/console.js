@@ -237,7 +237,7 @@ async function sagaPage(orderId) {
   const s = data.saga;
   const def = data.definition;
   // The exact total, as stored (JSON numbers would lose digits in a double).
-  const m = raw.match(/"total":(-?[0-9][0-9.eE+-]*)/);
+  const m = raw.match(/"total":"?(-?[0-9][0-9.eE+-]*)/);
   const total = m ? m[1] : s.total;
   const commands = [];
   (s.steps || []).forEach((st, i) => {
