@@ -24,7 +24,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for arg in ("--headless=new", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
+                "--window-size=1400,1400", "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
     if os.geteuid() == 0:
         options.add_argument("--no-sandbox")
