@@ -166,7 +166,8 @@ int main(int argc, char** argv) {
   testing::RawConn conn(port);
   auto get = [&](const std::string& path, Sample& s) {
     const auto t0 = SteadyClock::now();
-    if (!conn.send("GET " + path + " HTTP/1.1\r\n" + host + "\r\n")) throw std::runtime_error("send");
+    if (!conn.send("GET " + path + " HTTP/1.1\r\n" + host + "\r\n"))
+      throw std::runtime_error("send");
     const auto a = conn.read_answer(30s);
     s.add(std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count());
     if (a.status != 200) throw std::runtime_error(fmt::format("{}: {} {}", path, a.status, a.body));

@@ -8,13 +8,16 @@
 #include <array>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
+#include "support/raw_http.hpp"
 #include "support/servers.hpp"
 
 using namespace std::chrono_literals;
@@ -407,4 +410,103 @@ TEST_CASE("dlq replay on Kafka: a commit that fails after the publish re-publish
     CHECK(e.headers == without_sagaflow_headers(letter.headers));
   }
   CHECK(run(env, {"dlq", "list"}).out.empty());
+}
+
+TEST_CASE("the console's replay on Kafka: by reason, skipped ones keep the group's position",
+          "[dlq][kafka][console]") {
+  KafkaMock kafka;
+  kafka.create_topic("sagaflow.events", 1);
+  kafka.create_topic("sagaflow.commands", 1);
+  kafka.create_topic("sagaflow.dead", 2);
+  sagaflow::testing::RedisServer redis;
+  const int port = sagaflow::testing::free_port();
+  const std::vector<std::pair<std::string, std::string>> env = {
+      {"SAGAFLOW_BROKER", "kafka"},
+      {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+      {"SAGAFLOW_REDIS_URL", redis.url()},
+      {"SAGAFLOW_METRICS_ADDR", "0"},
+      {"SAGAFLOW_CONSOLE_ADDR", "127.0.0.1:" + std::to_string(port)}};
+  auto with_id = [](Record r, const std::string& id) {
+    r.headers.emplace_back("x-sagaflow-dead-letter-id", id);
+    return r;
+  };
+  // Partition 0: a (unknown_saga), b (retries_exhausted), c (unknown_saga); partition 1: d
+  const std::vector<Record> dead = {
+      with_id(dead_letter(0, "o_a",
+                          R"({"id":"a","type":"inventory.reserved","data":{"order_id":"o_a"}})",
+                          "inventory.reserved", "a", "unknown_saga", "1", "sagaflow.events"),
+              "dl-a"),
+      with_id(
+          dead_letter(0, "o_b", R"({"id":"b","type":"order.created","data":{"order_id":"o_b"}})",
+                      "order.created", "b", "retries_exhausted", "8", "sagaflow.events"),
+          "dl-b"),
+      with_id(
+          dead_letter(0, "o_c", R"({"id":"c","type":"payment.failed","data":{"order_id":"o_c"}})",
+                      "payment.failed", "c", "unknown_saga", "1", "sagaflow.events"),
+          "dl-c"),
+      with_id(
+          dead_letter(1, "o_d", R"({"id":"d","type":"shipment.created","data":{"order_id":"o_d"}})",
+                      "shipment.created", "d", "unknown_saga", "1", "sagaflow.events"),
+          "dl-d"),
+  };
+  produce(kafka.bootstrap(), "sagaflow.dead", dead);
+  CHECK(status_depth(env) == 4);
+
+  Process console({sagaflow::testing::sagaflow_binary(), "console"}, env);
+  const std::string host = "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  auto call = [&](const std::string& head, const std::string& body = {}) {
+    sagaflow::testing::RawConn c(port);
+    REQUIRE(c.send(
+        head + host + "Connection: close\r\n" +
+        (body.empty() ? std::string() : "Content-Length: " + std::to_string(body.size()) + "\r\n") +
+        "\r\n" + body));
+    return c.read_answer(60s);
+  };
+  for (int i = 0; i < 100; ++i) {
+    sagaflow::testing::RawConn probe(port);
+    if (probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
+        probe.read_answer(2s).status == 200)
+      break;
+    std::this_thread::sleep_for(100ms);
+  }
+  const sagaflow::testing::RawAnswer page = call("GET / HTTP/1.1\r\n");
+  REQUIRE(page.status == 200);
+  const auto meta = page.body.find(R"(<meta name="csrf-token" content=")");
+  REQUIRE(meta != std::string::npos);
+  const std::string csrf = "X-CSRF-Token: " + page.body.substr(meta + 33, 32) + "\r\n";
+
+  // By reason: a, c and d go back; b is skipped, so partition 0 stays committed only past a
+  auto replayed =
+      call("POST /api/dead-letters/replay HTTP/1.1\r\n" + csrf, R"({"reason":"unknown_saga"})");
+  CHECK(replayed.status == 200);
+  CHECK(replayed.body == R"({"replayed":3})");
+  auto events = read_all(kafka.bootstrap(), "sagaflow.events", 1);
+  std::multiset<std::string> values;
+  for (const auto& e : events) values.insert(e.value);
+  CHECK(values == std::multiset<std::string>{dead[0].value, dead[2].value, dead[3].value});
+  CHECK(status_depth(env) == 2);  // b and c, after the committed position of partition 0
+
+  // By id: b only
+  auto by_id = call("POST /api/dead-letters/replay HTTP/1.1\r\n" + csrf, R"({"ids":["dl-b"]})");
+  CHECK(by_id.status == 200);
+  CHECK(by_id.body == R"({"replayed":1})");
+  // An id no longer pending: 404, nothing published
+  auto gone = call("POST /api/dead-letters/replay HTTP/1.1\r\n" + csrf, R"({"ids":["dl-a"]})");
+  CHECK(gone.status == 404);
+  events = read_all(kafka.bootstrap(), "sagaflow.events", 1);
+  CHECK(events.size() == 4);
+  CHECK(status_depth(env) == 1);  // b was next after the position: committed past it; c remains
+  // The rest by the CLI: c again (same id, deduplicated downstream), never lost
+  const Run rest = run(env, {"dlq", "replay"});
+  INFO(rest.err);
+  CHECK(rest.code == 0);
+  CHECK(status_depth(env) == 0);
+  values.clear();
+  for (const auto& e : read_all(kafka.bootstrap(), "sagaflow.events", 1)) values.insert(e.value);
+  CHECK(values.count(dead[1].value) == 1);
+  CHECK(values.count(dead[2].value) == 2);
+  CHECK(values.count(dead[0].value) == 1);
+  CHECK(values.count(dead[3].value) == 1);
+  console.signal(SIGTERM);
+  CHECK(console.wait_for(10s) == 0);
 }
