@@ -122,18 +122,15 @@ int run_dlq_list(const Config& config, const DlqArgs& args) {
 }
 
 int run_dlq_replay(const Config& config, const DlqArgs& args) {
-  auto replayed = replay_dead_letters(config, args.limit);
-  if (!replayed) {
-    std::fprintf(stderr, "sagaflow dlq replay: %s\n", replayed.error().detail.c_str());
-    return 1;
-  }
-  // The console's index forgets what was replayed; the broker stays the truth if this fails.
-  if (!replayed->ids.empty()) {
+  const ReplayOutcome replayed = replay_dead_letters(config, args.limit);
+  // The console's index forgets what was replayed (also when the replay stopped part-way); the
+  // broker stays the truth if this fails.
+  if (!replayed.ids.empty()) {
     RedisSession redis(config);
     store::DeadLetterIndex index(redis.client());
     bool removed = false;
     auto st = redis.run([&](std::function<void()> finish) {
-      index.remove(replayed->ids, [&, finish](Result<std::int64_t> r) {
+      index.remove(replayed.ids, [&, finish](Result<std::int64_t> r) {
         removed = static_cast<bool>(r);
         finish();
       });
@@ -144,8 +141,18 @@ int run_dlq_replay(const Config& config, const DlqArgs& args) {
                    "console may still list the replayed ones\n");
     }
   }
+  if (replayed.error) {
+    // Kafka's detail already says how many were replayed and committed.
+    if (config.broker == BrokerKind::kafka) {
+      std::fprintf(stderr, "sagaflow dlq replay: %s\n", replayed.error->detail.c_str());
+    } else {
+      std::fprintf(stderr, "sagaflow dlq replay: %s; %lld replayed before that\n",
+                   replayed.error->detail.c_str(), static_cast<long long>(replayed.replayed));
+    }
+    return 1;
+  }
   std::fprintf(stderr, "%lld dead-lettered message(s) replayed to their original route\n",
-               static_cast<long long>(replayed->replayed));
+               static_cast<long long>(replayed.replayed));
   return 0;
 }
 

@@ -33,21 +33,59 @@ Error reply_error(std::string_view what, const Reply& r) {
 
 }  // namespace
 
+std::string valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = byte(i);
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // no overlong forms
+      if (c == 0xED) hi = 0x9F;  // no surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;  // nothing past U+10FFFF
+    }
+    bool ok = len > 0 && i + len <= s.size();
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const unsigned char b = byte(i + k);
+      ok = k == 1 ? (b >= lo && b <= hi) : (b & 0xC0) == 0x80;
+    }
+    if (ok) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::string DeadLetterEntry::to_json() const {
+  // Every field comes from the message: whatever its bytes, the JSON stays valid UTF-8.
   std::string out = "{\"id\":";
-  append_json_string(out, id);
+  append_json_string(out, valid_utf8(id));
   out += ",\"reason\":";
-  append_json_string(out, reason);
+  append_json_string(out, valid_utf8(reason));
   out += ",\"detail\":";
-  append_json_string(out, detail);
+  append_json_string(out, valid_utf8(detail));
   out += fmt::format(",\"attempts\":{},\"route\":", attempts);
-  append_json_string(out, route);
+  append_json_string(out, valid_utf8(route));
   out += fmt::format(",\"at\":{},\"body_preview\":", at);
-  append_json_string(out, body_preview);
+  append_json_string(out, valid_utf8(body_preview));
   out += ",\"message_id\":";
-  append_json_string(out, message_id);
+  append_json_string(out, valid_utf8(message_id));
   out += ",\"where\":";
-  append_json_string(out, where);
+  append_json_string(out, valid_utf8(where));
   out += '}';
   return out;
 }

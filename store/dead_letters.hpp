@@ -48,6 +48,9 @@ struct DeadLetterPage {
 
 inline constexpr std::size_t kBodyPreviewBytes = 256;
 
+// `s` with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD.
+std::string valid_utf8(std::string_view s);
+
 // The first `max` bytes of `body`, cut back to a whole UTF-8 sequence.
 std::string body_preview(std::string_view body, std::size_t max = kBodyPreviewBytes);
 

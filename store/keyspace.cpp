@@ -34,6 +34,9 @@ std::string Keyspace::status_index_key(int p, std::string_view status) {
 std::string Keyspace::reason_index_key(int p, std::string_view reason) {
   return fmt::format("sagaflow:{{{}}}:by_reason:{}", p, reason);
 }
+std::string Keyspace::live_reason_index_key(int p, std::string_view reason) {
+  return fmt::format("sagaflow:{{{}}}:by_reason_live:{}", p, reason);
+}
 std::string Keyspace::rate_key(const StoreId& store) {
   return fmt::format("sagaflow:rl:{{{}}}", store.view());
 }

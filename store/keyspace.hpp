@@ -58,7 +58,8 @@ class Keyspace {
   static std::string parked_stores_key(int p);
   static std::string parked_leases_key(int p);
   static std::string status_index_key(int p, std::string_view status);
-  static std::string reason_index_key(int p, std::string_view reason);
+  static std::string reason_index_key(int p, std::string_view reason);  // finished sagas
+  static std::string live_reason_index_key(int p, std::string_view reason);  // compensating, stuck
   static std::string rate_key(const StoreId& store);
 
  private:

@@ -1,5 +1,6 @@
 #include "store/saga_index.hpp"
 
+#include <chrono>
 #include <utility>
 
 #include "store/impl/zset_page.hpp"
@@ -17,16 +18,29 @@ void SagaIndex::page(const std::vector<std::string>& statuses, const std::string
   }
   std::vector<std::string> keys;
   std::vector<std::string> status_of_key;
+  std::vector<std::string> finished_keys;
   for (int p = 0; p < partitions_; ++p) {
     if (!reason.empty()) {
       keys.push_back(Keyspace::reason_index_key(p, reason));
+      finished_keys.push_back(keys.back());
+      status_of_key.emplace_back();
+      keys.push_back(Keyspace::live_reason_index_key(p, reason));
       status_of_key.emplace_back();
       continue;
     }
     for (const auto& s : statuses) {
       keys.push_back(Keyspace::status_index_key(p, s));
+      if (s == "confirmed" || s == "failed") finished_keys.push_back(keys.back());
       status_of_key.push_back(s);
     }
+  }
+  // Sent ahead of the reads on the same connection: the reads see the trimmed lists.
+  const Millis now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  const std::string expired = "(" + std::to_string(now - finished_ttl_s_ * 1000);
+  for (const auto& key : finished_keys) {
+    redis_.command({"ZREMRANGEBYSCORE", key, "-inf", expired}, [](Result<Reply>) {}, timeout_ms_);
   }
   impl::read_page(
       redis_, std::move(keys), limit, std::move(after), timeout_ms_,

@@ -88,7 +88,8 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
                                                                   ? req.new_status
                                                                   : req.old_status),
                                 Keyspace::status_index_key(p, req.new_status),
-                                Keyspace::reason_index_key(p, req.reason)};
+                                Keyspace::reason_index_key(p, req.reason),
+                                Keyspace::live_reason_index_key(p, req.reason)};
   std::vector<std::string> args;
   args.reserve(12 + 4 * req.commands.size());
   args.emplace_back("apply");

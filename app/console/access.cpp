@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <random>
 #include <utility>
@@ -93,7 +95,9 @@ Access::Access(std::string token, std::string listen_host, int listen_port, std:
 }
 
 bool Access::token_matches(std::string_view candidate) const noexcept {
-  return !token_.empty() && same_secret(candidate, token_);
+  // Compared as MACs of equal length: neither the bytes nor the token's length leak by timing.
+  return !token_.empty() &&
+         same_secret(hmac_hex(session_key_, candidate), hmac_hex(session_key_, token_));
 }
 
 std::string Access::session_value(std::string_view id, std::int64_t now_s) const {
@@ -156,9 +160,13 @@ Access::Decision Access::check(const http::Request& r, std::int64_t now_s) const
   }
   if (open_path) return {0, "anonymous", {}};
   const std::string_view auth = r.header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (auth.size() > kBearer.size() && auth.substr(0, kBearer.size()) == kBearer &&
-      token_matches(auth.substr(kBearer.size()))) {
+  constexpr std::string_view kBearer = "bearer ";  // the scheme is case-insensitive (RFC 7235)
+  const bool bearer =
+      auth.size() > kBearer.size() &&
+      std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char a, char b) {
+        return a == std::tolower(static_cast<unsigned char>(b));
+      });
+  if (bearer && token_matches(auth.substr(kBearer.size()))) {
     return {0, "bearer", {}};
   }
   const std::string session = session_of(r.header("cookie"), now_s);

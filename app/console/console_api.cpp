@@ -45,6 +45,7 @@ constexpr std::size_t kMaxPage = 500;
 constexpr std::size_t kDefaultPage = 50;
 constexpr std::int64_t kReplayMax = 100000;  // dead letters one console replay re-publishes
 constexpr Millis kRecentWindowMs = 60000;
+constexpr std::uint64_t kFailedLoginDelayMs = 500;
 const std::vector<std::string> kSagaStates = {"running",   "compensating", "stuck",
                                               "confirmed", "failed",       "parked"};
 
@@ -162,7 +163,7 @@ struct ConsoleApi::Impl {
         definitions(std::move(defs)),
         access(a),
         sagas(r, saga_options(c)),
-        index(r, c.redis_partitions),
+        index(r, c.redis_partitions, c.dedup_ttl_s),
         dead_letters(r),
         parking(r, c.redis_partitions),
         deliveries(r, delivery_options(c)) {}
@@ -221,9 +222,8 @@ struct ConsoleApi::Impl {
         return resend(std::string(rest.substr(0, rest.size() - kResend.size())), d.who,
                       std::move(respond));
       }
-      if (get && !rest.empty() && rest.find('/') == std::string_view::npos) {
-        return saga_detail(std::string(rest), std::move(respond));
-      }
+      // Everything after the prefix is the order id (which may itself contain '/').
+      if (get && !rest.empty()) return saga_detail(std::string(rest), std::move(respond));
     }
     if (get && r.path == "/api/dead-letters") return dead_letter_list(r, std::move(respond));
     if (!get && r.path == "/api/dead-letters/replay") {
@@ -271,14 +271,36 @@ struct ConsoleApi::Impl {
     if (!access.has_token()) return respond(std::move(to_page));  // nothing to log in to
     if (!access.token_matches(form_value(r.body, "token"))) {
       log_action("anonymous", "login", "-", "refused");
-      Response again = page(401, "login.html");
-      return respond(std::move(again));
+      // A wrong token is answered after a pause: guessing costs time, not just bandwidth.
+      return later(kFailedLoginDelayMs, [this, respond = std::move(respond)]() mutable {
+        respond(page(401, "login.html"));
+      });
     }
     const std::string id = random_hex(8);
     to_page.headers.emplace_back("Set-Cookie",
                                  access.set_cookie(access.session_value(id, wall_ms() / 1000)));
     log_action("session:" + id, "login", "-", "ok");
     respond(std::move(to_page));
+  }
+
+  // Runs `fn` on the loop after `ms`.
+  void later(std::uint64_t ms, std::function<void()> fn) {
+    struct Timer {
+      uv_timer_t handle{};
+      std::function<void()> fn;
+    };
+    auto* t = new Timer{{}, std::move(fn)};
+    uv_timer_init(loop, &t->handle);
+    t->handle.data = t;
+    uv_timer_start(
+        &t->handle,
+        [](uv_timer_t* h) {
+          auto* timer = static_cast<Timer*>(h->data);
+          timer->fn();
+          uv_close(reinterpret_cast<uv_handle_t*>(h),
+                   [](uv_handle_t* closed) { delete static_cast<Timer*>(closed->data); });
+        },
+        ms, 0);
   }
 
   // ---- overview ----
@@ -403,27 +425,35 @@ struct ConsoleApi::Impl {
     }
     index.page(
         statuses, reason, limit.value(), param(r, "cursor"),
-        [this, reason, respond = std::move(respond)](Result<store::SagaIndexPage> page) mutable {
+        [this, statuses, reason,
+         respond = std::move(respond)](Result<store::SagaIndexPage> page) mutable {
           if (!page) {
             if (page.error().code == Errc::usage) {
               return respond(error(400, "bad_request", page.error().detail));
             }
             return respond(unavailable(page.error()));
           }
-          with_records(std::move(page.value()), std::move(respond));
+          with_records(std::move(page.value()), statuses, reason, std::move(respond));
         });
   }
 
   // Each listed saga's record, for its current state and reason (one pipelined GET each).
-  void with_records(store::SagaIndexPage page, Respond respond) {
+  // A listed saga whose record no longer agrees with the list (it expired, or an index entry
+  // was left by a worker of a version before the indexes) is not shown.
+  void with_records(store::SagaIndexPage page, std::vector<std::string> statuses,
+                    std::string reason, Respond respond) {
     struct Gather {
       store::SagaIndexPage page;
       std::vector<std::optional<SagaState>> states;
       std::size_t pending = 0;
       std::optional<Error> error;
+      std::vector<std::string> statuses;
+      std::string reason;
       Respond respond;
     };
     auto g = std::make_shared<Gather>();
+    g->statuses = std::move(statuses);
+    g->reason = std::move(reason);
     g->states.resize(page.sagas.size());
     g->page = std::move(page);
     g->respond = std::move(respond);
@@ -435,6 +465,10 @@ struct ConsoleApi::Impl {
         const auto& s = g->page.sagas[i];
         const auto& st = g->states[i];
         if (!st) continue;  // expired between the index and the record
+        if (!g->reason.empty() && st->reason != g->reason) continue;
+        if (g->reason.empty() && std::find(g->statuses.begin(), g->statuses.end(),
+                                           st->status_name()) == g->statuses.end())
+          continue;
         if (!first) out += ',';
         first = false;
         out += "{\"order_id\":";
@@ -588,11 +622,13 @@ struct ConsoleApi::Impl {
     uv_work_t work{};
     Impl* self = nullptr;
     Config config;
-    std::set<std::string> ids;  // empty: by reason
-    std::string reason;
+    bool by_ids = false;        // what the request asked for
+    std::set<std::string> ids;  // the selection by id (on Kafka also for a reason: the index's)
+    std::string reason;         // the selection by reason (RabbitMQ), when ids is empty
+    std::string target;         // for the log line and the answer
     std::string who;
     Respond respond;
-    Result<ReplayOutcome> outcome = ReplayOutcome{};
+    ReplayOutcome outcome;
   };
 
   void replay(const std::string& body, std::string who, Respond respond) {
@@ -628,55 +664,111 @@ struct ConsoleApi::Impl {
     if (replay_running) {
       return respond(error(409, "busy", "a replay is running; try again when it has finished"));
     }
-    replay_running = true;
     job->self = this;
     job->config = config;
+    job->by_ids = has_ids;
     job->reason.assign(reason);
+    job->target = has_ids ? fmt::format("{} id(s)", job->ids.size()) : "reason:" + job->reason;
     job->who = std::move(who);
     job->respond = std::move(respond);
+    replay_running = true;
+    if (config.broker != BrokerKind::kafka) return start_replay(std::move(job));
+    // Kafka: a replayed record after a skipped one stays past the group's committed offset, so
+    // the selection is what the index still lists (a replayed one has left it): a later replay
+    // does not publish it again.
+    auto selected = [this](ReplayJob* raw, Result<std::vector<std::string>> chosen) {
+      std::unique_ptr<ReplayJob> j(raw);
+      if (!chosen) {
+        replay_running = false;
+        return j->respond(unavailable(chosen.error()));
+      }
+      j->ids = std::set<std::string>(chosen->begin(), chosen->end());
+      j->reason.clear();
+      start_replay(std::move(j));
+    };
+    if (!has_ids) {
+      const std::string r = job->reason;
+      ReplayJob* raw = job.release();
+      return dead_letters.ids_with_reason(
+          r, kReplayMax,
+          [raw, selected](Result<std::vector<std::string>> found) {
+            selected(raw, std::move(found));
+          });
+    }
+    std::vector<std::string> wanted(job->ids.begin(), job->ids.end());
+    ReplayJob* raw = job.release();
+    dead_letters.get(wanted, [raw, wanted, selected](
+                                 Result<std::vector<std::optional<std::string>>> found) {
+      if (!found) return selected(raw, found.error());
+      std::vector<std::string> indexed;
+      for (std::size_t i = 0; i < wanted.size() && i < found->size(); ++i) {
+        if ((*found)[i]) indexed.push_back(wanted[i]);
+      }
+      selected(raw, std::move(indexed));
+    });
+  }
+
+  void start_replay(std::unique_ptr<ReplayJob> job) {
+    if (job->ids.empty() && job->reason.empty()) {  // Kafka: nothing in the index to replay
+      replay_running = false;
+      job->outcome.complete = true;
+      return finish_replay(std::move(job));
+    }
     job->work.data = job.get();
-    uv_queue_work(loop, &job->work, &run_replay, &replay_done);
+    if (const int rc = uv_queue_work(loop, &job->work, &run_replay, &replay_done); rc != 0) {
+      replay_running = false;
+      return job->respond(error(503, "unavailable", uv_strerror(rc)));
+    }
     (void)job.release();  // owned by the work request until replay_done
   }
 
   static void run_replay(uv_work_t* w) {
     auto* job = static_cast<ReplayJob*>(w->data);
-    job->outcome = replay_dead_letters(job->config, kReplayMax, [job](const DeadLetterRef& d) {
+    // By ids: the scan can end once each one was found.
+    const std::int64_t limit =
+        job->ids.empty() ? kReplayMax : static_cast<std::int64_t>(job->ids.size());
+    job->outcome = replay_dead_letters(job->config, limit, [job](const DeadLetterRef& d) {
       return job->ids.empty() ? d.reason == job->reason : job->ids.contains(d.id);
     });
   }
 
   static void replay_done(uv_work_t* w, int) {
     std::unique_ptr<ReplayJob> job(static_cast<ReplayJob*>(w->data));
-    Impl& self = *job->self;
-    self.replay_running = false;
-    const std::string target =
-        job->ids.empty() ? "reason:" + job->reason : fmt::format("{} id(s)", job->ids.size());
-    if (!job->outcome) {
-      self.log_action(job->who, "replay", target, "failed: " + job->outcome.error().detail);
-      return job->respond(error(502, "broker", job->outcome.error().detail));
-    }
-    ReplayOutcome out = std::move(job->outcome.value());
-    self.log_action(job->who, "replay", target, fmt::format("replayed {}", out.replayed));
-    // The index forgets what was replayed, and the selected ids the queue no longer has.
+    job->self->replay_running = false;
+    job->self->finish_replay(std::move(job));
+  }
+
+  void finish_replay(std::unique_ptr<ReplayJob> job) {
+    const ReplayOutcome& out = job->outcome;
+    log_action(job->who, "replay", job->target,
+               out.error ? fmt::format("failed after {} replayed: {}", out.replayed,
+                                       out.error->detail)
+                         : fmt::format("replayed {}", out.replayed));
+    // The index forgets what was replayed (also when the replay stopped part-way) and, after a
+    // complete scan, the selected ids the broker no longer has.
     std::vector<std::string> forget = out.ids;
-    if (!job->ids.empty()) forget.assign(job->ids.begin(), job->ids.end());
+    if (out.complete && !job->ids.empty()) forget.assign(job->ids.begin(), job->ids.end());
     const std::int64_t replayed = out.replayed;
-    const bool by_ids = !job->ids.empty();
-    const std::string reason = job->reason;
-    auto respond = std::move(job->respond);
-    auto answer = [replayed, by_ids, reason, respond](Result<std::int64_t>) mutable {
+    const bool by_ids = job->by_ids;
+    const std::string target = job->target;
+    std::optional<Error> failure = out.error;
+    auto answer = [replayed, by_ids, target, failure,
+                   respond = std::move(job->respond)](Result<std::int64_t>) mutable {
+      if (failure) {
+        return respond(error(502, "broker",
+                             fmt::format("{}; {} replayed before that", failure->detail, replayed)));
+      }
       if (replayed == 0) {
         return respond(error(
             404, "not_found",
-            by_ids
-                ? "none of the selected dead letters is in the dead-letter queue any more"
-                : fmt::format("no dead letter with reason '{}' in the dead-letter queue", reason)));
+            by_ids ? "none of the selected dead letters is in the dead-letter queue any more"
+                   : fmt::format("no dead letter with reason '{}' to replay",
+                                 target.substr(target.find(':') + 1))));
       }
       respond(json(200, fmt::format("{{\"replayed\":{}}}", replayed)));
     };
     if (forget.empty()) return answer(std::int64_t{0});
-    self.dead_letters.remove(std::move(forget), std::move(answer));
+    dead_letters.remove(std::move(forget), std::move(answer));
   }
 
   // ---- endpoints and deliveries ----

@@ -15,35 +15,53 @@
 namespace sagaflow::app {
 namespace {
 
-Result<ReplayOutcome> replay_rabbitmq(const Config& config, std::int64_t limit,
-                                      const DeadLetterSelect& select) {
+ReplayOutcome replay_rabbitmq(const Config& config, std::int64_t limit,
+                             const DeadLetterSelect& select) {
+  ReplayOutcome out;
   auto session = AmqpSession::open(config.amqp);
-  if (!session) return std::move(session).error();
+  if (!session) {
+    out.error = std::move(session).error();
+    return out;
+  }
   AmqpSession& s = *session.value();
-  if (auto st = s.enable_confirms(); !st) return st.error();
+  if (auto st = s.enable_confirms(); !st) {
+    out.error = st.error();
+    return out;
+  }
   // Only what is in the queue now: a replayed event that fails again comes back as a new dead
   // letter behind these, and must not be taken again in the same scan.
   auto depth = s.queue_depth(topology::kDeadQueue);
-  if (!depth) return std::move(depth).error();
+  if (!depth) {
+    out.error = std::move(depth).error();
+    return out;
+  }
   std::int64_t left = depth.value();
-  ReplayOutcome out;
-  while (out.replayed < limit && left-- > 0) {
+  while (out.replayed < limit) {
+    if (left-- <= 0) {
+      out.complete = true;
+      break;
+    }
     auto got = get_dead_letter(s);
-    if (!got) return std::move(got).error();
-    if (!got.value()) break;
+    if (!got) {
+      out.error = std::move(got).error();
+      return out;
+    }
+    if (!got.value()) {
+      out.complete = true;
+      break;
+    }
     const AmqpDeadLetter& d = *got.value();
     if (select && !select(DeadLetterRef{d.id, d.reason})) continue;  // back to the queue on close
     if (auto st = s.publish_confirmed(topology::kEventsExchange, d.route, d.message_id, d.body);
         !st) {
-      return make_error(st.error().code,
-                        fmt::format("{} (the message stays in {}; {} replayed before it)",
-                                    st.error().detail, topology::kDeadQueue, out.replayed));
+      out.error = make_error(st.error().code, fmt::format("{} (that one stays in {})",
+                                                          st.error().detail, topology::kDeadQueue));
+      return out;
     }
     if (amqp_basic_ack(s.conn(), 1, d.tag, 0) != AMQP_STATUS_OK) {
-      return make_error(Errc::unavailable,
-                        fmt::format("ack failed after a publish: that one may be replayed twice; "
-                                    "{} replayed before it",
-                                    out.replayed));
+      out.error = make_error(Errc::unavailable,
+                             "ack failed after a publish: that one may be replayed twice");
+      return out;
     }
     ++out.replayed;
     if (!d.id.empty()) out.ids.push_back(d.id);
@@ -51,31 +69,37 @@ Result<ReplayOutcome> replay_rabbitmq(const Config& config, std::int64_t limit,
   return out;
 }
 
-Result<ReplayOutcome> replay_kafka(const Config& config, std::int64_t limit,
-                                   const DeadLetterSelect& select) {
+ReplayOutcome replay_kafka(const Config& config, std::int64_t limit,
+                           const DeadLetterSelect& select) {
   KafkaDlqOptions options;
   options.brokers = config.kafka_brokers;
   ReplayOutcome out;
   KafkaDlqSelect kafka_select;
   if (select) {
     kafka_select = [&](const KafkaDeadLetter& d) {
-      return select(
-          DeadLetterRef{d.header(topology::kHeaderDeadLetterId), d.header(topology::kHeaderError)});
+      return select(DeadLetterRef{d.header(topology::kHeaderDeadLetterId),
+                                  d.header(topology::kHeaderError)});
     };
   }
+  std::int64_t confirmed = 0;
   auto n = kafka_dlq_replay(options, limit, kafka_select, [&](const KafkaDeadLetter& d) {
+    ++confirmed;
     std::string id = d.header(topology::kHeaderDeadLetterId);
     if (!id.empty()) out.ids.push_back(std::move(id));
   });
-  if (!n) return std::move(n).error();
-  out.replayed = n.value();
+  out.replayed = confirmed;
+  if (!n) {
+    out.error = std::move(n).error();
+  } else {
+    out.complete = !select || n.value() < limit;
+  }
   return out;
 }
 
 }  // namespace
 
-Result<ReplayOutcome> replay_dead_letters(const Config& config, std::int64_t limit,
-                                          const DeadLetterSelect& select) {
+ReplayOutcome replay_dead_letters(const Config& config, std::int64_t limit,
+                                  const DeadLetterSelect& select) {
   if (config.broker == BrokerKind::kafka) return replay_kafka(config, limit, select);
   return replay_rabbitmq(config, limit, select);
 }

@@ -13,6 +13,7 @@
 // Kafka: app/impl/kafka_dlq.hpp's replay, with the same selection.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,9 +33,14 @@ using DeadLetterSelect = std::function<bool(const DeadLetterRef&)>;
 struct ReplayOutcome {
   std::int64_t replayed = 0;
   std::vector<std::string> ids;  // the replayed ones that carried an id
+  // Every dead letter the scan was to look at was looked at (not stopped by `limit` or an error).
+  bool complete = false;
+  // Set when the replay stopped on a failure; `replayed` and `ids` still say what went back
+  // (and was acked or committed) before it.
+  std::optional<Error> error;
 };
 
-Result<ReplayOutcome> replay_dead_letters(const Config& config, std::int64_t limit,
-                                          const DeadLetterSelect& select = {});
+ReplayOutcome replay_dead_letters(const Config& config, std::int64_t limit,
+                                  const DeadLetterSelect& select = {});
 
 }  // namespace sagaflow::app

@@ -23,7 +23,9 @@
 --       finished sagas kept per console index
 -- KEYS[9]  the console's index of the OLD status  sagaflow:{p}:by_status:<old> (new: = KEYS[10])
 -- KEYS[10] the console's index of the new status  sagaflow:{p}:by_status:<new>
--- KEYS[11] the console's index of the reason      sagaflow:{p}:by_reason:<reason>
+-- KEYS[11] the console's index of the reason      sagaflow:{p}:by_reason:<reason> (finished)
+-- KEYS[12] the same for live sagas                sagaflow:{p}:by_reason_live:<reason>
+--          (compensating, stuck: never trimmed; a saga moves to KEYS[11] when it finishes)
 --          (the caller names the old status's key; the version check makes sure it is the one
 --          stored)
 --
@@ -119,16 +121,21 @@ if changed_at then
   local cap = tonumber(ARGV[17 + 4 * n])
   if old_status and old_status ~= new_status then redis.call('ZREM', KEYS[9], ARGV[4]) end
   redis.call('ZADD', KEYS[10], changed_at, ARGV[4])
+  -- Only finished sagas are ever trimmed: a live one (running, compensating, stuck) stays
+  -- listed, whatever its age, until it changes.
   local trim = {}
   if ARGV[7] == '1' then trim[#trim + 1] = KEYS[10] end
   if reason and reason ~= '' then
-    redis.call('ZADD', KEYS[11], changed_at, ARGV[4])
-    trim[#trim + 1] = KEYS[11]
+    if ARGV[7] == '1' then
+      redis.call('ZREM', KEYS[12], ARGV[4])
+      redis.call('ZADD', KEYS[11], changed_at, ARGV[4])
+      trim[#trim + 1] = KEYS[11]
+    else
+      redis.call('ZADD', KEYS[12], changed_at, ARGV[4])
+    end
   end
   for _, key in ipairs(trim) do
-    if ARGV[7] == '1' then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (changed_at - tonumber(ARGV[8]) * 1000))
-    end
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (changed_at - tonumber(ARGV[8]) * 1000))
     local count = redis.call('ZCARD', key)
     if count > cap then redis.call('ZREMRANGEBYRANK', key, 0, count - cap - 1) end
   end

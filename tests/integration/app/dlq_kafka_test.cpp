@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "integration/store/loop.hpp"
+#include "store/dead_letters.hpp"
 #include "support/raw_http.hpp"
 #include "support/servers.hpp"
 
@@ -451,6 +453,27 @@ TEST_CASE("the console's replay on Kafka: by reason, skipped ones keep the group
   };
   produce(kafka.bootstrap(), "sagaflow.dead", dead);
   CHECK(status_depth(env) == 4);
+  // As the worker that dead-lettered them would have: in the console's index
+  {
+    sagaflow::store::test::Loop loop;
+    auto client = sagaflow::store::test::connected_client(
+        loop, sagaflow::store::test::client_options(redis));
+    sagaflow::store::DeadLetterIndex index(*client);
+    for (const Record& r : dead) {
+      sagaflow::store::DeadLetterEntry e;
+      for (const auto& [k, v] : r.headers) {
+        if (k == "x-sagaflow-dead-letter-id") e.id = v;
+        if (k == "x-sagaflow-error") e.reason = v;
+      }
+      e.at = 1;
+      auto added = loop.await<bool>([&](auto cb) {
+        index.add(e, [cb](sagaflow::Status st) {
+          cb(st ? sagaflow::Result<bool>(true) : sagaflow::Result<bool>(st.error()));
+        });
+      });
+      REQUIRE(added.ok());
+    }
+  }
 
   Process console({sagaflow::testing::sagaflow_binary(), "console"}, env);
   const std::string host = "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";

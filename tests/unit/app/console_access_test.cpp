@@ -66,8 +66,10 @@ TEST_CASE("with a token: Bearer or a session cookie, and cookie POSTs need the C
   CHECK(a.check(request("POST", "/api/sagas/o/resend", {{"authorization", "Bearer s3cret-token"}}),
                 kNow)
             .status == 0);
-  for (const char* wrong : {"Bearer s3cret-toke", "Bearer s3cret-token2", "bearer s3cret-token",
-                            "Basic s3cret-token", "Bearer "}) {
+  CHECK(a.check(request("GET", "/api/overview", {{"authorization", "bearer s3cret-token"}}), kNow)
+            .status == 0);
+  for (const char* wrong : {"Bearer s3cret-toke", "Bearer s3cret-token2", "Bearer  s3cret-token",
+                            "Basic s3cret-token", "Bearer ", "Bearers3cret-token"}) {
     INFO(wrong);
     CHECK(a.check(request("GET", "/api/overview", {{"authorization", wrong}}), kNow).status == 401);
   }
