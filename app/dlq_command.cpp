@@ -5,7 +5,8 @@
 // list: takes up to --limit messages from sagaflow.dead without acknowledging them, prints one
 //   JSON object per line (reason, detail, attempts, original route, message id, body), then
 //   closes the channel so the broker puts every message back, in order. Nothing is consumed.
-// replay (app/impl/dlq_replay.cpp, shared with the console): for each message, publishes the body unchanged to sagaflow.events with its original
+// replay (app/impl/dlq_replay.cpp, shared with the console): for each message, publishes the body
+// unchanged to sagaflow.events with its original
 //   routing key (persistent, with publisher confirms, attempts reset), and only after the
 //   broker confirmed does it ack the dead letter. A crash in between re-publishes at worst
 //   (the event id deduplicates it downstream), never loses.
@@ -77,13 +78,13 @@ KafkaDlqOptions kafka_options(const Config& config) {
 int kafka_dlq_list_command(const Config& config, const DlqArgs& args) {
   const auto listed =
       kafka_dlq_list(kafka_options(config), args.limit, [](const KafkaDeadLetter& d) {
-        std::string extra = fmt::format(",\"partition\":{},\"offset\":{},\"id\":", d.partition,
-                                        d.offset);
+        std::string extra =
+            fmt::format(",\"partition\":{},\"offset\":{},\"id\":", d.partition, d.offset);
         append_json_string(extra, d.header(topology::kHeaderDeadLetterId));
-        print_dead_letter_line(
-            d.header(topology::kHeaderError), d.header(topology::kHeaderDetail),
-            d.header(topology::kHeaderAttempts), d.header(topology::kHeaderOriginalRoute),
-            d.header(topology::kKafkaHeaderMessageId), d.value, extra);
+        print_dead_letter_line(d.header(topology::kHeaderError), d.header(topology::kHeaderDetail),
+                               d.header(topology::kHeaderAttempts),
+                               d.header(topology::kHeaderOriginalRoute),
+                               d.header(topology::kKafkaHeaderMessageId), d.value, extra);
       });
   std::fflush(stdout);
   if (!listed) {

@@ -75,7 +75,8 @@ int run_status(const Config& config, bool json) {
     kafka.brokers = config.kafka_brokers;
     if (auto depth = kafka_dlq_depth(kafka); depth) dead = depth.value();
   } else if (auto amqp = AmqpSession::open(config.amqp); amqp) {
-    if (auto depth = amqp.value()->queue_depth(std::string(topology::kDeadQueue)); depth) dead = depth.value();
+    if (auto depth = amqp.value()->queue_depth(std::string(topology::kDeadQueue)); depth)
+      dead = depth.value();
   }
   for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed", "parked"})
     counts.try_emplace(s, 0);
@@ -88,15 +89,9 @@ int run_status(const Config& config, bool json) {
   });
   if (top.size() > 10) top.resize(10);
   if (json) {
-    std::string out = "{\"sagas\":{";
-    bool first = true;
-    for (const auto& [k, v] : counts) {
-      if (!first) out += ',';
-      first = false;
-      append_json_string(out, k);
-      out += fmt::format(":{}", v);
-    }
-    out += fmt::format("}},\"dead_letter_depth\":{},\"rate_limited\":{},\"parked_total\":{},", dead,
+    std::string out = "{\"sagas\":";
+    append_json_counts(out, counts);
+    out += fmt::format(",\"dead_letter_depth\":{},\"rate_limited\":{},\"parked_total\":{},", dead,
                        rate_limited, parked_total);
     out += "\"parked_by_store\":{";
     for (std::size_t i = 0; i < top.size(); ++i) {

@@ -156,12 +156,9 @@ int main(int argc, char** argv) {
                             {"SAGAFLOW_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/"},
                             {"SAGAFLOW_CONSOLE_ADDR", fmt::format("127.0.0.1:{}", port)}});
   const std::string host = fmt::format("Host: 127.0.0.1:{}\r\n", port);
-  for (int i = 0; i < 100; ++i) {
-    testing::RawConn probe(port);
-    if (probe.send("GET /healthz HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n") &&
-        probe.read_answer(1s).status == 200)
-      break;
-    std::this_thread::sleep_for(50ms);
+  if (!testing::wait_until_answers(port)) {
+    std::fprintf(stderr, "the console did not start\n");
+    return 1;
   }
   testing::RawConn conn(port);
   auto get = [&](const std::string& path, Sample& s) {

@@ -253,6 +253,19 @@ bool is_outcome(EventType t) noexcept {
   return t == EventType::order_confirmed || t == EventType::order_failed;
 }
 
+void append_json_counts(std::string& out, const std::map<std::string, std::int64_t>& counts) {
+  out += '{';
+  bool first = true;
+  for (const auto& [name, n] : counts) {
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, name);
+    out += ':';
+    out += std::to_string(n);
+  }
+  out += '}';
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');

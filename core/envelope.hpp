@@ -8,6 +8,7 @@
 // hot path does not allocate once warmed up; an Event passed back in reuses its strings.
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,5 +96,7 @@ class EnvelopeParser {
 
 // Appends s to out as a JSON string literal (quotes and escapes included).
 void append_json_string(std::string& out, std::string_view s);
+// Appends {"name": n, ...} (in the map's order).
+void append_json_counts(std::string& out, const std::map<std::string, std::int64_t>& counts);
 
 }  // namespace sagaflow

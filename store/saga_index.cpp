@@ -40,7 +40,8 @@ void SagaIndex::page(const std::vector<std::string>& statuses, const std::string
                          .count();
   const std::string expired = "(" + std::to_string(now - finished_ttl_s_ * 1000);
   for (const auto& key : finished_keys) {
-    redis_.command({"ZREMRANGEBYSCORE", key, "-inf", expired}, [](Result<Reply>) {}, timeout_ms_);
+    redis_.command(
+        {"ZREMRANGEBYSCORE", key, "-inf", expired}, [](Result<Reply>) {}, timeout_ms_);
   }
   impl::read_page(
       redis_, std::move(keys), limit, std::move(after), timeout_ms_,

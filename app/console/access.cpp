@@ -161,11 +161,10 @@ Access::Decision Access::check(const http::Request& r, std::int64_t now_s) const
   if (open_path) return {0, "anonymous", {}};
   const std::string_view auth = r.header("authorization");
   constexpr std::string_view kBearer = "bearer ";  // the scheme is case-insensitive (RFC 7235)
-  const bool bearer =
-      auth.size() > kBearer.size() &&
-      std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char a, char b) {
-        return a == std::tolower(static_cast<unsigned char>(b));
-      });
+  const bool bearer = auth.size() > kBearer.size() &&
+                      std::equal(kBearer.begin(), kBearer.end(), auth.begin(), [](char a, char b) {
+                        return a == std::tolower(static_cast<unsigned char>(b));
+                      });
   if (bearer && token_matches(auth.substr(kBearer.size()))) {
     return {0, "bearer", {}};
   }

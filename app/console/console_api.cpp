@@ -89,15 +89,9 @@ Response unavailable(const Error& e) {
 }
 
 std::string counts_json(const Counts& counts) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [k, v] : counts) {
-    if (!first) out += ',';
-    first = false;
-    append_json_string(out, k);
-    out += fmt::format(":{}", v);
-  }
-  return out + "}";
+  std::string out;
+  append_json_counts(out, counts);
+  return out;
 }
 
 std::string cursor_json(const std::optional<std::string>& cursor) {
@@ -423,18 +417,17 @@ struct ConsoleApi::Impl {
     } else if (!plain_word(reason)) {
       return respond(error(400, "bad_request", fmt::format("'{}' is not a reason code", reason)));
     }
-    index.page(
-        statuses, reason, limit.value(), param(r, "cursor"),
-        [this, statuses, reason,
-         respond = std::move(respond)](Result<store::SagaIndexPage> page) mutable {
-          if (!page) {
-            if (page.error().code == Errc::usage) {
-              return respond(error(400, "bad_request", page.error().detail));
-            }
-            return respond(unavailable(page.error()));
-          }
-          with_records(std::move(page.value()), statuses, reason, std::move(respond));
-        });
+    index.page(statuses, reason, limit.value(), param(r, "cursor"),
+               [this, statuses, reason,
+                respond = std::move(respond)](Result<store::SagaIndexPage> page) mutable {
+                 if (!page) {
+                   if (page.error().code == Errc::usage) {
+                     return respond(error(400, "bad_request", page.error().detail));
+                   }
+                   return respond(unavailable(page.error()));
+                 }
+                 with_records(std::move(page.value()), statuses, reason, std::move(respond));
+               });
   }
 
   // Each listed saga's record, for its current state and reason (one pipelined GET each).
@@ -689,23 +682,22 @@ struct ConsoleApi::Impl {
     if (!has_ids) {
       const std::string r = job->reason;
       ReplayJob* raw = job.release();
-      return dead_letters.ids_with_reason(
-          r, kReplayMax,
-          [raw, selected](Result<std::vector<std::string>> found) {
-            selected(raw, std::move(found));
-          });
+      return dead_letters.ids_with_reason(r, kReplayMax,
+                                          [raw, selected](Result<std::vector<std::string>> found) {
+                                            selected(raw, std::move(found));
+                                          });
     }
     std::vector<std::string> wanted(job->ids.begin(), job->ids.end());
     ReplayJob* raw = job.release();
-    dead_letters.get(wanted, [raw, wanted, selected](
-                                 Result<std::vector<std::optional<std::string>>> found) {
-      if (!found) return selected(raw, found.error());
-      std::vector<std::string> indexed;
-      for (std::size_t i = 0; i < wanted.size() && i < found->size(); ++i) {
-        if ((*found)[i]) indexed.push_back(wanted[i]);
-      }
-      selected(raw, std::move(indexed));
-    });
+    dead_letters.get(
+        wanted, [raw, wanted, selected](Result<std::vector<std::optional<std::string>>> found) {
+          if (!found) return selected(raw, found.error());
+          std::vector<std::string> indexed;
+          for (std::size_t i = 0; i < wanted.size() && i < found->size(); ++i) {
+            if ((*found)[i]) indexed.push_back(wanted[i]);
+          }
+          selected(raw, std::move(indexed));
+        });
   }
 
   void start_replay(std::unique_ptr<ReplayJob> job) {
@@ -741,9 +733,9 @@ struct ConsoleApi::Impl {
   void finish_replay(std::unique_ptr<ReplayJob> job) {
     const ReplayOutcome& out = job->outcome;
     log_action(job->who, "replay", job->target,
-               out.error ? fmt::format("failed after {} replayed: {}", out.replayed,
-                                       out.error->detail)
-                         : fmt::format("replayed {}", out.replayed));
+               out.error
+                   ? fmt::format("failed after {} replayed: {}", out.replayed, out.error->detail)
+                   : fmt::format("replayed {}", out.replayed));
     // The index forgets what was replayed (also when the replay stopped part-way) and, after a
     // complete scan, the selected ids the broker no longer has.
     std::vector<std::string> forget = out.ids;
@@ -755,15 +747,15 @@ struct ConsoleApi::Impl {
     auto answer = [replayed, by_ids, target, failure,
                    respond = std::move(job->respond)](Result<std::int64_t>) mutable {
       if (failure) {
-        return respond(error(502, "broker",
-                             fmt::format("{}; {} replayed before that", failure->detail, replayed)));
+        return respond(error(
+            502, "broker", fmt::format("{}; {} replayed before that", failure->detail, replayed)));
       }
       if (replayed == 0) {
-        return respond(error(
-            404, "not_found",
-            by_ids ? "none of the selected dead letters is in the dead-letter queue any more"
-                   : fmt::format("no dead letter with reason '{}' to replay",
-                                 target.substr(target.find(':') + 1))));
+        return respond(
+            error(404, "not_found",
+                  by_ids ? "none of the selected dead letters is in the dead-letter queue any more"
+                         : fmt::format("no dead letter with reason '{}' to replay",
+                                       target.substr(target.find(':') + 1))));
       }
       respond(json(200, fmt::format("{{\"replayed\":{}}}", replayed)));
     };

@@ -16,7 +16,7 @@ namespace sagaflow::app {
 namespace {
 
 ReplayOutcome replay_rabbitmq(const Config& config, std::int64_t limit,
-                             const DeadLetterSelect& select) {
+                              const DeadLetterSelect& select) {
   ReplayOutcome out;
   auto session = AmqpSession::open(config.amqp);
   if (!session) {
@@ -77,8 +77,8 @@ ReplayOutcome replay_kafka(const Config& config, std::int64_t limit,
   KafkaDlqSelect kafka_select;
   if (select) {
     kafka_select = [&](const KafkaDeadLetter& d) {
-      return select(DeadLetterRef{d.header(topology::kHeaderDeadLetterId),
-                                  d.header(topology::kHeaderError)});
+      return select(
+          DeadLetterRef{d.header(topology::kHeaderDeadLetterId), d.header(topology::kHeaderError)});
     };
   }
   std::int64_t confirmed = 0;

@@ -165,6 +165,23 @@ inline std::string raw_post(std::string_view path, std::string_view body,
   return r;
 }
 
+// Polls GET `path` on 127.0.0.1:port until it answers 200 (a server starting up); false when
+// it never does within the timeout.
+inline bool wait_until_answers(int port, std::string_view path = "/healthz",
+                               std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    RawConn probe(port);
+    if (probe.send("GET " + std::string(path) +
+                   " HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n") &&
+        probe.read_answer(std::chrono::seconds(2)).status == 200) {
+      return true;
+    }
+    ::usleep(50 * 1000);
+  }
+  return false;
+}
+
 inline std::string raw_get(std::string_view path, bool close = false) {
   return "GET " + std::string(path) + " HTTP/1.1\r\nHost: t\r\n" +
          (close ? "Connection: close\r\n" : "") + "\r\n";

@@ -118,13 +118,7 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
   Process worker({bin, "worker"}, env);
   Process console({bin, "console"}, env);
   Http http{port};
-  for (int i = 0; i < 100; ++i) {
-    RawConn probe(port);
-    if (probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
-        probe.read_answer(2s).status == 200)
-      break;
-    std::this_thread::sleep_for(100ms);
-  }
+  REQUIRE(sagaflow::testing::wait_until_answers(port));
   REQUIRE(http.get("/healthz").status == 200);
 
   // Given three orders and two poison messages
@@ -361,13 +355,7 @@ TEST_CASE("with a token: 401 without it, Bearer for scripts, a login cookie and 
                    {"SAGAFLOW_CONSOLE_TOKEN", "t0ken-for-tests"},
                    {"SAGAFLOW_CONSOLE_ADDR", "127.0.0.1:" + std::to_string(port)}});
   Http http{port};
-  for (int i = 0; i < 100; ++i) {
-    RawConn probe(port);
-    if (probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
-        probe.read_answer(2s).status == 200)
-      break;
-    std::this_thread::sleep_for(100ms);
-  }
+  REQUIRE(sagaflow::testing::wait_until_answers(port));
   CHECK(http.get("/api/overview").status == 401);
   CHECK(http.get("/").status == 401);  // the login form
   CHECK(http.call("GET", "/api/overview", {}, "Authorization: Bearer t0ken-for-tests\r\n").status ==

@@ -456,8 +456,8 @@ TEST_CASE("the console's replay on Kafka: by reason, skipped ones keep the group
   // As the worker that dead-lettered them would have: in the console's index
   {
     sagaflow::store::test::Loop loop;
-    auto client = sagaflow::store::test::connected_client(
-        loop, sagaflow::store::test::client_options(redis));
+    auto client =
+        sagaflow::store::test::connected_client(loop, sagaflow::store::test::client_options(redis));
     sagaflow::store::DeadLetterIndex index(*client);
     for (const Record& r : dead) {
       sagaflow::store::DeadLetterEntry e;
@@ -485,13 +485,7 @@ TEST_CASE("the console's replay on Kafka: by reason, skipped ones keep the group
         "\r\n" + body));
     return c.read_answer(60s);
   };
-  for (int i = 0; i < 100; ++i) {
-    sagaflow::testing::RawConn probe(port);
-    if (probe.send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
-        probe.read_answer(2s).status == 200)
-      break;
-    std::this_thread::sleep_for(100ms);
-  }
+  REQUIRE(sagaflow::testing::wait_until_answers(port));
   const sagaflow::testing::RawAnswer page = call("GET / HTTP/1.1\r\n");
   REQUIRE(page.status == 200);
   const auto meta = page.body.find(R"(<meta name="csrf-token" content=")");

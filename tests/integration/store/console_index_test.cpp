@@ -114,8 +114,8 @@ TEST_CASE("a saga is listed under its current state and its reason, nowhere else
   // Listed once under its reason, now as a finished saga
   CHECK(f.list(index, {}, "payment_failed") == std::vector<std::string>{"o1"});
   CHECK(f.server.command({"ZCARD", Keyspace::live_reason_index_key(
-                                       store.partition_of(OrderId{std::string("o1")}), "payment_failed")}) ==
-        "0");
+                                       store.partition_of(OrderId{std::string("o1")}),
+                                       "payment_failed")}) == "0");
 }
 
 TEST_CASE("only finished sagas are trimmed: a stuck one stays listed, by state and by reason",
@@ -130,7 +130,8 @@ TEST_CASE("only finished sagas are trimmed: a stuck one stays listed, by state a
   // A saga stuck two hours ago (older than the finished records' TTL of one hour)
   f.move(single, "stuck-1", "stuck", t - 7'200'000, "payment_failed");
   // Then many failures with the same reason in the same partition
-  for (int i = 0; i < 6; ++i) f.move(single, fmt::format("f{}", i), "failed", t + i, "payment_failed");
+  for (int i = 0; i < 6; ++i)
+    f.move(single, fmt::format("f{}", i), "failed", t + i, "payment_failed");
   CHECK(f.list(index, {"stuck"}) == std::vector<std::string>{"stuck-1"});
   const auto by_reason = f.list(index, {}, "payment_failed");
   CHECK(by_reason == std::vector<std::string>{"f5", "f4", "stuck-1"});  // 2 finished kept + live
@@ -149,8 +150,8 @@ TEST_CASE("a list of finished sagas drops entries older than the records when re
   f.move(store, "old", "confirmed", t - 3'700'000);  // beyond the 1 h TTL
   f.move(store, "new", "confirmed", t - 1000);       // trims `old` as it adds itself
   // An entry nothing adds after (a quiet list, or one left by an older version)
-  f.server.command({"ZADD", Keyspace::status_index_key(0, "confirmed"),
-                    std::to_string(t - 3'650'000), "old2"});
+  f.server.command(
+      {"ZADD", Keyspace::status_index_key(0, "confirmed"), std::to_string(t - 3'650'000), "old2"});
   CHECK(f.list(index, {"confirmed"}) == std::vector<std::string>{"new"});
   CHECK(f.server.command({"ZCARD", Keyspace::status_index_key(0, "confirmed")}) == "1");
 }
@@ -217,7 +218,8 @@ TEST_CASE("the dead-letter index counts, pages, filters, removes and stays bound
   add("a", "unknown_saga", t);
   add("b", "malformed_json", t + 1);
   add("c", "unknown_saga", t + 2);
-  CHECK(counts() == std::map<std::string, std::int64_t>{{"malformed_json", 1}, {"unknown_saga", 2}});
+  CHECK(counts() ==
+        std::map<std::string, std::int64_t>{{"malformed_json", 1}, {"unknown_saga", 2}});
   auto first = page("unknown_saga", 1, "");
   REQUIRE(first.entries.size() == 1);
   CHECK(first.entries[0].find(R"("id":"c")") != std::string::npos);
@@ -229,14 +231,17 @@ TEST_CASE("the dead-letter index counts, pages, filters, removes and stays bound
   CHECK(page("", 10, "").entries.size() == 3);
 
   // Removing: what was there is counted, the rest ignored
-  auto removed = f.loop.await<std::int64_t>(
-      [&](auto cb) { index.remove({"a", "zzz"}, std::move(cb)); });
+  auto removed = f.loop.await<std::int64_t>([&](auto cb) {
+    index.remove({"a", "zzz"}, std::move(cb));
+  });
   REQUIRE(removed.ok());
   CHECK(removed.value() == 1);
-  CHECK(counts() == std::map<std::string, std::int64_t>{{"malformed_json", 1}, {"unknown_saga", 1}});
+  CHECK(counts() ==
+        std::map<std::string, std::int64_t>{{"malformed_json", 1}, {"unknown_saga", 1}});
 
   // Bounded: beyond the cap the oldest leave the index, and every count follows
-  for (int i = 0; i < 6; ++i) add(fmt::format("n{}", i), i % 2 ? "too_large" : "unknown_saga", t + 10 + i);
+  for (int i = 0; i < 6; ++i)
+    add(fmt::format("n{}", i), i % 2 ? "too_large" : "unknown_saga", t + 10 + i);
   const auto all = page("", 100, "");
   CHECK(all.entries.size() == 4);
   std::int64_t total = 0;

@@ -9,13 +9,14 @@ using namespace sagaflow::store;
 
 TEST_CASE("invalid UTF-8 becomes U+FFFD, valid text is kept byte for byte", "[store][dlq]") {
   CHECK(valid_utf8("plain {json}") == "plain {json}");
-  CHECK(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  CHECK(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") ==
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
   const std::string bad = "\xff\xfe{";
   CHECK(valid_utf8(bad) == "\xef\xbf\xbd\xef\xbf\xbd{");
-  CHECK(valid_utf8("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd");        // overlong '/'
+  CHECK(valid_utf8("\xc0\xaf") == "\xef\xbf\xbd\xef\xbf\xbd");                  // overlong '/'
   CHECK(valid_utf8("\xed\xa0\x80") == "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");  // a surrogate
-  CHECK(valid_utf8("\xf4\x90\x80\x80").find('\xf4') == std::string::npos);  // past U+10FFFF
-  CHECK(valid_utf8("ab\xe2\x82") == "ab\xef\xbf\xbd\xef\xbf\xbd");    // cut short
+  CHECK(valid_utf8("\xf4\x90\x80\x80").find('\xf4') == std::string::npos);      // past U+10FFFF
+  CHECK(valid_utf8("ab\xe2\x82") == "ab\xef\xbf\xbd\xef\xbf\xbd");              // cut short
 }
 
 TEST_CASE("a body preview is cut on a whole character and its entry is valid JSON text",
