@@ -188,7 +188,7 @@ function graph(def, saga) {
   const due = new Set(saga.pending_compensations || []);
   const compensating = saga.state === "compensating" || saga.state === "stuck" || saga.state === "failed";
   el.append(svg("text", { x: X0, y: 18, class: "small" }, "forward"));
-  el.append(svg("text", { x: X0, y: 146, class: "small" }, "compensation (undone right to left)"));
+  el.append(svg("text", { x: X0, y: 232, class: "small" }, "compensation (undone right to left)"));
   def.steps.forEach((step, i) => {
     const st = (saga.steps && saga.steps[i]) || { status: "not_started" };
     const x = X0 + i * (W + GAP);
@@ -216,7 +216,8 @@ function graph(def, saga) {
   const outcome = saga.state === "confirmed" ? "outcome-confirmed" : saga.state === "failed" ? "outcome-failed" : "not_started";
   el.append(svg("line", { x1: ox - GAP, y1: Y0 + BH / 2, x2: ox, y2: Y0 + BH / 2 }));
   el.append(svg("rect", { x: ox, y: Y0, width: 110, height: BH, class: outcome, id: "graph-outcome" }));
-  el.append(svg("text", { x: ox + 10, y: Y0 + 20 }, saga.state === "failed" ? "order.failed" : "order.confirmed"));
+  const failing = ["compensating", "stuck", "failed"].includes(saga.state);
+  el.append(svg("text", { x: ox + 10, y: Y0 + 20 }, failing ? "order.failed" : "order.confirmed"));
   el.append(svg("text", { x: ox + 10, y: Y0 + 38, class: "small" }, saga.outcome ? "published" : "not yet"));
   return el;
 }
@@ -384,6 +385,7 @@ async function endpoints(query) {
 async function route() {
   clearInterval(poll);
   poll = null;
+  document.getElementById("updated").textContent = "";
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
   try {
