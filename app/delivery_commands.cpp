@@ -119,8 +119,6 @@ std::string join(const std::vector<std::string>& v, std::string_view sep) {
   return out;
 }
 
-
-
 std::string endpoint_line(const Endpoint& e, delivery::Circuit circuit) {
   return fmt::format("{} {} events={} store={} plan={} state={} circuit={}", e.id, e.url,
                      join(e.events, ","), e.store_id.empty() ? "*" : e.store_id,
@@ -254,13 +252,7 @@ int run_endpoints(const Config& config, const EndpointsArgs& args) {
   return fail(cmd, "unknown action", 2);
 }
 
-namespace {
-
-
-
-
-
-}  // namespace
+namespace {}  // namespace
 
 int run_deliveries(const Config& config, const DeliveriesArgs& args) {
   const std::string cmd = "deliveries " + args.action;
@@ -337,10 +329,7 @@ int run_deliveries(const Config& config, const DeliveriesArgs& args) {
     for (auto& r : rows) {
       if (replayed >= args.limit) break;
       if (r.record.state == delivery::DeliveryState::pending && !args.dead) continue;  // on its way
-      // New attempts, the same webhook-id: a fresh schedule from now.
-      r.record.state = delivery::DeliveryState::pending;
-      r.record.scheduled = 0;
-      r.record.next_at_ms = wall_ms();
+      r.record.restart(wall_ms());
       auto ok = await<bool>(t.session, [&](auto done) {
         t.store.update(r.event_id, r.endpoint, delivery::to_json(r.record), r.record.next_at_ms,
                        r.raw, std::move(done));

@@ -25,6 +25,12 @@ void DeliveryRecord::add(Attempt a) {
   if (log.size() > kAttemptsKept) log.erase(log.begin(), log.end() - kAttemptsKept);
 }
 
+void DeliveryRecord::restart(Millis now) {
+  state = DeliveryState::pending;
+  scheduled = 0;
+  next_at_ms = now;
+}
+
 std::string to_json(const DeliveryRecord& r) {
   std::string out =
       fmt::format(R"({{"state":"{}","attempts":{},"scheduled":{},"last_status":{},)"

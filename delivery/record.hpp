@@ -32,6 +32,9 @@ struct DeliveryRecord {
   std::vector<Attempt> log;  // the last kAttemptsKept attempts, oldest first
 
   void add(Attempt a);  // appends, keeping the last kAttemptsKept
+  // A replay (`deliveries replay`, the console): new attempts with the same webhook-id, on a
+  // fresh schedule from `now`; the log of earlier attempts is kept.
+  void restart(Millis now);
 };
 
 std::string to_json(const DeliveryRecord& r);

@@ -21,6 +21,7 @@
 #include "core/log.hpp"
 #include "delivery/breaker.hpp"
 #include "delivery/endpoint.hpp"
+#include "delivery/record.hpp"
 #include "sagas/definition.hpp"
 #include "sagas/engine.hpp"
 #include "sagas/saga_state.hpp"
@@ -225,6 +226,9 @@ struct ConsoleApi::Impl {
     }
     if (get && r.path == "/api/endpoints") return endpoints(std::move(respond));
     if (get && r.path == "/api/deliveries") return delivery_list(r, std::move(respond));
+    if (!get && r.path == "/api/deliveries/replay") {
+      return delivery_replay(r.body, d.who, std::move(respond));
+    }
     respond(error(404, "not_found", fmt::format("no {} {}", r.method, r.path)));
   }
 
@@ -788,6 +792,69 @@ struct ConsoleApi::Impl {
           out += endpoint_json((*list)[i], circuit, false);
         }
         respond(json(200, out + "]}"));
+      });
+    });
+  }
+
+  // POST {"endpoint": ID}: the endpoint's dead deliveries are attempted again (the path of
+  // `sagaflow deliveries replay --endpoint ID --dead`): {"replayed": n}.
+  void delivery_replay(const std::string& body, std::string who, Respond respond) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    std::string_view endpoint;
+    if (parser.parse(body).get(root) != simdjson::SUCCESS ||
+        root["endpoint"].get_string().get(endpoint) != simdjson::SUCCESS || endpoint.empty()) {
+      return respond(error(400, "bad_request", "the body must be {\"endpoint\": \"ep_...\"}"));
+    }
+    deliveries.has_endpoint(std::string(endpoint), [this, id = std::string(endpoint), who,
+                                                    respond = std::move(respond)](
+                                                       Result<bool> known) mutable {
+      if (!known) return respond(unavailable(known.error()));
+      if (!known.value()) {
+        return respond(error(404, "not_found", fmt::format("no endpoint '{}'", id)));
+      }
+      const int scan = static_cast<int>(std::min<std::int64_t>(config.delivery_log_max, 100000));
+      deliveries.recent(scan, [this, id, who, respond = std::move(respond)](
+                                  Result<std::vector<store::Deliveries::Logged>> logged) mutable {
+        if (!logged) return respond(unavailable(logged.error()));
+        struct Gather {
+          std::size_t pending = 0;
+          std::int64_t replayed = 0;
+          std::optional<Error> error;
+          Respond respond;
+        };
+        auto g = std::make_shared<Gather>();
+        g->respond = std::move(respond);
+        auto finish = [this, g, id, who] {
+          log_action(
+              who, "replay deliveries", id,
+              g->error ? "failed: " + g->error->detail : fmt::format("replayed {}", g->replayed));
+          if (g->error) return g->respond(unavailable(*g->error));
+          if (g->replayed == 0) {
+            return g->respond(
+                error(404, "not_found", fmt::format("endpoint '{}' has no dead delivery", id)));
+          }
+          g->respond(json(200, fmt::format("{{\"replayed\":{}}}", g->replayed)));
+        };
+        std::vector<DeliveryRow> rows = rows_of(logged.value());
+        std::erase_if(rows, [&](const DeliveryRow& row) {
+          return row.endpoint != id || row.record.state != delivery::DeliveryState::dead;
+        });
+        if (rows.empty()) return finish();
+        g->pending = rows.size();
+        const Millis now = wall_ms();
+        for (auto& row : rows) {
+          row.record.restart(now);
+          deliveries.update(row.event_id, row.endpoint, delivery::to_json(row.record), now, row.raw,
+                            [g, finish](Result<bool> ok) {
+                              if (!ok) {
+                                if (!g->error) g->error = ok.error();
+                              } else if (ok.value()) {
+                                ++g->replayed;
+                              }
+                              if (--g->pending == 0) finish();
+                            });
+        }
       });
     });
   }

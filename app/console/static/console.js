@@ -361,12 +361,20 @@ async function endpoints(query) {
   show(
     h("h1", {}, "Endpoints"),
     h("table", { id: "endpoints" },
-      h("tr", {}, h("th", {}, "id"), h("th", {}, "url"), h("th", {}, "events"), h("th", {}, "store"), h("th", {}, "state"), h("th", {}, "circuit")),
+      h("tr", {}, h("th", {}, "id"), h("th", {}, "url"), h("th", {}, "events"), h("th", {}, "store"), h("th", {}, "state"), h("th", {}, "circuit"), h("th", {}, "")),
       eps.endpoints.length ? eps.endpoints.map((e) => h("tr", {},
         h("td", { class: "mono" }, h("a", { href: `#/endpoints?endpoint=${encodeURIComponent(e.id)}` }, e.id)),
         h("td", { class: "mono" }, e.url), h("td", {}, e.events.join(", ")), h("td", {}, e.store_id || "*"),
-        h("td", {}, e.state), h("td", {}, badge(e.circuit))))
-        : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "no endpoint (sagaflow endpoints add)"))),
+        h("td", {}, e.state), h("td", {}, badge(e.circuit)),
+        h("td", {}, h("button", { class: "replay-deliveries", "data-endpoint": e.id, onclick: async () => {
+          if (!(await confirmAction(`Deliver every dead delivery of ${e.id} again (same webhook-id)?`))) return;
+          try {
+            const [r] = await api("/api/deliveries/replay", { endpoint: e.id });
+            notice(`Replayed ${r.replayed} dead deliveries of ${e.id}.`);
+          } catch (err) { notice(err.message, true); }
+          await endpoints(query);
+        } }, "Replay dead"))))
+        : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "no endpoint (sagaflow endpoints add)"))),
     h("h2", {}, "Deliveries"),
     h("div", { class: "filters" }, ["failed", "dead", "pending", "delivered"].map((s) =>
       h("a", { href: `#/endpoints?state=${s}${q.get("endpoint") ? `&endpoint=${encodeURIComponent(q.get("endpoint"))}` : ""}`,
@@ -377,7 +385,7 @@ async function endpoints(query) {
         h("td", { class: "mono" }, d.event_id), h("td", { class: "mono" }, d.endpoint), h("td", {}, d.state),
         h("td", {}, d.attempts), h("td", {}, d.last_status), h("td", {}, d.next_at || "-")))
         : h("tr", {}, h("td", { colspan: 6, class: "muted" }, "none"))),
-    h("p", { class: "muted" }, "Replay dead deliveries with: sagaflow deliveries replay --endpoint ID --dead"));
+    h("p", { class: "muted" }, "Also from the command line: sagaflow deliveries replay --endpoint ID --dead"));
 }
 
 // ---- router ----

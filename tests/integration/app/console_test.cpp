@@ -121,7 +121,36 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
   REQUIRE(sagaflow::testing::wait_until_answers(port));
   REQUIRE(http.get("/healthz").status == 200);
 
-  // Given three orders and two poison messages
+  // An outgoing webhook endpoint that never answers (nothing listens on its port): every
+  // delivery to it ends dead after two attempts.
+  Env deliver_env = env;
+  deliver_env.insert(deliver_env.end(), {{"SAGAFLOW_DELIVERY_ALLOW_PRIVATE", "1"},
+                                         {"SAGAFLOW_DELIVERY_SCHEDULE", "50ms"},
+                                         {"SAGAFLOW_DELIVERY_TIMEOUT_MS", "1000"},
+                                         {"SAGAFLOW_BREAKER_FAILURES", "1000"}});
+  std::string endpoint_id;
+  {
+    Process add({bin, "endpoints", "add", "--url",
+                 "http://127.0.0.1:" + std::to_string(sagaflow::testing::free_port()) + "/hook",
+                 "--events", "order.*"},
+                deliver_env);
+    REQUIRE(add.wait_for(30s) == 0);
+    const std::string line = add.read_stdout();
+    endpoint_id = line.substr(0, line.find(' '));
+    REQUIRE(endpoint_id.rfind("ep_", 0) == 0);
+  }
+  rabbit.purge("sagaflow.deliveries");
+  Process deliver({bin, "deliver"}, deliver_env);
+  for (int i = 0; i < 100 && rabbit.queue_depth("sagaflow.deliveries") == 0; ++i) {
+    // declared by deliver at start: wait until it exists (a publish before would not reach it)
+    if (rabbit.get("sagaflow.deliveries")) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  std::this_thread::sleep_for(500ms);
+
+  // Given three orders and two poison messages: three dead letters, as the worker dead-letters
+  // both and the deliverer the one that is not JSON
+  constexpr std::size_t kDeadLetters = 3;
   for (const char* order : {"o-ok", "o-fail", "o-stuck"})
     rabbit.publish("sagaflow.events", "order.created", order_created(order));
   rabbit.publish("sagaflow.events", "order.created", "{not json");
@@ -148,7 +177,7 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
   while (std::chrono::steady_clock::now() < deadline) {
     participate();
     if (state_of("o-ok") == "confirmed" && state_of("o-fail") == "failed" &&
-        state_of("o-stuck") == "stuck" && rabbit.queue_depth("sagaflow.dead") == 2)
+        state_of("o-stuck") == "stuck" && rabbit.queue_depth("sagaflow.dead") == kDeadLetters)
       break;
     std::this_thread::sleep_for(100ms);
   }
@@ -157,7 +186,7 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
   REQUIRE(state_of("o-ok") == "confirmed");
   REQUIRE(state_of("o-fail") == "failed");
   REQUIRE(state_of("o-stuck") == "stuck");
-  REQUIRE(rabbit.queue_depth("sagaflow.dead") == 2);
+  REQUIRE(rabbit.queue_depth("sagaflow.dead") == kDeadLetters);
   // 1 send + 5 re-sends of the stuck release
   CHECK(seen.count("o-stuck inventory.release") == 6);
 
@@ -166,7 +195,7 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
     RawAnswer o;
     for (int i = 0; i < 50; ++i) {  // the index write follows the broker's confirm
       o = http.get("/api/overview");
-      if (o.body.find("\"total\":2") != std::string::npos) break;
+      if (o.body.find("\"total\":" + std::to_string(kDeadLetters)) != std::string::npos) break;
       std::this_thread::sleep_for(100ms);
     }
     REQUIRE(o.status == 200);
@@ -177,10 +206,11 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
     CHECK(int64_t(ov["sagas"]["stuck"]) == 1);
     CHECK(int64_t(ov["sagas"]["running"]) == 0);
     CHECK(int64_t(ov["parked"]) == 0);
-    CHECK(int64_t(ov["dead_letters"]["total"]) == 2);
+    CHECK(int64_t(ov["dead_letters"]["total"]) == kDeadLetters);
     CHECK(int64_t(ov["dead_letters"]["by_reason"]["unknown_saga"]) == 1);
-    CHECK(int64_t(ov["dead_letters"]["by_reason"]["malformed_json"]) == 1);
-    CHECK(int64_t(ov["endpoints"]["total"]) == 0);
+    CHECK(int64_t(ov["dead_letters"]["by_reason"]["malformed_json"]) == 2);
+    CHECK(int64_t(ov["endpoints"]["total"]) == 1);
+    CHECK(int64_t(ov["endpoints"]["circuit_open"]) == 0);
     CHECK(int64_t(ov["recent"]["confirmed"]) == 1);
 
     // Lists by state and by reason
@@ -255,13 +285,13 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
     CHECK(http.call("POST", "/api/dead-letters/replay", "nonsense", with_csrf).status == 400);
     CHECK(http.call("POST", "/api/dead-letters/replay", R"({"reason":"no_such_reason"})", with_csrf)
               .status == 404);
-    CHECK(rabbit.queue_depth("sagaflow.dead") == 2);  // the scan put everything back
+    CHECK(rabbit.queue_depth("sagaflow.dead") == kDeadLetters);  // the scan put everything back
 
     // The dead letters, with their reason, detail, attempts, route, time and body preview
     auto dl = http.get("/api/dead-letters");
     REQUIRE(dl.status == 200);
     auto list = parse(parser, dl.body);
-    REQUIRE(list["dead_letters"].get_array().size() == 2);
+    REQUIRE(list["dead_letters"].get_array().size() == kDeadLetters);
     std::map<std::string, std::string> id_of;  // reason -> id
     for (auto d : list["dead_letters"].get_array()) {
       const std::string reason{std::string_view(d["reason"])};
@@ -284,10 +314,11 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
     const std::string out_dir = std::filesystem::absolute("console-screenshots").string();
     std::filesystem::create_directories(out_dir);
     const std::size_t releases_before = seen.count("o-stuck inventory.release");
-    Process browser({"/usr/bin/python3", std::string(source) + "/tests/browser/console_browser.py",
-                     "--url", "http://127.0.0.1:" + std::to_string(port), "--out", out_dir,
-                     "--dead-letter", id_of["unknown_saga"]},
-                    {});
+    Process browser(
+        {"/usr/bin/python3", std::string(source) + "/tests/browser/console_browser.py", "--url",
+         "http://127.0.0.1:" + std::to_string(port), "--out", out_dir, "--dead-letter",
+         id_of["unknown_saga"], "--dead-letters", std::to_string(kDeadLetters)},
+        {});
     const auto code = browser.wait_for(180s);
     INFO("browser stdout: " << browser.read_stdout());
     INFO("browser stderr: " << browser.read_stderr());
@@ -324,14 +355,53 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
     auto again = http.get("/api/dead-letters?reason=unknown_saga");
     CHECK_THAT(again.body, !Catch::Contains(id_of["unknown_saga"]));
     CHECK_THAT(again.body, Catch::Contains(R"("reason":"unknown_saga")"));
-    CHECK(rabbit.queue_depth("sagaflow.dead") == 2);
+    CHECK(rabbit.queue_depth("sagaflow.dead") == kDeadLetters);
 
     // Replay of all of a reason through the API
     auto all =
         http.call("POST", "/api/dead-letters/replay", R"({"reason":"malformed_json"})", with_csrf);
     CHECK(all.status == 200);
-    CHECK(all.body == R"({"replayed":1})");
+    CHECK(all.body == R"({"replayed":2})");
+
+    // Endpoints and their dead deliveries (the orders' events could not be delivered)
+    auto eps = http.get("/api/endpoints");
+    REQUIRE(eps.status == 200);
+    CHECK_THAT(eps.body, Catch::Contains(R"({"id":")" + endpoint_id + R"(")"));
+    CHECK_THAT(eps.body, Catch::Contains(R"("state":"enabled","circuit":"closed")"));
+    RawAnswer dead;
+    for (int i = 0; i < 200; ++i) {
+      dead = http.get("/api/deliveries?state=dead&endpoint=" + endpoint_id);
+      if (dead.body.find("order.") != std::string::npos &&
+          dead.body.find("o-stuck") != std::string::npos)
+        break;
+      std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(dead.status == 200);
+    auto dead_list = parse(parser, dead.body);
+    const std::size_t dead_count = dead_list["deliveries"].get_array().size();
+    CHECK(dead_count >= 3);  // at least the three order.created events
+    for (auto d : dead_list["deliveries"].get_array()) {
+      CHECK(std::string_view(d["state"]) == "dead");
+      CHECK(int64_t(d["attempts"]) == 2);
+    }
+    CHECK(http.call("POST", "/api/deliveries/replay", R"({"endpoint":"ep_nope"})", with_csrf)
+              .status == 404);
+    CHECK(http.call("POST", "/api/deliveries/replay", R"({})", with_csrf).status == 400);
+    auto again_dl = http.call("POST", "/api/deliveries/replay",
+                              R"({"endpoint":")" + endpoint_id + R"("})", with_csrf);
+    CHECK(again_dl.status == 200);
+    CHECK(again_dl.body == "{\"replayed\":" + std::to_string(dead_count) + "}");
+    // Attempted again (and dead again after two more attempts: nothing listens)
+    for (int i = 0; i < 200; ++i) {
+      auto later = http.get("/api/deliveries?state=dead&endpoint=" + endpoint_id);
+      if (later.body.find("\"attempts\":4") != std::string::npos) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    CHECK_THAT(http.get("/api/deliveries?state=dead&endpoint=" + endpoint_id).body,
+               Catch::Contains("\"attempts\":4"));
   }
+  deliver.signal(SIGTERM);
+  CHECK(deliver.wait_for(30s) == 0);
 
   console.signal(SIGTERM);
   CHECK(console.wait_for(10s) == 0);
