@@ -2,10 +2,11 @@
 
 #include <cstdint>
 #include <random>
-#include <variant>
 #include <utility>
+#include <variant>
 
 #include <fmt/format.h>
+#include <openssl/sha.h>
 
 #include "topology/names.hpp"
 
@@ -68,6 +69,41 @@ std::optional<DeadLetterNote> dead_letter_note(const Message& copy, std::string_
   note.where.assign(where);
   note.body = copy.body;
   return note;
+}
+
+Message without_body(const Message& refused, std::string_view dead_letter_destination) {
+  Message m;
+  m.exchange.assign(dead_letter_destination);
+  m.routing_key = refused.routing_key;
+  m.key = refused.key;
+  m.message_id = refused.message_id;
+  m.content_type = refused.content_type;
+  std::int64_t attempts = 1;
+  std::string route = refused.routing_key;
+  for (const auto& h : refused.headers) {
+    if (h.key == topology::kHeaderAttempts) {
+      if (const auto* n = std::get_if<std::int64_t>(&h.value)) attempts = *n;
+    } else if (h.key == topology::kHeaderOriginalRoute) {
+      if (const auto* text = std::get_if<std::string>(&h.value)) route = *text;
+    } else if (!is_copy_header(h.key) && h.key != topology::kHeaderBodySize &&
+               h.key != topology::kHeaderBodySha256) {
+      m.headers.push_back(h);
+    }
+  }
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(refused.body.data()), refused.body.size(), digest);
+  std::string hex;
+  for (unsigned char b : digest) hex += fmt::format("{:02x}", b);
+  const Verdict verdict = Verdict::dead_letter(
+      Errc::too_large,
+      fmt::format("the copy's body of {} bytes is over the broker's record limit: kept without "
+                  "it (its size and SHA-256 are in x-sagaflow-body-size and -sha256)",
+                  refused.body.size()));
+  add_dead_letter_headers(m.headers, verdict, static_cast<int>(attempts), route);
+  m.headers.push_back(Header{std::string(topology::kHeaderBodySize),
+                             static_cast<std::int64_t>(refused.body.size())});
+  m.headers.push_back(Header{std::string(topology::kHeaderBodySha256), std::move(hex)});
+  return m;
 }
 
 bool is_copy_header(std::string_view name) noexcept {

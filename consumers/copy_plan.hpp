@@ -28,6 +28,13 @@ void add_dead_letter_headers(std::vector<Header>& headers, const Verdict& verdic
 // What a confirmed dead-letter copy tells the dead-letter index; nullopt for another copy.
 std::optional<DeadLetterNote> dead_letter_note(const Message& copy, std::string_view where);
 
+// A retry or dead-letter copy the broker refused as larger than its record limit becomes a
+// dead letter without its body (the contract keeps every dead letter): reason too_large, a
+// detail saying so, the attempts and route it had, a new dead-letter id, and the body's size
+// and SHA-256 (kHeaderBodySize, kHeaderBodySha256). `dead_letter_destination` is where dead
+// letters go (the dead-letter topic or exchange).
+Message without_body(const Message& refused, std::string_view dead_letter_destination);
+
 // A header is written anew on every copy and never carried over from the delivery.
 bool is_copy_header(std::string_view name) noexcept;
 

@@ -56,7 +56,6 @@ std::int64_t unix_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-
 // A decimal integer header value; fallback if absent or not a number.
 std::int64_t parse_int(std::string_view s, std::int64_t fallback) {
   if (s.empty() || s.size() > 18) return fallback;
@@ -819,14 +818,30 @@ void KafkaSource::Impl::publish_copy(std::uint64_t tag, std::shared_ptr<Message>
     }
     if (st.error().code == Errc::too_large) {
       // The broker will never take it (record larger than its limit, with our headers): do not
-      // pin the partition. The original stays in its topic at this offset until retention.
-      log::error("retry / dead-letter copy too large for the broker; left in the source topic",
-                 {{"source", options_.name},
-                  {"topic", t->topic},
-                  {"partition", t->partition},
-                  {"offset", s->offset},
-                  {"message_id", keep->message_id},
-                  {"bytes", static_cast<std::uint64_t>(keep->body.size())}});
+      // pin the partition. It becomes a dead letter without its body (size and SHA-256 kept);
+      // only if even that is refused is it dropped, logged with where the original still is.
+      if (!keep->body.empty()) {
+        log::error(
+            "retry / dead-letter copy too large for the broker; dead-lettering it "
+            "without its body",
+            {{"source", options_.name},
+             {"topic", t->topic},
+             {"partition", t->partition},
+             {"offset", s->offset},
+             {"message_id", keep->message_id},
+             {"bytes", static_cast<std::uint64_t>(keep->body.size())}});
+        publish_copy(tag,
+                     std::make_shared<Message>(without_body(*keep, options_.dead_letter_topic)));
+        return;
+      }
+      log::error(
+          "dead letter too large for the broker even without its body; left in the "
+          "source topic",
+          {{"source", options_.name},
+           {"topic", t->topic},
+           {"partition", t->partition},
+           {"offset", s->offset},
+           {"message_id", keep->message_id}});
       finish_slot(*t, *s);
       return;
     }

@@ -61,6 +61,10 @@ inline constexpr std::string_view kHeaderOriginalRoute =
     "x-sagaflow-original-route";  // routing key / topic
 // A dead letter's own id (the dead-letter index's key; the console replays by it).
 inline constexpr std::string_view kHeaderDeadLetterId = "x-sagaflow-dead-letter-id";
+// On a dead letter whose body the broker refused as too large (kept without it): the body's
+// size in bytes and its SHA-256 (hex), so it can be matched with the producer's copy.
+inline constexpr std::string_view kHeaderBodySize = "x-sagaflow-body-size";
+inline constexpr std::string_view kHeaderBodySha256 = "x-sagaflow-body-sha256";
 
 // Kafka record headers that carry what AMQP has as properties (values are UTF-8 text;
 // integers in decimal).

@@ -237,9 +237,47 @@ TEST_CASE("kafka e2e: poison messages are dead-lettered with their reason, value
   c.drain_workers();
 }
 
-TEST_CASE("kafka e2e: one store's flood is parked; other stores, replies and a joining worker "
-          "are not held up",
+TEST_CASE("kafka e2e: a dead letter too large for the producer's limit is kept without its body",
           "[saga][e2e][kafka]") {
+  KafkaCluster c;
+  const auto publish_env = c.env;  // accepts 1 MiB bodies
+  // The worker takes bodies up to 20,000 bytes and its copies up to 20,000 + 64 KiB
+  c.env.emplace_back("SAGAFLOW_MAX_MESSAGE_BYTES", "20000");
+  c.start_worker("w1");
+  const std::string body =
+      R"({"id":"kbig_1","type":"order.created","pad":")" + std::string(200000, 'x') + R"("})";
+  TempFile one(sagaflow::e2e::write_temp_file("big.jsonl", {body}));
+  const auto r = run_cli({"publish", "--raw", "--route", "order.created", "--file", one.path},
+                         publish_env, 60s);
+  INFO("publish --raw stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  std::vector<sagaflow::e2e::KafkaRecord> dead;
+  REQUIRE(wait_until(
+      [&] {
+        dead = sagaflow::e2e::read_topic(c.kafka.bootstrap(), "sagaflow.dead");
+        return !dead.empty();
+      },
+      60s, 500ms));
+  REQUIRE(dead.size() == 1);
+  auto h = dead[0].headers;
+  CHECK(dead[0].value.empty());
+  CHECK(h["x-sagaflow-error"] == "too_large");
+  CHECK(h["x-sagaflow-body-size"] == std::to_string(body.size()));
+  CHECK(h["x-sagaflow-body-sha256"].size() == 64);
+  CHECK_THAT(h["x-sagaflow-detail"], Catch::Contains("kept without"));
+  CHECK(h["x-sagaflow-original-route"] == "sagaflow.events");
+  CHECK(h["type"] == "order.created");
+  {
+    INFO(c.diagnostics());
+    REQUIRE_FALSE(c.worker("w1").wait_for(0ms).has_value());
+  }
+  c.drain_workers();
+}
+
+TEST_CASE(
+    "kafka e2e: one store's flood is parked; other stores, replies and a joining worker "
+    "are not held up",
+    "[saga][e2e][kafka]") {
   // Given a store on 40/s with 400 starts, 20 orders of other stores, a small in-flight window,
   // and a step timeout above a rebalance's time
   KafkaCluster c("9000");
@@ -288,9 +326,10 @@ TEST_CASE("kafka e2e: one store's flood is parked; other stores, replies and a j
     if (flood.orders.count(e->order_id) && m.routing_key == "inventory.reserve")
       flood_last = std::max(flood_last, m.at);
   }
-  std::printf("kafka flood: other stores done %.1f s after the joining worker started, %.1f s "
-              "before the flood's last start\n",
-              calm_s, std::chrono::duration<double>(flood_last - calm_last).count());
+  std::printf(
+      "kafka flood: other stores done %.1f s after the joining worker started, %.1f s "
+      "before the flood's last start\n",
+      calm_s, std::chrono::duration<double>(flood_last - calm_last).count());
   CHECK(all_r.outcomes["confirmed"] == static_cast<int>(all.size()));
   CHECK(calm_last < flood_last);
   sagaflow::e2e::check_limit(trace, flood.orders, 40, 20);

@@ -89,3 +89,39 @@ TEST_CASE("details are one line of at most 1,000 bytes", "[consumers][copy]") {
   CHECK(one_line("a\tb\nc") == "a b c");
   CHECK(one_line(std::string(5000, 'x')).size() == 1000);
 }
+
+TEST_CASE("a copy the broker refuses as too large becomes a dead letter without its body",
+          "[consumers][copy]") {
+  Message retry;
+  retry.exchange = "sagaflow.retry.sagaflow-saga";
+  retry.routing_key = "order.created";
+  retry.key = "o1";
+  retry.message_id = "evt-1";
+  retry.body = "abc";
+  retry.headers = {Header{"type", std::string("order.created")}};
+  add_retry_headers(retry.headers, 3, "order.created");
+  retry.headers.push_back(Header{"x-sagaflow-not-before", std::int64_t{123}});
+
+  const Message dead = without_body(retry, "sagaflow.dead");
+  CHECK(dead.exchange == "sagaflow.dead");
+  CHECK(dead.body.empty());
+  CHECK(dead.key == "o1");
+  CHECK(dead.message_id == "evt-1");
+  auto h = as_map(dead.headers);
+  CHECK(h["type"] == "order.created");
+  CHECK(h["x-sagaflow-error"] == "too_large");
+  CHECK(h["x-sagaflow-attempts"] == "4");  // the attempt the retry copy was for
+  CHECK(h["x-sagaflow-original-route"] == "order.created");
+  CHECK(h["x-sagaflow-body-size"] == "3");
+  // SHA-256("abc")
+  CHECK(h["x-sagaflow-body-sha256"] ==
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CHECK(h.count("x-sagaflow-not-before") == 0);
+  CHECK(h["x-sagaflow-detail"].find("3 bytes") != std::string::npos);
+  CHECK(h["x-sagaflow-dead-letter-id"].size() == 24);
+  // Each header once, and the dead-letter index gets a note for it
+  CHECK(dead.headers.size() == h.size());
+  const auto note = dead_letter_note(dead, "sagaflow.dead");
+  REQUIRE(note.has_value());
+  CHECK(note->reason == "too_large");
+}
