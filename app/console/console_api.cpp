@@ -879,28 +879,44 @@ struct ConsoleApi::Impl {
         return respond(error(400, "bad_request", fmt::format("'{}' is not a cursor", cursor)));
       }
     }
-    const int scan = static_cast<int>(std::min<std::int64_t>(config.delivery_log_max, 10000));
-    deliveries.recent(
-        scan, [endpoint, state, offset, limit = limit.value(), respond = std::move(respond)](
-                  Result<std::vector<store::Deliveries::Logged>> logged) mutable {
-          if (!logged) return respond(unavailable(logged.error()));
-          std::vector<DeliveryRow> rows = rows_of(logged.value());
-          std::erase_if(rows, [&](const DeliveryRow& row) {
-            if (!endpoint.empty() && row.endpoint != endpoint) return true;
-            if (state == "failed") return !failed_row(row);
-            return !state.empty() && delivery::to_string(row.record.state) != state;
-          });
-          std::string out = "{\"deliveries\":[";
-          std::size_t shown = 0;
-          for (std::size_t i = offset; i < rows.size() && shown < limit; ++i, ++shown) {
-            if (shown > 0) out += ',';
-            out += row_json(rows[i]);
+    auto list = [this, endpoint, state, offset, limit = limit.value()](Respond answer) {
+      const int scan = static_cast<int>(std::min<std::int64_t>(config.delivery_log_max, 10000));
+      list_deliveries(scan, endpoint, state, offset, limit, std::move(answer));
+    };
+    if (endpoint.empty()) return list(std::move(respond));
+    // An unknown endpoint is a 404, not an empty list.
+    deliveries.has_endpoint(
+        endpoint, [endpoint, list, respond = std::move(respond)](Result<bool> known) mutable {
+          if (!known) return respond(unavailable(known.error()));
+          if (!known.value()) {
+            return respond(error(404, "not_found", fmt::format("no endpoint '{}'", endpoint)));
           }
-          const bool more = offset + shown < rows.size();
-          out += "],\"next_cursor\":";
-          out += more ? fmt::format("\"{}\"", offset + shown) : std::string("null");
-          respond(json(200, out + "}"));
+          list(std::move(respond));
         });
+  }
+
+  void list_deliveries(int scan, std::string endpoint, std::string state, std::size_t offset,
+                       std::size_t limit, Respond respond) {
+    deliveries.recent(scan, [endpoint, state, offset, limit, respond = std::move(respond)](
+                                Result<std::vector<store::Deliveries::Logged>> logged) mutable {
+      if (!logged) return respond(unavailable(logged.error()));
+      std::vector<DeliveryRow> rows = rows_of(logged.value());
+      std::erase_if(rows, [&](const DeliveryRow& row) {
+        if (!endpoint.empty() && row.endpoint != endpoint) return true;
+        if (state == "failed") return !failed_row(row);
+        return !state.empty() && delivery::to_string(row.record.state) != state;
+      });
+      std::string out = "{\"deliveries\":[";
+      std::size_t shown = 0;
+      for (std::size_t i = offset; i < rows.size() && shown < limit; ++i, ++shown) {
+        if (shown > 0) out += ',';
+        out += row_json(rows[i]);
+      }
+      const bool more = offset + shown < rows.size();
+      out += "],\"next_cursor\":";
+      out += more ? fmt::format("\"{}\"", offset + shown) : std::string("null");
+      respond(json(200, out + "}"));
+    });
   }
 };
 

@@ -386,6 +386,7 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
     }
     CHECK(http.call("POST", "/api/deliveries/replay", R"({"endpoint":"ep_nope"})", with_csrf)
               .status == 404);
+    CHECK(http.get("/api/deliveries?endpoint=ep_nope").status == 404);
     CHECK(http.call("POST", "/api/deliveries/replay", R"({})", with_csrf).status == 400);
     auto again_dl = http.call("POST", "/api/deliveries/replay",
                               R"({"endpoint":")" + endpoint_id + R"("})", with_csrf);
