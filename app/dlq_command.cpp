@@ -154,6 +154,12 @@ int run_dlq_replay(const Config& config, const DlqArgs& args) {
   }
   std::fprintf(stderr, "%lld dead-lettered message(s) replayed to their original route\n",
                static_cast<long long>(replayed.replayed));
+  if (replayed.passed > 0) {
+    std::fprintf(stderr,
+                 "%lld kept without their body (too large for the producer) passed: not "
+                 "replayable; they stay in %s\n",
+                 static_cast<long long>(replayed.passed), topology::kDeadTopic.data());
+  }
   return 0;
 }
 

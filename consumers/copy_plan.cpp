@@ -72,10 +72,11 @@ std::optional<DeadLetterNote> dead_letter_note(const Message& copy, std::string_
 }
 
 Message without_body(const Message& refused, std::string_view dead_letter_destination) {
+  constexpr std::size_t kMaxKey = 1024;
   Message m;
   m.exchange.assign(dead_letter_destination);
   m.routing_key = refused.routing_key;
-  m.key = refused.key;
+  m.key = refused.key.substr(0, kMaxKey);
   m.message_id = refused.message_id;
   m.content_type = refused.content_type;
   std::int64_t attempts = 1;
@@ -85,11 +86,16 @@ Message without_body(const Message& refused, std::string_view dead_letter_destin
       if (const auto* n = std::get_if<std::int64_t>(&h.value)) attempts = *n;
     } else if (h.key == topology::kHeaderOriginalRoute) {
       if (const auto* text = std::get_if<std::string>(&h.value)) route = *text;
-    } else if (!is_copy_header(h.key) && h.key != topology::kHeaderBodySize &&
-               h.key != topology::kHeaderBodySha256) {
-      m.headers.push_back(h);
+    } else if (h.key == topology::kKafkaHeaderType || h.key == topology::kKafkaHeaderMessageId ||
+               h.key == topology::kKafkaHeaderContentType) {
+      // Only the headers that say what the message was: others may be what made it too large.
+      if (const auto* text = std::get_if<std::string>(&h.value); text && text->size() <= kMaxKey)
+        m.headers.push_back(h);
     }
   }
+  // A retry copy carries the attempt it is for (attempt + 1); this dead letter is for the one
+  // made.
+  if (refused.exchange != dead_letter_destination && attempts > 1) --attempts;
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(refused.body.data()), refused.body.size(), digest);
   std::string hex;

@@ -30,8 +30,10 @@ std::optional<DeadLetterNote> dead_letter_note(const Message& copy, std::string_
 
 // A retry or dead-letter copy the broker refused as larger than its record limit becomes a
 // dead letter without its body (the contract keeps every dead letter): reason too_large, a
-// detail saying so, the attempts and route it had, a new dead-letter id, and the body's size
-// and SHA-256 (kHeaderBodySize, kHeaderBodySha256). `dead_letter_destination` is where dead
+// detail saying so, the attempts made and its route, a new dead-letter id, and the body's size
+// and SHA-256 (kHeaderBodySize, kHeaderBodySha256). Of the other headers only those naming the
+// message (type, message id, content type) are kept, and the key is cut to 1 KiB, so that the
+// copy is small whatever made the original too large. `dead_letter_destination` is where dead
 // letters go (the dead-letter topic or exchange).
 Message without_body(const Message& refused, std::string_view dead_letter_destination);
 

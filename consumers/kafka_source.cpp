@@ -830,6 +830,7 @@ void KafkaSource::Impl::publish_copy(std::uint64_t tag, std::shared_ptr<Message>
              {"offset", s->offset},
              {"message_id", keep->message_id},
              {"bytes", static_cast<std::uint64_t>(keep->body.size())}});
+        if (keep->exchange != options_.dead_letter_topic) stats_.dead_lettered++;  // was a retry
         publish_copy(tag,
                      std::make_shared<Message>(without_body(*keep, options_.dead_letter_topic)));
         return;

@@ -191,11 +191,20 @@ struct ConsoleApi::Impl {
       return respond(std::move(ok));
     }
     const Access::Decision d = access.check(r, wall_ms() / 1000);
-    if (d.status == 401 && (r.path == "/" || r.path == "/index.html")) {
-      return respond(page(401, "login.html"));
-    }
     if (d.status != 0) {
-      return respond(error(d.status, d.status == 401 ? "unauthorized" : "forbidden", d.detail));
+      Response refused =
+          d.status == 401 && (r.path == "/" || r.path == "/index.html")
+              ? page(401, "login.html")
+              : error(d.status, d.status == 401 ? "unauthorized" : "forbidden", d.detail);
+      // A wrong credential (a Bearer token, a session cookie) is answered after a pause, as a
+      // wrong token at /login is: guessing costs time, whichever way it comes.
+      if (d.status == 401 && (!r.header("authorization").empty() || !r.header("cookie").empty())) {
+        return later(kFailedLoginDelayMs,
+                     [respond = std::move(respond), refused = std::move(refused)]() mutable {
+                       respond(std::move(refused));
+                     });
+      }
+      return respond(std::move(refused));
     }
     if (r.path == "/login") return login(r, std::move(respond));
     if (r.method != "GET" && r.method != "POST") {
@@ -740,16 +749,23 @@ struct ConsoleApi::Impl {
                out.error
                    ? fmt::format("failed after {} replayed: {}", out.replayed, out.error->detail)
                    : fmt::format("replayed {}", out.replayed));
-    // The index forgets what was replayed (also when the replay stopped part-way) and, after a
-    // complete scan, the selected ids the broker no longer has.
+    // The index forgets what was replayed (also when the replay stopped part-way). On Kafka,
+    // after a complete scan, also the selected ids no longer pending (the selection came from
+    // the index: they were replayed and committed earlier). Not on RabbitMQ: a dead letter
+    // held unacked by another reader (a `dlq list`, another replay) is invisible to the scan.
     std::vector<std::string> forget = out.ids;
-    if (out.complete && !job->ids.empty()) forget.assign(job->ids.begin(), job->ids.end());
+    if (config.broker == BrokerKind::kafka && out.complete && !job->ids.empty())
+      forget.assign(job->ids.begin(), job->ids.end());
     const std::int64_t replayed = out.replayed;
     const bool by_ids = job->by_ids;
     const std::string target = job->target;
     std::optional<Error> failure = out.error;
     auto answer = [replayed, by_ids, target, failure,
-                   respond = std::move(job->respond)](Result<std::int64_t>) mutable {
+                   respond = std::move(job->respond)](Result<std::int64_t> removed) mutable {
+      if (!removed) {
+        log::warn("console: the dead-letter index was not updated after a replay",
+                  {{"target", target}, {"error", removed.error().detail}});
+      }
       if (failure) {
         return respond(error(
             502, "broker", fmt::format("{}; {} replayed before that", failure->detail, replayed)));
@@ -829,10 +845,10 @@ struct ConsoleApi::Impl {
           log_action(
               who, "replay deliveries", id,
               g->error ? "failed: " + g->error->detail : fmt::format("replayed {}", g->replayed));
-          if (g->error) return g->respond(unavailable(*g->error));
-          if (g->replayed == 0) {
-            return g->respond(
-                error(404, "not_found", fmt::format("endpoint '{}' has no dead delivery", id)));
+          if (g->error) {
+            return g->respond(error(
+                503, "unavailable",
+                fmt::format("Redis: {}; {} replayed before that", g->error->detail, g->replayed)));
           }
           g->respond(json(200, fmt::format("{{\"replayed\":{}}}", g->replayed)));
         };

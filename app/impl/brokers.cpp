@@ -1,12 +1,14 @@
 #include "app/impl/brokers.hpp"
 
+#include <algorithm>
+
 #include "consumers/kafka_source.hpp"
+#include "consumers/rabbit_source.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
-#include "store/dead_letters.hpp"
-#include "consumers/rabbit_source.hpp"
 #include "producers/kafka_sink.hpp"
 #include "producers/rabbit_sink.hpp"
+#include "store/dead_letters.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow::app {
@@ -54,9 +56,12 @@ std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const Config& config, const std
     // delivery time after an outage, instead of waiting behind librdkafka's retries.
     o.message_timeout_ms = 5000;
     o.properties.emplace_back("socket.timeout.ms", kSocketTimeoutMs);
-    // Room for a dead-letter copy of the largest accepted message plus its headers.
-    o.properties.emplace_back("message.max.bytes",
-                              std::to_string(config.max_message_bytes + 65536));
+    // Room for a dead-letter copy of the largest accepted message plus its headers, and never
+    // below librdkafka's own default (1,000,000): a message over the intake limit is
+    // dead-lettered with its body whenever the broker takes it (a copy over this limit too
+    // goes without its body: consumers/copy_plan.hpp, without_body).
+    o.properties.emplace_back("message.max.bytes", std::to_string(std::max<std::size_t>(
+                                                       config.max_message_bytes + 65536, 1000000)));
     return std::make_unique<KafkaSink>(loop, std::move(o));
   }
   RabbitSinkOptions o;

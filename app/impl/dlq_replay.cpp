@@ -82,11 +82,14 @@ ReplayOutcome replay_kafka(const Config& config, std::int64_t limit,
     };
   }
   std::int64_t confirmed = 0;
-  auto n = kafka_dlq_replay(options, limit, kafka_select, [&](const KafkaDeadLetter& d) {
-    ++confirmed;
-    std::string id = d.header(topology::kHeaderDeadLetterId);
-    if (!id.empty()) out.ids.push_back(std::move(id));
-  });
+  auto n = kafka_dlq_replay(
+      options, limit, kafka_select,
+      [&](const KafkaDeadLetter& d) {
+        ++confirmed;
+        std::string id = d.header(topology::kHeaderDeadLetterId);
+        if (!id.empty()) out.ids.push_back(std::move(id));
+      },
+      [&](const KafkaDeadLetter&) { ++out.passed; });
   out.replayed = confirmed;
   if (!n) {
     out.error = std::move(n).error();

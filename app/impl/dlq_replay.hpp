@@ -33,6 +33,7 @@ using DeadLetterSelect = std::function<bool(const DeadLetterRef&)>;
 struct ReplayOutcome {
   std::int64_t replayed = 0;
   std::vector<std::string> ids;  // the replayed ones that carried an id
+  std::int64_t passed = 0;       // Kafka: kept without their body, so not replayable; passed
   // Every dead letter the scan was to look at was looked at (not stopped by `limit` or an error).
   bool complete = false;
   // Set when the replay stopped on a failure; `replayed` and `ids` still say what went back

@@ -22,8 +22,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <map>
 #include <limits>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -485,9 +485,10 @@ Result<std::int64_t> kafka_dlq_list(const KafkaDlqOptions& options, std::int64_t
   });
 }
 
-Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64_t limit,
-                                      const KafkaDlqSelect& select,
-                                      const std::function<void(const KafkaDeadLetter&)>& replayed_one) {
+Result<std::int64_t> kafka_dlq_replay(
+    const KafkaDlqOptions& options, std::int64_t limit, const KafkaDlqSelect& select,
+    const std::function<void(const KafkaDeadLetter&)>& replayed_one,
+    const std::function<void(const KafkaDeadLetter&)>& passed) {
   auto consumer = open_consumer(options);
   if (!consumer) return std::move(consumer).error();
   Client& c = *consumer.value();
@@ -520,6 +521,21 @@ Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64
   std::set<std::int32_t> skipped_in;  // partitions whose commit stops at a skipped one
   const std::int64_t read_limit = select ? std::numeric_limits<std::int64_t>::max() : limit;
   auto replayed = read_dead_letters(c, ranges.value(), read_limit, [&](const KafkaDeadLetter& d) {
+    if (!d.header(topology::kHeaderBodySize).empty()) {
+      // Dead-lettered without its body (too large for the producer): nothing to send back. A
+      // full replay passes it (it stays in the topic); a selection skips it.
+      log::warn("dead letter kept without its body: not replayable",
+                {{"partition", d.partition},
+                 {"offset", d.offset},
+                 {"message_id", d.header(topology::kKafkaHeaderMessageId)}});
+      if (select) {
+        skipped_in.insert(d.partition);
+      } else {
+        if (!skipped_in.contains(d.partition)) uncommitted[d.partition] = d.offset + 1;
+        if (passed) passed(d);
+      }
+      return Status::success();
+    }
     if (select && (confirmed >= limit || !select(d))) {
       skipped_in.insert(d.partition);
       return Status::success();

@@ -60,9 +60,12 @@ Result<std::int64_t> kafka_dlq_list(const KafkaDlqOptions& options, std::int64_t
 // for a later replay, and a selected one after it may be replayed again (same id, deduplicated
 // downstream). `replayed` is told each one the broker confirmed.
 using KafkaDlqSelect = std::function<bool(const KafkaDeadLetter&)>;
-Result<std::int64_t> kafka_dlq_replay(const KafkaDlqOptions& options, std::int64_t limit,
-                                      const KafkaDlqSelect& select = {},
-                                      const std::function<void(const KafkaDeadLetter&)>& replayed = {});
+// A dead letter kept without its body (kHeaderBodySize) is never re-published: a full replay
+// passes it (the group's position moves past it; it stays in the topic) and tells `passed`.
+Result<std::int64_t> kafka_dlq_replay(
+    const KafkaDlqOptions& options, std::int64_t limit, const KafkaDlqSelect& select = {},
+    const std::function<void(const KafkaDeadLetter&)>& replayed = {},
+    const std::function<void(const KafkaDeadLetter&)>& passed = {});
 
 // Where a dead letter goes back to: its x-sagaflow-original-route topic; sagaflow.events when
 // that is empty or a retry topic, except the participants' retry topic, which goes to

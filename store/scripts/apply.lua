@@ -131,6 +131,8 @@ if changed_at then
       redis.call('ZADD', KEYS[11], changed_at, ARGV[4])
       trim[#trim + 1] = KEYS[11]
     else
+      -- live again (a late success's compensation can take a failed saga to stuck)
+      redis.call('ZREM', KEYS[11], ARGV[4])
       redis.call('ZADD', KEYS[12], changed_at, ARGV[4])
     end
   end

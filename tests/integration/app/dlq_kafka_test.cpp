@@ -527,3 +527,35 @@ TEST_CASE("the console's replay on Kafka: by reason, skipped ones keep the group
   console.signal(SIGTERM);
   CHECK(console.wait_for(10s) == 0);
 }
+
+TEST_CASE("dlq replay on Kafka: a dead letter kept without its body is passed, not replayed",
+          "[dlq][kafka]") {
+  KafkaMock kafka;
+  kafka.create_topic("sagaflow.events", 1);
+  kafka.create_topic("sagaflow.commands", 1);
+  kafka.create_topic("sagaflow.dead", 1);
+  auto& redis = sagaflow::testing::shared_redis();
+  const std::vector<std::pair<std::string, std::string>> env = {
+      {"SAGAFLOW_BROKER", "kafka"},
+      {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+      {"SAGAFLOW_REDIS_URL", redis.url()},
+      {"SAGAFLOW_METRICS_ADDR", "0"}};
+  Record bodyless =
+      dead_letter(0, "o_big", "", "order.created", "big", "too_large", "1", "sagaflow.events");
+  bodyless.headers.emplace_back("x-sagaflow-body-size", "2000000");
+  bodyless.headers.emplace_back("x-sagaflow-body-sha256", std::string(64, 'a'));
+  const Record normal =
+      dead_letter(0, "o_n", R"({"id":"n","type":"order.cancelled","data":{"order_id":"o_n"}})",
+                  "order.cancelled", "n", "unknown_saga", "1", "sagaflow.events");
+  produce(kafka.bootstrap(), "sagaflow.dead", {bodyless, normal});
+  CHECK(status_depth(env) == 2);
+  const Run r = run(env, {"dlq", "replay"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK_THAT(r.err, Catch::Contains("1 dead-lettered message(s) replayed"));
+  CHECK_THAT(r.err, Catch::Contains("not replayable"));
+  const auto events = read_all(kafka.bootstrap(), "sagaflow.events", 1);
+  REQUIRE(events.size() == 1);  // an empty event never goes back to the saga
+  CHECK(events[0].value == normal.value);
+  CHECK(status_depth(env) == 0);  // passed: it stays in the topic, behind the group's position
+}

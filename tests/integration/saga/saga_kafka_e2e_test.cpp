@@ -237,20 +237,24 @@ TEST_CASE("kafka e2e: poison messages are dead-lettered with their reason, value
   c.drain_workers();
 }
 
-TEST_CASE("kafka e2e: a dead letter too large for the producer's limit is kept without its body",
+TEST_CASE("kafka e2e: a dead letter the broker refuses as too large is kept without its body",
           "[saga][e2e][kafka]") {
   KafkaCluster c;
-  const auto publish_env = c.env;  // accepts 1 MiB bodies
-  // The worker takes bodies up to 20,000 bytes and its copies up to 20,000 + 64 KiB
-  c.env.emplace_back("SAGAFLOW_MAX_MESSAGE_BYTES", "20000");
-  c.start_worker("w1");
-  const std::string body =
-      R"({"id":"kbig_1","type":"order.created","pad":")" + std::string(200000, 'x') + R"("})";
-  TempFile one(sagaflow::e2e::write_temp_file("big.jsonl", {body}));
-  const auto r = run_cli({"publish", "--raw", "--route", "order.created", "--file", one.path},
-                         publish_env, 60s);
+  const auto publish_env = c.env;
+  c.env.emplace_back("SAGAFLOW_MAX_MESSAGE_BYTES", "20000");  // the worker's intake limit
+  // An event over the worker's intake limit, queued before the worker starts...
+  const std::string big =
+      R"({"id":"kbig_1","type":"order.created","pad":")" + std::string(30000, 'x') + R"("})";
+  TempFile one(sagaflow::e2e::write_temp_file("big.jsonl", {big}));
+  auto r = run_cli({"publish", "--raw", "--route", "order.created", "--file", one.path},
+                   publish_env, 60s);
   INFO("publish --raw stderr: " << r.err);
   REQUIRE(r.code == 0);
+  // ...whose dead-letter copy the broker then refuses as too large (the worker's first produce)
+  constexpr std::int16_t kProduce = 0;  // the Kafka protocol API key
+  rd_kafka_mock_push_request_errors(c.kafka.cluster(), kProduce, 1,
+                                    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+  c.start_worker("w1");
   std::vector<sagaflow::e2e::KafkaRecord> dead;
   REQUIRE(wait_until(
       [&] {
@@ -258,14 +262,32 @@ TEST_CASE("kafka e2e: a dead letter too large for the producer's limit is kept w
         return !dead.empty();
       },
       60s, 500ms));
-  REQUIRE(dead.size() == 1);
+  // Then one the broker takes: its dead letter keeps its body
+  const std::string medium =
+      R"({"id":"kbig_2","type":"order.created","pad":")" + std::string(200000, 'y') + R"("})";
+  TempFile two(sagaflow::e2e::write_temp_file("medium.jsonl", {medium}));
+  REQUIRE(run_cli({"publish", "--raw", "--route", "order.created", "--file", two.path}, publish_env,
+                  60s)
+              .code == 0);
+  REQUIRE(wait_until(
+      [&] {
+        dead = sagaflow::e2e::read_topic(c.kafka.bootstrap(), "sagaflow.dead");
+        return dead.size() >= 2;
+      },
+      60s, 500ms));
+  REQUIRE(dead.size() == 2);
+  if (dead[0].value == medium) std::swap(dead[0], dead[1]);
+  CHECK(dead[1].value == medium);
+  CHECK(dead[1].headers["x-sagaflow-error"] == "too_large");
+  CHECK(dead[1].headers.count("x-sagaflow-body-size") == 0);
   auto h = dead[0].headers;
   CHECK(dead[0].value.empty());
   CHECK(h["x-sagaflow-error"] == "too_large");
-  CHECK(h["x-sagaflow-body-size"] == std::to_string(body.size()));
+  CHECK(h["x-sagaflow-body-size"] == std::to_string(big.size()));
   CHECK(h["x-sagaflow-body-sha256"].size() == 64);
   CHECK_THAT(h["x-sagaflow-detail"], Catch::Contains("kept without"));
   CHECK(h["x-sagaflow-original-route"] == "sagaflow.events");
+  CHECK(h["x-sagaflow-attempts"] == "1");
   CHECK(h["type"] == "order.created");
   {
     INFO(c.diagnostics());

@@ -116,6 +116,12 @@ TEST_CASE("a saga is listed under its current state and its reason, nowhere else
   CHECK(f.server.command({"ZCARD", Keyspace::live_reason_index_key(
                                        store.partition_of(OrderId{std::string("o1")}),
                                        "payment_failed")}) == "0");
+
+  // A late success's compensation that times out takes a failed saga to stuck: listed once
+  f.move(store, "o1", "stuck", t + 6, "payment_failed");
+  CHECK(f.list(index, {}, "payment_failed") == std::vector<std::string>{"o1"});
+  CHECK(f.list(index, {"stuck"}) == std::vector<std::string>{"o1"});
+  CHECK(f.list(index, {"failed"}).empty());
 }
 
 TEST_CASE("only finished sagas are trimmed: a stuck one stays listed, by state and by reason",
