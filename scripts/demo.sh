@@ -4,7 +4,8 @@
 #   participant simulator (with some failures and unanswered commands) -> a few thousand
 #   generated orders -> a live progress line -> a final summary. Stops everything it started.
 # Knobs: DEMO_ORDERS (3000), DEMO_WORKERS (3), DEMO_STORES (8), DEMO_TIMEOUT_S (180),
-# DEMO_BROKER (rabbitmq, or kafka: the embedded Kafka-protocol broker `sagaflow kafka-mock`).
+# DEMO_BROKER (rabbitmq, or kafka: the embedded Kafka-protocol broker `sagaflow kafka-mock`),
+# DEMO_HOLD=1 (after the summary, keep everything running, the console included, until Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -75,6 +76,10 @@ done
 "$BIN" simulate --seed 42 --fail-inventory 0.03 --fail-payment 0.05 --fail-shipment 0.03 --no-answer 0.01 \
   2>"$LOGS/simulator.log" &
 CHILDREN+=($!)
+CONSOLE_PORT=$(free_port)
+SAGAFLOW_CONSOLE_ADDR="127.0.0.1:$CONSOLE_PORT" "$BIN" console 2>"$LOGS/console.log" &
+CHILDREN+=($!)
+echo "   console:  http://127.0.0.1:$CONSOLE_PORT/ (open it to watch the run)"
 
 say "publishing $ORDERS orders across $STORES stores, plus a few poison messages"
 start_ns=$(date +%s%N)
@@ -134,3 +139,8 @@ echo "   orders: $ORDERS in $((elapsed_ms / 1000)).$(((elapsed_ms % 1000) / 100)
   "($((done_count * 1000 / (elapsed_ms > 0 ? elapsed_ms : 1))) sagas/s end to end, rate limits included)"
 echo "   dead-letter queue (first 3):"
 "$BIN" dlq list --limit 3 2>/dev/null | sed 's/^/     /' | cut -c1-160
+echo "   console:  http://127.0.0.1:$CONSOLE_PORT/"
+if [ "${DEMO_HOLD:-0}" = 1 ]; then
+  say "holding: everything keeps running (the console too) until Ctrl-C"
+  while :; do sleep 3600; done
+fi
