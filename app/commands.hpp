@@ -32,6 +32,8 @@ struct SimulateArgs {
 
 struct DlqArgs {
   std::int64_t limit = 100;
+  bool from_index = false;  // list --index: the console's dead-letter index in Redis
+  std::string reason;       // list --index --reason R
 };
 
 struct EndpointsArgs {

@@ -110,6 +110,11 @@ int main(int argc, char** argv) {
   dlq->require_subcommand(1);
   auto* dlq_list = dlq->add_subcommand("list", "list dead-lettered messages with their reasons");
   dlq_list->add_option("--limit", dlq_args.limit, "at most this many")->check(CLI::PositiveNumber);
+  auto* dlq_index = dlq_list->add_flag(
+      "--index", dlq_args.from_index,
+      "read the dead-letter index in Redis (newest first, filterable) instead of the broker");
+  dlq_list->add_option("--reason", dlq_args.reason, "with --index: only this reason")
+      ->needs(dlq_index);
   auto* dlq_replay =
       dlq->add_subcommand("replay", "re-publish dead-lettered events to their original route");
   dlq_replay->add_option("--limit", dlq_args.limit, "at most this many")

@@ -306,6 +306,20 @@ TEST_CASE("the console shows sagas of every outcome and dead letters, re-sends a
     auto only = http.get("/api/dead-letters?reason=unknown_saga");
     CHECK_THAT(only.body, Catch::Contains(id_of["unknown_saga"]));
     CHECK_THAT(only.body, !Catch::Contains(id_of["malformed_json"]));
+    // The same index from the command line
+    {
+      Process cli_list({bin, "dlq", "list", "--index", "--reason", "unknown_saga"}, env);
+      REQUIRE(cli_list.wait_for(30s) == 0);
+      const std::string out = cli_list.read_stdout();
+      CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+      CHECK_THAT(out, Catch::Contains(R"("id":")" + id_of["unknown_saga"] + "\""));
+      Process all({bin, "dlq", "list", "--index", "--limit", "2"}, env);
+      REQUIRE(all.wait_for(30s) == 0);
+      const std::string two = all.read_stdout();
+      CHECK(std::count(two.begin(), two.end(), '\n') == 2);
+      Process bad({bin, "dlq", "list", "--reason", "unknown_saga"}, env);
+      CHECK(bad.wait_for(30s) == 2);  // --reason needs --index
+    }
 
     // In a real browser: overview, search, graph, re-send of the stuck compensation, replay of
     // the unknown_saga dead letter (each confirmed in a dialog), screenshots of each page.
