@@ -166,7 +166,6 @@ TEST_CASE("a content failure is retried with growing delays, then dead-lettered 
   // Given an event whose body has multi-byte UTF-8 and escapes
   const std::string body =
       "{\"id\":\"evt_r1\",\"type\":\"order.created\",\"note\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\"\"}";
-  publish_all(loop, rabbit, {{"evt_r1", body}});
 
   // When the handler asks for a retry on every delivery (max 4 attempts)
   RabbitSource source(loop.get(), source_options(rabbit, 4));
@@ -175,6 +174,10 @@ TEST_CASE("a content failure is retried with growing delays, then dead-lettered 
     got.push_back(copy_of(d));
     source.settle(d.tag, Verdict::retry(Errc::rejected, "saga record unreadable\nsecond line"));
   });
+  // (the event is published once the source and its copies' link are connected: a first copy
+  // sent before would wait for the reconnect and skew the gaps measured below)
+  REQUIRE(loop.run_until([&] { return source.connected(); }, 20s));
+  publish_all(loop, rabbit, {{"evt_r1", body}});
   REQUIRE(loop.run_until(
       [&] { return source.stats().dead_lettered == 1 && source.in_flight() == 0; }, 20s));
   loop.run_for(100ms);
