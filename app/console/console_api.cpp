@@ -430,69 +430,92 @@ struct ConsoleApi::Impl {
     } else if (!plain_word(reason)) {
       return respond(error(400, "bad_request", fmt::format("'{}' is not a reason code", reason)));
     }
-    index.page(statuses, reason, limit.value(), param(r, "cursor"),
-               [this, statuses, reason,
-                respond = std::move(respond)](Result<store::SagaIndexPage> page) mutable {
+    auto listing = std::make_shared<Listing>();
+    listing->statuses = std::move(statuses);
+    listing->reason = reason;
+    listing->limit = limit.value();
+    listing->respond = std::move(respond);
+    list_step(std::move(listing), param(r, "cursor"));
+  }
+
+  // One saga list request: the rows gathered so far over the index pages read.
+  struct Listing {
+    std::vector<std::string> statuses;
+    std::string reason;
+    std::size_t limit = 0;
+    std::vector<std::string> rows;  // each a JSON object
+    int pages = 0;
+    Respond respond;
+  };
+  // Index pages read for one answer at most: a page whose listed sagas have all changed since
+  // they were indexed is followed by the next one, so an answer is short only at the end.
+  static constexpr int kMaxIndexPages = 8;
+
+  void list_step(std::shared_ptr<Listing> l, std::string cursor) {
+    const std::size_t want = l->limit - l->rows.size();
+    index.page(l->statuses, l->reason, want, cursor,
+               [this, l](Result<store::SagaIndexPage> page) mutable {
                  if (!page) {
                    if (page.error().code == Errc::usage) {
-                     return respond(error(400, "bad_request", page.error().detail));
+                     return l->respond(error(400, "bad_request", page.error().detail));
                    }
-                   return respond(unavailable(page.error()));
+                   return l->respond(unavailable(page.error()));
                  }
-                 with_records(std::move(page.value()), statuses, reason, std::move(respond));
+                 with_records(std::move(page.value()), std::move(l));
                });
   }
 
   // Each listed saga's record, for its current state and reason (one pipelined GET each).
   // A listed saga whose record no longer agrees with the list (it expired, or an index entry
   // was left by a worker of a version before the indexes) is not shown.
-  void with_records(store::SagaIndexPage page, std::vector<std::string> statuses,
-                    std::string reason, Respond respond) {
+  void with_records(store::SagaIndexPage page, std::shared_ptr<Listing> listing) {
     struct Gather {
       store::SagaIndexPage page;
       std::vector<std::optional<SagaState>> states;
       std::size_t pending = 0;
       std::optional<Error> error;
-      std::vector<std::string> statuses;
-      std::string reason;
-      Respond respond;
+      std::shared_ptr<Listing> l;
     };
     auto g = std::make_shared<Gather>();
-    g->statuses = std::move(statuses);
-    g->reason = std::move(reason);
     g->states.resize(page.sagas.size());
     g->page = std::move(page);
-    g->respond = std::move(respond);
-    auto finish = [g] {
-      if (g->error) return g->respond(unavailable(*g->error));
-      std::string out = "{\"sagas\":[";
-      bool first = true;
+    g->l = std::move(listing);
+    auto finish = [this, g] {
+      Listing& l = *g->l;
+      if (g->error) return l.respond(unavailable(*g->error));
       for (std::size_t i = 0; i < g->page.sagas.size(); ++i) {
         const auto& s = g->page.sagas[i];
         const auto& st = g->states[i];
         if (!st) continue;  // expired between the index and the record
-        if (!g->reason.empty() && st->reason != g->reason) continue;
-        if (g->reason.empty() && std::find(g->statuses.begin(), g->statuses.end(),
-                                           st->status_name()) == g->statuses.end())
+        if (!l.reason.empty() && st->reason != l.reason) continue;
+        if (l.reason.empty() &&
+            std::find(l.statuses.begin(), l.statuses.end(), st->status_name()) == l.statuses.end())
           continue;
-        if (!first) out += ',';
-        first = false;
-        out += "{\"order_id\":";
-        append_json_string(out, s.order_id);
-        out += ",\"state\":";
-        append_json_string(out, st->status_name());
-        out += ",\"reason\":";
+        std::string row = "{\"order_id\":";
+        append_json_string(row, s.order_id);
+        row += ",\"state\":";
+        append_json_string(row, st->status_name());
+        row += ",\"reason\":";
         if (st->reason.empty()) {
-          out += "null";
+          row += "null";
         } else {
-          append_json_string(out, st->reason);
+          append_json_string(row, st->reason);
         }
-        out += fmt::format(",\"updated_at\":{},\"store_id\":", s.updated_at);
-        append_json_string(out, st->store_id.str());
-        out += "}";
+        row += fmt::format(",\"updated_at\":{},\"store_id\":", s.updated_at);
+        append_json_string(row, st->store_id.str());
+        row += "}";
+        l.rows.push_back(std::move(row));
+      }
+      if (l.rows.size() < l.limit && g->page.next_cursor && ++l.pages < kMaxIndexPages) {
+        return list_step(g->l, *g->page.next_cursor);
+      }
+      std::string out = "{\"sagas\":[";
+      for (std::size_t i = 0; i < l.rows.size(); ++i) {
+        if (i > 0) out += ',';
+        out += l.rows[i];
       }
       out += "],\"next_cursor\":" + cursor_json(g->page.next_cursor) + "}";
-      g->respond(json(200, std::move(out)));
+      l.respond(json(200, std::move(out)));
     };
     if (g->page.sagas.empty()) return finish();
     g->pending = g->page.sagas.size();
