@@ -65,7 +65,6 @@ std::int64_t int_value(const amqp_field_value_t& v, std::int64_t fallback) {
   }
 }
 
-
 }  // namespace
 
 RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options)

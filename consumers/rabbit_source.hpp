@@ -68,7 +68,7 @@ struct RabbitSourceOptions {
   // Bytes of bodies held at most (received, not yet acked): over it, the socket is not read
   // until acks bring it under (one delivery is always taken, whatever its size).
   std::size_t max_bytes_in_flight = std::size_t{64} << 20;
-  std::uint64_t jitter_seed = 0;           // 0: random
+  std::uint64_t jitter_seed = 0;  // 0: random
 };
 
 class RabbitSource final : public Source {
@@ -173,7 +173,7 @@ class RabbitSource final : public Source {
   std::uint64_t last_tag_ = 0;    // the newest delivery tag of this connection
   std::uint64_t next_dispatch_ = 1;
   bool reads_held_ = false;  // over max_bytes_in_flight: the socket is not read
-  std::size_t busy_ = 0;  // handed or publishing
+  std::size_t busy_ = 0;     // handed or publishing
   std::size_t ack_ready_ = 0;
   bool flush_scheduled_ = false;
   std::deque<Republish> republish_;

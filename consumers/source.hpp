@@ -71,7 +71,7 @@ struct DeadLetterNote {
   std::int64_t attempts = 0;
   std::string route;  // the original route
   std::string message_id;
-  std::string where;  // the dead-letter exchange's queue or topic
+  std::string where;      // the dead-letter exchange's queue or topic
   std::string_view body;  // valid during the call only
 };
 using DeadLetterListener = std::function<void(const DeadLetterNote&)>;

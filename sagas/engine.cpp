@@ -279,7 +279,7 @@ StepResult Stepper::on_resend() {
   if (cur_ == nullptr || cur_->status != SagaStatus::stuck) return ignored();
   const int i = find_step(*cur_, StepStatus::compensating);
   if (i == kNoStep) return ignored();
-  r_.state = *cur_;  // no history entry: an operator's action, not an input of the saga
+  r_.state = *cur_;            // no history entry: an operator's action, not an input of the saga
   send_compensation(i, true);  // same id; the saga stays stuck until the ack arrives
   r_.state.deadline.reset();
   return applied();

@@ -4,11 +4,11 @@
 
 namespace sagaflow::store::impl {
 
-extern const std::string_view kApplyScript;           // scripts/apply.lua
-extern const std::string_view kOutboxAckScript;       // scripts/outbox_ack.lua
-extern const std::string_view kClaimDeadlinesScript;  // scripts/claim_deadlines.lua
-extern const std::string_view kClaimParkedScript;     // scripts/claim_parked.lua
-extern const std::string_view kGcraScript;            // scripts/gcra.lua
+extern const std::string_view kApplyScript;             // scripts/apply.lua
+extern const std::string_view kOutboxAckScript;         // scripts/outbox_ack.lua
+extern const std::string_view kClaimDeadlinesScript;    // scripts/claim_deadlines.lua
+extern const std::string_view kClaimParkedScript;       // scripts/claim_parked.lua
+extern const std::string_view kGcraScript;              // scripts/gcra.lua
 extern const std::string_view kRecordDeliveriesScript;  // scripts/record_deliveries.lua
 extern const std::string_view kClaimDeliveriesScript;   // scripts/claim_deliveries.lua
 extern const std::string_view kUpdateDeliveryScript;    // scripts/update_delivery.lua
