@@ -33,14 +33,6 @@ Millis wall_ms() {
   return static_cast<Millis>(std::time(nullptr)) * 1000;
 }
 
-store::DeliveriesOptions options_of(const Config& c) {
-  store::DeliveriesOptions o;
-  o.partitions = c.redis_partitions;
-  o.ttl_s = c.dedup_ttl_s;
-  o.log_max = c.delivery_log_max;
-  return o;
-}
-
 int fail(std::string_view command, std::string_view why, int code = 1) {
   std::fprintf(stderr, "sagaflow %.*s: %.*s\n", static_cast<int>(command.size()), command.data(),
                static_cast<int>(why.size()), why.data());
@@ -79,7 +71,7 @@ Status await_status(RedisSession& session,
 struct Tools {
   RedisSession session;
   store::Deliveries store;
-  explicit Tools(const Config& c) : session(c), store(session.client(), options_of(c)) {}
+  explicit Tools(const Config& c) : session(c), store(session.client(), deliveries_options(c)) {}
 
   Result<std::map<std::string, Endpoint>> endpoints() {
     auto raw = await<std::map<std::string, std::string>>(

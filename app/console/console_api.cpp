@@ -161,20 +161,13 @@ struct ConsoleApi::Impl {
         index(r, c.redis_partitions, c.dedup_ttl_s),
         dead_letters(r),
         parking(r, c.redis_partitions),
-        deliveries(r, delivery_options(c)) {}
+        deliveries(r, deliveries_options(c)) {}
 
   static store::SagaStoreOptions saga_options(const Config& c) {
     store::SagaStoreOptions o;
     o.partitions = c.redis_partitions;
     o.dedup_ttl_s = c.dedup_ttl_s;
     o.consumer = "console";  // a re-sent compensation waits in the outbox for a worker's relay
-    return o;
-  }
-  static store::DeliveriesOptions delivery_options(const Config& c) {
-    store::DeliveriesOptions o;
-    o.partitions = c.redis_partitions;
-    o.ttl_s = c.dedup_ttl_s;
-    o.log_max = c.delivery_log_max;
     return o;
   }
 

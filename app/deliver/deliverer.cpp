@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "app/impl/brokers.hpp"
+#include "app/impl/delivery_json.hpp"
 #include "app/impl/exit_backstop.hpp"
 #include "app/impl/redis_clock.hpp"
 #include "app/worker/uv_timers.hpp"
@@ -137,13 +138,6 @@ struct Deliverer::Impl {
     store::RedisClientOptions o;
     o.endpoint = c.redis;
     o.name = "sagaflow-deliver";
-    return o;
-  }
-  static store::DeliveriesOptions deliveries_options(const Config& c) {
-    store::DeliveriesOptions o;
-    o.partitions = c.redis_partitions;
-    o.ttl_s = c.dedup_ttl_s;
-    o.log_max = c.delivery_log_max;
     return o;
   }
   static store::RateLimiterOptions limiter_options(const Config& c) {

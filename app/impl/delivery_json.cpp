@@ -11,6 +11,14 @@ namespace sagaflow::app {
 
 using delivery::Endpoint;
 
+store::DeliveriesOptions deliveries_options(const Config& c) {
+  store::DeliveriesOptions o;
+  o.partitions = c.redis_partitions;
+  o.ttl_s = c.dedup_ttl_s;
+  o.log_max = c.delivery_log_max;
+  return o;
+}
+
 std::string iso_time(Millis ms) {
   if (ms <= 0) return "-";
   const std::time_t t = static_cast<std::time_t>(ms / 1000);

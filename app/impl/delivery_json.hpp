@@ -6,12 +6,17 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/config.hpp"
 #include "delivery/breaker.hpp"
 #include "delivery/endpoint.hpp"
 #include "delivery/record.hpp"
 #include "store/deliveries.hpp"
 
 namespace sagaflow::app {
+
+// The deliveries store as configured (partitions, TTL, log size): the deliverer, the
+// `endpoints` / `deliveries` commands and the console use the same.
+store::DeliveriesOptions deliveries_options(const Config& config);
 
 // RFC 3339 UTC to the second; "-" for 0.
 std::string iso_time(Millis ms);

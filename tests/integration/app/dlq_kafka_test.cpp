@@ -157,6 +157,15 @@ std::size_t count_lines(const std::string& s) {
   return n;
 }
 
+// The environment of a sagaflow command on this Kafka mock and Redis.
+std::vector<std::pair<std::string, std::string>> kafka_env(
+    const KafkaMock& kafka, const sagaflow::testing::RedisServer& redis) {
+  return {{"SAGAFLOW_BROKER", "kafka"},
+          {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+          {"SAGAFLOW_REDIS_URL", redis.url()},
+          {"SAGAFLOW_METRICS_ADDR", "0"}};
+}
+
 struct Run {
   int code = -1;
   std::string out;
@@ -214,11 +223,7 @@ TEST_CASE("dlq on Kafka: list keeps the position, replay re-publishes and commit
   kafka.create_topic("sagaflow.commands", 2);
   kafka.create_topic("sagaflow.dead", 3);
   auto& redis = sagaflow::testing::shared_redis();
-  const std::vector<std::pair<std::string, std::string>> env = {
-      {"SAGAFLOW_BROKER", "kafka"},
-      {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
-      {"SAGAFLOW_REDIS_URL", redis.url()},
-      {"SAGAFLOW_METRICS_ADDR", "0"}};
+  const auto env = kafka_env(kafka, redis);
 
   // Given no dead letter yet: depth 0, list prints nothing, replay replays nothing
   CHECK(status_depth(env) == 0);
@@ -422,12 +427,8 @@ TEST_CASE("the console's replay on Kafka: by reason, skipped ones keep the group
   kafka.create_topic("sagaflow.dead", 2);
   sagaflow::testing::RedisServer redis;
   const int port = sagaflow::testing::free_port();
-  const std::vector<std::pair<std::string, std::string>> env = {
-      {"SAGAFLOW_BROKER", "kafka"},
-      {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
-      {"SAGAFLOW_REDIS_URL", redis.url()},
-      {"SAGAFLOW_METRICS_ADDR", "0"},
-      {"SAGAFLOW_CONSOLE_ADDR", "127.0.0.1:" + std::to_string(port)}};
+  auto env = kafka_env(kafka, redis);
+  env.emplace_back("SAGAFLOW_CONSOLE_ADDR", "127.0.0.1:" + std::to_string(port));
   auto with_id = [](Record r, const std::string& id) {
     r.headers.emplace_back("x-sagaflow-dead-letter-id", id);
     return r;
@@ -535,11 +536,7 @@ TEST_CASE("dlq replay on Kafka: a dead letter kept without its body is passed, n
   kafka.create_topic("sagaflow.commands", 1);
   kafka.create_topic("sagaflow.dead", 1);
   auto& redis = sagaflow::testing::shared_redis();
-  const std::vector<std::pair<std::string, std::string>> env = {
-      {"SAGAFLOW_BROKER", "kafka"},
-      {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
-      {"SAGAFLOW_REDIS_URL", redis.url()},
-      {"SAGAFLOW_METRICS_ADDR", "0"}};
+  const auto env = kafka_env(kafka, redis);
   Record bodyless =
       dead_letter(0, "o_big", "", "order.created", "big", "too_large", "1", "sagaflow.events");
   bodyless.headers.emplace_back("x-sagaflow-body-size", "2000000");
