@@ -14,7 +14,10 @@ constexpr ConfigKey kKeys[] = {
     {"SAGAFLOW_BROKER", "broker", "rabbitmq", "message broker: rabbitmq or kafka"},
     {"SAGAFLOW_AMQP_URL", "amqp-url", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL"},
     {"SAGAFLOW_KAFKA_BROKERS", "kafka-brokers", "127.0.0.1:9092", "Kafka bootstrap servers"},
-    {"SAGAFLOW_REDIS_URL", "redis-url", "redis://127.0.0.1:6379/0", "Redis URL"},
+    {"SAGAFLOW_REDIS_URL", "redis-url", "redis://127.0.0.1:6379/0",
+     "Redis URL: redis://[:pw@]host:port/db or redis-cluster://[:pw@]host:port[,host:port...]/"},
+    {"SAGAFLOW_REDIS_WAIT_REPLICAS", "redis-wait-replicas", "0",
+     "replicas that must have a commit (Redis WAIT) before it is acknowledged to the broker"},
     {"SAGAFLOW_METRICS_ADDR", "metrics-addr", "127.0.0.1:9464",
      "host:port of /metrics, /healthz, /readyz (0 disables)"},
     {"SAGAFLOW_STEP_TIMEOUT_MS", "step-timeout-ms", "30000", "default per-step timeout"},
@@ -196,7 +199,51 @@ Result<AmqpEndpoint> parse_amqp_url(std::string_view url) {
   return ep;
 }
 
+// redis-cluster://[:password@]host:port[,host:port...][/]
+Result<RedisEndpoint> parse_redis_cluster_url(std::string_view url) {
+  std::string_view rest = url.substr(std::string_view("redis-cluster://").size());
+  const auto slash = rest.find('/');
+  if (slash != std::string_view::npos && slash + 1 != rest.size()) {
+    return make_error(Errc::invalid_config,
+                      "a redis-cluster:// URL has no database path (a cluster has only db 0)");
+  }
+  std::string_view authority = rest.substr(0, slash);
+  RedisEndpoint ep;
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view info = authority.substr(0, at);
+    authority = authority.substr(at + 1);
+    const auto colon = info.find(':');
+    auto pw = url_decode(colon == std::string_view::npos ? info : info.substr(colon + 1));
+    if (!pw) return pw.error();
+    ep.password = std::move(pw.value());
+  }
+  while (!authority.empty()) {
+    const auto comma = authority.find(',');
+    const std::string_view node = authority.substr(0, comma);
+    auto hp = parse_host_port(node.find(':') == std::string_view::npos
+                                  ? std::string(node) + ":6379"
+                                  : std::string(node));
+    if (!hp) return hp.error();
+    if (hp->disabled || hp->host.empty() || hp->port == 0) {
+      return make_error(Errc::invalid_config, fmt::format("'{}' is not a cluster node", node));
+    }
+    ep.cluster_seeds.push_back(std::move(hp.value()));
+    if (comma == std::string_view::npos) break;
+    authority = authority.substr(comma + 1);
+  }
+  if (ep.cluster_seeds.empty()) {
+    return make_error(Errc::invalid_config, "a redis-cluster:// URL names at least one node");
+  }
+  ep.host = ep.cluster_seeds.front().host;
+  ep.port = ep.cluster_seeds.front().port;
+  return ep;
+}
+
 Result<RedisEndpoint> parse_redis_url(std::string_view url) {
+  if (url.substr(0, 16) == "redis-cluster://") return parse_redis_cluster_url(url);
+  if (url.substr(0, 8) != "redis://") {
+    return make_error(Errc::invalid_config, "must start with redis:// or redis-cluster://");
+  }
   auto parts = split_url(url, "redis", 6379);
   if (!parts) return parts.error();
   RedisEndpoint ep;
@@ -403,6 +450,10 @@ Result<Config> load_config(const ConfigSources& sources) {
       auto n = int_of(1, 65535);
       if (!n) return n.error();
       c.prefetch = static_cast<int>(n.value());
+    } else if (key == "SAGAFLOW_REDIS_WAIT_REPLICAS") {
+      auto n = int_of(0, 16);
+      if (!n) return n.error();
+      c.redis_wait_replicas = static_cast<int>(n.value());
     } else if (key == "SAGAFLOW_REDIS_PARTITIONS") {
       auto n = int_of(1, 16384);
       if (!n) return n.error();

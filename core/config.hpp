@@ -31,17 +31,20 @@ struct AmqpEndpoint {
   std::string vhost = "/";
 };
 
+struct HostPort {
+  std::string host;
+  int port = 0;
+  bool disabled = false;  // the address "0"
+};
+
 struct RedisEndpoint {
   std::string host = "127.0.0.1";
   int port = 6379;
   int db = 0;
   std::string password;  // empty: no AUTH
-};
-
-struct HostPort {
-  std::string host;
-  int port = 0;
-  bool disabled = false;  // the address "0"
+  // redis-cluster://: the seed nodes (host and port above are the first of them; db is 0).
+  std::vector<HostPort> cluster_seeds;
+  bool cluster() const noexcept { return !cluster_seeds.empty(); }
 };
 
 enum class BrokerKind : std::uint8_t { rabbitmq, kafka };
@@ -66,6 +69,7 @@ struct Config {
   int prefetch = 256;
   HostPort webhook_addr;
   int redis_partitions = 16;
+  int redis_wait_replicas = 0;  // > 0: a commit is acked to the broker after WAIT says so
   int kafka_partitions = 8;   // topology apply (Kafka): partitions per topic
   int kafka_replication = 1;  // topology apply (Kafka): replication factor
   std::int64_t http_header_timeout_ms = 10000;

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
+#include "store/impl/cluster_client.hpp"
 #include "store/impl/sha1.hpp"
 #include "store/impl/uv_adapter.hpp"
 
@@ -510,36 +511,54 @@ class RedisClient::Impl {
   std::vector<std::size_t> argv_lens_;
 };
 
-RedisClient::RedisClient(uv_loop_s* loop, RedisClientOptions options)
-    : impl_(std::make_unique<Impl>(loop, std::move(options))) {}
+RedisClient::RedisClient(uv_loop_s* loop, RedisClientOptions options) {
+  if (options.endpoint.cluster()) {
+    cluster_ = std::make_unique<impl::ClusterClient>(loop, std::move(options));
+  } else {
+    impl_ = std::make_unique<Impl>(loop, std::move(options));
+  }
+}
 RedisClient::~RedisClient() = default;
 void RedisClient::start() {
+  if (cluster_) return cluster_->start();
   impl_->start();
 }
 void RedisClient::stop() noexcept {
+  if (cluster_) return cluster_->stop();
   impl_->stop();
 }
 bool RedisClient::connected() const noexcept {
-  return impl_->connected();
+  return cluster_ ? cluster_->connected() : impl_->connected();
 }
 void RedisClient::on_connection(ConnectionListener listener) {
+  if (cluster_) return cluster_->on_connection(std::move(listener));
   impl_->on_connection(std::move(listener));
 }
 void RedisClient::command(std::vector<std::string> argv, Callback done, Millis timeout_ms) {
+  if (cluster_) return cluster_->command(std::move(argv), std::move(done), timeout_ms, {});
+  impl_->command(argv, std::move(done), timeout_ms);
+}
+void RedisClient::command_at(std::string_view route_key, std::vector<std::string> argv,
+                             Callback done, Millis timeout_ms) {
+  if (cluster_) return cluster_->command(std::move(argv), std::move(done), timeout_ms, route_key);
   impl_->command(argv, std::move(done), timeout_ms);
 }
 ScriptRef RedisClient::register_script(std::string_view name, std::string source) {
+  if (cluster_) return cluster_->register_script(name, std::move(source));
   return impl_->register_script(name, std::move(source));
 }
 const std::string& RedisClient::script_sha(ScriptRef script) const {
-  return impl_->script_sha(script);
+  return cluster_ ? cluster_->script_sha(script) : impl_->script_sha(script);
 }
 void RedisClient::eval(ScriptRef script, std::vector<std::string> keys,
                        std::vector<std::string> args, Callback done, Millis timeout_ms) {
+  if (cluster_) {
+    return cluster_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
+  }
   impl_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
 }
 RedisClient::Stats RedisClient::stats() const noexcept {
-  return impl_->stats();
+  return cluster_ ? cluster_->stats() : impl_->stats();
 }
 
 }  // namespace sagaflow::store

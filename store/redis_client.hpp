@@ -19,6 +19,9 @@
 //   A heartbeat PING on an idle connection detects a dead or frozen server.
 // - Lua scripts: register_script() once, then eval(): EVALSHA; on NOSCRIPT the client sends
 //   SCRIPT LOAD and the EVALSHA again, transparently.
+// - Redis Cluster (endpoint.cluster(), a redis-cluster:// URL): one connection per primary,
+//   each call routed by its key's slot, MOVED / ASK followed, the map refreshed
+//   (impl/cluster_client.hpp). Every key of one call must share a slot (hash tags).
 // Lifecycle: start(), stop() noexcept; destroy only after stop() and never inside one of its
 // own callbacks. Objects that capture the client in callbacks must outlive stop().
 #include <cstdint>
@@ -36,6 +39,9 @@
 struct uv_loop_s;
 
 namespace sagaflow::store {
+namespace impl {
+class ClusterClient;
+}
 
 struct RedisClientOptions {
   RedisEndpoint endpoint;              // host, port, db (SELECT), password (AUTH)
@@ -46,6 +52,7 @@ struct RedisClientOptions {
   Millis heartbeat_ms = 1000;          // PING when idle this long (0: never)
   std::size_t max_in_flight = 200000;  // beyond: unavailable at once (memory bound)
   std::string name = "sagaflow";       // CLIENT SETNAME
+  int partitions = 0;  // cluster: warn when the saga partitions miss shards (0: no check)
 };
 
 // A registered Lua script: its source and SHA1 (hex).
@@ -72,6 +79,9 @@ class RedisClient final {
 
   // timeout_ms <= 0: options.command_timeout_ms.
   void command(std::vector<std::string> argv, Callback done, Millis timeout_ms = 0);
+  // The same, sent where `route_key` lives (on a cluster: WAIT after a write to that key).
+  void command_at(std::string_view route_key, std::vector<std::string> argv, Callback done,
+                  Millis timeout_ms = 0);
 
   ScriptRef register_script(std::string_view name, std::string source);
   const std::string& script_sha(ScriptRef script) const;
@@ -91,7 +101,8 @@ class RedisClient final {
   class Impl;
 
  private:
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;                    // one Redis
+  std::unique_ptr<impl::ClusterClient> cluster_;  // or a Redis Cluster
 };
 
 }  // namespace sagaflow::store

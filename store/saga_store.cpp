@@ -115,10 +115,48 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   args.push_back(std::to_string(req.updated_at > 0 ? req.updated_at : SystemClock().now_ms()));
   args.push_back(req.reason);
   args.push_back(std::to_string(options_.index_cap));
+  if (options_.wait_replicas <= 0) {
+    redis_.eval(
+        apply_script_, std::move(keys), std::move(args),
+        [p, done = std::move(done)](Result<Reply> r) { done(parse_apply(std::move(r), p)); },
+        options_.timeout_ms);
+    return;
+  }
+  std::string route = keys.front();
   redis_.eval(
       apply_script_, std::move(keys), std::move(args),
-      [p, done = std::move(done)](Result<Reply> r) { done(parse_apply(std::move(r), p)); },
+      [this, p, route = std::move(route), done = std::move(done)](Result<Reply> r) mutable {
+        auto outcome = parse_apply(std::move(r), p);
+        if (!outcome) {
+          done(std::move(outcome));
+          return;
+        }
+        wait_replicas(route, std::move(outcome.value()), std::move(done));
+      },
       options_.timeout_ms);
+}
+
+// WAIT on the connection that wrote: it covers every write sent on it before, this one too.
+// Fewer replicas than asked within the timeout is transient: the caller acks nothing, the
+// event comes again and finds itself a duplicate, and that answer waits for the replicas too.
+void SagaStore::wait_replicas(const std::string& route, ApplyOutcome outcome, ApplyCallback done) {
+  const int wanted = options_.wait_replicas;
+  redis_.command_at(
+      route, {"WAIT", std::to_string(wanted), std::to_string(options_.wait_timeout_ms)},
+      [wanted, outcome = std::move(outcome), done = std::move(done)](Result<Reply> r) mutable {
+        if (!r.ok()) {
+          done(std::move(r).error());
+        } else if (r->type != Reply::Type::integer) {
+          done(make_error(Errc::internal, fmt::format("WAIT: unexpected reply: {}", r->str)));
+        } else if (r->integer < wanted) {
+          done(make_error(Errc::unavailable,
+                          fmt::format("redis WAIT: {} of {} replicas have the commit",
+                                      r->integer, wanted)));
+        } else {
+          done(std::move(outcome));
+        }
+      },
+      options_.wait_timeout_ms + (options_.timeout_ms > 0 ? options_.timeout_ms : 2000));
 }
 
 void SagaStore::status_counts(StatsCallback done) {

@@ -116,6 +116,7 @@ struct Worker::Impl {
     store::RedisClientOptions o;
     o.endpoint = c.redis;
     o.name = "sagaflow-worker";
+    o.partitions = c.redis_partitions;
     return o;
   }
   static store::SagaStoreOptions saga_options(const Config& c, const std::string& consumer) {
@@ -123,6 +124,7 @@ struct Worker::Impl {
     o.partitions = c.redis_partitions;
     o.dedup_ttl_s = c.dedup_ttl_s;
     o.consumer = consumer;
+    o.wait_replicas = c.redis_wait_replicas;
     return o;
   }
   static store::OutboxOptions outbox_options(const Config& c, const std::string& consumer) {

@@ -154,6 +154,35 @@ TEST_CASE("URLs carry credentials, vhost, database", "[config]") {
   CHECK(parse_host_port("[::1]:9464")->host == "::1");
 }
 
+TEST_CASE("a redis-cluster:// URL names seed nodes and an optional password", "[config]") {
+  auto r = parse_redis_url("redis-cluster://:p%40ss@10.0.0.1:7000,10.0.0.2,redis-3:7002/");
+  REQUIRE(r.ok());
+  CHECK(r->cluster());
+  CHECK(r->password == "p@ss");
+  REQUIRE(r->cluster_seeds.size() == 3);
+  CHECK(r->cluster_seeds[0].host == "10.0.0.1");
+  CHECK(r->cluster_seeds[0].port == 7000);
+  CHECK(r->cluster_seeds[1].port == 6379);
+  CHECK(r->cluster_seeds[2].host == "redis-3");
+  CHECK(r->host == "10.0.0.1");
+  CHECK(r->db == 0);
+  CHECK(parse_redis_url("redis-cluster://127.0.0.1:7000")->cluster_seeds.size() == 1);
+  CHECK_FALSE(parse_redis_url("redis://127.0.0.1:6379/0")->cluster());
+  // Bad input: a clear error, never a half-parsed endpoint
+  CHECK(parse_redis_url("redis-cluster:///").error().detail.find("at least one") !=
+        std::string::npos);
+  CHECK(parse_redis_url("redis-cluster://h:1/3").error().detail.find("database") !=
+        std::string::npos);
+  CHECK_FALSE(parse_redis_url("redis-cluster://h:1,,h:2/").ok());
+  CHECK_FALSE(parse_redis_url("redis-cluster://h:x/").ok());
+  CHECK(parse_redis_url("rediss://h:1/").error().detail.find("redis-cluster://") !=
+        std::string::npos);
+  auto c = load_config(sources_with_env({{"SAGAFLOW_REDIS_WAIT_REPLICAS", "1"}}));
+  REQUIRE(c.ok());
+  CHECK(c->redis_wait_replicas == 1);
+  CHECK_FALSE(load_config(sources_with_env({{"SAGAFLOW_REDIS_WAIT_REPLICAS", "-1"}})).ok());
+}
+
 TEST_CASE("webhook secrets are a comma-separated list (rotation)", "[config]") {
   auto c = load_config(sources_with_env({{"SAGAFLOW_WEBHOOK_SECRET", "new, old"}}));
   REQUIRE(c.ok());
