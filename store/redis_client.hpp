@@ -94,6 +94,7 @@ class RedisClient final {
     std::uint64_t disconnects = 0;
     std::uint64_t timeouts = 0;
     std::uint64_t script_reloads = 0;
+    std::uint64_t redirects = 0;  // cluster: MOVED / ASK followed
     std::size_t in_flight = 0;
   };
   Stats stats() const noexcept;

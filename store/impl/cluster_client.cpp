@@ -132,6 +132,7 @@ class ClusterClient::Impl {
       s.script_reloads += one.script_reloads;
       s.in_flight += one.in_flight;
     }
+    s.redirects = redirects_;
     return s;
   }
 
@@ -208,6 +209,7 @@ class ClusterClient::Impl {
       if (auto redirect = parse_redirect(r->str)) {
         if (call->redirects < kMaxRedirects) {
           ++call->redirects;
+          ++redirects_;
           if (redirect->host.empty()) redirect->host = from.host;
           Node& to = node_for(redirect->host, redirect->port);
           if (!redirect->ask) {
@@ -347,6 +349,7 @@ class ClusterClient::Impl {
   bool partitions_checked_ = false;
   std::uint64_t last_refresh_ = 0;
   std::uint64_t ticks_ = 0;
+  std::uint64_t redirects_ = 0;
   std::size_t probe_ = 0;
 };
 

@@ -33,6 +33,8 @@ std::string sagaflow_binary();
 
 struct RedisOptions {
   bool appendonly = false;  // AOF on (appendfsync everysec), so data survives restart()
+  bool cluster = false;     // --cluster-enabled yes, with an explicit free --cluster-port
+  int cluster_node_timeout_ms = 1000;
 };
 
 // A redis-server (/usr/bin/redis-server) on a free port with its own temporary data dir.
@@ -47,6 +49,7 @@ class RedisServer {
   int port() const;
   std::string url() const;  // "redis://127.0.0.1:<port>/0"
   pid_t pid() const;        // 0 while stopped
+  void kill();              // SIGKILL (a crash: nothing flushed); start() brings it back
 
   void pause();   // SIGSTOP: the server keeps its connections but answers nothing
   void resume();  // SIGCONT
@@ -67,8 +70,40 @@ class RedisServer {
   RedisOptions options_;
   std::string dir_;
   int port_ = 0;
+  int cluster_port_ = 0;
   pid_t pid_ = 0;
   bool paused_ = false;
+};
+
+// A Redis Cluster of real redis-servers on loopback: `primaries` primaries with `replicas`
+// replicas each, made with `redis-cli --cluster create`, ready when every node says
+// cluster_state:ok and every replica's link is up. Nodes are stopped by pid.
+class RedisCluster {
+ public:
+  explicit RedisCluster(int primaries = 3, int replicas = 1);
+  RedisCluster(const RedisCluster&) = delete;
+  RedisCluster& operator=(const RedisCluster&) = delete;
+
+  std::string url() const;  // "redis-cluster://127.0.0.1:<p0>,127.0.0.1:<p1>,.../"
+  std::size_t size() const { return nodes_.size(); }
+  RedisServer& node(std::size_t i) { return *nodes_.at(i); }
+  std::string node_id(std::size_t i);      // CLUSTER MYID
+  bool is_primary(std::size_t i);          // ROLE says master
+  std::size_t replica_of(std::size_t primary);  // a node whose ROLE names it as master
+  std::size_t primary_of_slot(int slot);   // from CLUSTER SLOTS of a live node
+  int slot_of(const std::string& key);     // CLUSTER KEYSLOT
+  // A command on the primary of `key`'s slot (RedisServer::command's reply text).
+  std::string command(const std::string& key, const std::vector<std::string>& argv);
+  // The same command on every live primary, replies in node order.
+  std::vector<std::string> on_primaries(const std::vector<std::string>& argv);
+  // redis-cli --cluster <args> against a live node; its stdout; throws on a non-zero exit.
+  std::string cli(std::vector<std::string> args);
+  // Every live node reports cluster_state:ok and agrees on one slot map (at most `timeout`).
+  void wait_ok(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  std::size_t live_node();
+  std::vector<std::unique_ptr<RedisServer>> nodes_;
 };
 
 // A RabbitMQ node (/usr/lib/rabbitmq/bin/rabbitmq-server) with its own epmd, node name, free
