@@ -16,7 +16,10 @@
 // split into the mock cluster's broker thread ("rdk:mock...") and everything else (the bare
 // loop's clients, or the pre-producer and the command counter).
 //
-// Usage: kafka_bench [N=50000]   (needs redis-server; the mock cluster runs in this process;
+// With --redis-scaling: only `ours`, on one Redis and on a 3-primary + 3-replica Redis Cluster,
+// with 1 and 2 workers, alternating setups round by round; per-primary Redis CPU per start.
+//
+// Usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2]]   (needs redis-server; the mock cluster runs in this process;
 // the sagaflow binary from SAGAFLOW_BINARY or ./app/sagaflow). librdkafka 2.0's mock keeps
 // about 5 MiB per partition and drops older data: keep N x ~300 bytes under ~30 MiB.
 #include <dirent.h>
@@ -191,7 +194,8 @@ struct Row {
   double seconds = 0;
   long count = 0;
   double worker_cpu = -1;  // < 0: not part of this path
-  double redis_cpu = -1;
+  double redis_cpu = -1;               // every Redis process (a cluster: primaries + replicas)
+  std::vector<double> shard_cpu;        // a cluster: each primary's CPU seconds
   SelfCpu self{};
   std::string note;
 };
@@ -316,15 +320,43 @@ Row bare_loop(int n, long max_in_flight, bool pause_like_source) {
 
 // ---- ours: one sagaflow worker ----
 
-// prefetch: SAGAFLOW_PREFETCH for the worker ("" = its default, 256).
-Row ours(const std::string& bin, int n, const std::string& prefetch) {
+// The Redis of one `ours` run: one redis-server, or a 3-primary + 3-replica cluster.
+struct RedisUnderTest {
+  std::unique_ptr<RedisServer> one;
+  std::unique_ptr<sagaflow::testing::RedisCluster> cluster;
+
+  explicit RedisUnderTest(bool as_cluster) {
+    if (as_cluster) {
+      cluster = std::make_unique<sagaflow::testing::RedisCluster>(3, 1);
+    } else {
+      one = std::make_unique<RedisServer>();
+    }
+  }
+  std::string url() const { return one ? one->url() : cluster->url(); }
+  std::vector<pid_t> pids() const {
+    if (one) return {one->pid()};
+    std::vector<pid_t> out;
+    for (std::size_t i = 0; i < cluster->size(); ++i) out.push_back(cluster->node(i).pid());
+    return out;
+  }
+  std::vector<bool> primaries() const {
+    if (one) return {true};
+    std::vector<bool> out;
+    for (std::size_t i = 0; i < cluster->size(); ++i) out.push_back(cluster->is_primary(i));
+    return out;
+  }
+};
+
+// prefetch: SAGAFLOW_PREFETCH for the workers ("" = their default, 256).
+Row ours(const std::string& bin, int n, const std::string& prefetch, bool cluster = false,
+         int workers = 1) {
   KafkaMock kafka(1);
   make_topics(kafka);
-  RedisServer redis;
+  RedisUnderTest redis(cluster);
   std::vector<std::pair<std::string, std::string>> env{
-      {"SAGAFLOW_BROKER", "kafka"},        {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
-      {"SAGAFLOW_REDIS_URL", redis.url()}, {"SAGAFLOW_METRICS_ADDR", "0"},
-      {"SAGAFLOW_LOG_LEVEL", "warn"},      {"SAGAFLOW_PLANS", "free=1000000/s:1000000"}};
+      {"SAGAFLOW_BROKER", "kafka"},          {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+      {"SAGAFLOW_REDIS_URL", redis.url()},   {"SAGAFLOW_METRICS_ADDR", "0"},
+      {"SAGAFLOW_LOG_LEVEL", "warn"},        {"SAGAFLOW_PLANS", "free=1000000/s:1000000"}};
   if (!prefetch.empty()) env.emplace_back("SAGAFLOW_PREFETCH", prefetch);
   {
     Process topo({bin, "topology", "apply"}, env);
@@ -352,15 +384,26 @@ Row ours(const std::string& bin, int n, const std::string& prefetch) {
   seen.reserve(static_cast<std::size_t>(n) * 2);
   long records = 0;
   const auto before = threads_now();
-  const double redis0 = process_cpu(redis.pid());
-  Process worker({bin, "worker"}, env, false);
+  const std::vector<pid_t> redis_pids = redis.pids();
+  std::vector<double> redis0;
+  for (pid_t pid : redis_pids) redis0.push_back(process_cpu(pid));
+  std::vector<std::unique_ptr<Process>> procs;
+  for (int w = 0; w < workers; ++w) {
+    procs.push_back(std::make_unique<Process>(std::vector<std::string>{bin, "worker"}, env, false));
+  }
   const auto started = steady_clock::now();
   steady_clock::time_point first{};
   const auto give_up = started + 300s;
+  auto any_died = [&] {
+    for (auto& w : procs) {
+      if (w->wait_for(0ms)) return true;
+    }
+    return false;
+  };
   while (static_cast<long>(seen.size()) < n && steady_clock::now() < give_up) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(counter, 20);
     if (m == nullptr) {
-      if (worker.wait_for(0ms)) break;  // the worker died
+      if (any_died()) break;
       continue;
     }
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -378,8 +421,15 @@ Row ours(const std::string& bin, int n, const std::string& prefetch) {
   r.count = static_cast<long>(seen.size());
   r.seconds = duration<double>(end - first).count();
   r.rate = static_cast<double>(r.count) / r.seconds;
-  r.worker_cpu = process_cpu(worker.pid());
-  r.redis_cpu = process_cpu(redis.pid()) - redis0;
+  r.worker_cpu = 0;
+  for (auto& w : procs) r.worker_cpu += process_cpu(w->pid());
+  r.redis_cpu = 0;
+  const std::vector<bool> primary = redis.primaries();
+  for (std::size_t i = 0; i < redis_pids.size(); ++i) {
+    const double used = process_cpu(redis_pids[i]) - redis0[i];
+    r.redis_cpu += used;
+    if (redis.cluster && primary[i]) r.shard_cpu.push_back(used);
+  }
   r.self = self_cpu_since(before);
   const double from_start = duration<double>(end - started).count();
   r.note = fmt::format("{:.0f}/s from the worker's start ({:.2f} s); {} records (re-sends: {})",
@@ -387,11 +437,13 @@ Row ours(const std::string& bin, int n, const std::string& prefetch) {
                        records - r.count);
   rd_kafka_consumer_close(counter);
   rd_kafka_destroy(counter);
-  worker.signal(SIGTERM);
-  if (!worker.wait_for(15s)) std::fprintf(stderr, "ours: worker did not exit within 15 s\n");
+  for (auto& w : procs) w->signal(SIGTERM);
+  for (auto& w : procs) {
+    if (!w->wait_for(15s)) std::fprintf(stderr, "ours: a worker did not exit within 15 s\n");
+  }
   if (r.count < n) {
     std::fprintf(stderr, "ours: only %ld of %d commands arrived; worker stderr:\n%s\n", r.count, n,
-                 worker.read_stderr().c_str());
+                 procs.front()->read_stderr().c_str());
   }
   return r;
 }
@@ -468,15 +520,48 @@ void print_row(const Row& r) {
 
 }  // namespace
 
+// One Redis against a 3-primary cluster, 1 and 2 workers, alternating round by round.
+int redis_scaling(const std::string& bin, int n, int rounds) {
+  struct Setup {
+    const char* name;
+    bool cluster;
+    int workers;
+  };
+  const Setup setups[] = {{"one Redis, 1 worker", false, 1},
+                          {"cluster 3+3, 1 worker", true, 1},
+                          {"one Redis, 2 workers", false, 2},
+                          {"cluster 3+3, 2 workers", true, 2}};
+  std::printf("%-26s %5s %11s %8s | %7s %7s %7s | %s\n", "setup", "round", "rate", "count",
+              "workers", "redis", "mock", "per start: worker CPU, Redis CPU (each primary)");
+  bool ok = true;
+  for (int round = 1; round <= rounds; ++round) {
+    for (const auto& s : setups) {
+      const Row r = ours(bin, n, "", s.cluster, s.workers);
+      ok = ok && r.count == n;
+      const double per = 1e6 / static_cast<double>(std::max(1L, r.count));
+      std::string shards;
+      for (double c : r.shard_cpu) shards += fmt::format(" {:.1f}", c * per);
+      std::printf("%-26s %5d %9.0f/s %8ld | %7.2f %7.2f %7.2f | %.1f us, %.1f us%s%s\n", s.name,
+                  round, r.rate, r.count, r.worker_cpu, r.redis_cpu, r.self.mock,
+                  r.worker_cpu * per, r.redis_cpu * per, shards.empty() ? "" : " (primaries:",
+                  shards.empty() ? "" : (shards + " us)").c_str());
+      std::fflush(stdout);
+    }
+  }
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
+  const bool scaling = argc > 2 && std::string_view(argv[2]) == "--redis-scaling";
   const int n = argc > 1 ? std::atoi(argv[1]) : 50000;
-  if (n <= 0) {
-    std::fprintf(stderr, "usage: kafka_bench [N=50000]\n");
+  if (n <= 0 || (argc > 2 && !scaling)) {
+    std::fprintf(stderr, "usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2]]\n");
     return 2;
   }
   const char* b = std::getenv("SAGAFLOW_BINARY");
   const std::string bin = b ? b : "./app/sagaflow";
   sagaflow::log::set_level(sagaflow::log::Level::error);
+  if (scaling) return redis_scaling(bin, n, argc > 3 ? std::max(1, std::atoi(argv[3])) : 2);
   std::printf(
       "kafka_bench: N=%d, %d partitions, librdkafka %s mock cluster (in this process), "
       "%u cores\n",
