@@ -19,9 +19,10 @@
 // With --redis-scaling: only `ours`, on one Redis and on a 3-primary + 3-replica Redis Cluster,
 // with 1 and 2 workers, alternating setups round by round; per-primary Redis CPU per start.
 //
-// Usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2]]   (needs redis-server; the mock cluster runs in this process;
-// the sagaflow binary from SAGAFLOW_BINARY or ./app/sagaflow). librdkafka 2.0's mock keeps
-// about 5 MiB per partition and drops older data: keep N x ~300 bytes under ~30 MiB.
+// Usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2]]   (needs redis-server; the mock cluster
+// runs in this process; the sagaflow binary from SAGAFLOW_BINARY or ./app/sagaflow).
+// librdkafka 2.0's mock keeps about 5 MiB per partition and drops older data: keep N x ~300 bytes
+// under ~30 MiB.
 #include <dirent.h>
 #include <librdkafka/rdkafka.h>
 #include <unistd.h>
@@ -193,9 +194,9 @@ struct Row {
   double rate = 0;
   double seconds = 0;
   long count = 0;
-  double worker_cpu = -1;  // < 0: not part of this path
-  double redis_cpu = -1;               // every Redis process (a cluster: primaries + replicas)
-  std::vector<double> shard_cpu;        // a cluster: each primary's CPU seconds
+  double worker_cpu = -1;         // < 0: not part of this path
+  double redis_cpu = -1;          // every Redis process (a cluster: primaries + replicas)
+  std::vector<double> shard_cpu;  // a cluster: each primary's CPU seconds
   SelfCpu self{};
   std::string note;
 };
@@ -354,9 +355,9 @@ Row ours(const std::string& bin, int n, const std::string& prefetch, bool cluste
   make_topics(kafka);
   RedisUnderTest redis(cluster);
   std::vector<std::pair<std::string, std::string>> env{
-      {"SAGAFLOW_BROKER", "kafka"},          {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
-      {"SAGAFLOW_REDIS_URL", redis.url()},   {"SAGAFLOW_METRICS_ADDR", "0"},
-      {"SAGAFLOW_LOG_LEVEL", "warn"},        {"SAGAFLOW_PLANS", "free=1000000/s:1000000"}};
+      {"SAGAFLOW_BROKER", "kafka"},        {"SAGAFLOW_KAFKA_BROKERS", kafka.bootstrap()},
+      {"SAGAFLOW_REDIS_URL", redis.url()}, {"SAGAFLOW_METRICS_ADDR", "0"},
+      {"SAGAFLOW_LOG_LEVEL", "warn"},      {"SAGAFLOW_PLANS", "free=1000000/s:1000000"}};
   if (!prefetch.empty()) env.emplace_back("SAGAFLOW_PREFETCH", prefetch);
   {
     Process topo({bin, "topology", "apply"}, env);

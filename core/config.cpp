@@ -208,21 +208,28 @@ Result<RedisEndpoint> parse_redis_cluster_url(std::string_view url) {
                       "a redis-cluster:// URL has no database path (a cluster has only db 0)");
   }
   std::string_view authority = rest.substr(0, slash);
+  if (authority.empty() || authority.back() == '@') {
+    return make_error(Errc::invalid_config, "a redis-cluster:// URL names at least one node");
+  }
   RedisEndpoint ep;
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
     const std::string_view info = authority.substr(0, at);
     authority = authority.substr(at + 1);
-    const auto colon = info.find(':');
-    auto pw = url_decode(colon == std::string_view::npos ? info : info.substr(colon + 1));
+    if (info.empty() || info.front() != ':') {
+      return make_error(
+          Errc::invalid_config,
+          "a redis-cluster:// URL takes a password only: redis-cluster://:pw@host:port");
+    }
+    auto pw = url_decode(info.substr(1));
     if (!pw) return pw.error();
     ep.password = std::move(pw.value());
   }
-  while (!authority.empty()) {
+  while (true) {
     const auto comma = authority.find(',');
     const std::string_view node = authority.substr(0, comma);
-    auto hp = parse_host_port(node.find(':') == std::string_view::npos
-                                  ? std::string(node) + ":6379"
-                                  : std::string(node));
+    const bool has_port =
+        node.find(':') != std::string_view::npos && !(node.front() == '[' && node.back() == ']');
+    auto hp = parse_host_port(has_port ? std::string(node) : std::string(node) + ":6379");
     if (!hp) return hp.error();
     if (hp->disabled || hp->host.empty() || hp->port == 0) {
       return make_error(Errc::invalid_config, fmt::format("'{}' is not a cluster node", node));
@@ -230,9 +237,6 @@ Result<RedisEndpoint> parse_redis_cluster_url(std::string_view url) {
     ep.cluster_seeds.push_back(std::move(hp.value()));
     if (comma == std::string_view::npos) break;
     authority = authority.substr(comma + 1);
-  }
-  if (ep.cluster_seeds.empty()) {
-    return make_error(Errc::invalid_config, "a redis-cluster:// URL names at least one node");
   }
   ep.host = ep.cluster_seeds.front().host;
   ep.port = ep.cluster_seeds.front().port;

@@ -70,8 +70,8 @@ struct Config {
   HostPort webhook_addr;
   int redis_partitions = 16;
   int redis_wait_replicas = 0;  // > 0: a commit is acked to the broker after WAIT says so
-  int kafka_partitions = 8;   // topology apply (Kafka): partitions per topic
-  int kafka_replication = 1;  // topology apply (Kafka): replication factor
+  int kafka_partitions = 8;     // topology apply (Kafka): partitions per topic
+  int kafka_replication = 1;    // topology apply (Kafka): replication factor
   std::int64_t http_header_timeout_ms = 10000;
   int http_max_connections = 1024;
   std::string delivery_schedule = "5s,5m,30m,2h,5h,10h,10h";

@@ -13,6 +13,7 @@
 
 #include "core/log.hpp"
 #include "store/impl/cluster_client.hpp"
+#include "store/impl/replicated.hpp"
 #include "store/impl/sha1.hpp"
 #include "store/impl/uv_adapter.hpp"
 
@@ -144,6 +145,19 @@ class RedisClient::Impl {
     send_eval(std::move(call));
   }
 
+  // At most one WAIT in flight on this connection; a call made while one is out joins the next,
+  // which is sent when the current one answers (it covers every write answered before it).
+  void wait_written(int replicas, Millis timeout_ms, Callback done) {
+    if (wait_in_flight_) {
+      wait_next_.push_back(std::move(done));
+      wait_next_replicas_ = std::max(wait_next_replicas_, replicas);
+      return;
+    }
+    std::vector<Callback> waiters;
+    waiters.push_back(std::move(done));
+    send_wait(replicas, timeout_ms, std::move(waiters));
+  }
+
   RedisClient::Stats stats() const noexcept {
     RedisClient::Stats s = stats_;
     s.in_flight = pending_.size();
@@ -250,6 +264,29 @@ class RedisClient::Impl {
           done(std::move(r));
         },
         timeout);
+  }
+
+  void send_wait(int replicas, Millis timeout_ms, std::vector<Callback> waiters) {
+    wait_in_flight_ = true;
+    auto current = std::make_shared<std::vector<Callback>>(std::move(waiters));
+    send(
+        {"WAIT", std::to_string(replicas), std::to_string(timeout_ms)},
+        [this, current, timeout_ms](Result<Reply> r) {
+          wait_in_flight_ = false;
+          std::vector<Callback> next = std::move(wait_next_);
+          wait_next_.clear();
+          const int next_replicas = wait_next_replicas_;
+          wait_next_replicas_ = 0;
+          if (!next.empty()) {
+            if (state_ == State::stopped) {
+              for (auto& cb : next) cb(make_error(Errc::unavailable, "redis client stopped"));
+            } else {
+              send_wait(next_replicas, timeout_ms, std::move(next));
+            }
+          }
+          for (auto& cb : *current) cb(r);
+        },
+        timeout_ms + opts_.command_timeout_ms);
   }
 
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
@@ -509,6 +546,9 @@ class RedisClient::Impl {
   RedisClient::Stats stats_;
   std::vector<const char*> argv_ptrs_;
   std::vector<std::size_t> argv_lens_;
+  bool wait_in_flight_ = false;
+  std::vector<Callback> wait_next_;
+  int wait_next_replicas_ = 0;
 };
 
 RedisClient::RedisClient(uv_loop_s* loop, RedisClientOptions options) {
@@ -538,10 +578,28 @@ void RedisClient::command(std::vector<std::string> argv, Callback done, Millis t
   if (cluster_) return cluster_->command(std::move(argv), std::move(done), timeout_ms, {});
   impl_->command(argv, std::move(done), timeout_ms);
 }
-void RedisClient::command_at(std::string_view route_key, std::vector<std::string> argv,
-                             Callback done, Millis timeout_ms) {
-  if (cluster_) return cluster_->command(std::move(argv), std::move(done), timeout_ms, route_key);
-  impl_->command(argv, std::move(done), timeout_ms);
+void RedisClient::command_replicated(std::vector<std::string> argv, WaitReplicas wait,
+                                     Callback done, Millis timeout_ms) {
+  if (cluster_) {
+    return cluster_->command(std::move(argv), std::move(done), timeout_ms, {}, wait);
+  }
+  impl_->command(argv, then_wait(wait, std::move(done)), timeout_ms);
+}
+void RedisClient::wait_written(int replicas, Millis timeout_ms, Callback done) {
+  if (cluster_) {
+    return done(make_error(Errc::internal, "wait_written: not on a cluster (use *_replicated)"));
+  }
+  impl_->wait_written(replicas, timeout_ms, std::move(done));
+}
+RedisClient::Callback RedisClient::then_wait(WaitReplicas wait, Callback done) {
+  return [this, wait, done = std::move(done)](Result<Reply> r) mutable {
+    if (!r.ok() || r->is_error()) return done(std::move(r));
+    impl_->wait_written(
+        wait.replicas, wait.timeout_ms,
+        [wait, reply = std::move(r.value()), done = std::move(done)](Result<Reply> w) mutable {
+          done(impl::replicated(std::move(reply), std::move(w), wait.replicas));
+        });
+  };
 }
 ScriptRef RedisClient::register_script(std::string_view name, std::string source) {
   if (cluster_) return cluster_->register_script(name, std::move(source));
@@ -556,6 +614,16 @@ void RedisClient::eval(ScriptRef script, std::vector<std::string> keys,
     return cluster_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
   }
   impl_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
+}
+void RedisClient::eval_replicated(ScriptRef script, std::vector<std::string> keys,
+                                  std::vector<std::string> args, WaitReplicas wait, Callback done,
+                                  Millis timeout_ms) {
+  if (cluster_) {
+    return cluster_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms,
+                          wait);
+  }
+  impl_->eval(script, std::move(keys), std::move(args), then_wait(wait, std::move(done)),
+              timeout_ms);
 }
 RedisClient::Stats RedisClient::stats() const noexcept {
   return cluster_ ? cluster_->stats() : impl_->stats();

@@ -55,6 +55,13 @@ struct RedisClientOptions {
   int partitions = 0;  // cluster: warn when the saga partitions miss shards (0: no check)
 };
 
+// SAGAFLOW_REDIS_WAIT_REPLICAS: a write answered only once Redis WAIT reports that many replicas
+// have it (fewer within timeout_ms: Errc::unavailable).
+struct WaitReplicas {
+  int replicas = 0;
+  Millis timeout_ms = 500;  // below the command timeout: a WAIT holds its connection's pipeline
+};
+
 // A registered Lua script: its source and SHA1 (hex).
 struct ScriptRef {
   std::size_t index = 0;
@@ -79,15 +86,25 @@ class RedisClient final {
 
   // timeout_ms <= 0: options.command_timeout_ms.
   void command(std::vector<std::string> argv, Callback done, Millis timeout_ms = 0);
-  // The same, sent where `route_key` lives (on a cluster: WAIT after a write to that key).
-  void command_at(std::string_view route_key, std::vector<std::string> argv, Callback done,
-                  Millis timeout_ms = 0);
+
+  // The same, then WAIT on the connection that ran it (after MOVED / ASK: the node that did),
+  // for a reply that is not an error. WAITs are coalesced per connection: at most one in
+  // flight, the writes answered meanwhile share the next one.
+  void command_replicated(std::vector<std::string> argv, WaitReplicas wait, Callback done,
+                          Millis timeout_ms = 0);
+  // One Redis only (the cluster mode uses it on each node): WAIT covering every write this
+  // connection has been answered for, coalesced as above. The raw WAIT reply.
+  void wait_written(int replicas, Millis timeout_ms, Callback done);
 
   ScriptRef register_script(std::string_view name, std::string source);
   const std::string& script_sha(ScriptRef script) const;
   // EVALSHA sha numkeys keys... args...
   void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
             Callback done, Millis timeout_ms = 0);
+  // EVALSHA, then WAIT as command_replicated does.
+  void eval_replicated(ScriptRef script, std::vector<std::string> keys,
+                       std::vector<std::string> args, WaitReplicas wait, Callback done,
+                       Millis timeout_ms = 0);
 
   struct Stats {
     std::uint64_t connects = 0;
@@ -102,6 +119,8 @@ class RedisClient final {
   class Impl;
 
  private:
+  Callback then_wait(WaitReplicas wait, Callback done);
+
   std::unique_ptr<Impl> impl_;                    // one Redis
   std::unique_ptr<impl::ClusterClient> cluster_;  // or a Redis Cluster
 };

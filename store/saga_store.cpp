@@ -76,20 +76,19 @@ void SagaStore::load(const OrderId& order, LoadCallback done) {
 void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   const int p = keyspace_.partition_of(req.order_id);
   const bool dedup = !req.event_id.empty() && options_.dedup_ttl_s > 0;
-  std::vector<std::string> keys{Keyspace::saga_key(p, req.order_id),
-                                Keyspace::dedup_key(p, req.event_id),
-                                Keyspace::outbox_key(p),
-                                Keyspace::deadlines_key(p),
-                                Keyspace::stats_key(p),
-                                Keyspace::parked_key(p, req.store_id),
-                                Keyspace::parked_stores_key(p),
-                                Keyspace::parked_leases_key(p),
-                                Keyspace::status_index_key(p, req.old_status.empty()
-                                                                  ? req.new_status
-                                                                  : req.old_status),
-                                Keyspace::status_index_key(p, req.new_status),
-                                Keyspace::reason_index_key(p, req.reason),
-                                Keyspace::live_reason_index_key(p, req.reason)};
+  std::vector<std::string> keys{
+      Keyspace::saga_key(p, req.order_id),
+      Keyspace::dedup_key(p, req.event_id),
+      Keyspace::outbox_key(p),
+      Keyspace::deadlines_key(p),
+      Keyspace::stats_key(p),
+      Keyspace::parked_key(p, req.store_id),
+      Keyspace::parked_stores_key(p),
+      Keyspace::parked_leases_key(p),
+      Keyspace::status_index_key(p, req.old_status.empty() ? req.new_status : req.old_status),
+      Keyspace::status_index_key(p, req.new_status),
+      Keyspace::reason_index_key(p, req.reason),
+      Keyspace::live_reason_index_key(p, req.reason)};
   std::vector<std::string> args;
   args.reserve(12 + 4 * req.commands.size());
   args.emplace_back("apply");
@@ -122,41 +121,34 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
         options_.timeout_ms);
     return;
   }
-  std::string route = keys.front();
-  redis_.eval(
-      apply_script_, std::move(keys), std::move(args),
-      [this, p, route = std::move(route), done = std::move(done)](Result<Reply> r) mutable {
+  const WaitReplicas wait{options_.wait_replicas, options_.wait_timeout_ms};
+  std::string dedup_key = dedup ? keys[1] : std::string();
+  redis_.eval_replicated(
+      apply_script_, std::move(keys), std::move(args), wait,
+      [this, p, wait, dedup_key = std::move(dedup_key),
+       done = std::move(done)](Result<Reply> r) mutable {
         auto outcome = parse_apply(std::move(r), p);
-        if (!outcome) {
+        if (!outcome || outcome->kind != ApplyKind::duplicate || dedup_key.empty()) {
           done(std::move(outcome));
           return;
         }
-        wait_replicas(route, std::move(outcome.value()), std::move(done));
+        // The first apply may have been another connection's, so this connection's WAIT does
+        // not cover it: rewrite its dedup mark (same value, same TTL) and WAIT for that. A
+        // replica acknowledges the replication stream in order, so it has the first apply too.
+        redis_.command_replicated(
+            {"SET", dedup_key, "1", "KEEPTTL", "XX"}, wait,
+            [outcome = std::move(outcome.value()),
+             done = std::move(done)](Result<Reply> marked) mutable {
+              if (!marked.ok()) return done(std::move(marked).error());
+              if (marked->is_error()) {
+                return done(
+                    make_error(Errc::internal, fmt::format("dedup mark rewrite: {}", marked->str)));
+              }
+              done(std::move(outcome));
+            },
+            options_.timeout_ms);
       },
       options_.timeout_ms);
-}
-
-// WAIT on the connection that wrote: it covers every write sent on it before, this one too.
-// Fewer replicas than asked within the timeout is transient: the caller acks nothing, the
-// event comes again and finds itself a duplicate, and that answer waits for the replicas too.
-void SagaStore::wait_replicas(const std::string& route, ApplyOutcome outcome, ApplyCallback done) {
-  const int wanted = options_.wait_replicas;
-  redis_.command_at(
-      route, {"WAIT", std::to_string(wanted), std::to_string(options_.wait_timeout_ms)},
-      [wanted, outcome = std::move(outcome), done = std::move(done)](Result<Reply> r) mutable {
-        if (!r.ok()) {
-          done(std::move(r).error());
-        } else if (r->type != Reply::Type::integer) {
-          done(make_error(Errc::internal, fmt::format("WAIT: unexpected reply: {}", r->str)));
-        } else if (r->integer < wanted) {
-          done(make_error(Errc::unavailable,
-                          fmt::format("redis WAIT: {} of {} replicas have the commit",
-                                      r->integer, wanted)));
-        } else {
-          done(std::move(outcome));
-        }
-      },
-      options_.wait_timeout_ms + (options_.timeout_ms > 0 ? options_.timeout_ms : 2000));
 }
 
 void SagaStore::status_counts(StatsCallback done) {

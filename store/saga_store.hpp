@@ -73,11 +73,12 @@ struct SagaStoreOptions {
   std::string consumer;                 // this worker's outbox consumer (same as Outbox's)
   // Newest finished sagas kept per partition in each console index (by status, by reason).
   std::int64_t index_cap = 65536;
-  Millis timeout_ms = 0;                // per call; 0: the client's default
+  Millis timeout_ms = 0;  // per call; 0: the client's default
   // SAGAFLOW_REDIS_WAIT_REPLICAS: > 0, an apply answers only after Redis WAIT reports that many
-  // replicas have it (fewer within wait_timeout_ms: Errc::unavailable, nothing to ack).
+  // replicas have it (fewer within wait_timeout_ms: Errc::unavailable, nothing to ack); a
+  // duplicate only after they have the first apply (its dedup mark is rewritten, then WAIT).
   int wait_replicas = 0;
-  Millis wait_timeout_ms = 1000;
+  Millis wait_timeout_ms = 500;
 };
 
 class SagaStore final {
@@ -97,8 +98,6 @@ class SagaStore final {
   void status_counts(StatsCallback done);
 
  private:
-  void wait_replicas(const std::string& route, ApplyOutcome outcome, ApplyCallback done);
-
   RedisClient& redis_;
   SagaStoreOptions options_;
   Keyspace keyspace_;

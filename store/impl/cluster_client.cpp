@@ -11,13 +11,14 @@
 
 #include "core/log.hpp"
 #include "store/impl/cluster_slots.hpp"
+#include "store/impl/replicated.hpp"
 #include "store/impl/sha1.hpp"
 
 namespace sagaflow::store::impl {
 namespace {
 
-constexpr int kMaxRedirects = 5;           // MOVED / ASK followed for one call
-constexpr std::uint64_t kTickMs = 250;     // map refresh timer
+constexpr int kMaxRedirects = 5;             // MOVED / ASK followed for one call
+constexpr std::uint64_t kTickMs = 250;       // map refresh timer
 constexpr std::uint64_t kHealthyTicks = 20;  // refresh every 5 s when all is well
 constexpr std::uint64_t kMinRefreshGapMs = 100;
 constexpr Millis kRefreshTimeoutMs = 1000;
@@ -30,7 +31,7 @@ struct Node {
 };
 
 struct Call {
-  std::vector<std::string> argv;  // a command
+  std::vector<std::string> argv;    // a command
   std::optional<ScriptRef> script;  // or a script call
   std::vector<std::string> keys;
   std::vector<std::string> args;
@@ -38,6 +39,7 @@ struct Call {
   Millis timeout_ms = 0;
   int slot = -1;  // -1: any node
   int redirects = 0;
+  WaitReplicas wait;  // replicas > 0: WAIT on the node that answered, then done
 };
 
 struct Script {
@@ -61,7 +63,12 @@ class ClusterClient::Impl {
     uv_timer_init(loop_, timer_);
     timer_->data = this;
     uv_timer_start(timer_, &Impl::on_tick, kTickMs, kTickMs);
+    complete_ = false;
+    reported_ = false;
+    refreshing_ = false;
+    last_refresh_ = 0;
     for (const auto& seed : opts_.endpoint.cluster_seeds) node_for(seed.host, seed.port);
+    for (auto& n : nodes_) n->client->start();  // after a stop(): the known nodes again
     refresh();
   }
 
@@ -85,8 +92,9 @@ class ClusterClient::Impl {
   void on_connection(RedisClient::ConnectionListener l) { listener_ = std::move(l); }
 
   void command(std::vector<std::string> argv, RedisClient::Callback done, Millis timeout_ms,
-               std::string_view route_key) {
+               std::string_view route_key, WaitReplicas wait) {
     auto call = std::make_shared<Call>();
+    call->wait = wait;
     if (!route_key.empty()) {
       call->slot = key_slot(route_key);
     } else if (auto key = routing_key(argv)) {
@@ -111,8 +119,9 @@ class ClusterClient::Impl {
   const std::string& script_sha(ScriptRef ref) const { return scripts_.at(ref.index).sha; }
 
   void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
-            RedisClient::Callback done, Millis timeout_ms) {
+            RedisClient::Callback done, Millis timeout_ms, WaitReplicas wait) {
     auto call = std::make_shared<Call>();
+    call->wait = wait;
     call->script = script;
     if (!keys.empty()) call->slot = key_slot(keys.front());
     call->keys = std::move(keys);
@@ -188,11 +197,13 @@ class ClusterClient::Impl {
     if (target == nullptr) target = target_of(call->slot);
     if (!running_ || target == nullptr) {
       auto done = std::move(call->done);
-      done(make_error(Errc::unavailable, running_ ? "redis cluster: no node known"
-                                                  : "redis client not started"));
+      done(make_error(Errc::unavailable,
+                      running_ ? "redis cluster: no node known" : "redis client not started"));
       return;
     }
-    if (asking) target->client->command({"ASKING"}, [](Result<Reply>) {}, call->timeout_ms);
+    if (asking)
+      target->client->command(
+          {"ASKING"}, [](Result<Reply>) {}, call->timeout_ms);
     auto on_reply = [this, call, target](Result<Reply> r) mutable {
       settle(std::move(call), *target, std::move(r));
     };
@@ -217,6 +228,7 @@ class ClusterClient::Impl {
             owner_[static_cast<std::size_t>(redirect->slot)] = index_of(to);
             to.in_map = true;
             refresh();
+            notify();
           }
           dispatch(std::move(call), &to, redirect->ask);
           return;
@@ -228,6 +240,16 @@ class ClusterClient::Impl {
     }
     if (running_ && !r.ok() && r.error().code == Errc::unavailable) refresh();
     auto done = std::move(call->done);
+    if (call->wait.replicas > 0 && r.ok() && !r->is_error()) {
+      // The node that ran the write (after an ASK: not the slot's owner in the map) waits.
+      const WaitReplicas wait = call->wait;
+      from.client->wait_written(
+          wait.replicas, wait.timeout_ms,
+          [wait, reply = std::move(r.value()), done = std::move(done)](Result<Reply> w) mutable {
+            done(replicated(std::move(reply), std::move(w), wait.replicas));
+          });
+      return;
+    }
     done(std::move(r));
   }
 
@@ -290,8 +312,9 @@ class ClusterClient::Impl {
       nodes_[i]->in_map = primaries.count(static_cast<int>(i)) != 0;
     }
     if (owner != owner_ || complete != complete_) {
-      log::info("redis cluster slot map", {{"primaries", static_cast<std::int64_t>(primaries.size())},
-                                           {"complete", complete}});
+      log::info(
+          "redis cluster slot map",
+          {{"primaries", static_cast<std::int64_t>(primaries.size())}, {"complete", complete}});
     }
     owner_ = std::move(owner);
     complete_ = complete;
@@ -310,11 +333,12 @@ class ClusterClient::Impl {
       used.insert(owner_[static_cast<std::size_t>(key_slot(std::to_string(p)))]);
     }
     if (used.size() < primaries) {
-      log::warn("redis cluster: the saga partitions map to fewer shards than the cluster has; "
-                "raise SAGAFLOW_REDIS_PARTITIONS (at least 4 x the shards) while no saga is live",
-                {{"partitions", opts_.partitions},
-                 {"shards_used", static_cast<std::int64_t>(used.size())},
-                 {"primaries", static_cast<std::int64_t>(primaries)}});
+      log::warn(
+          "redis cluster: the saga partitions map to fewer shards than the cluster has; "
+          "raise SAGAFLOW_REDIS_PARTITIONS (at least 4 x the shards) while no saga is live",
+          {{"partitions", opts_.partitions},
+           {"shards_used", static_cast<std::int64_t>(used.size())},
+           {"primaries", static_cast<std::int64_t>(primaries)}});
     }
   }
 
@@ -369,8 +393,8 @@ void ClusterClient::on_connection(RedisClient::ConnectionListener listener) {
   impl_->on_connection(std::move(listener));
 }
 void ClusterClient::command(std::vector<std::string> argv, RedisClient::Callback done,
-                            Millis timeout_ms, std::string_view route_key) {
-  impl_->command(std::move(argv), std::move(done), timeout_ms, route_key);
+                            Millis timeout_ms, std::string_view route_key, WaitReplicas wait) {
+  impl_->command(std::move(argv), std::move(done), timeout_ms, route_key, wait);
 }
 ScriptRef ClusterClient::register_script(std::string_view name, std::string source) {
   return impl_->register_script(name, std::move(source));
@@ -380,8 +404,8 @@ const std::string& ClusterClient::script_sha(ScriptRef script) const {
 }
 void ClusterClient::eval(ScriptRef script, std::vector<std::string> keys,
                          std::vector<std::string> args, RedisClient::Callback done,
-                         Millis timeout_ms) {
-  impl_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
+                         Millis timeout_ms, WaitReplicas wait) {
+  impl_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms, wait);
 }
 RedisClient::Stats ClusterClient::stats() const noexcept {
   return impl_->stats();

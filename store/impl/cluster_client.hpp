@@ -34,12 +34,13 @@ class ClusterClient final {
   void on_connection(RedisClient::ConnectionListener listener);
 
   // route_key empty: the command's own key (cluster_slots.hpp routing_key), else this key.
+  // wait.replicas > 0: then WAIT on the node that answered (RedisClient::command_replicated).
   void command(std::vector<std::string> argv, RedisClient::Callback done, Millis timeout_ms,
-               std::string_view route_key);
+               std::string_view route_key, WaitReplicas wait = {});
   ScriptRef register_script(std::string_view name, std::string source);
   const std::string& script_sha(ScriptRef script) const;
   void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
-            RedisClient::Callback done, Millis timeout_ms);
+            RedisClient::Callback done, Millis timeout_ms, WaitReplicas wait = {});
   RedisClient::Stats stats() const noexcept;
 
   class Impl;

@@ -26,7 +26,8 @@ constexpr auto kCrcTable = make_crc_table();
 std::uint16_t crc16(std::string_view bytes) noexcept {
   std::uint16_t crc = 0;
   for (char c : bytes) {
-    const auto index = static_cast<std::size_t>(((crc >> 8) ^ static_cast<unsigned char>(c)) & 0xFFU);
+    const auto index =
+        static_cast<std::size_t>(((crc >> 8) ^ static_cast<unsigned char>(c)) & 0xFFU);
     crc = static_cast<std::uint16_t>((crc << 8) ^ kCrcTable[index]);
   }
   return crc;
@@ -62,9 +63,9 @@ int key_slot(std::string_view key) noexcept {
 std::optional<std::string_view> routing_key(const std::vector<std::string>& argv) noexcept {
   if (argv.size() < 2) return std::nullopt;
   const std::string_view name = argv[0];
-  for (std::string_view keyless : {"PING", "TIME", "INFO", "WAIT", "SCRIPT", "CLUSTER", "CLIENT",
-                                   "DBSIZE", "CONFIG", "ECHO", "ASKING", "READONLY", "AUTH",
-                                   "SELECT", "HELLO", "FLUSHALL", "FLUSHDB", "MULTI", "EXEC"}) {
+  for (std::string_view keyless :
+       {"PING", "TIME", "INFO", "WAIT", "SCRIPT", "CLUSTER", "CLIENT", "DBSIZE", "CONFIG", "ECHO",
+        "ASKING", "READONLY", "AUTH", "SELECT", "HELLO", "FLUSHALL", "FLUSHDB", "MULTI", "EXEC"}) {
     if (equals_ignoring_case(name, keyless)) return std::nullopt;
   }
   if (equals_ignoring_case(name, "EVALSHA") || equals_ignoring_case(name, "EVAL")) {
@@ -90,11 +91,12 @@ Result<std::vector<SlotRange>> parse_cluster_slots(const Reply& reply,
   std::vector<SlotRange> ranges;
   ranges.reserve(reply.elements.size());
   for (const Reply& entry : reply.elements) {
-    if (!entry.is_array() || entry.elements.size() < 3) return bad("an entry is not [from, to, node]");
+    if (!entry.is_array() || entry.elements.size() < 3)
+      return bad("an entry is not [from, to, node]");
     const Reply& node = entry.elements[2];
     if (entry.elements[0].type != Reply::Type::integer ||
         entry.elements[1].type != Reply::Type::integer || !node.is_array() ||
-        node.elements.size() < 2 || !node.elements[0].is_string() ||
+        node.elements.size() < 2 || !(node.elements[0].is_string() || node.elements[0].is_nil()) ||
         node.elements[1].type != Reply::Type::integer) {
       return bad("an entry is not [from, to, [host, port, ...]]");
     }
@@ -102,7 +104,7 @@ Result<std::vector<SlotRange>> parse_cluster_slots(const Reply& reply,
     r.first = static_cast<int>(entry.elements[0].integer);
     r.last = static_cast<int>(entry.elements[1].integer);
     if (r.first < 0 || r.last >= kClusterSlots || r.first > r.last) return bad("a bad slot range");
-    r.host = node.elements[0].str;
+    r.host = node.elements[0].str;  // nil (unknown endpoint) reads as ""
     if (r.host.empty() || r.host == "?") r.host = std::string(asked_host);
     r.port = static_cast<int>(node.elements[1].integer);
     if (r.port <= 0 || r.port > 65535) return bad("a bad port");
@@ -122,8 +124,8 @@ std::optional<Redirect> parse_redirect(std::string_view error) noexcept {
     return std::nullopt;
   }
   const auto space = error.find(' ');
-  if (space == std::string_view::npos || !parse_int(error.substr(0, space), r.slot) ||
-      r.slot < 0 || r.slot >= kClusterSlots) {
+  if (space == std::string_view::npos || !parse_int(error.substr(0, space), r.slot) || r.slot < 0 ||
+      r.slot >= kClusterSlots) {
     return std::nullopt;
   }
   const std::string_view address = error.substr(space + 1);

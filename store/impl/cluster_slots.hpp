@@ -28,7 +28,7 @@ std::optional<std::string_view> routing_key(const std::vector<std::string>& argv
 struct SlotRange {
   int first = 0;
   int last = 0;      // inclusive
-  std::string host;  // of the range's primary; "" in the reply means the node that answered
+  std::string host;  // of the range's primary; "", "?" or nil in the reply: the node that answered
   int port = 0;
 };
 

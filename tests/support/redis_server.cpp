@@ -138,11 +138,11 @@ void RedisServer::launch() {
                 "--databases",
                 "16"};
   if (options_.cluster) {
-    for (std::string arg : {std::string("--cluster-enabled"), std::string("yes"),
-                            std::string("--cluster-port"), std::to_string(cluster_port_),
-                            std::string("--cluster-config-file"), dir_ + "/nodes.conf",
-                            std::string("--cluster-node-timeout"),
-                            std::to_string(options_.cluster_node_timeout_ms)}) {
+    for (std::string arg :
+         {std::string("--cluster-enabled"), std::string("yes"), std::string("--cluster-port"),
+          std::to_string(cluster_port_), std::string("--cluster-config-file"), dir_ + "/nodes.conf",
+          std::string("--cluster-node-timeout"),
+          std::to_string(options_.cluster_node_timeout_ms)}) {
       spawn.argv.push_back(std::move(arg));
     }
   }
@@ -370,7 +370,6 @@ void RedisCluster::wait_ok(std::chrono::milliseconds timeout) {
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {
     bool ok = true;
-    std::string epochs;
     for (std::size_t i = 0; i < nodes_.size() && ok; ++i) {
       if (nodes_[i]->pid() == 0) continue;
       try {

@@ -87,18 +87,19 @@ class RedisCluster {
   std::string url() const;  // "redis-cluster://127.0.0.1:<p0>,127.0.0.1:<p1>,.../"
   std::size_t size() const { return nodes_.size(); }
   RedisServer& node(std::size_t i) { return *nodes_.at(i); }
-  std::string node_id(std::size_t i);      // CLUSTER MYID
-  bool is_primary(std::size_t i);          // ROLE says master
+  std::string node_id(std::size_t i);           // CLUSTER MYID
+  bool is_primary(std::size_t i);               // ROLE says master
   std::size_t replica_of(std::size_t primary);  // a node whose ROLE names it as master
-  std::size_t primary_of_slot(int slot);   // from CLUSTER SLOTS of a live node
-  int slot_of(const std::string& key);     // CLUSTER KEYSLOT
+  std::size_t primary_of_slot(int slot);        // from the first live node's CLUSTER NODES
+  int slot_of(const std::string& key);          // CLUSTER KEYSLOT
   // A command on the primary of `key`'s slot (RedisServer::command's reply text).
   std::string command(const std::string& key, const std::vector<std::string>& argv);
   // The same command on every live primary, replies in node order.
   std::vector<std::string> on_primaries(const std::vector<std::string>& argv);
   // redis-cli --cluster <args> against a live node; its stdout; throws on a non-zero exit.
   std::string cli(std::vector<std::string> args);
-  // Every live node reports cluster_state:ok and agrees on one slot map (at most `timeout`).
+  // Every live node reports cluster_state:ok with all 16384 slots served, and every live
+  // replica's link to its primary is up (at most `timeout`).
   void wait_ok(std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
  private:

@@ -1,7 +1,8 @@
 // The saga e2e on a Redis Cluster (SAGAFLOW_REDIS_URL=redis-cluster://..., 3 primaries + 3
 // replicas of Debian's redis-server) with real RabbitMQ and two workers: every outcome, status
 // and saga show across the shards, a store's rate limit exact across workers, and a primary
-// SIGKILLed mid-run with SAGAFLOW_REDIS_WAIT_REPLICAS=1 (every saga ends once; nothing lost).
+// SIGKILLed mid-run after its replica was cut off, with SAGAFLOW_REDIS_WAIT_REPLICAS=1 (every
+// saga ends once; nothing lost).
 // The store-level cluster tests (tests/integration/store/cluster_test.cpp) cover resharding
 // and measure the loss of an unprotected failover.
 #include <signal.h>
@@ -39,14 +40,10 @@ struct ClusterSetup : sagaflow::e2e::Processes {
   RedisCluster redis;
 
   explicit ClusterSetup(const std::string& plans, const std::string& wait_replicas = "0") {
-    env = {{"SAGAFLOW_BROKER", "rabbitmq"},
-           {"SAGAFLOW_AMQP_URL", rabbit.amqp_url()},
-           {"SAGAFLOW_REDIS_URL", redis.url()},
-           {"SAGAFLOW_REDIS_WAIT_REPLICAS", wait_replicas},
-           {"SAGAFLOW_METRICS_ADDR", "0"},
-           {"SAGAFLOW_STEP_TIMEOUT_MS", "3000"},
-           {"SAGAFLOW_PLANS", plans},
-           {"SAGAFLOW_DEFAULT_PLAN", "free"},
+    env = {{"SAGAFLOW_BROKER", "rabbitmq"},     {"SAGAFLOW_AMQP_URL", rabbit.amqp_url()},
+           {"SAGAFLOW_REDIS_URL", redis.url()}, {"SAGAFLOW_REDIS_WAIT_REPLICAS", wait_replicas},
+           {"SAGAFLOW_METRICS_ADDR", "0"},      {"SAGAFLOW_STEP_TIMEOUT_MS", "3000"},
+           {"SAGAFLOW_PLANS", plans},           {"SAGAFLOW_DEFAULT_PLAN", "free"},
            {"SAGAFLOW_LOG_LEVEL", "warn"}};
     const auto r = run_cli({"topology", "apply"}, env, 60s);
     INFO("topology apply stderr: " << tail(r.err, 2000));
@@ -74,9 +71,10 @@ std::vector<std::pair<std::string, std::string>> trace_bindings() {
 
 }  // namespace
 
-TEST_CASE("saga e2e on Redis Cluster: two workers, every outcome, status and saga show across "
-          "shards, a store's limit exact across workers",
-          "[saga][e2e][cluster]") {
+TEST_CASE(
+    "saga e2e on Redis Cluster: two workers, every outcome, status and saga show across "
+    "shards, a store's limit exact across workers",
+    "[saga][e2e][cluster]") {
   constexpr double kRate = 10;
   constexpr double kBurst = 5;
   ClusterSetup c("free=100000/s:100000,tight=10/s:5");
@@ -104,7 +102,8 @@ TEST_CASE("saga e2e on Redis Cluster: two workers, every outcome, status and sag
   const auto trace = obs.snapshot();
   Report r;
   sagaflow::e2e::require_invariants(trace, all, &r);
-  for (const char* kind : {"confirmed", "inventory_rejected", "payment_failed", "shipment_failed"}) {
+  for (const char* kind :
+       {"confirmed", "inventory_rejected", "payment_failed", "shipment_failed"}) {
     INFO(r.summary());
     CHECK(r.outcomes[kind] > 0);
   }
@@ -126,9 +125,10 @@ TEST_CASE("saga e2e on Redis Cluster: two workers, every outcome, status and sag
   c.drain_workers();
 }
 
-TEST_CASE("saga e2e on Redis Cluster: a primary SIGKILLed mid-run with WAIT_REPLICAS=1; every "
-          "saga ends once, nothing lost",
-          "[saga][e2e][cluster]") {
+TEST_CASE(
+    "saga e2e on Redis Cluster: a primary SIGKILLed mid-run with WAIT_REPLICAS=1; every "
+    "saga ends once, nothing lost",
+    "[saga][e2e][cluster]") {
   ClusterSetup c("free=100000/s:100000", "1");
   Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
   obs.wait_bound();
@@ -142,11 +142,19 @@ TEST_CASE("saga e2e on Redis Cluster: a primary SIGKILLed mid-run with WAIT_REPL
       {sagaflow::testing::sagaflow_binary(), "publish", "--file", file.path, "--rate", "100"},
       c.env, true);
 
-  // A quarter done: SIGKILL the primary of partition 0's slot; its replica is promoted
-  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; },
-                     120s, 50ms));
+  // A quarter done: the replica of partition 0's primary is cut off (stopped, its replication
+  // link closed) for 0.5 s, then the primary is SIGKILLed and the replica resumed: it is
+  // promoted without the writes of that half second. Without WAIT those sagas would be lost
+  // (tests/integration/store/cluster_test.cpp measures it); with WAIT 1 none was acked.
+  REQUIRE(wait_until([&] { return count_outcomes(obs, gen.orders) >= gen.orders.size() / 4; }, 120s,
+                     50ms));
   const std::size_t victim = c.redis.primary_of_slot(c.redis.slot_of("{0}"));
+  const std::size_t replica = c.redis.replica_of(victim);
+  c.redis.node(replica).pause();
+  c.redis.node(victim).command({"CLIENT", "KILL", "TYPE", "replica"});
+  std::this_thread::sleep_for(500ms);
   c.redis.node(victim).kill();
+  c.redis.node(replica).resume();
   std::printf("primary %zu SIGKILLed at %zu outcomes\n", victim, count_outcomes(obs, gen.orders));
   REQUIRE(wait_until(
       [&] {
@@ -169,8 +177,8 @@ TEST_CASE("saga e2e on Redis Cluster: a primary SIGKILLed mid-run with WAIT_REPL
   sagaflow::e2e::require_invariants(trace, gen.orders, &r);
   sagaflow::e2e::check_status_counts(c.env, r, 0);
   for (std::size_t i = 0; i < c.workers.size(); ++i) {
-    INFO("worker " << c.workers[i].first << " stderr: "
-                   << tail(c.workers[i].second->read_stderr(), 1500));
+    INFO("worker " << c.workers[i].first
+                   << " stderr: " << tail(c.workers[i].second->read_stderr(), 1500));
     CHECK(c.workers[i].second->pid() != 0);
   }
   c.drain_workers();

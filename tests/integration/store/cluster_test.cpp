@@ -199,7 +199,8 @@ int count_not(const std::vector<std::int64_t>& versions, std::int64_t want) {
 // The primary that holds the most saga partitions.
 std::size_t busiest_primary(RedisCluster& rc) {
   std::map<std::size_t, int> count;
-  for (int p = 0; p < kPartitions; ++p) ++count[rc.primary_of_slot(impl::key_slot(std::to_string(p)))];
+  for (int p = 0; p < kPartitions; ++p)
+    ++count[rc.primary_of_slot(impl::key_slot(std::to_string(p)))];
   std::size_t best = count.begin()->first;
   for (const auto& [node, n] : count) {
     if (n > count[best]) best = node;
@@ -285,8 +286,8 @@ TEST_CASE("cluster: slots resharded mid-run: no step lost, none applied twice",
         reshard = std::thread([&] {
           moving = true;
           try {
-            rc.cli({"reshard", "--cluster-from", from_id, "--cluster-to", to_id,
-                    "--cluster-slots", "16384", "--cluster-yes"});
+            rc.cli({"reshard", "--cluster-from", from_id, "--cluster-to", to_id, "--cluster-slots",
+                    "16384", "--cluster-yes"});
           } catch (const std::exception& e) {
             reshard_error = e.what();
           }
@@ -300,10 +301,11 @@ TEST_CASE("cluster: slots resharded mid-run: no step lost, none applied twice",
   INFO("reshard: " << reshard_error);
   REQUIRE(reshard_error.empty());
   const auto redirects = client->stats().redirects;
-  std::printf("reshard: %d of %d steps acknowledged while slots moved, %llu MOVED/ASK followed, "
-              "%d transient failures\n",
-              acked_when_moved - acked_when_moving, d.acked_total(),
-              static_cast<unsigned long long>(redirects), d.transient_failures());
+  std::printf(
+      "reshard: %d of %d steps acknowledged while slots moved, %llu MOVED/ASK followed, "
+      "%d transient failures\n",
+      acked_when_moved - acked_when_moving, d.acked_total(),
+      static_cast<unsigned long long>(redirects), d.transient_failures());
   // Steps ran while the slots moved (the moves did not wait for an idle store)
   CHECK(acked_when_moved - acked_when_moving > 100);
   CHECK(redirects > 0);
@@ -321,6 +323,73 @@ TEST_CASE("cluster: slots resharded mid-run: no step lost, none applied twice",
   client->stop();
 }
 
+TEST_CASE(
+    "cluster: WAIT covers a duplicate's first apply and, with a replica stalled, answers "
+    "every write in time without dropping the connection",
+    "[store][cluster]") {
+  RedisCluster rc;
+  Loop loop;
+  auto plain = connected_client(loop, cluster_options(rc));
+  auto waiting = connected_client(loop, cluster_options(rc));
+  SagaStore unprotected(*plain, store_options(0));
+  SagaStore protected_store(*waiting, store_options(1));
+  const OrderId order{std::string("ord_wait")};
+  const int p = Keyspace(kPartitions).partition_of(order);
+  const std::size_t primary = rc.primary_of_slot(impl::key_slot(std::to_string(p)));
+  const std::size_t replica = rc.replica_of(primary);
+  auto request = [&](const std::string& event, std::int64_t expected) {
+    ApplyRequest r;
+    r.order_id = order;
+    r.event_id = EventId{event};
+    r.expected_version = expected;
+    r.new_state = "{}";
+    r.new_status = "running";
+    r.old_status = expected == 0 ? "" : "running";
+    return r;
+  };
+  auto apply = [&](SagaStore& store, const ApplyRequest& r) {
+    return loop.await<ApplyOutcome>([&](auto cb) { store.apply(r, std::move(cb)); });
+  };
+
+  // Given the shard's replica stalled (still connected, acknowledging nothing)
+  rc.node(replica).pause();
+  // When one worker applies an event without WAIT, and another gets it again with WAIT 1
+  auto first = apply(unprotected, request("evt_w1", 0));
+  REQUIRE(first.ok());
+  CHECK(first->kind == ApplyKind::applied);
+  auto again = apply(protected_store, request("evt_w1", 0));
+  // Then the duplicate is not confirmed: the replica does not have the first apply yet
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == Errc::unavailable);
+
+  // And 60 writes with WAIT while the replica stalls are all answered (unavailable) within
+  // their time, sharing WAITs, without a timeout that would drop the shared connection
+  int answered = 0;
+  int unavailable = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 60; ++i) {
+    protected_store.apply(request("evt_many_" + std::to_string(i), 1), [&](Result<ApplyOutcome> r) {
+      ++answered;
+      unavailable += !r.ok() && r.error().code == Errc::unavailable ? 1 : 0;
+    });
+  }
+  REQUIRE(loop.run_until([&] { return answered == 60; }, 10s));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("60 writes with WAIT 1 and a stalled replica: answered in %.2f s\n", took);
+  CHECK(unavailable == 60);
+  CHECK(took < 3.0);
+  CHECK(waiting->stats().timeouts == 0);
+  CHECK(waiting->connected());
+
+  // When the replica catches up, the duplicate is confirmed
+  rc.node(replica).resume();
+  auto later = apply(protected_store, request("evt_w1", 0));
+  REQUIRE(later.ok());
+  CHECK(later->kind == ApplyKind::duplicate);
+  plain->stop();
+  waiting->stop();
+}
+
 namespace {
 
 struct FailoverResult {
@@ -332,8 +401,9 @@ struct FailoverResult {
 
 // Steps sagas; after 400 acknowledged steps the busiest primary's replica is cut off (SIGSTOP
 // and its replication link closed, as a network partition does) for 500 ms, then the primary is
-// SIGKILLed and the replica resumed: it is promoted without what it missed. Once promoted, the killed node comes back (as a replica) and
-// 1,000 more steps run. Counts the sagas whose acknowledged step is gone.
+// SIGKILLed and the replica resumed: it is promoted without what it missed. Once promoted, the
+// killed node comes back (as a replica) and 1,000 more steps run. Counts the sagas whose
+// acknowledged step is gone.
 FailoverResult run_failover(int wait_replicas) {
   RedisCluster rc;
   Loop loop;
@@ -396,18 +466,20 @@ FailoverResult run_failover(int wait_replicas) {
   }
   CHECK(unread == 0);
   r.lost = std::max(r.lost, r.conflicted);
-  std::printf("failover (WAIT %d): %d sagas finished, %d transient failures; %d sagas lost an "
-              "acknowledged step (%d found by the next step's version check)\n",
-              wait_replicas, r.finished, d.transient_failures(), r.lost, r.conflicted);
+  std::printf(
+      "failover (WAIT %d): %d sagas finished, %d transient failures; %d sagas lost an "
+      "acknowledged step (%d found by the next step's version check)\n",
+      wait_replicas, r.finished, d.transient_failures(), r.lost, r.conflicted);
   client->stop();
   return r;
 }
 
 }  // namespace
 
-TEST_CASE("cluster: a primary SIGKILLed while its replica lags; the replica takes over and "
-          "the acknowledged steps it missed are lost",
-          "[store][cluster][failover]") {
+TEST_CASE(
+    "cluster: a primary SIGKILLed while its replica lags; the replica takes over and "
+    "the acknowledged steps it missed are lost",
+    "[store][cluster][failover]") {
   const FailoverResult r = run_failover(0);
   // Intake resumed on the promoted replica: every saga ended (a lost one by a conflict), and
   // the writes the lagging replica missed are gone (Redis replication is asynchronous)

@@ -174,6 +174,17 @@ TEST_CASE("a redis-cluster:// URL names seed nodes and an optional password", "[
   CHECK(parse_redis_url("redis-cluster://h:1/3").error().detail.find("database") !=
         std::string::npos);
   CHECK_FALSE(parse_redis_url("redis-cluster://h:1,,h:2/").ok());
+  CHECK_FALSE(parse_redis_url("redis-cluster://h:1,/").ok());
+  CHECK(parse_redis_url("redis-cluster://user:pw@h:1/").error().detail.find("password only") !=
+        std::string::npos);
+  CHECK_FALSE(parse_redis_url("redis-cluster://pw@h:1/").ok());
+  CHECK(parse_redis_url("redis-cluster://:a%2Cb@h:1/")->password == "a,b");
+  CHECK(parse_redis_url("redis-cluster://:a,b@h:1/")->password == "a,b");
+  auto v6 = parse_redis_url("redis-cluster://[::1],[::1]:7001/");
+  REQUIRE(v6.ok());
+  CHECK(v6->cluster_seeds[0].host == "::1");
+  CHECK(v6->cluster_seeds[0].port == 6379);
+  CHECK(v6->cluster_seeds[1].port == 7001);
   CHECK_FALSE(parse_redis_url("redis-cluster://h:x/").ok());
   CHECK(parse_redis_url("rediss://h:1/").error().detail.find("redis-cluster://") !=
         std::string::npos);
