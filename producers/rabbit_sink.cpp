@@ -117,6 +117,7 @@ void RabbitSink::send(Message& m, PublishCallback done) {
     props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
   }
   unconfirmed_.push_back(Pending{next_seq_++, std::move(done), false});
+  link_->cork();
   const int rc =
       amqp_basic_publish(link_->conn(), 1, bytes(m.exchange), bytes(m.routing_key), /*mandatory=*/0,
                          /*immediate=*/0, &props, bytes(m.body));

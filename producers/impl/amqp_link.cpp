@@ -5,6 +5,8 @@
 #include <amqp_tcp_socket.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -114,7 +116,8 @@ UvLink::UvLink(uv_loop_t* loop, LinkOptions options, Events events)
       options_(std::move(options)),
       events_(std::move(events)),
       reconnect_timer_(loop),
-      heartbeat_timer_(loop) {
+      heartbeat_timer_(loop),
+      end_of_turn_(loop) {
   rng_ ^= reinterpret_cast<std::uintptr_t>(this);
 }
 
@@ -232,9 +235,8 @@ void UvLink::watch_socket() {
                     // libuv reports POLLERR (a reset connection, for one) as UV_EBADF.
                     self->fail(make_error(
                         Errc::unavailable,
-                        status == UV_EBADF
-                            ? std::string("connection reset (socket error)")
-                            : fmt::format("socket error: {}", uv_strerror(status))));
+                        status == UV_EBADF ? std::string("connection reset (socket error)")
+                                           : fmt::format("socket error: {}", uv_strerror(status))));
                     return;
                   }
                   self->last_activity_ms_ = now_ms(self->loop_);
@@ -321,7 +323,25 @@ void UvLink::stop() noexcept {
   teardown(true);
 }
 
+void UvLink::cork() noexcept {
+  if (corked_ || !usable()) return;
+  const int on = 1;
+  if (::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0) return;
+  corked_ = true;
+  end_of_turn_.arm([this] { uncork(); });
+}
+
+void UvLink::uncork() noexcept {
+  if (!corked_) return;
+  corked_ = false;
+  const int off = 0;
+  if (conn_ != nullptr) {
+    ::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+  }
+}
+
 void UvLink::teardown(bool graceful) {
+  uncork();  // a graceful close must not wait behind a held segment
   heartbeat_timer_.stop();
   if (poll_ != nullptr) {
     uv_poll_stop(poll_);  // removes the fd from epoll before the socket is closed

@@ -76,6 +76,9 @@ class UvLink {
   // owner calls its own readable() after releasing (frames may sit in rabbitmq-c's buffer).
   void hold_reads(bool hold) noexcept;
   bool reads_held() const noexcept { return reads_held_; }
+  // Holds this turn's writes back (TCP_CORK) until the end of the loop turn, so the publishes
+  // of one turn leave in full segments instead of one small segment each; call before a write.
+  void cork() noexcept;
   // Calls the owner's readable() now (as the socket watcher does), e.g. after hold_reads(false).
   void read_now() { dispatch_readable(); }
 
@@ -98,6 +101,7 @@ class UvLink {
   void watch_socket();
   void teardown(bool graceful);
   void on_heartbeat_tick();
+  void uncork() noexcept;
 
   uv_loop_t* loop_;
   LinkOptions options_;
@@ -107,6 +111,8 @@ class UvLink {
   ConnectJob* job_ = nullptr;
   Timer reconnect_timer_;
   Timer heartbeat_timer_;
+  EndOfTurn end_of_turn_;
+  bool corked_ = false;
   std::uint64_t generation_ = 0;
   int failures_ = 0;  // consecutive failed connects
   int depth_ = 0;     // > 0 while inside readable()

@@ -44,6 +44,53 @@ bool Timer::active() const noexcept {
   return uv_is_active(reinterpret_cast<const uv_handle_t*>(&state_->handle)) != 0;
 }
 
+struct EndOfTurn::State {
+  uv_prepare_t prepare;
+  uv_check_t check;
+  std::function<void()> fn;
+  int open = 2;  // handles not yet closed
+  bool alive = true;
+
+  void fire() {
+    uv_prepare_stop(&prepare);
+    uv_check_stop(&check);
+    std::function<void()> call = std::move(fn);
+    fn = nullptr;
+    if (alive && call) call();
+  }
+};
+
+EndOfTurn::EndOfTurn(uv_loop_t* loop) : state_(new State) {
+  uv_prepare_init(loop, &state_->prepare);
+  uv_check_init(loop, &state_->check);
+  state_->prepare.data = state_;
+  state_->check.data = state_;
+}
+
+EndOfTurn::~EndOfTurn() {
+  state_->alive = false;
+  state_->fn = nullptr;
+  uv_prepare_stop(&state_->prepare);
+  uv_check_stop(&state_->check);
+  auto closed = [](uv_handle_t* h) {
+    auto* s = static_cast<State*>(h->data);
+    if (--s->open == 0) delete s;
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&state_->prepare), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&state_->check), closed);
+}
+
+void EndOfTurn::arm(std::function<void()> fn) {
+  if (state_->fn) return;
+  state_->fn = std::move(fn);
+  uv_prepare_start(&state_->prepare, [](uv_prepare_t* h) { static_cast<State*>(h->data)->fire(); });
+  uv_check_start(&state_->check, [](uv_check_t* h) { static_cast<State*>(h->data)->fire(); });
+}
+
+bool EndOfTurn::armed() const noexcept {
+  return static_cast<bool>(state_->fn);
+}
+
 struct Deferred::State {
   uv_timer_t handle;
   std::vector<std::function<void()>> queue;

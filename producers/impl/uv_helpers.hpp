@@ -41,6 +41,24 @@ class Deferred {
   State* state_;
 };
 
+// Runs a function once at the end of the current loop turn: after this turn's I/O callbacks
+// (uv_check) or, when armed outside them (a timer), before the loop next waits for I/O
+// (uv_prepare), whichever comes first. Arming again while armed keeps the first function.
+class EndOfTurn {
+ public:
+  explicit EndOfTurn(uv_loop_t* loop);
+  ~EndOfTurn();  // an armed function is dropped
+  EndOfTurn(const EndOfTurn&) = delete;
+  EndOfTurn& operator=(const EndOfTurn&) = delete;
+
+  void arm(std::function<void()> fn);
+  bool armed() const noexcept;
+
+ private:
+  struct State;
+  State* state_;
+};
+
 // Milliseconds on the loop's monotonic clock.
 std::int64_t now_ms(uv_loop_t* loop) noexcept;
 

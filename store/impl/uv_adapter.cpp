@@ -8,23 +8,28 @@ namespace {
 struct Events {
   redisAsyncContext* context = nullptr;
   uv_poll_t handle{};
-  int events = 0;
+  int events = 0;  // what hiredis wants
+  int armed = 0;   // what the poll handle watches (uv_poll_start / stop cost a syscall each)
 };
 
 void on_poll(uv_poll_t* handle, int status, int events) {
   auto* p = static_cast<Events*>(handle->data);
   // On an error libuv has stopped the handle: let hiredis find the socket error itself.
+  if (status != 0) p->armed = 0;
   const int ev = status != 0 ? p->events : events;
   if (p->context != nullptr && (ev & UV_READABLE) != 0) redisAsyncHandleRead(p->context);
   if (p->context != nullptr && (ev & UV_WRITABLE) != 0) redisAsyncHandleWrite(p->context);
 }
 
+// hiredis asks for writes on every command it buffers: re-arm only on a change.
 void update(Events* p) {
+  if (p->events == p->armed) return;
   if (p->events != 0) {
     uv_poll_start(&p->handle, p->events, &on_poll);
   } else {
     uv_poll_stop(&p->handle);
   }
+  p->armed = p->events;
 }
 
 void add_read(void* privdata) {
