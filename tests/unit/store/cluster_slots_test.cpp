@@ -3,6 +3,7 @@
 // cluster's CLUSTER KEYSLOT too.
 #include <catch2/catch.hpp>
 
+#include "store/deliveries.hpp"
 #include "store/impl/cluster_slots.hpp"
 #include "store/keyspace.hpp"
 
@@ -58,6 +59,17 @@ TEST_CASE("key_slot is CRC16 mod 16384 of the hash tag, or of the key", "[cluste
   CHECK(key_slot(Keyspace::parked_key(p, StoreId(std::string("s1")))) == slot);
   CHECK(key_slot(Keyspace::status_index_key(p, "running")) == slot);
   CHECK(key_slot(Keyspace::live_reason_index_key(p, "x")) == slot);
+  CHECK(key_slot(Keyspace::deadlines_key(p)) == slot);
+  CHECK(key_slot(Keyspace::stats_key(p)) == slot);
+  CHECK(key_slot(Keyspace::parked_stores_key(p)) == slot);
+  CHECK(key_slot(Keyspace::parked_leases_key(p)) == slot);
+  // The outgoing deliveries' scripts (record, claim, update) touch one partition's keys
+  CHECK(key_slot(Deliveries::event_key(p, "evt_1")) == slot);
+  CHECK(key_slot(Deliveries::seen_key(p, "evt_1")) == slot);
+  CHECK(key_slot(Deliveries::due_key(p)) == slot);
+  CHECK(key_slot(Deliveries::log_key(p)) == slot);
+  // A store's rate-limit bucket is its own slot, the same for every worker
+  CHECK(key_slot(Keyspace::rate_key(StoreId(std::string("s1")))) == key_slot("s1"));
 }
 
 TEST_CASE("routing_key finds the key of a command, or none", "[cluster]") {
