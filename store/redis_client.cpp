@@ -551,7 +551,7 @@ class RedisClient::Impl {
   int wait_next_replicas_ = 0;
 };
 
-RedisClient::RedisClient(uv_loop_s* loop, RedisClientOptions options) {
+RedisClient::RedisClient(uv_loop_s* loop, RedisClientOptions options) : loop_(loop) {
   if (options.endpoint.cluster()) {
     cluster_ = std::make_unique<impl::ClusterClient>(loop, std::move(options));
   } else {

@@ -81,6 +81,8 @@ class RedisClient final {
   void stop() noexcept;
 
   bool connected() const noexcept;
+  bool cluster() const noexcept { return cluster_ != nullptr; }
+  uv_loop_s* loop() const noexcept { return loop_; }
   // Called on every change: true once a connection is ready (handshake done), false when lost.
   void on_connection(ConnectionListener listener);
 
@@ -121,6 +123,7 @@ class RedisClient final {
  private:
   Callback then_wait(WaitReplicas wait, Callback done);
 
+  uv_loop_s* loop_;
   std::unique_ptr<Impl> impl_;                    // one Redis
   std::unique_ptr<impl::ClusterClient> cluster_;  // or a Redis Cluster
 };

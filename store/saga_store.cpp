@@ -1,5 +1,10 @@
 #include "store/saga_store.hpp"
 
+#include <uv.h>
+
+#include <algorithm>
+#include <iterator>
+
 #include <memory>
 #include <utility>
 
@@ -43,12 +48,24 @@ Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
 }  // namespace
 
 SagaStore::SagaStore(RedisClient& redis, SagaStoreOptions options)
-    : redis_(redis), options_(std::move(options)), keyspace_(options_.partitions) {
+    : redis_(redis),
+      options_(std::move(options)),
+      keyspace_(options_.partitions),
+      queued_(static_cast<std::size_t>(keyspace_.partitions())),
+      flush_timer_(new uv_timer_t{}) {
   if (options_.finished_ttl_s < options_.dedup_ttl_s)
     options_.finished_ttl_s = options_.dedup_ttl_s;
   if (options_.finished_ttl_s <= 0) options_.finished_ttl_s = 86400;
   if (options_.consumer.empty()) options_.consumer = "sagaflow";
   apply_script_ = redis_.register_script("apply.lua", std::string(impl::kApplyScript));
+  uv_timer_init(redis_.loop(), flush_timer_);
+  flush_timer_->data = this;
+}
+
+SagaStore::~SagaStore() {
+  uv_timer_stop(flush_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(flush_timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
 }
 
 void SagaStore::load(const OrderId& order, LoadCallback done) {
@@ -114,39 +131,113 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   args.push_back(std::to_string(req.updated_at > 0 ? req.updated_at : SystemClock().now_ms()));
   args.push_back(req.reason);
   args.push_back(std::to_string(options_.index_cap));
+  Queued q;
+  q.partition = p;
+  q.dedup_key = dedup ? keys[1] : std::string();
+  q.keys = std::move(keys);
+  q.args = std::move(args);
+  q.done = std::move(done);
+  // The applies of one loop turn go out together (per partition on a cluster: one slot each).
+  auto& queue = queued_[static_cast<std::size_t>(redis_.cluster() ? p : 0)];
+  queue.push_back(std::move(q));
+  if (!flush_armed_) {
+    flush_armed_ = true;
+    uv_timer_start(flush_timer_, &SagaStore::on_flush, 0, 0);
+  }
+}
+
+void SagaStore::on_flush(uv_timer_t* timer) {
+  static_cast<SagaStore*>(timer->data)->flush();
+}
+
+void SagaStore::flush() {
+  flush_armed_ = false;
+  for (auto& queue : queued_) {
+    if (queue.empty()) continue;
+    std::vector<Queued> all = std::move(queue);
+    queue.clear();
+    const std::size_t cap = std::max<std::size_t>(1, options_.max_batch);
+    for (std::size_t from = 0; from < all.size(); from += cap) {
+      const std::size_t to = std::min(all.size(), from + cap);
+      std::vector<Queued> batch(
+          std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(from)),
+          std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(to)));
+      send(std::move(batch));
+    }
+  }
+}
+
+// One script call: a lone apply in its own layout, several as apply.lua's batch.
+void SagaStore::send(std::vector<Queued> batch) {
+  ++stats_.calls;
+  stats_.applies += batch.size();
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+  if (batch.size() == 1) {
+    keys = std::move(batch.front().keys);
+    args = std::move(batch.front().args);
+  } else {
+    keys.reserve(12 * batch.size());
+    std::size_t n_args = 2;
+    for (const auto& q : batch) n_args += 1 + q.args.size();
+    args.reserve(n_args);
+    args.emplace_back("batch");
+    args.push_back(std::to_string(batch.size()));
+    for (auto& q : batch) {
+      for (auto& k : q.keys) keys.push_back(std::move(k));
+      args.push_back(std::to_string(q.args.size()));
+      for (auto& v : q.args) args.push_back(std::move(v));
+    }
+  }
+  auto shared = std::make_shared<std::vector<Queued>>(std::move(batch));
+  auto answered = [this, shared](Result<Reply> r) {
+    auto& items = *shared;
+    if (items.size() == 1) return answer(items.front(), std::move(r));
+    if (r.ok() && !r->is_error() && (!r->is_array() || r->elements.size() != items.size())) {
+      r = make_error(Errc::internal, "apply.lua: a batch answer of the wrong size");
+    }
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (!r.ok()) {
+        answer(items[i], r.error());
+      } else if (r->is_error()) {
+        answer(items[i], Reply(r.value()));
+      } else {
+        answer(items[i], std::move(r->elements[i]));
+      }
+    }
+  };
   if (options_.wait_replicas <= 0) {
-    redis_.eval(
-        apply_script_, std::move(keys), std::move(args),
-        [p, done = std::move(done)](Result<Reply> r) { done(parse_apply(std::move(r), p)); },
-        options_.timeout_ms);
+    redis_.eval(apply_script_, std::move(keys), std::move(args), std::move(answered),
+                options_.timeout_ms);
+  } else {
+    redis_.eval_replicated(apply_script_, std::move(keys), std::move(args),
+                           WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
+                           std::move(answered), options_.timeout_ms);
+  }
+}
+
+void SagaStore::answer(Queued& q, Result<Reply> r) {
+  auto outcome = parse_apply(std::move(r), q.partition);
+  if (options_.wait_replicas <= 0 || !outcome || outcome->kind != ApplyKind::duplicate ||
+      q.dedup_key.empty()) {
+    auto done = std::move(q.done);
+    done(std::move(outcome));
     return;
   }
-  const WaitReplicas wait{options_.wait_replicas, options_.wait_timeout_ms};
-  std::string dedup_key = dedup ? keys[1] : std::string();
-  redis_.eval_replicated(
-      apply_script_, std::move(keys), std::move(args), wait,
-      [this, p, wait, dedup_key = std::move(dedup_key),
-       done = std::move(done)](Result<Reply> r) mutable {
-        auto outcome = parse_apply(std::move(r), p);
-        if (!outcome || outcome->kind != ApplyKind::duplicate || dedup_key.empty()) {
-          done(std::move(outcome));
-          return;
+  // The first apply may have been another connection's, so this connection's WAIT does not
+  // cover it: rewrite its dedup mark (same value, same TTL) and WAIT for that. A replica
+  // acknowledges the replication stream in order, so it has the first apply too.
+  redis_.command_replicated(
+      {"SET", q.dedup_key, "1", "KEEPTTL", "XX"},
+      WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
+      [outcome = std::move(outcome.value()),
+       done = std::move(q.done)](Result<Reply> marked) mutable {
+        if (!marked.ok()) return done(std::move(marked).error());
+        if (marked->is_error()) {
+          return done(
+              make_error(Errc::internal, fmt::format("dedup mark rewrite: {}", marked->str)));
         }
-        // The first apply may have been another connection's, so this connection's WAIT does
-        // not cover it: rewrite its dedup mark (same value, same TTL) and WAIT for that. A
-        // replica acknowledges the replication stream in order, so it has the first apply too.
-        redis_.command_replicated(
-            {"SET", dedup_key, "1", "KEEPTTL", "XX"}, wait,
-            [outcome = std::move(outcome.value()),
-             done = std::move(done)](Result<Reply> marked) mutable {
-              if (!marked.ok()) return done(std::move(marked).error());
-              if (marked->is_error()) {
-                return done(
-                    make_error(Errc::internal, fmt::format("dedup mark rewrite: {}", marked->str)));
-              }
-              done(std::move(outcome));
-            },
-            options_.timeout_ms);
+        done(std::move(outcome));
       },
       options_.timeout_ms);
 }

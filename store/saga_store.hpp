@@ -26,6 +26,8 @@
 #include "store/keyspace.hpp"
 #include "store/redis_client.hpp"
 
+struct uv_timer_s;
+
 namespace sagaflow::store {
 
 struct SagaRecord {
@@ -79,6 +81,9 @@ struct SagaStoreOptions {
   // duplicate only after they have the first apply (its dedup mark is rewritten, then WAIT).
   int wait_replicas = 0;
   Millis wait_timeout_ms = 500;
+  // Applies of one loop turn sent in one script call (one per partition on a cluster); more
+  // go in further calls of this size, so one call's time (and p99) stays bounded.
+  std::size_t max_batch = 64;
 };
 
 class SagaStore final {
@@ -87,7 +92,14 @@ class SagaStore final {
   using ApplyCallback = std::function<void(Result<ApplyOutcome>)>;
   using StatsCallback = std::function<void(Result<std::map<std::string, std::int64_t>>)>;
 
+  // Applies are queued and sent at the next loop turn, all of one turn in one script call (per
+  // partition on a cluster, at most max_batch each); every apply still answers on its own.
+  // Destroying the store drops applies not yet sent (stop the client first, as for every
+  // store: after stop() nothing is sent and every queued apply fails at the next turn).
   SagaStore(RedisClient& redis, SagaStoreOptions options);
+  ~SagaStore();
+  SagaStore(const SagaStore&) = delete;
+  SagaStore& operator=(const SagaStore&) = delete;
 
   const Keyspace& keyspace() const noexcept { return keyspace_; }
   int partition_of(const OrderId& order) const noexcept { return keyspace_.partition_of(order); }
@@ -97,11 +109,33 @@ class SagaStore final {
   // Sagas per status, summed over all partitions (confirmed / failed are cumulative counts).
   void status_counts(StatsCallback done);
 
+  struct Stats {
+    std::uint64_t calls = 0;    // apply.lua calls
+    std::uint64_t applies = 0;  // applies in them
+  };
+  Stats stats() const noexcept { return stats_; }
+
  private:
+  struct Queued {
+    int partition = 0;
+    std::string dedup_key;  // "" without dedup
+    std::vector<std::string> keys;
+    std::vector<std::string> args;
+    ApplyCallback done;
+  };
+  static void on_flush(uv_timer_s* timer);
+  void flush();
+  void send(std::vector<Queued> batch);
+  void answer(Queued& q, Result<Reply> r);
+
   RedisClient& redis_;
   SagaStoreOptions options_;
   Keyspace keyspace_;
   ScriptRef apply_script_;
+  std::vector<std::vector<Queued>> queued_;  // per partition on a cluster, else all in [0]
+  uv_timer_s* flush_timer_;
+  bool flush_armed_ = false;
+  Stats stats_;
 };
 
 }  // namespace sagaflow::store
