@@ -196,6 +196,7 @@ struct Row {
   long count = 0;
   double worker_cpu = -1;         // < 0: not part of this path
   double redis_cpu = -1;          // every Redis process (a cluster: primaries + replicas)
+  double redis_commands = -1;     // commands executed per start (INFO commandstats)
   std::vector<double> shard_cpu;  // a cluster: each primary's CPU seconds
   SelfCpu self{};
   std::string note;
@@ -340,6 +341,39 @@ struct RedisUnderTest {
     for (std::size_t i = 0; i < cluster->size(); ++i) out.push_back(cluster->node(i).pid());
     return out;
   }
+  // Every node's RedisServer (one, or the cluster's six).
+  std::vector<RedisServer*> servers() const {
+    if (one) return {one.get()};
+    std::vector<RedisServer*> out;
+    for (std::size_t i = 0; i < cluster->size(); ++i) out.push_back(&cluster->node(i));
+    return out;
+  }
+  // Commands executed on the primaries since the last reset (INFO commandstats; commands run
+  // inside scripts count, EVALSHA itself too), by command.
+  std::map<std::string, long> calls() const {
+    std::map<std::string, long> out;
+    const auto primary = primaries();
+    const auto all = servers();
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (!primary[i]) continue;
+      std::istringstream in(all[i]->command({"INFO", "commandstats"}));
+      std::string line;
+      while (std::getline(in, line)) {
+        // cmdstat_evalsha:calls=123,usec=...
+        const auto colon = line.find(':');
+        const auto calls = line.find("calls=");
+        if (line.rfind("cmdstat_", 0) != 0 || colon == std::string::npos ||
+            calls == std::string::npos) {
+          continue;
+        }
+        out[line.substr(8, colon - 8)] += std::atol(line.c_str() + calls + 6);
+      }
+    }
+    return out;
+  }
+  void reset_calls() const {
+    for (RedisServer* s : servers()) s->command({"CONFIG", "RESETSTAT"});
+  }
   std::vector<bool> primaries() const {
     if (one) return {true};
     std::vector<bool> out;
@@ -384,6 +418,7 @@ Row ours(const std::string& bin, int n, const std::string& prefetch, bool cluste
   std::unordered_set<std::string> seen;
   seen.reserve(static_cast<std::size_t>(n) * 2);
   long records = 0;
+  redis.reset_calls();
   const auto before = threads_now();
   const std::vector<pid_t> redis_pids = redis.pids();
   std::vector<double> redis0;
@@ -433,9 +468,23 @@ Row ours(const std::string& bin, int n, const std::string& prefetch, bool cluste
   }
   r.self = self_cpu_since(before);
   const double from_start = duration<double>(end - started).count();
-  r.note = fmt::format("{:.0f}/s from the worker's start ({:.2f} s); {} records (re-sends: {})",
-                       static_cast<double>(r.count) / from_start, from_start, records,
-                       records - r.count);
+  const auto calls = redis.calls();
+  long total = 0;
+  for (const auto& [name, k] : calls) total += k;
+  std::vector<std::pair<long, std::string>> top;
+  for (const auto& [name, k] : calls) top.emplace_back(k, name);
+  std::sort(top.rbegin(), top.rend());
+  std::string breakdown;
+  for (std::size_t i = 0; i < top.size() && i < 8; ++i) {
+    breakdown += fmt::format(" {} {:.2f}", top[i].second,
+                             static_cast<double>(top[i].first) / std::max(1L, r.count));
+  }
+  r.redis_commands = static_cast<double>(total) / static_cast<double>(std::max(1L, r.count));
+  r.note = fmt::format(
+      "{:.0f}/s from the worker's start ({:.2f} s); {} records (re-sends: {}); Redis commands "
+      "per start {:.2f}:{}",
+      static_cast<double>(r.count) / from_start, from_start, records, records - r.count,
+      r.redis_commands, breakdown);
   rd_kafka_consumer_close(counter);
   rd_kafka_destroy(counter);
   for (auto& w : procs) w->signal(SIGTERM);
@@ -542,10 +591,12 @@ int redis_scaling(const std::string& bin, int n, int rounds) {
       const double per = 1e6 / static_cast<double>(std::max(1L, r.count));
       std::string shards;
       for (double c : r.shard_cpu) shards += fmt::format(" {:.1f}", c * per);
-      std::printf("%-26s %5d %9.0f/s %8ld | %7.2f %7.2f %7.2f | %.1f us, %.1f us%s%s\n", s.name,
-                  round, r.rate, r.count, r.worker_cpu, r.redis_cpu, r.self.mock,
-                  r.worker_cpu * per, r.redis_cpu * per, shards.empty() ? "" : " (primaries:",
-                  shards.empty() ? "" : (shards + " us)").c_str());
+      std::printf(
+          "%-26s %5d %9.0f/s %8ld | %7.2f %7.2f %7.2f | %.1f us, %.1f us%s%s; %.2f commands\n",
+          s.name, round, r.rate, r.count, r.worker_cpu, r.redis_cpu, r.self.mock,
+          r.worker_cpu * per, r.redis_cpu * per,
+          shards.empty() ? "" : " (primaries:", shards.empty() ? "" : (shards + " us)").c_str(),
+          r.redis_commands);
       std::fflush(stdout);
     }
   }

@@ -75,7 +75,8 @@ void ParkedStarter::serve(const std::string& store, int budget) {
                 for (std::size_t i = k; i < leased->size(); ++i)
                   back.push_back((*leased)[i].order_id);
                 if (!back.empty()) parking_.release(back);
-                for (std::size_t i = 0; i < k; ++i) pipeline_.on_parked_start((*leased)[i].order_id);
+                for (std::size_t i = 0; i < k; ++i)
+                  pipeline_.on_parked_start((*leased)[i].order_id);
                 if (k == 0) {
                   busy_.erase(store);
                   return;
@@ -107,9 +108,15 @@ void OutboxRelay::tick() {
     outbox_.claim_stale(p, [this, p](Result<std::vector<store::OutboxEntry>> claimed) {
       --outstanding_;
       if (!claimed || claimed->empty()) return;
-      log::info("taking over outbox entries left pending",
-                {{"partition", p}, {"count", static_cast<std::int64_t>(claimed->size())}});
-      for (auto& entry : claimed.value()) resend(p, std::move(entry));
+      std::int64_t taken = 0;
+      for (auto& entry : claimed.value()) {
+        if (held_ && held_(entry.stream_id)) continue;  // our sink is on it
+        ++taken;
+        resend(p, std::move(entry));
+      }
+      if (taken > 0) {
+        log::info("taking over outbox entries left pending", {{"partition", p}, {"count", taken}});
+      }
     });
   }
 }

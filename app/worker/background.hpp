@@ -93,7 +93,8 @@ class OutboxRelay {
  public:
   OutboxRelay(store::Outbox& outbox, store::SagaStore& sagas, store::Deadlines& deadlines,
               const Clock& clock, const SagaDefinition& definition, MessageSink& sink,
-              metrics::Counter& resent, metrics::Counter& dropped)
+              metrics::Counter& resent, metrics::Counter& dropped,
+              std::function<bool(const std::string&)> held = {})
       : outbox_(outbox),
         sagas_(sagas),
         deadlines_(deadlines),
@@ -101,7 +102,11 @@ class OutboxRelay {
         definition_(definition),
         sink_(sink),
         resent_(resent),
-        dropped_(dropped) {}
+        dropped_(dropped),
+        held_(std::move(held)) {}
+  // Claims the entries left pending past the idle time and re-sends them, except those that
+  // held() says this worker's own sink is still publishing (claiming them resets their idle
+  // time, which is all they need).
   void tick();
 
  private:
@@ -120,6 +125,7 @@ class OutboxRelay {
   MessageSink& sink_;
   metrics::Counter& resent_;
   metrics::Counter& dropped_;
+  std::function<bool(const std::string&)> held_;
   int outstanding_ = 0;
 };
 

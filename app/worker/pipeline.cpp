@@ -4,6 +4,7 @@
 #include <chrono>
 #include <iterator>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -50,6 +51,9 @@ struct Pipeline::Impl {
   std::size_t failing = 0;  // jobs currently backing off after a dependency failure
   std::function<void(bool)> degraded_change;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  // Outbox entries this worker's sink is publishing: the relay leaves them alone, however long
+  // the sink takes (with a large prefetch, longer than the relay's idle time).
+  std::unordered_set<std::string> held;
   std::map<std::string, std::int64_t, std::less<>> parked_stores;  // from the scheduler
 
   // Metrics (CONTRACT.md section 8); handles resolved once.
@@ -383,6 +387,7 @@ struct Pipeline::Impl {
     };
     auto pending = std::make_shared<Pending>();
     pending->left = commit->messages.size();
+    for (const auto& id : ids) held.insert(id);
     auto shared_ids = std::make_shared<std::vector<std::string>>(std::move(ids));
     std::weak_ptr<bool> weak = alive;
     for (const auto& message : commit->messages) {
@@ -391,6 +396,7 @@ struct Pipeline::Impl {
         pending->all_ok = pending->all_ok && st.ok();
         if (st.ok()) commands_sent.inc();
         if (--pending->left > 0) return;
+        for (const auto& id : *shared_ids) held.erase(id);  // not confirmed: the relay's now
         if (pending->all_ok && !shared_ids->empty()) clear_later(partition, std::move(*shared_ids));
       });
     }
@@ -479,6 +485,9 @@ void Pipeline::on_deadline(const OrderId& order) {
 
 std::size_t Pipeline::in_flight() const noexcept {
   return impl_->in_flight;
+}
+bool Pipeline::holds(const std::string& outbox_id) const {
+  return impl_->held.count(outbox_id) != 0;
 }
 bool Pipeline::degraded() const noexcept {
   return impl_->failing > 0;

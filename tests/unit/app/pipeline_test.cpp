@@ -87,9 +87,17 @@ struct FakeAdmission final : StartAdmission {
 
 struct FakeSink final : MessageSink {
   std::vector<OutgoingMessage> published;
+  bool hold = false;  // keep the confirms until confirm_all()
+  std::vector<std::function<void(Status)>> unconfirmed;
   void publish(const OutgoingMessage& m, std::function<void(Status)> done) override {
     published.push_back(m);
+    if (hold) return unconfirmed.push_back(std::move(done));
     done(Status::success());
+  }
+  void confirm_all(Status st) {
+    auto owed = std::move(unconfirmed);
+    unconfirmed.clear();
+    for (auto& cb : owed) cb(st);
   }
 };
 
@@ -193,6 +201,30 @@ TEST_CASE("bad content is dead-lettered at once with its reason", "[pipeline]") 
   CHECK(h.settled[4].reason == Errc::unknown_type);  // an outcome is not a saga input
   CHECK(h.repo.commits.empty());
   CHECK(h.sink.published.empty());
+}
+
+TEST_CASE("the outbox entries a publish still holds are the pipeline's, not the relay's",
+          "[pipeline]") {
+  Harness h;
+  h.sink.hold = true;
+  // Given a start whose command the broker has not confirmed yet
+  h.deliver(1, order_created("o1"));
+  REQUIRE(h.sink.unconfirmed.size() == 1);
+  // Then its outbox entry is held (the relay leaves it alone, however long the confirm takes)
+  CHECK(h.pipeline.holds("id0"));
+  CHECK_FALSE(h.pipeline.holds("id1"));
+  // When the broker refuses it, the entry is the relay's to re-send, and not cleared
+  h.sink.confirm_all(make_error(Errc::unavailable, "nack"));
+  CHECK_FALSE(h.pipeline.holds("id0"));
+  h.timers.advance(1000);
+  CHECK(h.repo.cleared.empty());
+  // When another start's command is confirmed, its entry is released and cleared
+  h.deliver(2, order_created("o2"));
+  CHECK(h.pipeline.holds("id0"));
+  h.sink.confirm_all(Status::success());
+  CHECK_FALSE(h.pipeline.holds("id0"));
+  h.timers.advance(1000);
+  CHECK(h.repo.cleared == std::vector<std::string>{"id0"});
 }
 
 TEST_CASE("a duplicate delivery is acked and changes nothing", "[pipeline]") {
