@@ -2,13 +2,21 @@
 //
 //  bare:   a rabbitmq-c loop that consumes a message, publishes one (persistent, publisher
 //          confirms) and acks the delivery after the confirm: the broker-bound limit of the job.
+//  reference: the same loop doing the saga step's minimal work too: each order.created parsed
+//          (simdjson), one EVALSHA (dedup SET NX EX + the saga's HSET when new; the EVALSHAs
+//          of the deliveries at hand pipelined on one hiredis connection), inventory.reserve
+//          published persistent with confirms, multiple-ack after the confirms.
 //  ours:   one `sagaflow worker`: order.created consumed -> saga committed in Redis ->
 //          inventory.reserve published and confirmed -> delivery acked.
+// The three alternate round by round. Rates are timed from the first message handled to the
+// N-th; CPU seconds per party (the worker or this loop, redis-server) over that span only; the
+// commands' queue depth is polled on one connection.
 //  latency: order.created published at half of our maximum rate; time until its
 //          inventory.reserve arrives at a consumer of the commands (p50 / p99).
 //
-// Usage: saga_bench [N=20000]   (needs redis-server and rabbitmq-server installed; it starts
-// its own on free loopback ports, and the sagaflow binary from SAGAFLOW_BINARY or ./app/sagaflow)
+// Usage: saga_bench [N=20000] [ROUNDS=2]   (needs redis-server and rabbitmq-server installed; it
+// starts its own on free loopback ports, and the sagaflow binary from SAGAFLOW_BINARY or
+// ./app/sagaflow)
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
@@ -23,6 +31,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include <hiredis/hiredis.h>
+#include <simdjson.h>
+
+#include "bench_util.hpp"
 #include "support/servers.hpp"
 
 using namespace std::chrono;
@@ -131,34 +143,186 @@ double bare_loop(RabbitServer& rabbit, int n) {
   return done / secs;
 }
 
+// The reference: bare_loop plus the saga step's minimal work, pipelined on one Redis
+// connection. Returns the rate; *cpu gets this process's and redis-server's CPU seconds.
+constexpr const char* kRefScript =
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then "
+    "redis.call('HSET', KEYS[2], 'version', 1, 'state', ARGV[1], 'status', 'running') "
+    "return 1 end return 0";
+
+double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round,
+                      std::pair<double, double>* cpu) {
+  const std::string in = "bench.ref.in." + std::to_string(round);
+  rabbit.declare_queue(in);
+  rabbit.declare_queue("bench.ref.out");
+  {
+    Amqp pub(rabbit.port());
+    for (int i = 0; i < n; ++i) {
+      const std::string order = "o_ref" + std::to_string(round) + "_" + std::to_string(i);
+      pub.publish("", in, order_created(order, i % 16));
+    }
+  }
+  while (rabbit.queue_depth(in) < static_cast<std::uint32_t>(n)) std::this_thread::sleep_for(10ms);
+  redisContext* rc = redisConnect("127.0.0.1", redis.port());
+  if (rc == nullptr || rc->err != 0) throw std::runtime_error("reference: redis connect");
+  auto* load = static_cast<redisReply*>(redisCommand(rc, "SCRIPT LOAD %s", kRefScript));
+  if (load == nullptr || load->type != REDIS_REPLY_STRING) throw std::runtime_error("SCRIPT LOAD");
+  const std::string sha(load->str, load->len);
+  freeReplyObject(load);
+
+  Amqp a(rabbit.port());
+  amqp_channel_open(a.conn, 2);
+  amqp_get_rpc_reply(a.conn);
+  amqp_confirm_select(a.conn, 2);
+  amqp_get_rpc_reply(a.conn);
+  amqp_basic_qos(a.conn, 1, 0, 256, 0);
+  amqp_basic_consume(a.conn, 1, amqp_cstring_bytes(in.c_str()), amqp_empty_bytes, 0, 0, 0,
+                     amqp_empty_table);
+  amqp_get_rpc_reply(a.conn);
+  simdjson::ondemand::parser parser;
+  struct Held {
+    std::uint64_t tag;
+    std::string order;
+    simdjson::padded_string body;
+  };
+  std::vector<Held> batch;
+  std::uint64_t confirmed = 0, last_tag = 0;
+  std::vector<std::uint64_t> tag_of_publish;
+  tag_of_publish.reserve(static_cast<std::size_t>(n));
+  int done = 0;
+  steady_clock::time_point t0{};
+  double self0 = 0, redis0 = 0;
+  auto step_batch = [&] {
+    // One pipelined round of EVALSHAs for the deliveries at hand, then their publishes.
+    for (const auto& h : batch) {
+      const std::string dedup = "ref:dedup:evt_" + h.order;
+      const std::string saga = "ref:saga:" + h.order;
+      const char* argv[] = {"EVALSHA",     sha.c_str(),  "2",
+                            dedup.c_str(), saga.c_str(), h.body.data()};
+      const std::size_t lens[] = {7, sha.size(), 1, dedup.size(), saga.size(), h.body.size()};
+      redisAppendCommandArgv(rc, 6, argv, lens);
+    }
+    for (const auto& h : batch) {
+      void* reply = nullptr;
+      if (redisGetReply(rc, &reply) != REDIS_OK) throw std::runtime_error("reference: redis");
+      freeReplyObject(reply);
+      const std::string out =
+          R"({"id":")" + h.order +
+          R"(:inventory.reserve","type":"inventory.reserve","data":{"order_id":")" + h.order +
+          R"("}})";
+      amqp_basic_properties_t p{};
+      p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+      p.delivery_mode = 2;
+      amqp_basic_publish(a.conn, 2, amqp_empty_bytes, amqp_cstring_bytes("bench.ref.out"), 0, 0, &p,
+                         amqp_cstring_bytes(out.c_str()));
+      tag_of_publish.push_back(h.tag);
+    }
+    batch.clear();
+  };
+  while (done < n) {
+    amqp_envelope_t env;
+    amqp_maybe_release_buffers(a.conn);
+    timeval zero{0, 0};
+    amqp_rpc_reply_t r = amqp_consume_message(a.conn, &env, batch.empty() ? nullptr : &zero, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+      if (t0 == steady_clock::time_point{}) {
+        t0 = steady_clock::now();
+        self0 = sagaflow::bench::process_cpu(::getpid());
+        redis0 = sagaflow::bench::process_cpu(redis.pid());
+      }
+      Held h{env.delivery_tag,
+             {},
+             simdjson::padded_string(static_cast<const char*>(env.message.body.bytes),
+                                     env.message.body.len)};
+      simdjson::ondemand::document doc;
+      std::string_view order;
+      if (parser.iterate(h.body).get(doc) == simdjson::SUCCESS &&
+          doc["data"]["order_id"].get_string().get(order) == simdjson::SUCCESS) {
+        h.order = std::string(order);
+      }
+      batch.push_back(std::move(h));
+      amqp_destroy_envelope(&env);
+      if (batch.size() >= 256) step_batch();
+      continue;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
+      step_batch();
+      continue;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+      amqp_frame_t f;
+      if (amqp_simple_wait_frame(a.conn, &f) != AMQP_STATUS_OK) break;
+      if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+        const auto* ack = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
+        const std::uint64_t upto = ack->delivery_tag;
+        if (upto > confirmed) {
+          confirmed = upto;
+          const std::uint64_t tag = tag_of_publish[confirmed - 1];
+          if (tag > last_tag) {
+            amqp_basic_ack(a.conn, 1, tag, 1);
+            last_tag = tag;
+          }
+          done = static_cast<int>(confirmed);
+        }
+      }
+      continue;
+    }
+    break;
+  }
+  const double secs = duration<double>(steady_clock::now() - t0).count();
+  if (cpu != nullptr) {
+    *cpu = {sagaflow::bench::process_cpu(::getpid()) - self0,
+            sagaflow::bench::process_cpu(redis.pid()) - redis0};
+  }
+  redisFree(rc);
+  return done / secs;
+}
+
 struct Env {
   std::vector<std::pair<std::string, std::string>> vars;
 };
 
-double ours(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std::string& bin,
-            int n) {
+// The depth of a queue, on a connection kept open (a passive queue.declare per call).
+std::uint32_t depth_of(Amqp& a, const char* queue) {
+  amqp_queue_declare_ok_t* ok =
+      amqp_queue_declare(a.conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+  return ok != nullptr ? ok->message_count : 0;
+}
+
+double ours(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std::string& bin, int n,
+            int round, std::pair<double, double>* cpu) {
   rabbit.purge("sagaflow.participants");
   {
     Amqp pub(rabbit.port());
     for (int i = 0; i < n; ++i) {
-      const std::string order = "o_tp_" + std::to_string(i);
+      const std::string order = "o_tp" + std::to_string(round) + "_" + std::to_string(i);
       pub.publish("sagaflow.events", "order.created", order_created(order, i % 16), "evt_" + order);
     }
   }
-  while (rabbit.queue_depth("sagaflow.saga") < static_cast<std::uint32_t>(n))
+  Amqp poll(rabbit.port());
+  while (depth_of(poll, "sagaflow.saga") < static_cast<std::uint32_t>(n))
     std::this_thread::sleep_for(10ms);
-  (void)redis;
   Process worker({bin, "worker"}, env.vars, false);
   // Time from the first command seen to the last: excludes the worker's start-up.
   steady_clock::time_point first{};
+  double worker0 = 0, redis0 = 0;
   std::uint32_t depth = 0;
   const auto give_up = steady_clock::now() + 300s;
   while (depth < static_cast<std::uint32_t>(n) && steady_clock::now() < give_up) {
-    depth = rabbit.queue_depth("sagaflow.participants");
-    if (depth > 0 && first == steady_clock::time_point{}) first = steady_clock::now();
+    depth = depth_of(poll, "sagaflow.participants");
+    if (depth > 0 && first == steady_clock::time_point{}) {
+      first = steady_clock::now();
+      worker0 = sagaflow::bench::process_cpu(worker.pid());
+      redis0 = sagaflow::bench::process_cpu(redis.pid());
+    }
     std::this_thread::sleep_for(2ms);
   }
   const double secs = duration<double>(steady_clock::now() - first).count();
+  if (cpu != nullptr) {
+    *cpu = {sagaflow::bench::process_cpu(worker.pid()) - worker0,
+            sagaflow::bench::process_cpu(redis.pid()) - redis0};
+  }
   worker.signal(SIGTERM);
   worker.wait_for(15s);
   if (depth < static_cast<std::uint32_t>(n)) {
@@ -248,16 +412,31 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "topology apply failed: %s\n", topo.read_stderr().c_str());
     return 1;
   }
-  std::printf("saga_bench: %d messages, RabbitMQ %s, Redis %s\n", n, rabbit.amqp_url().c_str(),
-              redis.url().c_str());
-  const double bare = bare_loop(rabbit, n);
-  std::printf("bare rabbitmq-c consume -> publish+confirm -> ack: %10.0f msg/s\n", bare);
-  const double our = ours(rabbit, redis, env, bin, n);
-  std::printf(
-      "sagaflow worker (1 process), order.created -> inventory.reserve confirmed -> ack: %10.0f "
-      "msg/s\n",
-      our);
-  std::printf("ratio ours/bare: %.2f\n", bare > 0 ? our / bare : 0.0);
-  if (our > 0) latency(rabbit, env, bin, our / 2, 5);
+  const int rounds = argc > 2 ? std::max(1, std::atoi(argv[2])) : 2;
+  std::printf("saga_bench: %d messages x %d rounds, RabbitMQ %s, Redis %s\n", n, rounds,
+              rabbit.amqp_url().c_str(), redis.url().c_str());
+  std::printf("%-5s %-44s %10s | %s\n", "round", "path", "rate",
+              "CPU us per message (loop or worker, redis)");
+  double last_ours = 0;
+  for (int round = 1; round <= rounds; ++round) {
+    const double bare = bare_loop(rabbit, n);
+    std::printf("%-5d %-44s %8.0f/s |\n", round, "bare: consume -> publish+confirm -> ack", bare);
+    std::pair<double, double> ref_cpu{}, our_cpu{};
+    const double ref = reference_loop(rabbit, redis, n, round, &ref_cpu);
+    std::printf("%-5d %-44s %8.0f/s | %.1f, %.1f\n", round,
+                "reference: + parse + 1 EVALSHA (pipelined)", ref, ref_cpu.first / n * 1e6,
+                ref_cpu.second / n * 1e6);
+    const double our = ours(rabbit, redis, env, bin, n, round, &our_cpu);
+    std::printf("%-5d %-44s %8.0f/s | %.1f, %.1f\n", round, "sagaflow worker (1 process)", our,
+                our_cpu.first / n * 1e6, our_cpu.second / n * 1e6);
+    std::printf(
+        "%-5d ours/reference %.2f, ours/bare %.2f; CPU (worker + redis) / (loop + redis) "
+        "per message %.2f\n",
+        round, ref > 0 ? our / ref : 0.0, bare > 0 ? our / bare : 0.0,
+        (our_cpu.first + our_cpu.second) / std::max(1e-9, ref_cpu.first + ref_cpu.second));
+    std::fflush(stdout);
+    last_ours = our;
+  }
+  if (last_ours > 0) latency(rabbit, env, bin, last_ours / 2, 5);
   return 0;
 }
