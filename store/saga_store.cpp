@@ -190,7 +190,8 @@ void SagaStore::send(std::vector<Queued> batch) {
     }
   }
   auto shared = std::make_shared<std::vector<Queued>>(std::move(batch));
-  auto answered = [this, shared](Result<Reply> r) {
+  auto answered = [this, alive = std::weak_ptr<bool>(alive_), shared](Result<Reply> r) {
+    if (alive.expired()) return;  // the store is gone (its client failed what was in flight)
     auto& items = *shared;
     if (items.size() == 1) return answer(items.front(), std::move(r));
     if (r.ok() && !r->is_error() && (!r->is_array() || r->elements.size() != items.size())) {

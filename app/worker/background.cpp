@@ -110,7 +110,8 @@ void OutboxRelay::tick() {
       if (!claimed || claimed->empty()) return;
       std::int64_t taken = 0;
       for (auto& entry : claimed.value()) {
-        if (held_ && held_(entry.stream_id)) continue;  // our sink is on it
+        if (held_ && held_(p, entry.stream_id)) continue;  // our sink is on it
+        if (resending_.count(std::to_string(p) + ':' + entry.stream_id) != 0) continue;
         ++taken;
         resend(p, std::move(entry));
       }
@@ -157,8 +158,10 @@ void OutboxRelay::publish(int partition, store::OutboxEntry entry, std::optional
                     std::move(entry.command.id), std::move(entry.command.body)};
   auto id = std::make_shared<std::string>(std::move(entry.stream_id));
   ++outstanding_;
+  resending_.insert(std::to_string(partition) + ':' + *id);
   sink_.publish(m, [this, partition, id, extend = std::move(extend)](Status st) {
     --outstanding_;
+    resending_.erase(std::to_string(partition) + ':' + *id);
     if (!st) return;  // stays pending; claimed again after min idle
     resent_.inc();
     outbox_.ack(partition, {*id});

@@ -28,6 +28,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "app/worker/pipeline.hpp"
@@ -94,7 +95,7 @@ class OutboxRelay {
   OutboxRelay(store::Outbox& outbox, store::SagaStore& sagas, store::Deadlines& deadlines,
               const Clock& clock, const SagaDefinition& definition, MessageSink& sink,
               metrics::Counter& resent, metrics::Counter& dropped,
-              std::function<bool(const std::string&)> held = {})
+              std::function<bool(int, const std::string&)> held = {})
       : outbox_(outbox),
         sagas_(sagas),
         deadlines_(deadlines),
@@ -105,8 +106,8 @@ class OutboxRelay {
         dropped_(dropped),
         held_(std::move(held)) {}
   // Claims the entries left pending past the idle time and re-sends them, except those that
-  // held() says this worker's own sink is still publishing (claiming them resets their idle
-  // time, which is all they need).
+  // held() says this worker's own sink is still publishing and those this relay is still
+  // re-sending (claiming them resets their idle time, which is all they need).
   void tick();
 
  private:
@@ -125,7 +126,8 @@ class OutboxRelay {
   MessageSink& sink_;
   metrics::Counter& resent_;
   metrics::Counter& dropped_;
-  std::function<bool(const std::string&)> held_;
+  std::function<bool(int, const std::string&)> held_;
+  std::unordered_set<std::string> resending_;  // "<partition>:<stream id>" this relay publishes
   int outstanding_ = 0;
 };
 

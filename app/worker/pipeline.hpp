@@ -73,8 +73,8 @@ class Pipeline {
 
   // Deliveries taken and not yet settled, plus timeouts in progress.
   std::size_t in_flight() const noexcept;
-  // True for an outbox entry (stream id) that this pipeline's sink is still publishing.
-  bool holds(const std::string& outbox_id) const;
+  // True for an outbox entry (partition, stream id) this pipeline's sink is still publishing.
+  bool holds(int partition, const std::string& outbox_id) const;
   // True while a dependency is failing: the caller pauses intake.
   bool degraded() const noexcept;
   // Called when degraded() changes.

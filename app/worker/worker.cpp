@@ -171,7 +171,7 @@ struct Worker::Impl {
             registry.counter("sagaflow_outbox_resent_total", "Outbox entries re-sent by the relay"),
             registry.counter("sagaflow_outbox_dropped_total",
                              "Outbox entries taken over but no longer wanted by their saga"),
-            [this](const std::string& id) { return pipeline.holds(id); }),
+            [this](int p, const std::string& id) { return pipeline.holds(p, id); }),
         http(
             l,
             [this](const http::Request& r, http::Respond respond) { serve(r, std::move(respond)); },

@@ -211,18 +211,19 @@ TEST_CASE("the outbox entries a publish still holds are the pipeline's, not the 
   h.deliver(1, order_created("o1"));
   REQUIRE(h.sink.unconfirmed.size() == 1);
   // Then its outbox entry is held (the relay leaves it alone, however long the confirm takes)
-  CHECK(h.pipeline.holds("id0"));
-  CHECK_FALSE(h.pipeline.holds("id1"));
+  CHECK(h.pipeline.holds(3, "id0"));  // FakeRepo commits to partition 3
+  CHECK_FALSE(h.pipeline.holds(3, "id1"));
+  CHECK_FALSE(h.pipeline.holds(4, "id0"));  // ids repeat across partitions' streams
   // When the broker refuses it, the entry is the relay's to re-send, and not cleared
   h.sink.confirm_all(make_error(Errc::unavailable, "nack"));
-  CHECK_FALSE(h.pipeline.holds("id0"));
+  CHECK_FALSE(h.pipeline.holds(3, "id0"));
   h.timers.advance(1000);
   CHECK(h.repo.cleared.empty());
   // When another start's command is confirmed, its entry is released and cleared
   h.deliver(2, order_created("o2"));
-  CHECK(h.pipeline.holds("id0"));
+  CHECK(h.pipeline.holds(3, "id0"));
   h.sink.confirm_all(Status::success());
-  CHECK_FALSE(h.pipeline.holds("id0"));
+  CHECK_FALSE(h.pipeline.holds(3, "id0"));
   h.timers.advance(1000);
   CHECK(h.repo.cleared == std::vector<std::string>{"id0"});
 }
