@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "support/raw_http.hpp"
 
 using namespace std::chrono_literals;
 using sagaflow::e2e::count_outcomes;
@@ -122,7 +123,37 @@ TEST_CASE(
     CHECK(show.code == 0);
     CHECK(show.out.find(order_id) != std::string::npos);
   }
+
+  // And the console's overview reads every shard: its counts are the trace's
+  const int port = sagaflow::testing::free_port();
+  auto console_env = c.env;
+  console_env.emplace_back("SAGAFLOW_CONSOLE_ADDR", "127.0.0.1:" + std::to_string(port));
+  sagaflow::testing::Process console({sagaflow::testing::sagaflow_binary(), "console"},
+                                     console_env);
+  REQUIRE(sagaflow::testing::wait_until_answers(port));
+  sagaflow::testing::RawConn http(port);
+  REQUIRE(http.send("GET /api/overview HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                    "\r\nConnection: close\r\n\r\n"));
+  const auto overview = http.read_answer(10s);
+  INFO("overview: " << overview.status << " " << overview.body);
+  REQUIRE(overview.status == 200);
+  CHECK(overview.body.find("\"confirmed\":" + std::to_string(r.outcomes["confirmed"])) !=
+        std::string::npos);
+  console.signal(SIGTERM);
+  CHECK(console.wait_for(10s) == 0);
   c.drain_workers();
+
+  // And a worker whose partitions cannot cover the shards says so at start-up
+  auto one_partition = c.env;
+  one_partition.emplace_back("SAGAFLOW_REDIS_PARTITIONS", "1");
+  sagaflow::testing::Process narrow({sagaflow::testing::sagaflow_binary(), "worker"},
+                                    one_partition);
+  const bool warned = wait_until(
+      [&] { return narrow.read_stderr().find("fewer shards") != std::string::npos; }, 20s);
+  narrow.signal(SIGTERM);
+  CHECK(narrow.wait_for(10s) == 0);
+  INFO("stderr: " << tail(narrow.read_stderr(), 1500));
+  CHECK(warned);
 }
 
 TEST_CASE(
