@@ -77,6 +77,31 @@ std::string order_created(const std::string& order, int store) {
          R"(","customer_id":"c_1","total":"123.45","currency":"EUR","items":[{"sku":"SKU-1","qty":1,"price":"123.45"}]}})";
 }
 
+// Publisher confirms arrive in order: each one acks the deliveries whose copies it confirms
+// (one multiple-ack). read() takes one frame; false when the connection failed.
+struct ConfirmAcks {
+  std::uint64_t confirmed = 0;
+  std::uint64_t last_tag = 0;
+  std::vector<std::uint64_t> tag_of_publish;  // delivery tag of publish seq i + 1
+
+  bool read(amqp_connection_state_t conn) {
+    amqp_frame_t f;
+    if (amqp_simple_wait_frame(conn, &f) != AMQP_STATUS_OK) return false;
+    if (f.frame_type != AMQP_FRAME_METHOD || f.payload.method.id != AMQP_BASIC_ACK_METHOD) {
+      return true;
+    }
+    const auto* ack = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
+    if (ack->delivery_tag <= confirmed) return true;
+    confirmed = ack->delivery_tag;
+    const std::uint64_t tag = tag_of_publish[confirmed - 1];
+    if (tag > last_tag) {
+      amqp_basic_ack(conn, 1, tag, 1);
+      last_tag = tag;
+    }
+    return true;
+  }
+};
+
 // bare: consume from bench.in (prefetch 256), publish each to bench.out with confirms, and
 // ack the deliveries once the confirms for their copies arrived (multiple-ack).
 double bare_loop(RabbitServer& rabbit, int n) {
@@ -99,9 +124,9 @@ double bare_loop(RabbitServer& rabbit, int n) {
                      amqp_empty_table);
   amqp_get_rpc_reply(a.conn);
   const auto t0 = steady_clock::now();
-  std::uint64_t published = 0, confirmed = 0, last_tag = 0;
-  std::vector<std::uint64_t> tag_of_publish;  // delivery tag for publish seq i+1
-  tag_of_publish.reserve(static_cast<std::size_t>(n));
+  std::uint64_t published = 0;
+  ConfirmAcks acks;
+  acks.tag_of_publish.reserve(static_cast<std::size_t>(n));
   int done = 0;
   while (done < n) {
     amqp_envelope_t env;
@@ -114,27 +139,14 @@ double bare_loop(RabbitServer& rabbit, int n) {
       amqp_basic_publish(a.conn, 2, amqp_empty_bytes, amqp_cstring_bytes("bench.out"), 0, 0, &p,
                          env.message.body);
       ++published;
-      tag_of_publish.push_back(env.delivery_tag);
+      acks.tag_of_publish.push_back(env.delivery_tag);
       amqp_destroy_envelope(&env);
       continue;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-      amqp_frame_t f;
-      if (amqp_simple_wait_frame(a.conn, &f) != AMQP_STATUS_OK) break;
-      if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-        const auto* ack = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
-        const std::uint64_t upto = ack->delivery_tag;  // confirms arrive in order
-        if (upto > confirmed) {
-          confirmed = upto;
-          const std::uint64_t tag = tag_of_publish[confirmed - 1];
-          if (tag > last_tag) {
-            amqp_basic_ack(a.conn, 1, tag, 1);
-            last_tag = tag;
-          }
-          done = static_cast<int>(confirmed);
-        }
-      }
+      if (!acks.read(a.conn)) break;
+      done = static_cast<int>(acks.confirmed);
       continue;
     }
     break;
@@ -186,9 +198,8 @@ double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round
     simdjson::padded_string body;
   };
   std::vector<Held> batch;
-  std::uint64_t confirmed = 0, last_tag = 0;
-  std::vector<std::uint64_t> tag_of_publish;
-  tag_of_publish.reserve(static_cast<std::size_t>(n));
+  ConfirmAcks acks;
+  acks.tag_of_publish.reserve(static_cast<std::size_t>(n));
   int done = 0;
   steady_clock::time_point t0{};
   double self0 = 0, redis0 = 0;
@@ -215,7 +226,7 @@ double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round
       p.delivery_mode = 2;
       amqp_basic_publish(a.conn, 2, amqp_empty_bytes, amqp_cstring_bytes("bench.ref.out"), 0, 0, &p,
                          amqp_cstring_bytes(out.c_str()));
-      tag_of_publish.push_back(h.tag);
+      acks.tag_of_publish.push_back(h.tag);
     }
     batch.clear();
   };
@@ -251,21 +262,8 @@ double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
-      amqp_frame_t f;
-      if (amqp_simple_wait_frame(a.conn, &f) != AMQP_STATUS_OK) break;
-      if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-        const auto* ack = static_cast<amqp_basic_ack_t*>(f.payload.method.decoded);
-        const std::uint64_t upto = ack->delivery_tag;
-        if (upto > confirmed) {
-          confirmed = upto;
-          const std::uint64_t tag = tag_of_publish[confirmed - 1];
-          if (tag > last_tag) {
-            amqp_basic_ack(a.conn, 1, tag, 1);
-            last_tag = tag;
-          }
-          done = static_cast<int>(confirmed);
-        }
-      }
+      if (!acks.read(a.conn)) break;
+      done = static_cast<int>(acks.confirmed);
       continue;
     }
     break;

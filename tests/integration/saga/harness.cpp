@@ -76,6 +76,20 @@ std::string Processes::diagnostics() {
   return d;
 }
 
+std::vector<std::pair<std::string, std::string>> trace_bindings() {
+  return {{"sagaflow.commands", "#"}, {"sagaflow.events", "#"}};
+}
+
+std::string queue_depths(testing::RabbitServer& rabbit) {
+  try {
+    return "queues: saga=" + std::to_string(rabbit.queue_depth("sagaflow.saga")) +
+           " participants=" + std::to_string(rabbit.queue_depth("sagaflow.participants")) +
+           " dead=" + std::to_string(rabbit.queue_depth("sagaflow.dead")) + "\n";
+  } catch (const std::exception& e) {
+    return std::string("queue depths: ") + e.what() + "\n";
+  }
+}
+
 std::size_t count_outcomes(const std::vector<Observed>& trace, const Orders& orders) {
   std::size_t n = 0;
   for (const auto& [order_id, type] : outcome_types(trace)) n += orders.count(order_id);
@@ -152,8 +166,8 @@ void check_status_counts(const Env& env, const Report& r, long long expect_dead)
   CHECK(s->dead_letter_depth == expect_dead);
 }
 
-void check_limit(const std::vector<Observed>& trace, const Orders& orders,
-                 double rate, double burst) {
+void check_limit(const std::vector<Observed>& trace, const Orders& orders, double rate,
+                 double burst) {
   std::map<std::string, Clock::time_point> starts;
   for (const auto& m : trace) {
     if (m.exchange != "sagaflow.commands" || m.routing_key != "inventory.reserve") continue;

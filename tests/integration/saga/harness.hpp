@@ -38,6 +38,11 @@ class Processes {
 
 std::size_t count_outcomes(const std::vector<Observed>& trace, const Orders& orders);
 
+// RabbitMQ: the observer's bindings (every command, reply and outcome), and the queue depths a
+// failing test shows ("queues: saga=n participants=n dead=n", or why they could not be read).
+std::vector<std::pair<std::string, std::string>> trace_bindings();
+std::string queue_depths(testing::RabbitServer& rabbit);
+
 template <class Obs>
 std::size_t count_outcomes(const Obs& obs, const Orders& orders) {
   return count_outcomes(obs.snapshot(), orders);

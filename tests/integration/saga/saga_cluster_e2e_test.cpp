@@ -26,6 +26,7 @@ using sagaflow::e2e::Report;
 using sagaflow::e2e::run_cli;
 using sagaflow::e2e::tail;
 using sagaflow::e2e::TempFile;
+using sagaflow::e2e::trace_bindings;
 using sagaflow::e2e::wait_until;
 using sagaflow::testing::RabbitServer;
 using sagaflow::testing::RedisCluster;
@@ -55,20 +56,9 @@ struct ClusterSetup : sagaflow::e2e::Processes {
   ClusterSetup& operator=(const ClusterSetup&) = delete;
 
   std::string diagnostics() override {
-    std::string d;
-    try {
-      d += "queues: saga=" + std::to_string(rabbit.queue_depth("sagaflow.saga")) +
-           " dead=" + std::to_string(rabbit.queue_depth("sagaflow.dead")) + "\n";
-    } catch (const std::exception& e) {
-      d += std::string("queue depths: ") + e.what() + "\n";
-    }
-    return d + Processes::diagnostics();
+    return sagaflow::e2e::queue_depths(rabbit) + Processes::diagnostics();
   }
 };
-
-std::vector<std::pair<std::string, std::string>> trace_bindings() {
-  return {{"sagaflow.commands", "#"}, {"sagaflow.events", "#"}};
-}
 
 }  // namespace
 

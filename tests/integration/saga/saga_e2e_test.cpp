@@ -40,6 +40,7 @@ using sagaflow::e2e::run_cli;
 using sagaflow::e2e::since;
 using sagaflow::e2e::tail;
 using sagaflow::e2e::TempFile;
+using sagaflow::e2e::trace_bindings;
 using sagaflow::e2e::wait_finished;
 using sagaflow::e2e::wait_until;
 using sagaflow::testing::Process;
@@ -82,21 +83,9 @@ struct Cluster : sagaflow::e2e::Processes {
 
   // Queue depths, then what every cluster shows.
   std::string diagnostics() override {
-    std::string d;
-    try {
-      d += "queues: saga=" + std::to_string(rabbit.queue_depth("sagaflow.saga")) +
-           " participants=" + std::to_string(rabbit.queue_depth("sagaflow.participants")) +
-           " dead=" + std::to_string(rabbit.queue_depth("sagaflow.dead")) + "\n";
-    } catch (const std::exception& e) {
-      d += std::string("queue depths: ") + e.what() + "\n";
-    }
-    return d + Processes::diagnostics();
+    return sagaflow::e2e::queue_depths(rabbit) + Processes::diagnostics();
   }
 };
-
-std::vector<std::pair<std::string, std::string>> trace_bindings() {
-  return {{"sagaflow.commands", "#"}, {"sagaflow.events", "#"}};
-}
 
 // After the run: nothing left running, compensating or stuck; status agrees with the trace.
 void check_final_status(Cluster& c, const Report& r, long long expect_dead = 0) {
@@ -501,7 +490,6 @@ TEST_CASE("saga e2e: poison messages are dead-lettered with their reason, body i
   c.drain_workers();
 }
 
-
 TEST_CASE("saga e2e: a store on a tight plan is delayed, never dropped, and never over its limit",
           "[saga][e2e]") {
   constexpr double kRate = 5;  // per second
@@ -748,7 +736,8 @@ TEST_CASE("saga e2e: a step times out on Redis' clock, however far off the worke
               if (m.exchange == "sagaflow.commands" || m.routing_key.rfind("order.", 0) == 0)
                 after_reserve[order_of(m)]++;
             std::size_t n = 0;
-            for (const auto& [order, count] : after_reserve) n += gen.orders.count(order) && count >= 3;
+            for (const auto& [order, count] : after_reserve)
+              n += gen.orders.count(order) && count >= 3;
             return n == gen.orders.size();
           },
           30s));
@@ -799,9 +788,10 @@ double rate_after_burst(const std::vector<Clock::time_point>& times, std::size_t
 }
 }  // namespace
 
-TEST_CASE("saga e2e: fairness: every store over its limit gets its plan's rate, a store under "
-          "its limit starts at once",
-          "[saga][e2e]") {
+TEST_CASE(
+    "saga e2e: fairness: every store over its limit gets its plan's rate, a store under "
+    "its limit starts at once",
+    "[saga][e2e]") {
   // Given a store with 1,500 parked starts on 150/s and one with 60 on 20/s, two workers
   Cluster c("free=100000/s:100000,big=150/s:10,small=20/s:5", "5000");
   REQUIRE(c.redis.command({"HSET", "sagaflow:store_plans", "fair_big", "big"}) == "1");
