@@ -77,6 +77,19 @@ std::string order_created(const std::string& order, int store) {
          R"(","customer_id":"c_1","total":"123.45","currency":"EUR","items":[{"sku":"SKU-1","qty":1,"price":"123.45"}]}})";
 }
 
+// Consumes `queue` on channel 1 (prefetch 256, manual acks) and publishes on channel 2 with
+// publisher confirms, as the worker's source and sink do.
+void consume_with_confirms(Amqp& a, const std::string& queue) {
+  amqp_channel_open(a.conn, 2);
+  amqp_get_rpc_reply(a.conn);
+  amqp_confirm_select(a.conn, 2);
+  amqp_get_rpc_reply(a.conn);
+  amqp_basic_qos(a.conn, 1, 0, 256, 0);
+  amqp_basic_consume(a.conn, 1, amqp_cstring_bytes(queue.c_str()), amqp_empty_bytes, 0, 0, 0,
+                     amqp_empty_table);
+  amqp_get_rpc_reply(a.conn);
+}
+
 // Publisher confirms arrive in order: each one acks the deliveries whose copies it confirms
 // (one multiple-ack). read() takes one frame; false when the connection failed.
 struct ConfirmAcks {
@@ -115,16 +128,8 @@ double bare_loop(RabbitServer& rabbit, int n) {
   while (rabbit.queue_depth("bench.in") < static_cast<std::uint32_t>(n))
     std::this_thread::sleep_for(10ms);
   Amqp a(rabbit.port());
-  amqp_channel_open(a.conn, 2);
-  amqp_get_rpc_reply(a.conn);
-  amqp_confirm_select(a.conn, 2);
-  amqp_get_rpc_reply(a.conn);
-  amqp_basic_qos(a.conn, 1, 0, 256, 0);
-  amqp_basic_consume(a.conn, 1, amqp_cstring_bytes("bench.in"), amqp_empty_bytes, 0, 0, 0,
-                     amqp_empty_table);
-  amqp_get_rpc_reply(a.conn);
+  consume_with_confirms(a, "bench.in");
   const auto t0 = steady_clock::now();
-  std::uint64_t published = 0;
   ConfirmAcks acks;
   acks.tag_of_publish.reserve(static_cast<std::size_t>(n));
   int done = 0;
@@ -138,7 +143,6 @@ double bare_loop(RabbitServer& rabbit, int n) {
       p.delivery_mode = 2;
       amqp_basic_publish(a.conn, 2, amqp_empty_bytes, amqp_cstring_bytes("bench.out"), 0, 0, &p,
                          env.message.body);
-      ++published;
       acks.tag_of_publish.push_back(env.delivery_tag);
       amqp_destroy_envelope(&env);
       continue;
@@ -183,14 +187,7 @@ double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round
   freeReplyObject(load);
 
   Amqp a(rabbit.port());
-  amqp_channel_open(a.conn, 2);
-  amqp_get_rpc_reply(a.conn);
-  amqp_confirm_select(a.conn, 2);
-  amqp_get_rpc_reply(a.conn);
-  amqp_basic_qos(a.conn, 1, 0, 256, 0);
-  amqp_basic_consume(a.conn, 1, amqp_cstring_bytes(in.c_str()), amqp_empty_bytes, 0, 0, 0,
-                     amqp_empty_table);
-  amqp_get_rpc_reply(a.conn);
+  consume_with_confirms(a, in);
   simdjson::ondemand::parser parser;
   struct Held {
     std::uint64_t tag;

@@ -133,7 +133,7 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   args.push_back(std::to_string(options_.index_cap));
   Queued q;
   q.partition = p;
-  q.dedup_key = dedup ? keys[1] : std::string();
+  if (dedup && options_.wait_replicas > 0) q.dedup_key = keys[1];  // a duplicate rewrites it
   q.keys = std::move(keys);
   q.args = std::move(args);
   q.done = std::move(done);
@@ -219,8 +219,7 @@ void SagaStore::send(std::vector<Queued> batch) {
 
 void SagaStore::answer(Queued& q, Result<Reply> r) {
   auto outcome = parse_apply(std::move(r), q.partition);
-  if (options_.wait_replicas <= 0 || !outcome || outcome->kind != ApplyKind::duplicate ||
-      q.dedup_key.empty()) {
+  if (!outcome || outcome->kind != ApplyKind::duplicate || q.dedup_key.empty()) {
     auto done = std::move(q.done);
     done(std::move(outcome));
     return;

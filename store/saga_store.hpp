@@ -119,7 +119,7 @@ class SagaStore final {
  private:
   struct Queued {
     int partition = 0;
-    std::string dedup_key;  // "" without dedup
+    std::string dedup_key;  // with WAIT_REPLICAS and dedup: the mark a duplicate rewrites
     std::vector<std::string> keys;
     std::vector<std::string> args;
     ApplyCallback done;

@@ -14,11 +14,6 @@
 #include "topology/names.hpp"
 
 namespace sagaflow::app {
-namespace {
-std::string held_key(int partition, const std::string& id) {
-  return std::to_string(partition) + ':' + id;
-}
-}  // namespace
 
 namespace {
 using topology::kCommandsExchange;
@@ -56,10 +51,10 @@ struct Pipeline::Impl {
   std::size_t failing = 0;  // jobs currently backing off after a dependency failure
   std::function<void(bool)> degraded_change;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
-  // Outbox entries this worker's sink is publishing ("<partition>:<stream id>": each partition
-  // is its own stream, so ids repeat across them): the relay leaves them alone, however long
-  // the sink takes (with a large prefetch, longer than the relay's idle time).
-  std::unordered_set<std::string> held;
+  // Outbox entries this worker's sink is publishing, by partition (each partition is its own
+  // stream, so stream ids repeat across them): the relay leaves them alone, however long the
+  // sink takes (with a large prefetch, longer than the relay's idle time).
+  std::unordered_map<int, std::unordered_set<std::string>> held;
   std::map<std::string, std::int64_t, std::less<>> parked_stores;  // from the scheduler
 
   // Metrics (CONTRACT.md section 8); handles resolved once.
@@ -393,7 +388,8 @@ struct Pipeline::Impl {
     };
     auto pending = std::make_shared<Pending>();
     pending->left = commit->messages.size();
-    for (const auto& id : ids) held.insert(held_key(partition, id));
+    auto& held_here = held[partition];
+    for (const auto& id : ids) held_here.insert(id);
     auto shared_ids = std::make_shared<std::vector<std::string>>(std::move(ids));
     std::weak_ptr<bool> weak = alive;
     for (const auto& message : commit->messages) {
@@ -403,7 +399,7 @@ struct Pipeline::Impl {
         if (st.ok()) commands_sent.inc();
         if (--pending->left > 0) return;
         // not confirmed: the relay's now
-        for (const auto& id : *shared_ids) held.erase(held_key(partition, id));
+        for (const auto& id : *shared_ids) held[partition].erase(id);
         if (pending->all_ok && !shared_ids->empty()) clear_later(partition, std::move(*shared_ids));
       });
     }
@@ -494,7 +490,8 @@ std::size_t Pipeline::in_flight() const noexcept {
   return impl_->in_flight;
 }
 bool Pipeline::holds(int partition, const std::string& outbox_id) const {
-  return impl_->held.count(held_key(partition, outbox_id)) != 0;
+  const auto it = impl_->held.find(partition);
+  return it != impl_->held.end() && it->second.count(outbox_id) != 0;
 }
 bool Pipeline::degraded() const noexcept {
   return impl_->failing > 0;
