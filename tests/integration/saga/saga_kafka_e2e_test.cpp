@@ -300,7 +300,8 @@ TEST_CASE(
     "kafka e2e: one store's flood is parked; other stores, replies and a joining worker "
     "are not held up",
     "[saga][e2e][kafka]") {
-  // Given a store on 40/s with 400 starts, 20 orders of other stores, a small in-flight window,
+  // Given a store on 40/s with 600 starts (~15 s of them: longer than a rebalance on a loaded
+  // machine, which took 11 s once), 20 orders of other stores, a small in-flight window,
   // and a step timeout above a rebalance's time
   KafkaCluster c("9000");
   for (auto& [k, v] : c.env)
@@ -311,7 +312,7 @@ TEST_CASE(
   c.start_worker("w1");
   c.start_simulator(
       {"--seed", "7", "--fail-inventory", "0", "--fail-payment", "0", "--fail-shipment", "0"});
-  const GeneratedOrders flood = sagaflow::e2e::generate_orders("kflood", 400, 1, "kflood_store");
+  const GeneratedOrders flood = sagaflow::e2e::generate_orders("kflood", 600, 1, "kflood_store");
   const GeneratedOrders calm = sagaflow::e2e::generate_orders("kcalm", 20, 2);
   TempFile flood_file(sagaflow::e2e::write_temp_file("flood.jsonl", flood.lines));
   TempFile calm_file(sagaflow::e2e::write_temp_file("calm.jsonl", calm.lines));
