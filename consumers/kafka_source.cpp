@@ -23,13 +23,13 @@
 
 #include "consumers/copy_plan.hpp"
 #include "core/log.hpp"
-#include "producers/impl/uv_helpers.hpp"
+#include "clients/uv_helpers.hpp"
 
 namespace sagaflow {
 namespace {
 
-using rabbit::Deferred;
-using rabbit::Timer;
+using clients::Deferred;
+using clients::Timer;
 
 // Exposed tag = track id (one per partition assignment, never reused) << 40 | sequence number
 // of the record within that assignment. Unique across rebalances; O(1) to find.
@@ -848,7 +848,7 @@ void KafkaSource::Impl::publish_copy(std::uint64_t tag, std::shared_ptr<Message>
     }
     log::warn("retry / dead-letter copy not confirmed; publishing it again",
               {{"source", options_.name}, {"error", st.error().detail}});
-    republish_.push_back(Republish{tag, rabbit::now_ms(loop_) + options_.republish_delay_ms, keep});
+    republish_.push_back(Republish{tag, clients::now_ms(loop_) + options_.republish_delay_ms, keep});
     if (!republish_timer_.active()) {
       republish_timer_.start(options_.republish_delay_ms, [this] { run_republish(); });
     }
@@ -856,7 +856,7 @@ void KafkaSource::Impl::publish_copy(std::uint64_t tag, std::shared_ptr<Message>
 }
 
 void KafkaSource::Impl::run_republish() {
-  const std::int64_t now = rabbit::now_ms(loop_);
+  const std::int64_t now = clients::now_ms(loop_);
   while (!republish_.empty() && republish_.front().due_ms <= now) {
     Republish r = std::move(republish_.front());
     republish_.pop_front();
@@ -1079,7 +1079,7 @@ void KafkaSource::Impl::stop(std::function<void()> on_stopped) {
     });
     return;
   }
-  drain_deadline_ = rabbit::now_ms(loop_) + options_.drain_timeout_ms;
+  drain_deadline_ = clients::now_ms(loop_) + options_.drain_timeout_ms;
   log::info("draining deliveries",
             {{"source", options_.name}, {"in_flight", static_cast<std::uint64_t>(in_flight())}});
   apply_flow();  // pauses every partition: nothing new is fetched
@@ -1088,7 +1088,7 @@ void KafkaSource::Impl::stop(std::function<void()> on_stopped) {
 
 void KafkaSource::Impl::check_stop() {
   if (!stopping_ || closing_ || stopped_) return;
-  const bool timed_out = rabbit::now_ms(loop_) >= drain_deadline_;
+  const bool timed_out = clients::now_ms(loop_) >= drain_deadline_;
   if (in_flight() != 0 && !timed_out) return;
   if (in_flight() != 0) {
     log::warn("drain timed out; unsettled deliveries go to the group's next consumer",
@@ -1101,7 +1101,7 @@ void KafkaSource::Impl::begin_close() {
   flush_stores();
   clear_all();  // handed views end here (the source stopped)
   closing_ = true;
-  close_deadline_ = rabbit::now_ms(loop_) + kCloseTimeoutMs;
+  close_deadline_ = clients::now_ms(loop_) + kCloseTimeoutMs;
   hold_timer_.stop();
   republish_timer_.stop();
   notify_state();
@@ -1126,7 +1126,7 @@ void KafkaSource::Impl::close_step() {
   if (rk_ == nullptr) return;
   if (rd_kafka_consumer_closed(rk_) != 0) {
     finish_close(true);
-  } else if (rabbit::now_ms(loop_) >= close_deadline_) {
+  } else if (clients::now_ms(loop_) >= close_deadline_) {
     log::warn("consumer close timed out", {{"source", options_.name}});
     finish_close(false);
   }

@@ -11,8 +11,8 @@
 
 #include "consumers/copy_plan.hpp"
 #include "core/log.hpp"
-#include "producers/impl/amqp_link.hpp"
-#include "producers/impl/uv_helpers.hpp"
+#include "clients/rabbitmq/amqp_link.hpp"
+#include "clients/uv_helpers.hpp"
 #include "producers/rabbit_sink.hpp"
 
 namespace sagaflow {
@@ -90,9 +90,9 @@ RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* c
   }
   rng_ = options_.jitter_seed != 0 ? options_.jitter_seed
                                    : (std::random_device{}() | 1ULL) << 1 | 1ULL;
-  deferred_ = std::make_unique<rabbit::Deferred>(loop);
-  drain_timer_ = std::make_unique<rabbit::Timer>(loop);
-  republish_timer_ = std::make_unique<rabbit::Timer>(loop);
+  deferred_ = std::make_unique<clients::Deferred>(loop);
+  drain_timer_ = std::make_unique<clients::Timer>(loop);
+  republish_timer_ = std::make_unique<clients::Timer>(loop);
 
   rabbit::LinkOptions lo;
   lo.endpoint = options_.endpoint;
@@ -448,7 +448,7 @@ void RabbitSource::publish_copy(std::uint64_t gen, std::uint64_t amqp_tag, Messa
                 {{"link", options_.name}, {"error", s.error().detail}});
     }
     const std::int64_t delay = up ? options_.republish_delay_ms : 0;
-    republish_.push_back(Republish{gen, amqp_tag, rabbit::now_ms(loop_) + delay, std::move(*keep)});
+    republish_.push_back(Republish{gen, amqp_tag, clients::now_ms(loop_) + delay, std::move(*keep)});
     if (!republish_timer_->active())
       republish_timer_->start(std::max<std::int64_t>(delay, kCopyWaitMs),
                               [this] { run_republish(); });
@@ -460,7 +460,7 @@ void RabbitSource::run_republish() {
     if (!republish_.empty()) republish_timer_->start(kCopyWaitMs, [this] { run_republish(); });
     return;
   }
-  const std::int64_t now = rabbit::now_ms(loop_);
+  const std::int64_t now = clients::now_ms(loop_);
   while (!republish_.empty() && republish_.front().due_ms <= now) {
     Republish r = std::move(republish_.front());
     republish_.pop_front();

@@ -47,9 +47,11 @@ namespace sagaflow {
 
 namespace rabbit {
 class UvLink;
+}  // namespace rabbit
+namespace clients {
 class Deferred;
 class Timer;
-}  // namespace rabbit
+}  // namespace clients
 
 struct RabbitSourceOptions {
   AmqpEndpoint endpoint;
@@ -156,9 +158,9 @@ class RabbitSource final : public Source {
   RabbitSourceOptions options_;
   std::unique_ptr<Sink> own_sink_;
   Sink* copies_;
-  std::unique_ptr<rabbit::Deferred> deferred_;
-  std::unique_ptr<rabbit::Timer> drain_timer_;
-  std::unique_ptr<rabbit::Timer> republish_timer_;
+  std::unique_ptr<clients::Deferred> deferred_;
+  std::unique_ptr<clients::Timer> drain_timer_;
+  std::unique_ptr<clients::Timer> republish_timer_;
   std::unique_ptr<rabbit::UvLink> link_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // guards callbacks from the sink
 

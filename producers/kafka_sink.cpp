@@ -18,7 +18,7 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
-#include "producers/impl/uv_helpers.hpp"
+#include "clients/uv_helpers.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow {
@@ -573,9 +573,9 @@ struct KafkaSink::Impl {
 
   uv_loop_t* loop_;
   KafkaSinkOptions options_;
-  rabbit::Deferred deferred_;
-  rabbit::Timer drain_timer_;
-  rabbit::Timer safety_timer_;
+  clients::Deferred deferred_;
+  clients::Timer drain_timer_;
+  clients::Timer safety_timer_;
   Poll* poll_ = nullptr;
   int read_fd_ = -1;
   int write_fd_ = -1;

@@ -12,8 +12,8 @@
 #include <fmt/format.h>
 
 #include "core/envelope.hpp"
-#include "producers/impl/amqp_link.hpp"
-#include "producers/impl/uv_helpers.hpp"
+#include "clients/rabbitmq/amqp_link.hpp"
+#include "clients/uv_helpers.hpp"
 #include "producers/kafka_probe.hpp"
 #include "producers/kafka_sink.hpp"
 #include "producers/order_generator.hpp"
@@ -143,7 +143,7 @@ class Job {
   }
 
   void run() {
-    start_ms_ = rabbit::now_ms(loop_);
+    start_ms_ = clients::now_ms(loop_);
     sink_->start();
     tick_.start(
         20, [this] { fill(); }, 20);
@@ -167,14 +167,14 @@ class Job {
 
   bool rate_allows() const {
     if (options_.rate <= 0) return true;
-    const double elapsed = static_cast<double>(rabbit::now_ms(loop_) - start_ms_) / 1000.0;
+    const double elapsed = static_cast<double>(clients::now_ms(loop_) - start_ms_) / 1000.0;
     return static_cast<double>(sent_) < elapsed * options_.rate + 1.0;
   }
 
   void fill() {
     if (finished_) return;
     uv_update_time(loop_);
-    const std::int64_t now = rabbit::now_ms(loop_);
+    const std::int64_t now = clients::now_ms(loop_);
     while (sink_->can_publish() && rate_allows()) {
       if (!retries_.empty() && retries_.front().not_before_ms <= now) {
         Retry r = std::move(retries_.front());
@@ -204,7 +204,7 @@ class Job {
         confirmed_++;
       } else if (attempts + 1 < kMaxPublishAttempts) {
         retries_.push_back(
-            Retry{std::move(*copy), attempts + 1, rabbit::now_ms(loop_) + kRetryDelayMs});
+            Retry{std::move(*copy), attempts + 1, clients::now_ms(loop_) + kRetryDelayMs});
       } else {
         failed_++;
         if (first_error_.empty()) first_error_ = s.error().detail;
@@ -216,7 +216,7 @@ class Job {
   void maybe_finish() {
     if (finished_ || !input_done_ || in_flight_ > 0 || !retries_.empty()) return;
     finished_ = true;
-    end_ms_ = rabbit::now_ms(loop_);
+    end_ms_ = clients::now_ms(loop_);
     tick_.stop();
     progress_timer_.stop();
     if (show_progress_) std::fputs("\r\033[K", stderr);
@@ -224,7 +224,7 @@ class Job {
   }
 
   void draw_progress() {
-    const double secs = static_cast<double>(rabbit::now_ms(loop_) - start_ms_) / 1000.0;
+    const double secs = static_cast<double>(clients::now_ms(loop_) - start_ms_) / 1000.0;
     const double rate = secs > 0 ? static_cast<double>(confirmed_) / secs : 0;
     if (auto total = input_.total(); total && *total > 0) {
       constexpr int kWidth = 30;
@@ -244,8 +244,8 @@ class Job {
   PublishOptions options_;
   Input& input_;
   std::unique_ptr<Sink> sink_;
-  rabbit::Timer tick_;
-  rabbit::Timer progress_timer_;
+  clients::Timer tick_;
+  clients::Timer progress_timer_;
   std::deque<Retry> retries_;
   std::int64_t start_ms_ = 0;
   std::int64_t end_ms_ = 0;

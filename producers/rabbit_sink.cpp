@@ -9,16 +9,16 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
-#include "producers/impl/amqp_link.hpp"
-#include "producers/impl/uv_helpers.hpp"
+#include "clients/rabbitmq/amqp_link.hpp"
+#include "clients/uv_helpers.hpp"
 
 namespace sagaflow {
 
 using rabbit::bytes;
 
 RabbitSink::RabbitSink(uv_loop_s* loop, RabbitSinkOptions options) : options_(std::move(options)) {
-  deferred_ = std::make_unique<rabbit::Deferred>(loop);
-  drain_timer_ = std::make_unique<rabbit::Timer>(loop);
+  deferred_ = std::make_unique<clients::Deferred>(loop);
+  drain_timer_ = std::make_unique<clients::Timer>(loop);
   rabbit::LinkOptions lo;
   lo.endpoint = options_.endpoint;
   lo.name = options_.name;

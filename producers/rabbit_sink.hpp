@@ -24,9 +24,11 @@ namespace sagaflow {
 
 namespace rabbit {
 class UvLink;
+}  // namespace rabbit
+namespace clients {
 class Deferred;
 class Timer;
-}  // namespace rabbit
+}  // namespace clients
 
 struct RabbitSinkOptions {
   AmqpEndpoint endpoint;
@@ -79,8 +81,8 @@ class RabbitSink final : public Sink {
   void finish_stop() noexcept;
 
   RabbitSinkOptions options_;
-  std::unique_ptr<rabbit::Deferred> deferred_;
-  std::unique_ptr<rabbit::Timer> drain_timer_;
+  std::unique_ptr<clients::Deferred> deferred_;
+  std::unique_ptr<clients::Timer> drain_timer_;
   std::unique_ptr<rabbit::UvLink> link_;
   std::deque<Pending> unconfirmed_;  // contiguous sequence numbers, oldest first
   std::deque<Waiting> waiting_;      // not yet sent (window full, blocked)

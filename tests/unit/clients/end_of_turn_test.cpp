@@ -1,4 +1,4 @@
-// EndOfTurn (producers/impl/uv_helpers): the hook that uncorks a RabbitMQ connection runs once,
+// EndOfTurn (clients/uv_helpers): the hook that uncorks a RabbitMQ connection runs once,
 // after the turn's callbacks, whether it was armed from an I/O-phase callback or a timer, and
 // never after its owner is gone. A real libuv loop, no sockets.
 #include <catch2/catch.hpp>
@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "producers/impl/uv_helpers.hpp"
+#include "clients/uv_helpers.hpp"
 
-using sagaflow::rabbit::EndOfTurn;
+using sagaflow::clients::EndOfTurn;
 
 namespace {
 struct LoopFixture {

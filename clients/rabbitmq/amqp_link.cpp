@@ -1,4 +1,4 @@
-#include "producers/impl/amqp_link.hpp"
+#include "clients/rabbitmq/amqp_link.hpp"
 
 #include "core/tcp_probe.hpp"
 
@@ -215,7 +215,7 @@ void UvLink::on_connected(ConnectJob* job) {
   poll_->data = this;
   reads_held_ = false;
   watch_socket();
-  last_activity_ms_ = now_ms(loop_);
+  last_activity_ms_ = clients::now_ms(loop_);
   if (options_.heartbeat_s > 0) {
     const std::int64_t tick = std::max<std::int64_t>(250, options_.heartbeat_s * 1000 / 3);
     heartbeat_timer_.start(
@@ -239,7 +239,7 @@ void UvLink::watch_socket() {
                                            : fmt::format("socket error: {}", uv_strerror(status))));
                     return;
                   }
-                  self->last_activity_ms_ = now_ms(self->loop_);
+                  self->last_activity_ms_ = clients::now_ms(self->loop_);
                   if (!self->reads_held_) {
                     self->dispatch_readable();
                   } else if ((events & UV_DISCONNECT) != 0) {
@@ -251,7 +251,7 @@ void UvLink::watch_socket() {
 void UvLink::hold_reads(bool hold) noexcept {
   if (hold == reads_held_) return;
   reads_held_ = hold;
-  last_activity_ms_ = now_ms(loop_);  // silence while held is ours, not the broker's
+  last_activity_ms_ = clients::now_ms(loop_);  // silence while held is ours, not the broker's
   if (poll_ != nullptr) watch_socket();
 }
 
@@ -266,10 +266,10 @@ void UvLink::on_heartbeat_tick() {
     if (amqp_send_frame(conn_, &beat) != AMQP_STATUS_OK) {
       fail(make_error(Errc::unavailable, "heartbeat to RabbitMQ failed"));
     }
-    last_activity_ms_ = now_ms(loop_);
+    last_activity_ms_ = clients::now_ms(loop_);
     return;
   }
-  if (now_ms(loop_) - last_activity_ms_ > 2LL * options_.heartbeat_s * 1000 + 1000) {
+  if (clients::now_ms(loop_) - last_activity_ms_ > 2LL * options_.heartbeat_s * 1000 + 1000) {
     fail(make_error(Errc::unavailable,
                     fmt::format("no heartbeat from RabbitMQ for {} s", 2 * options_.heartbeat_s)));
     return;

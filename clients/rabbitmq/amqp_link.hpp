@@ -1,6 +1,5 @@
 #pragma once
-// One rabbitmq-c connection driven by a libuv loop, shared by RabbitSink and RabbitSource
-// (consumers/ links producers/ for it and for the Sink).
+// One rabbitmq-c connection driven by a libuv loop, shared by RabbitSink and RabbitSource.
 //
 // - Connecting (TCP, login, channel 1, then the owner's setup: confirm.select, basic.qos,
 //   basic.consume...) is blocking rabbitmq-c code, so it runs on libuv's thread pool; the loop
@@ -22,9 +21,9 @@
 #include <string>
 #include <string_view>
 
+#include "clients/uv_helpers.hpp"
 #include "core/config.hpp"
 #include "core/result.hpp"
-#include "producers/impl/uv_helpers.hpp"
 
 namespace sagaflow::rabbit {
 
@@ -109,9 +108,9 @@ class UvLink {
   amqp_connection_state_t conn_ = nullptr;
   uv_poll_t* poll_ = nullptr;
   ConnectJob* job_ = nullptr;
-  Timer reconnect_timer_;
-  Timer heartbeat_timer_;
-  EndOfTurn end_of_turn_;
+  clients::Timer reconnect_timer_;
+  clients::Timer heartbeat_timer_;
+  clients::EndOfTurn end_of_turn_;
   bool corked_ = false;
   std::uint64_t generation_ = 0;
   int failures_ = 0;  // consecutive failed connects

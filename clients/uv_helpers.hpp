@@ -7,7 +7,7 @@
 #include <functional>
 #include <vector>
 
-namespace sagaflow::rabbit {
+namespace sagaflow::clients {
 
 // A one-shot or repeating timer running a std::function.
 class Timer {
@@ -62,4 +62,4 @@ class EndOfTurn {
 // Milliseconds on the loop's monotonic clock.
 std::int64_t now_ms(uv_loop_t* loop) noexcept;
 
-}  // namespace sagaflow::rabbit
+}  // namespace sagaflow::clients

@@ -1,8 +1,8 @@
-#include "producers/impl/uv_helpers.hpp"
+#include "clients/uv_helpers.hpp"
 
 #include <utility>
 
-namespace sagaflow::rabbit {
+namespace sagaflow::clients {
 
 struct Timer::State {
   uv_timer_t handle;
@@ -131,4 +131,4 @@ std::int64_t now_ms(uv_loop_t* loop) noexcept {
   return static_cast<std::int64_t>(uv_now(loop));
 }
 
-}  // namespace sagaflow::rabbit
+}  // namespace sagaflow::clients
