@@ -17,12 +17,10 @@ int run_worker(const Config& config) {
     std::fprintf(stderr, "sagaflow worker: %s\n", definitions.error().detail.c_str());
     return 2;
   }
-  const SagaDefinition* order_saga = nullptr;
-  for (const auto& d : definitions.value()) {
-    if (d.name == "order_fulfillment") order_saga = &d;
-  }
+  const SagaDefinition* order_saga = find_definition(definitions.value(), kOrderSagaName);
   if (order_saga == nullptr) {
-    std::fprintf(stderr, "sagaflow worker: no saga definition named order_fulfillment in %s\n",
+    std::fprintf(stderr, "sagaflow worker: no saga definition named %s in %s\n",
+                 std::string(kOrderSagaName).c_str(),
                  config.saga_dir.empty() ? "the built-in definitions" : config.saga_dir.c_str());
     return 2;
   }

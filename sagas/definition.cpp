@@ -164,8 +164,11 @@ Result<std::string> read_file(const std::string& path) {
 
 void SagaDefinition::finalize() noexcept {
   roles_.fill(EventRole{});
+  commands_.fill(CommandRole{});
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const int s = static_cast<int>(i);
+    commands_[static_cast<std::size_t>(steps[i].command)] = {s, false};
+    commands_[static_cast<std::size_t>(steps[i].compensation)] = {s, true};
     roles_[static_cast<std::size_t>(steps[i].success)] = {s, ReplyRole::success};
     roles_[static_cast<std::size_t>(steps[i].failure)] = {s, ReplyRole::failure};
     roles_[static_cast<std::size_t>(steps[i].compensation_ack)] = {s, ReplyRole::compensation_ack};

@@ -41,6 +41,15 @@ struct EventRole {
   ReplyRole role = ReplyRole::none;
 };
 
+// What a command type is to one definition: a step's forward command or its compensation.
+struct CommandRole {
+  int step = -1;  // index into SagaDefinition::steps; -1: not a command of this saga
+  bool compensation = false;
+};
+
+// The saga the worker runs (CONTRACT.md section 3): order.created starts it.
+inline constexpr std::string_view kOrderSagaName = "order_fulfillment";
+
 struct SagaDefinition {
   std::string name;    // "order_fulfillment": saga_id is "<name>:<order_id>"
   std::string source;  // the file it came from, for messages
@@ -51,12 +60,21 @@ struct SagaDefinition {
   EventRole role_of(EventType type) const noexcept {
     return roles_[static_cast<std::size_t>(type)];
   }
+  // O(1) lookup of a command type's step and whether it is the step's compensation.
+  CommandRole command_role(EventType type) const noexcept {
+    return commands_[static_cast<std::size_t>(type)];
+  }
+  bool is_compensation(EventType type) const noexcept {
+    const CommandRole r = command_role(type);
+    return r.step >= 0 && r.compensation;
+  }
 
   // Fills the lookup table from steps; the loaders call it. Call it again after editing steps.
   void finalize() noexcept;
 
  private:
   std::array<EventRole, kEventTypeCount> roles_{};
+  std::array<CommandRole, kEventTypeCount> commands_{};
 };
 
 // Parses and validates one definition. file_name is used in error details only.

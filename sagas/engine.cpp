@@ -327,6 +327,20 @@ std::string saga_id(const SagaDefinition& definition, const OrderId& order) {
   return id;
 }
 
+std::string_view order_of_message(std::string_view message_id) noexcept {
+  const auto colon = message_id.rfind(':');
+  return colon == std::string_view::npos ? std::string_view() : message_id.substr(0, colon);
+}
+
+bool still_wanted(const SagaDefinition& definition, const SagaState& state, EventType command) {
+  if (is_outcome(command)) return true;
+  const CommandRole role = definition.command_role(command);
+  if (role.step < 0 || static_cast<std::size_t>(role.step) >= state.steps.size()) return false;
+  const StepStatus status = state.steps[static_cast<std::size_t>(role.step)].status;
+  if (role.compensation) return status == StepStatus::compensating;
+  return state.status == SagaStatus::running && status == StepStatus::pending;
+}
+
 StepResult resend_stuck(const SagaDefinition& definition, const SagaState& current, Millis now) {
   Stepper stepper(definition, &current, now);
   if (current.saga != definition.name || current.steps.size() != definition.steps.size())

@@ -20,6 +20,7 @@
 //   dead-lettered (unknown_saga). Exactly one outcome per saga, ever.
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -94,5 +95,15 @@ StepResult start_parked(const SagaDefinition& definition, const SagaState& parke
 
 // "<saga>:<order_id>", the saga_id of commands.
 std::string saga_id(const SagaDefinition& definition, const OrderId& order);
+
+// The order id of a message the engine made: its id is "<order_id>:<type>" (SagaMessage::id),
+// so the order id is the id up to its last ':'. Empty for an id without one.
+std::string_view order_of_message(std::string_view message_id) noexcept;
+
+// Whether a saga in `state` still wants `command` (a command or compensation type of
+// `definition`) sent: a step's command while the saga runs and the step is pending; a
+// compensation while its step is compensating. Outcomes are always wanted; a type the
+// definition does not send, never. The outbox relay drops a command no longer wanted.
+bool still_wanted(const SagaDefinition& definition, const SagaState& state, EventType command);
 
 }  // namespace sagaflow

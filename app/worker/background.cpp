@@ -5,6 +5,7 @@
 
 #include "core/log.hpp"
 #include "sagas/definition.hpp"
+#include "sagas/engine.hpp"
 #include "sagas/saga_state.hpp"
 
 namespace sagaflow::app {
@@ -88,19 +89,6 @@ void ParkedStarter::serve(const std::string& store, int budget) {
   });
 }
 
-bool command_still_wanted(const SagaDefinition& definition, const SagaState& state,
-                          EventType command) {
-  if (is_outcome(command)) return true;
-  for (std::size_t i = 0; i < definition.steps.size() && i < state.steps.size(); ++i) {
-    const auto& step = definition.steps[i];
-    if (step.command == command) {
-      return state.status == SagaStatus::running && state.steps[i].status == StepStatus::pending;
-    }
-    if (step.compensation == command) return state.steps[i].status == StepStatus::compensating;
-  }
-  return false;
-}
-
 void OutboxRelay::tick() {
   if (outstanding_ > 0) return;
   for (int p = 0; p < outbox_.partitions(); ++p) {
@@ -124,11 +112,9 @@ void OutboxRelay::tick() {
 
 void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
   const auto type = event_type_from(entry.command.route);
-  const std::string_view id = entry.command.id;  // "<order_id>:<type>"
-  if (!type || is_outcome(*type) || id.size() <= entry.command.route.size() + 1) {
-    return publish(partition, std::move(entry));
-  }
-  OrderId order(id.substr(0, id.size() - entry.command.route.size() - 1));
+  const std::string_view order_id = order_of_message(entry.command.id);
+  if (!type || is_outcome(*type) || order_id.empty()) return publish(partition, std::move(entry));
+  OrderId order(order_id);
   ++outstanding_;
   auto shared = std::make_shared<store::OutboxEntry>(std::move(entry));
   sagas_.load(order, [this, partition, shared, type,
@@ -136,7 +122,7 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
     --outstanding_;
     if (!record) return;  // Redis away: the entry stays pending and is claimed again later
     auto state = SagaState::from_json(record->state);
-    if (record->version > 0 && state && !command_still_wanted(definition_, state.value(), *type)) {
+    if (record->version > 0 && state && !still_wanted(definition_, state.value(), *type)) {
       dropped_.inc();
       log::info("outbox entry no longer wanted by its saga; dropped",
                 {{"command_id", shared->command.id}, {"saga_status", state->status_name()}});
@@ -144,22 +130,18 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
       return;
     }
     std::optional<Extend> extend;
-    for (const auto& step : definition_.steps) {
-      if (step.command == *type || step.compensation == *type) {
-        extend = Extend{order, step.timeout_ms};
-      }
+    if (const CommandRole role = definition_.command_role(*type); role.step >= 0) {
+      extend = Extend{order, definition_.steps[static_cast<std::size_t>(role.step)].timeout_ms};
     }
     publish(partition, std::move(*shared), std::move(extend));
   });
 }
 
 void OutboxRelay::publish(int partition, store::OutboxEntry entry, std::optional<Extend> extend) {
-  OutgoingMessage m{std::move(entry.command.exchange), std::move(entry.command.route),
-                    std::move(entry.command.id), std::move(entry.command.body)};
   auto id = std::make_shared<std::string>(std::move(entry.stream_id));
   ++outstanding_;
   resending_.insert(std::to_string(partition) + ':' + *id);
-  sink_.publish(m, [this, partition, id, extend = std::move(extend)](Status st) {
+  sink_.publish(entry.command, [this, partition, id, extend = std::move(extend)](Status st) {
     --outstanding_;
     resending_.erase(std::to_string(partition) + ':' + *id);
     if (!st) return;  // stays pending; claimed again after min idle

@@ -131,9 +131,4 @@ class OutboxRelay {
   int outstanding_ = 0;
 };
 
-// True while the saga in `state` still waits for this command: a forward command whose step is
-// pending, or a compensation whose step is being compensated. Outcomes are always wanted.
-bool command_still_wanted(const SagaDefinition& definition, const SagaState& state,
-                          EventType command);
-
 }  // namespace sagaflow::app

@@ -125,16 +125,16 @@ struct Pipeline::Impl {
 
   // --- settlement -------------------------------------------------------------------------
 
-  void settle_delivery(Job& job, Settlement s) {
+  void settle_delivery(Job& job, Verdict s) {
     if (job.kind != Job::Kind::delivery) return;
     switch (s.kind) {
-      case SettleKind::ack:
+      case Verdict::Kind::ack:
         acked.inc();
         break;
-      case SettleKind::retry:
+      case Verdict::Kind::retry:
         retried.inc();
         break;
-      case SettleKind::dead_letter:
+      case Verdict::Kind::dead_letter:
         dead_lettered(s.reason).inc();
         break;
     }
@@ -215,22 +215,23 @@ struct Pipeline::Impl {
     // store's bucket only once the read showed no saga (CONTRACT.md section 5: a duplicate
     // order.created, one for an order that has a saga, and one that meets a remembered
     // order.cancelled take none). The commit's version check covers a saga created meanwhile.
-    repo.load(job.order_id, [this, &job](Result<StoredSaga> loaded) {
+    repo.load(job.order_id, [this, &job](Result<store::SagaRecord> loaded) {
       if (!loaded) return back_off(job, loaded.error());
       recovered(job);
       on_loaded(job, std::move(loaded.value()));
     });
   }
 
-  void on_loaded(Job& job, StoredSaga stored) {
+  void on_loaded(Job& job, store::SagaRecord stored) {
     std::optional<SagaState> state;
     if (stored.version > 0) {
       auto parsed = SagaState::from_json(stored.state);
       if (!parsed) {
         // A record this worker cannot read (e.g. written by a newer version): let the broker
         // retry it later, and dead-letter it after max attempts with the reason.
-        settle_delivery(job, {SettleKind::retry, Errc::rejected,
-                              fmt::format("saga record unreadable: {}", parsed.error().detail)});
+        settle_delivery(
+            job, Verdict::retry(Errc::rejected,
+                                fmt::format("saga record unreadable: {}", parsed.error().detail)));
         return finish(job);
       }
       state = std::move(parsed.value());
@@ -244,7 +245,7 @@ struct Pipeline::Impl {
           it != parked_stores.end() && it->second > 0) {
         return park_start(job);
       }
-      admission.admit(store, [this, &job](Result<Admission> a) {
+      admission.admit(store, [this, &job](Result<store::Admission> a) {
         if (!a) return back_off(job, a.error());
         recovered(job);
         if (!a->allowed) return park_start(job);
@@ -292,27 +293,28 @@ struct Pipeline::Impl {
     StepResult r = compute(job, state, mode, now);
     switch (r.disposition) {
       case Disposition::dead_letter:
-        settle_delivery(job, {SettleKind::dead_letter, r.error.code, r.error.detail});
+        settle_delivery(job, Verdict::dead_letter(r.error.code, r.error.detail));
         return finish(job);
       case Disposition::ignored:
-        settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
+        settle_delivery(job, Verdict::ack());
         return finish(job);
       case Disposition::applied:
         break;
     }
-    auto commit = std::make_shared<Commit>();
-    Commit& c = *commit;
+    auto commit = std::make_shared<store::ApplyRequest>();
+    store::ApplyRequest& c = *commit;
     c.order_id = job.order_id;
-    c.event_id = job.kind == Job::Kind::delivery ? job.event.id.str()
-                 : job.kind == Job::Kind::parked_start
-                     ? std::string()  // the version check alone: a start runs once
-                     : fmt::format("{}:timeout:{}", job.order_id.view(),
-                                   state ? state->deadline.value_or(0) : 0);
+    if (job.kind == Job::Kind::delivery) {
+      c.event_id = job.event.id;
+    } else if (job.kind == Job::Kind::deadline) {
+      c.event_id.assign(fmt::format("{}:timeout:{}", job.order_id.view(),
+                                    state ? state->deadline.value_or(0) : 0));
+    }  // a parked start: the version check alone (a start runs once)
     c.store_id = r.state.store_id;
     if (r.state.status == SagaStatus::parked) c.parked_at = now;
     c.expected_version = version;
-    c.state = r.state.to_json();
-    c.status = std::string(r.state.status_name());
+    c.new_state = r.state.to_json();
+    c.new_status = std::string(r.state.status_name());
     c.old_status = state ? std::string(state->status_name()) : std::string();
     c.updated_at = now;
     c.reason = r.state.reason;
@@ -320,39 +322,34 @@ struct Pipeline::Impl {
     // order.created never comes within that time (one arriving later starts a normal saga).
     c.finished = r.state.finished() || r.state.status == SagaStatus::cancelled_before_start;
     c.deadline = r.deadline;
-    c.messages.reserve(r.commands.size() + (r.outcome ? 1 : 0));
-    for (auto& cmd : r.commands) {
-      c.messages.push_back({std::string(kCommandsExchange), std::string(to_string(cmd.type)),
-                            std::move(cmd.id), std::move(cmd.body)});
-    }
+    c.commands.reserve(r.commands.size() + (r.outcome ? 1 : 0));
     std::size_t compensations = 0;
-    for (const auto& cmd : c.messages) {
-      const auto type = event_type_from(cmd.routing_key);
-      compensations +=
-          type && (*type == EventType::inventory_release || *type == EventType::payment_refund ||
-                   *type == EventType::shipment_cancel);
+    for (auto& cmd : r.commands) {
+      compensations += def.is_compensation(cmd.type);
+      c.commands.push_back({std::move(cmd.id), std::string(kCommandsExchange),
+                            std::string(to_string(cmd.type)), std::move(cmd.body)});
     }
     const std::string failure_reason =
         r.outcome && r.outcome->type == EventType::order_failed ? r.state.reason : "";
     const bool outcome = r.outcome.has_value();
     const bool confirmed = outcome && r.outcome->type == EventType::order_confirmed;
     if (outcome) {
-      c.messages.push_back({std::string(kEventsExchange), std::string(to_string(r.outcome->type)),
-                            std::move(r.outcome->id), std::move(r.outcome->body)});
+      c.commands.push_back({std::move(r.outcome->id), std::string(kEventsExchange),
+                            std::string(to_string(r.outcome->type)), std::move(r.outcome->body)});
     }
     const bool started =
         (state == nullptr || state->status == SagaStatus::parked) && !r.commands.empty();
     repo.commit(c, [this, &job, commit, outcome, confirmed, started, compensations,
-                    failure_reason](Result<CommitResult> res) {
+                    failure_reason](Result<store::ApplyOutcome> res) {
       if (!res) return back_off(job, res.error());
       recovered(job);
-      CommitResult& cr = res.value();
-      switch (cr.outcome) {
-        case CommitOutcome::duplicate:
+      store::ApplyOutcome& cr = res.value();
+      switch (cr.kind) {
+        case store::ApplyKind::duplicate:
           dedup_hits.inc();
-          settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
+          settle_delivery(job, Verdict::ack());
           return finish(job);
-        case CommitOutcome::conflict:
+        case store::ApplyKind::conflict:
           // Another worker changed this saga first (or a saga start found one): re-read and
           // re-apply.
           if (!job.must_load) {
@@ -365,34 +362,35 @@ struct Pipeline::Impl {
             return back_off(job, make_error(Errc::conflict, "saga changed concurrently too often"));
           }
           return run(job);
-        case CommitOutcome::applied:
+        case store::ApplyKind::applied:
           break;
       }
       if (started) sagas_started.inc();
       if (outcome) (confirmed ? finished_confirmed : finished_failed).inc();
       if (!failure_reason.empty()) failed_by_reason(failure_reason).inc();
       compensations_sent.inc(static_cast<double>(compensations));
-      settle_delivery(job, {SettleKind::ack, Errc::internal, {}});
-      publish_outbox(cr.partition, std::move(cr.outbox_ids), std::move(commit));
+      settle_delivery(job, Verdict::ack());
+      publish_outbox(cr.partition, std::move(cr.stream_ids), std::move(commit));
       finish(job);
     });
   }
 
   // The fast path of the outbox: publish right after the commit, clear when all confirmed.
   // Whatever is not confirmed stays in the outbox and is re-sent by the relay (same ids).
-  void publish_outbox(int partition, std::vector<std::string> ids, std::shared_ptr<Commit> commit) {
-    if (commit->messages.empty()) return;
+  void publish_outbox(int partition, std::vector<std::string> ids,
+                      std::shared_ptr<store::ApplyRequest> commit) {
+    if (commit->commands.empty()) return;
     struct Pending {
       std::size_t left = 0;
       bool all_ok = true;
     };
     auto pending = std::make_shared<Pending>();
-    pending->left = commit->messages.size();
+    pending->left = commit->commands.size();
     auto& held_here = held[partition];
     for (const auto& id : ids) held_here.insert(id);
     auto shared_ids = std::make_shared<std::vector<std::string>>(std::move(ids));
     std::weak_ptr<bool> weak = alive;
-    for (const auto& message : commit->messages) {
+    for (const auto& message : commit->commands) {
       sink.publish(message, [this, weak, pending, shared_ids, partition, commit](Status st) {
         if (weak.expired()) return;
         pending->all_ok = pending->all_ok && st.ok();
@@ -443,21 +441,22 @@ void Pipeline::on_delivery(std::uint64_t tag, std::string_view body) {
   job->tag = tag;
   ++m.in_flight;
   if (auto st = m.parser.parse(body, job->event); !st) {
-    m.settle_delivery(*job, {SettleKind::dead_letter, st.error().code, st.error().detail});
+    m.settle_delivery(*job, Verdict::dead_letter(st.error().code, st.error().detail));
     --m.in_flight;
     return m.recycle(std::move(job));
   }
   m.consumed[static_cast<std::size_t>(job->event.type)]->inc();
   if (m.options.skip_outcomes && (job->event.type == EventType::order_confirmed ||
                                   job->event.type == EventType::order_failed)) {
-    m.settle_delivery(*job, {SettleKind::ack, Errc::internal, {}});
+    m.settle_delivery(*job, Verdict::ack());
     --m.in_flight;
     return m.recycle(std::move(job));
   }
   if (!is_saga_input(job->event.type)) {
-    m.settle_delivery(
-        *job, {SettleKind::dead_letter, Errc::unknown_type,
-               fmt::format("'{}' is not an input of the saga worker", to_string(job->event.type))});
+    m.settle_delivery(*job,
+                      Verdict::dead_letter(Errc::unknown_type,
+                                           fmt::format("'{}' is not an input of the saga worker",
+                                                       to_string(job->event.type))));
     --m.in_flight;
     return m.recycle(std::move(job));
   }

@@ -25,6 +25,7 @@
 #include <string>
 
 #include "app/worker/ports.hpp"
+#include "consumers/source.hpp"
 #include "core/envelope.hpp"
 #include "core/metrics.hpp"
 
@@ -34,15 +35,8 @@ struct SagaDefinition;
 
 namespace sagaflow::app {
 
-enum class SettleKind : std::uint8_t { ack, retry, dead_letter };
-
-struct Settlement {
-  SettleKind kind = SettleKind::ack;
-  Errc reason = Errc::internal;
-  std::string detail;
-};
-
-using SettleFn = std::function<void(std::uint64_t tag, Settlement)>;
+// Told once per delivery, with the Source's own verdict type.
+using SettleFn = std::function<void(std::uint64_t tag, Verdict)>;
 
 struct PipelineOptions {
   std::size_t max_message_bytes = kDefaultMaxMessageBytes;

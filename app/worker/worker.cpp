@@ -158,7 +158,7 @@ struct Worker::Impl {
         source(*source_owner),
         pipeline(
             d, repo, admission, sink_port, timers, clock, registry,
-            [this](std::uint64_t tag, Settlement s) { settle(tag, std::move(s)); },
+            [this](std::uint64_t tag, Verdict v) { source.settle(tag, std::move(v)); },
             PipelineOptions{c.max_message_bytes, 50, c.broker == BrokerKind::kafka}),
         sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
         starter(parking, admission, kParkedLeaseMs, pipeline,
@@ -180,20 +180,6 @@ struct Worker::Impl {
                          .max_connections = static_cast<unsigned>(c.http_max_connections)}),
         stuck(registry.gauge("sagaflow_sagas_stuck", "Sagas parked in state stuck (cluster-wide)")),
         ready(registry.gauge("sagaflow_ready", "1 while broker and Redis are connected")) {}
-
-  void settle(std::uint64_t tag, Settlement s) {
-    switch (s.kind) {
-      case SettleKind::ack:
-        source.settle(tag, Verdict::ack());
-        break;
-      case SettleKind::retry:
-        source.settle(tag, Verdict::retry(s.reason, std::move(s.detail)));
-        break;
-      case SettleKind::dead_letter:
-        source.settle(tag, Verdict::dead_letter(s.reason, std::move(s.detail)));
-        break;
-    }
-  }
 
   bool is_ready() const { return redis.connected() && source.connected() && sink.connected(); }
 

@@ -18,22 +18,23 @@ namespace {
 
 // Redis, as a map, with every callback deferred until run() so tests control interleavings.
 struct FakeRepo final : SagaRepository {
-  std::map<std::string, StoredSaga> sagas;
+  std::map<std::string, store::SagaRecord> sagas;
   std::set<std::string> done_events;
-  std::vector<Commit> commits;
+  std::vector<store::ApplyRequest> commits;
   std::vector<std::string> cleared;
   std::deque<std::function<void()>> queue;
   bool down = false;
   int bump_before_next_commit = 0;  // simulate another worker winning the CAS
 
-  void load(const OrderId& order, std::function<void(Result<StoredSaga>)> done) override {
+  void load(const OrderId& order, std::function<void(Result<store::SagaRecord>)> done) override {
     queue.push_back([this, order, done] {
       if (down) return done(make_error(Errc::unavailable, "redis down"));
       auto it = sagas.find(order.str());
-      done(it == sagas.end() ? StoredSaga{} : it->second);
+      done(it == sagas.end() ? store::SagaRecord{} : it->second);
     });
   }
-  void commit(const Commit& c, std::function<void(Result<CommitResult>)> done) override {
+  void commit(const store::ApplyRequest& c,
+              std::function<void(Result<store::ApplyOutcome>)> done) override {
     queue.push_back([this, c, done] {
       if (down) return done(make_error(Errc::unavailable, "redis down"));
       auto& s = sagas[c.order_id.str()];
@@ -41,17 +42,17 @@ struct FakeRepo final : SagaRepository {
         --bump_before_next_commit;
         s.version += 1;
       }
-      if (!c.event_id.empty() && done_events.count(c.event_id))
-        return done(CommitResult{CommitOutcome::duplicate, 0, {}});
+      if (!c.event_id.empty() && done_events.count(c.event_id.str()))
+        return done(store::ApplyOutcome{store::ApplyKind::duplicate, s.version, 0, {}});
       if (s.version != c.expected_version)
-        return done(CommitResult{CommitOutcome::conflict, 0, {}});
+        return done(store::ApplyOutcome{store::ApplyKind::conflict, s.version, 0, {}});
       s.version += 1;
-      s.state = c.state;
-      done_events.insert(c.event_id);
+      s.state = c.new_state;
+      done_events.insert(c.event_id.str());
       commits.push_back(c);
-      CommitResult r{CommitOutcome::applied, 3, {}};
-      for (std::size_t i = 0; i < c.messages.size(); ++i)
-        r.outbox_ids.push_back("id" + std::to_string(i));
+      store::ApplyOutcome r{store::ApplyKind::applied, s.version, 3, {}};
+      for (std::size_t i = 0; i < c.commands.size(); ++i)
+        r.stream_ids.push_back("id" + std::to_string(i));
       done(r);
     });
   }
@@ -71,10 +72,10 @@ struct FakeRepo final : SagaRepository {
 struct FakeAdmission final : StartAdmission {
   std::int64_t retry_after_ms = 0;  // > 0: refuse with this delay
   int calls = 0;
-  void admit(const StoreId&, std::function<void(Result<Admission>)> done) override {
+  void admit(const StoreId&, std::function<void(Result<store::Admission>)> done) override {
     ++calls;
-    if (retry_after_ms > 0) return done(Admission{false, retry_after_ms});
-    done(Admission{true, 0});
+    if (retry_after_ms > 0) return done(store::Admission{false, 0, retry_after_ms});
+    done(store::Admission{true, 1, 0});
   }
   void admit_up_to(const StoreId&, std::int64_t n, bool,
                    std::function<void(Result<std::int64_t>)> done) override {
@@ -86,10 +87,10 @@ struct FakeAdmission final : StartAdmission {
 };
 
 struct FakeSink final : MessageSink {
-  std::vector<OutgoingMessage> published;
+  std::vector<store::OutboxCommand> published;
   bool hold = false;  // keep the confirms until confirm_all()
   std::vector<std::function<void(Status)>> unconfirmed;
-  void publish(const OutgoingMessage& m, std::function<void(Status)> done) override {
+  void publish(const store::OutboxCommand& m, std::function<void(Status)> done) override {
     published.push_back(m);
     if (hold) return unconfirmed.push_back(std::move(done));
     done(Status::success());
@@ -126,7 +127,7 @@ struct Harness {
   FakeTimers timers{clock};
   metrics::Registry registry;
   std::vector<SagaDefinition> defs = builtin_definitions(30000).value();
-  std::map<std::uint64_t, Settlement> settled;
+  std::map<std::uint64_t, Verdict> settled;
   std::vector<bool> degraded_changes;
   Pipeline pipeline{defs.front(),
                     repo,
@@ -135,7 +136,7 @@ struct Harness {
                     timers,
                     clock,
                     registry,
-                    [this](std::uint64_t tag, Settlement s) {
+                    [this](std::uint64_t tag, Verdict s) {
                       REQUIRE(settled.count(tag) == 0);  // settled exactly once
                       settled[tag] = std::move(s);
                     }};
@@ -170,15 +171,15 @@ TEST_CASE(
   Harness h;
   h.deliver(1, order_created("o1"));
   REQUIRE(h.settled.count(1));
-  CHECK(h.settled[1].kind == SettleKind::ack);
+  CHECK(h.settled[1].kind == Verdict::Kind::ack);
   REQUIRE(h.repo.commits.size() == 1);
-  const Commit& c = h.repo.commits[0];
+  const store::ApplyRequest& c = h.repo.commits[0];
   CHECK(c.expected_version == 0);
-  CHECK(c.event_id == "evt_o1");
-  REQUIRE(c.messages.size() == 1);
-  CHECK(c.messages[0].exchange == "sagaflow.commands");
-  CHECK(c.messages[0].routing_key == "inventory.reserve");
-  CHECK(c.messages[0].message_id == "o1:inventory.reserve");
+  CHECK(c.event_id.str() == "evt_o1");
+  REQUIRE(c.commands.size() == 1);
+  CHECK(c.commands[0].exchange == "sagaflow.commands");
+  CHECK(c.commands[0].route == "inventory.reserve");
+  CHECK(c.commands[0].id == "o1:inventory.reserve");
   CHECK(c.deadline.has_value());
   CHECK(h.sink.published.size() == 1);
   CHECK(h.repo.cleared.empty());  // cleared in a batch, a few ms later
@@ -193,10 +194,10 @@ TEST_CASE("bad content is dead-lettered at once with its reason", "[pipeline]") 
   h.deliver(2, R"({"id":"x","type":"order.shipped","data":{"order_id":"o"}})");
   h.deliver(3, reply("inventory.reserved", "nobody", R"(,"reservation_id":"r1")"));
   h.deliver(4, R"({"id":"x","type":"order.confirmed","data":{"order_id":"o"}})");
-  CHECK(h.settled[1].kind == SettleKind::dead_letter);
+  CHECK(h.settled[1].kind == Verdict::Kind::dead_letter);
   CHECK(h.settled[1].reason == Errc::malformed_json);
   CHECK(h.settled[2].reason == Errc::unknown_type);
-  CHECK(h.settled[3].kind == SettleKind::dead_letter);
+  CHECK(h.settled[3].kind == Verdict::Kind::dead_letter);
   CHECK(h.settled[3].reason == Errc::unknown_saga);
   CHECK(h.settled[4].reason == Errc::unknown_type);  // an outcome is not a saga input
   CHECK(h.repo.commits.empty());
@@ -233,8 +234,8 @@ TEST_CASE("a duplicate delivery is acked and changes nothing", "[pipeline]") {
   h.deliver(1, order_created("o1"));
   h.deliver(2, order_created("o1"));               // same id
   h.deliver(3, order_created("o1", "evt_other"));  // second order.created, other id
-  CHECK(h.settled[2].kind == SettleKind::ack);
-  CHECK(h.settled[3].kind == SettleKind::ack);
+  CHECK(h.settled[2].kind == Verdict::Kind::ack);
+  CHECK(h.settled[3].kind == Verdict::Kind::ack);
   CHECK(h.repo.commits.size() == 1);
   CHECK(h.sink.published.size() == 1);
 }
@@ -248,15 +249,15 @@ TEST_CASE("two events of one order are applied one after the other", "[pipeline]
   // Then only one load is outstanding: the second waits in the order's lane
   CHECK(h.repo.queue.size() == 1);
   h.repo.run();
-  CHECK(h.settled[2].kind == SettleKind::ack);
-  CHECK(h.settled[3].kind == SettleKind::ack);
+  CHECK(h.settled[2].kind == Verdict::Kind::ack);
+  CHECK(h.settled[3].kind == Verdict::Kind::ack);
   REQUIRE(h.repo.commits.size() == 3);
   CHECK(h.repo.commits[1].expected_version == 1);
   CHECK(h.repo.commits[2].expected_version == 2);
   // The cancel came after payment.charge was sent: compensation starts with the last step
   // sent (its outcome is unknown, so it may have happened), in reverse order
-  REQUIRE(h.repo.commits[2].messages.size() == 1);
-  CHECK(h.repo.commits[2].messages[0].routing_key == "payment.refund");
+  REQUIRE(h.repo.commits[2].commands.size() == 1);
+  CHECK(h.repo.commits[2].commands[0].route == "payment.refund");
 }
 
 TEST_CASE("Redis down: nothing settled, intake degraded, then applied when it is back",
@@ -274,7 +275,7 @@ TEST_CASE("Redis down: nothing settled, intake degraded, then applied when it is
   h.timers.advance(5000);
   h.repo.run();
   REQUIRE(h.settled.count(1));
-  CHECK(h.settled[1].kind == SettleKind::ack);
+  CHECK(h.settled[1].kind == Verdict::Kind::ack);
   CHECK_FALSE(h.pipeline.degraded());
   CHECK(h.degraded_changes == std::vector<bool>{true, false});
 }
@@ -286,10 +287,10 @@ TEST_CASE("a start over its limit is parked and acked, then started by the sched
   h.deliver(1, order_created("o1"));
   // Then the delivery is acked (it never holds intake) and the saga is recorded parked
   REQUIRE(h.settled.count(1));
-  CHECK(h.settled[1].kind == SettleKind::ack);
+  CHECK(h.settled[1].kind == Verdict::Kind::ack);
   REQUIRE(h.repo.commits.size() == 1);
-  CHECK(h.repo.commits[0].status == "parked");
-  CHECK(h.repo.commits[0].messages.empty());
+  CHECK(h.repo.commits[0].new_status == "parked");
+  CHECK(h.repo.commits[0].commands.empty());
   CHECK(h.repo.commits[0].store_id.view() == "s1");
   CHECK(h.repo.commits[0].parked_at == h.clock.now_ms());
   CHECK_FALSE(h.repo.commits[0].deadline);
@@ -299,10 +300,10 @@ TEST_CASE("a start over its limit is parked and acked, then started by the sched
   h.pipeline.on_parked_start(OrderId(std::string("o1")));
   h.repo.run();
   REQUIRE(h.repo.commits.size() == 2);
-  CHECK(h.repo.commits[1].status == "running");
+  CHECK(h.repo.commits[1].new_status == "running");
   CHECK(h.repo.commits[1].expected_version == 1);
-  REQUIRE(h.repo.commits[1].messages.size() == 1);
-  CHECK(h.repo.commits[1].messages[0].routing_key == "inventory.reserve");
+  REQUIRE(h.repo.commits[1].commands.size() == 1);
+  CHECK(h.repo.commits[1].commands[0].route == "inventory.reserve");
   REQUIRE(h.sink.published.size() == 1);
   // A second hand-back (a lease taken over) starts nothing twice
   h.pipeline.on_parked_start(OrderId(std::string("o1")));
@@ -316,12 +317,12 @@ TEST_CASE("a cancel of a parked start ends it at once, and it never starts", "[p
   h.admission.retry_after_ms = 1000;
   h.deliver(1, order_created("o1"));
   h.deliver(2, R"({"id":"c1","type":"order.cancelled","data":{"order_id":"o1"}})");
-  CHECK(h.settled[2].kind == SettleKind::ack);
+  CHECK(h.settled[2].kind == Verdict::Kind::ack);
   REQUIRE(h.repo.commits.size() == 2);
-  CHECK(h.repo.commits[1].status == "failed");
+  CHECK(h.repo.commits[1].new_status == "failed");
   CHECK(h.repo.commits[1].finished);
   REQUIRE(h.sink.published.size() == 1);
-  CHECK(h.sink.published[0].routing_key == "order.failed");
+  CHECK(h.sink.published[0].route == "order.failed");
   CHECK_THAT(h.sink.published[0].body, Catch::Contains("\"reason\":\"cancelled\""));
   h.pipeline.on_parked_start(OrderId(std::string("o1")));
   h.repo.run();
@@ -336,15 +337,15 @@ TEST_CASE("a start behind its store's parked starts is parked without taking a t
   h.deliver(1, order_created("o1"));
   CHECK(h.admission.calls == 0);
   REQUIRE(h.repo.commits.size() == 1);
-  CHECK(h.repo.commits[0].status == "parked");
-  CHECK(h.settled[1].kind == SettleKind::ack);
+  CHECK(h.repo.commits[0].new_status == "parked");
+  CHECK(h.settled[1].kind == Verdict::Kind::ack);
   // Another store is not held back
   h.deliver(2, R"({"id":"e2","type":"order.created","store_id":"s2","data":{"order_id":"o2",)"
                R"("customer_id":"c1","total":"1.00","currency":"EUR",)"
                R"("items":[{"sku":"A","qty":1,"price":"1.00"}]}})");
   CHECK(h.admission.calls == 1);
   REQUIRE(h.repo.commits.size() == 2);
-  CHECK(h.repo.commits[1].status == "running");
+  CHECK(h.repo.commits[1].new_status == "running");
 }
 
 TEST_CASE("a commit lost to another worker is re-read and re-applied", "[pipeline]") {
@@ -352,7 +353,7 @@ TEST_CASE("a commit lost to another worker is re-read and re-applied", "[pipelin
   h.deliver(1, order_created("o1"));
   h.repo.bump_before_next_commit = 1;  // someone else wrote version 2 meanwhile
   h.deliver(2, reply("inventory.reserved", "o1", R"(,"reservation_id":"r1")"));
-  CHECK(h.settled[2].kind == SettleKind::ack);
+  CHECK(h.settled[2].kind == Verdict::Kind::ack);
   REQUIRE(h.repo.commits.size() == 2);
   CHECK(h.repo.commits[1].expected_version == 2);
 }
@@ -365,18 +366,18 @@ TEST_CASE("only a start takes a token: duplicates, existing sagas and remembered
   // The same event again, and another order.created for an order that has a saga
   h.deliver(2, order_created("o1"));
   h.deliver(3, order_created("o1", "evt_other"));
-  CHECK(h.settled[2].kind == SettleKind::ack);
-  CHECK(h.settled[3].kind == SettleKind::ack);
+  CHECK(h.settled[2].kind == Verdict::Kind::ack);
+  CHECK(h.settled[3].kind == Verdict::Kind::ack);
   CHECK(h.admission.calls == 1);
   // An order.cancelled remembered before its order.created: the start ends at once, no token
   h.deliver(4, R"({"id":"c2","type":"order.cancelled","data":{"order_id":"o2"}})");
   h.deliver(5, order_created("o2"));
-  CHECK(h.settled[5].kind == SettleKind::ack);
+  CHECK(h.settled[5].kind == Verdict::Kind::ack);
   CHECK(h.admission.calls == 1);
   bool failed_o2 = false;
   for (const auto& m : h.sink.published) {
-    failed_o2 |= m.routing_key == "order.failed" && m.body.find("\"o2\"") != std::string::npos;
-    if (m.message_id.rfind("o2:", 0) == 0) CHECK(m.exchange == "sagaflow.events");  // no command
+    failed_o2 |= m.route == "order.failed" && m.body.find("\"o2\"") != std::string::npos;
+    if (m.id.rfind("o2:", 0) == 0) CHECK(m.exchange == "sagaflow.events");  // no command
   }
   CHECK(failed_o2);
 }
