@@ -4,8 +4,8 @@
 #include "app/commands.hpp"
 #include "app/deliver/deliverer.hpp"
 #include "app/impl/loop_runner.hpp"
+#include "brokers/broker.hpp"
 #include "delivery/schedule.hpp"
-#include "topology/rabbitmq_topology.hpp"
 
 namespace sagaflow::app {
 
@@ -15,11 +15,9 @@ int run_deliver(const Config& config) {
     std::fprintf(stderr, "sagaflow deliver: %s\n", schedule.error().detail.c_str());
     return 2;
   }
-  if (config.broker == BrokerKind::rabbitmq) {
-    if (auto st = apply_rabbitmq_deliveries(config.amqp, /*only_if_exists=*/false); !st) {
-      std::fprintf(stderr, "sagaflow deliver: %s\n", st.error().detail.c_str());
-      return 1;
-    }
+  if (auto st = brokers::open_broker(config)->prepare_deliveries(); !st) {
+    std::fprintf(stderr, "sagaflow deliver: %s\n", st.error().detail.c_str());
+    return 1;
   }
   LoopRunner runner;
   int rc = 0;

@@ -18,11 +18,12 @@
 
 #include <fmt/format.h>
 
-#include "app/impl/brokers.hpp"
+#include "app/impl/dead_letter_listener.hpp"
 #include "app/impl/delivery_json.hpp"
 #include "app/impl/exit_backstop.hpp"
 #include "app/impl/redis_clock.hpp"
 #include "app/worker/uv_timers.hpp"
+#include "brokers/broker.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "delivery/address_guard.hpp"
@@ -102,6 +103,7 @@ struct Deliverer::Impl {
   RedisClock clock{redis};  // due times and the breaker's times are compared with Redis TIME
   store::Deliveries deliveries;
   store::RateLimiter limiter;
+  std::unique_ptr<brokers::Broker> broker;
   std::unique_ptr<Sink> sink_owner;
   std::unique_ptr<Source> source_owner;
   std::unique_ptr<http::Client> client;
@@ -189,9 +191,11 @@ struct Deliverer::Impl {
     breaker_config.failures_to_open = c.breaker_failures;
     breaker_config.open_ms = c.breaker_open_ms;
     breaker_config.probe_lease_ms = c.delivery_timeout_ms + 5000;
-    sink_owner = make_sink(l, c, "sagaflow-deliver-publish");
-    source_owner = make_source(l, c, Role::deliver, *sink_owner, "sagaflow-deliver-consume",
-                               index_dead_letters(dead_letters));
+    broker = brokers::open_broker(c);
+    sink_owner = broker->make_sink(l, "sagaflow-deliver-publish");
+    source_owner =
+        broker->make_source(l, brokers::Role::deliver, *sink_owner, "sagaflow-deliver-consume",
+                            index_dead_letters(dead_letters));
     client = std::make_unique<http::Client>(l, client_options());
   }
 
@@ -612,7 +616,7 @@ struct Deliverer::Impl {
     sink_owner->on_state_change([this](bool) { update_intake(); });
     source().on_state_change([this](bool up) {
       log::info(up ? "broker connected" : "broker disconnected",
-                {{"intake", describe_intake(config, Role::deliver)}});
+                {{"intake", broker->describe_intake(brokers::Role::deliver)}});
       update_intake();
     });
     if (!config.metrics_addr.disabled) {
@@ -628,7 +632,7 @@ struct Deliverer::Impl {
     timers.every(kGaugesEveryMs, [this] { update_gauges(); });
     timers.every(kClockSyncEveryMs, [this] { clock.sync([this] { update_intake(); }); });
     log::info("deliver started",
-              {{"intake", describe_intake(config, Role::deliver)},
+              {{"intake", broker->describe_intake(brokers::Role::deliver)},
                {"endpoints_refresh_ms", static_cast<std::int64_t>(kEndpointsEveryMs)}});
     return Status::success();
   }

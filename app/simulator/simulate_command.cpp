@@ -7,10 +7,10 @@
 #include <memory>
 
 #include "app/commands.hpp"
-#include "app/impl/brokers.hpp"
 #include "app/impl/loop_runner.hpp"
 #include "app/simulator/participants.hpp"
 #include "app/worker/uv_timers.hpp"
+#include "brokers/broker.hpp"
 #include "core/envelope.hpp"
 #include "core/log.hpp"
 #include "topology/names.hpp"
@@ -19,10 +19,11 @@ namespace sagaflow::app {
 
 int run_simulate(const Config& config, const SimulateArgs& args) {
   LoopRunner runner;
-  std::unique_ptr<Sink> sink_owner = make_sink(runner.loop(), config, "sagaflow-simulator-publish");
+  const auto broker = brokers::open_broker(config);
+  std::unique_ptr<Sink> sink_owner = broker->make_sink(runner.loop(), "sagaflow-simulator-publish");
   Sink& sink = *sink_owner;
-  std::unique_ptr<Source> source_owner =
-      make_source(runner.loop(), config, Role::participants, sink, "sagaflow-simulator-consume");
+  std::unique_ptr<Source> source_owner = broker->make_source(
+      runner.loop(), brokers::Role::participants, sink, "sagaflow-simulator-consume");
   Source& source = *source_owner;
   UvTimers timers(runner.loop());
   SystemClock clock;

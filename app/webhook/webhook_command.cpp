@@ -4,9 +4,9 @@
 #include <cstdio>
 
 #include "app/commands.hpp"
-#include "app/impl/brokers.hpp"
 #include "app/impl/loop_runner.hpp"
 #include "app/webhook/webhook_handler.hpp"
+#include "brokers/broker.hpp"
 #include "core/log.hpp"
 #include "http/server.hpp"
 #include "http/webhook_signature.hpp"
@@ -28,7 +28,8 @@ int run_webhook(const Config& config) {
     }
   }
   LoopRunner runner;
-  std::unique_ptr<Sink> sink_owner = make_sink(runner.loop(), config, "sagaflow-webhook");
+  std::unique_ptr<Sink> sink_owner =
+      brokers::open_broker(config)->make_sink(runner.loop(), "sagaflow-webhook");
   Sink& sink = *sink_owner;
   SystemClock clock;
   WebhookHandler handler(

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
-#include "app/impl/brokers.hpp"
+#include "app/impl/dead_letter_listener.hpp"
 #include "app/impl/exit_backstop.hpp"
 #include "app/impl/redis_clock.hpp"
 #include "app/worker/background.hpp"
@@ -20,6 +20,7 @@
 #include "app/worker/redis_ports.hpp"
 #include "app/worker/sink_port.hpp"
 #include "app/worker/uv_timers.hpp"
+#include "brokers/broker.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/server.hpp"
@@ -92,6 +93,7 @@ struct Worker::Impl {
   RedisSagaRepository repo{sagas, outbox};
   RedisAdmission admission{limiter, redis};
 
+  std::unique_ptr<brokers::Broker> broker;
   std::unique_ptr<Sink> sink_owner;
   Sink& sink;
   SinkPort sink_port{sink};
@@ -151,15 +153,16 @@ struct Worker::Impl {
         deadlines(redis),
         limiter(redis, limiter_options(c)),
         parking(redis, c.redis_partitions),
-        sink_owner(make_sink(l, c, "sagaflow-worker-publish")),
+        broker(brokers::open_broker(c)),
+        sink_owner(broker->make_sink(l, "sagaflow-worker-publish")),
         sink(*sink_owner),
-        source_owner(make_source(l, c, Role::saga, sink, "sagaflow-worker-consume",
-                                 index_dead_letters(dead_letters))),
+        source_owner(broker->make_source(l, brokers::Role::saga, sink, "sagaflow-worker-consume",
+                                         index_dead_letters(dead_letters))),
         source(*source_owner),
         pipeline(
             d, repo, admission, sink_port, timers, clock, registry,
             [this](std::uint64_t tag, Verdict v) { source.settle(tag, std::move(v)); },
-            PipelineOptions{c.max_message_bytes, 50, c.broker == BrokerKind::kafka}),
+            PipelineOptions{c.max_message_bytes, 50, broker->saga_intake_has_outcomes()}),
         sweeper(deadlines, c.redis_partitions, std::max<Millis>(c.step_timeout_ms, 5000), pipeline),
         starter(parking, admission, kParkedLeaseMs, pipeline,
                 registry.gauge("sagaflow_starts_parked",
@@ -231,7 +234,7 @@ struct Worker::Impl {
     source.on_state_change([this](bool up) {
       if (up) broker_up_since = uv_now(loop);
       log::info(up ? "broker connected" : "broker disconnected",
-                {{"intake", describe_intake(config, Role::saga)}});
+                {{"intake", broker->describe_intake(brokers::Role::saga)}});
       update_intake();
     });
     pipeline.on_degraded_change([this](bool) { update_intake(); });
@@ -257,8 +260,8 @@ struct Worker::Impl {
         broker_up_since = uv_now(loop);
       }
       const bool settled = uv_now(loop) - broker_up_since >= sweep_grace_ms(config);
-      const bool broker = sink.connected() && source.reading();
-      if (!draining && redis.connected() && broker && settled) sweeper.tick();
+      const bool broker_up = sink.connected() && source.reading();
+      if (!draining && redis.connected() && broker_up && settled) sweeper.tick();
     });
     // Parked starts begin as their stores' buckets allow; while the broker is away they wait
     // (their first commands could not go out).
@@ -289,7 +292,7 @@ struct Worker::Impl {
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_start(&sigint, on_signal, SIGINT);
     log::info("worker started", {{"consumer", consumer},
-                                 {"intake", describe_intake(config, Role::saga)},
+                                 {"intake", broker->describe_intake(brokers::Role::saga)},
                                  {"prefetch", config.prefetch},
                                  {"partitions", config.redis_partitions}});
     return Status::success();

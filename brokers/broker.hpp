@@ -1,0 +1,101 @@
+#pragma once
+// The broker a process talks to, chosen once by SAGAFLOW_BROKER: the one switch between
+// RabbitMQ and Kafka. Everything above (the worker, the deliverer, the webhook receiver, the
+// simulator, publish, topology, dlq, status, the console) asks a Broker and never looks at
+// Config::broker itself.
+//
+// A Broker is cheap to make and holds no connection; each call opens what it needs. Sources and
+// sinks run on the caller's libuv loop; topology, probe and the dead-letter calls are blocking
+// (the command-line tools; the console runs them on libuv's thread pool).
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "consumers/source.hpp"
+#include "core/config.hpp"
+#include "core/result.hpp"
+#include "producers/sink.hpp"
+
+struct uv_loop_s;
+
+namespace sagaflow::brokers {
+
+// The consuming roles of CONTRACT.md section 6.
+enum class Role : std::uint8_t {
+  saga,          // queue sagaflow.saga / group sagaflow-saga on sagaflow.events
+  participants,  // queue sagaflow.participants / group sagaflow-participants on sagaflow.commands
+  deliver,       // queue sagaflow.deliveries / group sagaflow-deliver on sagaflow.events
+};
+
+// One dead letter as the tools show it, the same on both brokers.
+struct DeadLetter {
+  std::string id;          // x-sagaflow-dead-letter-id ("" on copies made before it existed)
+  std::string reason;      // x-sagaflow-error
+  std::string detail;      // x-sagaflow-detail
+  std::string attempts;    // x-sagaflow-attempts, as written
+  std::string route;       // the original route (routing key or topic)
+  std::string message_id;  // the original message id
+  std::string body;        // the original body, byte for byte ("" when kept without it)
+  // Kafka: the record's place ("partition 0 offset 12") and every header, values as text.
+  std::string position;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Which dead letters a replay takes (the console's ids or reason); empty: every one.
+using DeadLetterSelect = std::function<bool(const DeadLetter&)>;
+
+struct ReplayOutcome {
+  std::int64_t replayed = 0;
+  std::vector<std::string> ids;  // the replayed ones that carried an id
+  std::int64_t passed = 0;       // Kafka: kept without their body, so not replayable; passed
+  // Every dead letter the scan was to look at was looked at (not stopped by `limit` or an error).
+  bool complete = false;
+  // Set when the replay stopped on a failure; `replayed` and `ids` still say what went back
+  // (and was acked or committed) before it.
+  std::optional<Error> error;
+};
+
+class Broker {
+ public:
+  virtual ~Broker() = default;
+
+  // "RabbitMQ" or "Kafka", for messages.
+  virtual std::string_view name() const noexcept = 0;
+  // Where, for messages: "127.0.0.1:5672" or the bootstrap servers.
+  virtual std::string where() const = 0;
+
+  // --- the data path, on the caller's loop ---
+  // window: unconfirmed messages in flight at most (0: the sink's default).
+  virtual std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const std::string& name,
+                                          std::size_t window = 0) const = 0;
+  // Retry and dead-letter copies go through `copies` (not owned; started by the caller);
+  // `on_dead_lettered` hears of each dead letter the broker confirmed (the dead-letter index).
+  virtual std::unique_ptr<Source> make_source(uv_loop_s* loop, Role role, Sink& copies,
+                                              const std::string& name,
+                                              DeadLetterListener on_dead_lettered = {}) const = 0;
+  // What the source of `role` consumes, for logs: "queue sagaflow.saga" / "group sagaflow-saga".
+  virtual std::string describe_intake(Role role) const = 0;
+  // True when the saga role's intake carries the outcome events too (Kafka: the group reads all
+  // of sagaflow.events; a RabbitMQ binding never routes them to sagaflow.saga).
+  virtual bool saga_intake_has_outcomes() const noexcept = 0;
+
+  // --- blocking calls of the tools ---
+  // Fails fast, with the reason, when the broker cannot be reached at all.
+  virtual Status probe() const = 0;
+  // `topology apply` (CONTRACT.md section 6, idempotent); one line saying what was done.
+  virtual Result<std::string> apply_topology() const = 0;
+  // What `sagaflow deliver` consumes, made ready (RabbitMQ: the deliveries queue and its
+  // binding; Kafka: nothing, the group reads sagaflow.events).
+  virtual Status prepare_deliveries() const = 0;
+};
+
+// The one switch on Config::broker.
+std::unique_ptr<Broker> open_broker(const Config& config);
+
+}  // namespace sagaflow::brokers
