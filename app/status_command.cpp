@@ -29,7 +29,6 @@ store::SagaStoreOptions store_options(const Config& c) {
   store::SagaStoreOptions o;
   o.partitions = c.redis_partitions;
   o.dedup_ttl_s = c.dedup_ttl_s;
-  o.consumer = "cli";
   return o;
 }
 

@@ -108,7 +108,6 @@ int main(int argc, char** argv) {
   client.start();
   store::SagaStoreOptions so;
   so.partitions = 16;
-  so.consumer = "bench";
   store::SagaStore sagas(client, so);
 
   const Millis now = wall_ms();

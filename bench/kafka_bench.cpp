@@ -535,7 +535,7 @@ Row redis_bound(long n, int in_flight) {
     uv_timer_stop(&tick);
     uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
     if (!client.connected()) throw std::runtime_error("redis-bound: redis-server never answered");
-    SagaStore store(client, SagaStoreOptions{16, 86400, 0, "bench", 0});
+    SagaStore store(client, SagaStoreOptions{16, 86400, 0, 0});
     long next = 0, completed = 0, errors = 0;
     std::function<void(long)> issue;
     issue = [&](long i) {

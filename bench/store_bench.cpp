@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "store_bench: redis-server on port %d never answered\n", port);
       rc = 1;
     } else {
-      SagaStore store(client, SagaStoreOptions{16, 86400, 0, "bench", 0});
+      SagaStore store(client, SagaStoreOptions{16, 86400, 0, 0});
       RateLimiter limiter(client, RateLimiterOptions{});
       const RatePlan plan{"bench", 1000000, 1000, 1000000};
       std::vector<Phase> phases;

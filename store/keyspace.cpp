@@ -13,6 +13,9 @@ std::string Keyspace::dedup_key(int p, const EventId& event) {
 std::string Keyspace::outbox_key(int p) {
   return fmt::format("sagaflow:{{{}}}:outbox", p);
 }
+std::string Keyspace::outbox_relay_key(int p) {
+  return fmt::format("sagaflow:{{{}}}:outbox_relay", p);
+}
 std::string Keyspace::deadlines_key(int p) {
   return fmt::format("sagaflow:{{{}}}:deadlines", p);
 }

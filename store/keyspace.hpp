@@ -5,7 +5,8 @@
 // carries the hash tag {p}, so the keys of one atomic step share a cluster slot:
 //   sagaflow:{p}:saga:<order_id>    hash   version, state, status
 //   sagaflow:{p}:dedup:<event_id>   string "1", TTL = dedup TTL (tagged with the ORDER's p)
-//   sagaflow:{p}:outbox             stream id, exchange, route, body; group kOutboxGroup
+//   sagaflow:{p}:outbox             stream id, exchange, route, body
+//   sagaflow:{p}:outbox_relay       string the worker relaying the partition (a lease)
 //   sagaflow:{p}:deadlines          zset   member order_id, score = due time (ms)
 //   sagaflow:{p}:stats              hash   status -> number of sagas that reached it
 //   sagaflow:{p}:parked:<store_id>  zset   member order_id, score = parked at (ms)
@@ -26,7 +27,6 @@ namespace sagaflow::store {
 
 inline constexpr int kDefaultPartitions = 16;
 inline constexpr std::string_view kStorePlansKey = "sagaflow:store_plans";
-inline constexpr std::string_view kOutboxGroup = "sagaflow-relay";
 
 // FNV-1a, 64 bits: stable across processes, platforms and releases (never std::hash).
 constexpr std::uint64_t fnv1a64(std::string_view bytes) noexcept {
@@ -52,13 +52,14 @@ class Keyspace {
   static std::string saga_key(int p, const OrderId& order);
   static std::string dedup_key(int p, const EventId& event);
   static std::string outbox_key(int p);
+  static std::string outbox_relay_key(int p);
   static std::string deadlines_key(int p);
   static std::string stats_key(int p);
   static std::string parked_key(int p, const StoreId& store);
   static std::string parked_stores_key(int p);
   static std::string parked_leases_key(int p);
   static std::string status_index_key(int p, std::string_view status);
-  static std::string reason_index_key(int p, std::string_view reason);  // finished sagas
+  static std::string reason_index_key(int p, std::string_view reason);       // finished sagas
   static std::string live_reason_index_key(int p, std::string_view reason);  // compensating, stuck
   static std::string rate_key(const StoreId& store);
 

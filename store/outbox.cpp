@@ -1,5 +1,8 @@
 #include "store/outbox.hpp"
 
+#include <uv.h>
+
+#include <algorithm>
 #include <utility>
 
 #include <fmt/format.h>
@@ -14,25 +17,33 @@ Outbox::Outbox(RedisClient& redis, OutboxOptions options)
   if (options_.consumer.empty()) options_.consumer = "sagaflow";
   if (options_.claim_batch < 1) options_.claim_batch = 100;
   if (options_.min_idle_ms < 0) options_.min_idle_ms = 0;
-  cursors_.assign(static_cast<std::size_t>(options_.partitions), "0-0");
-  ack_script_ = redis_.register_script("outbox_ack.lua", std::string(impl::kOutboxAckScript));
+  if (options_.relay_lease_ms <= 0)
+    options_.relay_lease_ms = std::max<Millis>(2 * options_.min_idle_ms, 1000);
+  cursors_.assign(static_cast<std::size_t>(options_.partitions), "-");
+  handed_out_.resize(static_cast<std::size_t>(options_.partitions));
+  claim_script_ = redis_.register_script("outbox_claim.lua", std::string(impl::kOutboxClaimScript));
 }
 
 void Outbox::ack(int partition, std::vector<std::string> stream_ids, AckCallback done) {
-  if (stream_ids.empty()) {
+  if (stream_ids.empty() || partition < 0 || partition >= options_.partitions) {
     if (done) done(Status::success());
     return;
   }
-  std::vector<std::string> args;
-  args.reserve(stream_ids.size() + 1);
-  args.emplace_back(kOutboxGroup);
-  for (auto& id : stream_ids) args.push_back(std::move(id));
-  redis_.eval(
-      ack_script_, {Keyspace::outbox_key(partition)}, std::move(args),
+  auto& handed = handed_out_[static_cast<std::size_t>(partition)];
+  std::vector<std::string> argv;
+  argv.reserve(stream_ids.size() + 2);
+  argv.emplace_back("XDEL");
+  argv.push_back(Keyspace::outbox_key(partition));
+  for (auto& id : stream_ids) {
+    if (!handed.empty()) handed.erase(id);
+    argv.push_back(std::move(id));
+  }
+  redis_.command(
+      std::move(argv),
       [done = std::move(done)](Result<Reply> r) {
         if (!done) return;
         if (!r.ok()) return done(std::move(r).error());
-        if (r->is_error()) return done(make_error(Errc::internal, "outbox_ack.lua: " + r->str));
+        if (r->is_error()) return done(make_error(Errc::internal, "XDEL: " + r->str));
         done(Status::success());
       },
       options_.timeout_ms);
@@ -43,26 +54,30 @@ void Outbox::claim_stale(int partition, ClaimCallback done) {
     return done(make_error(Errc::internal, fmt::format("no outbox partition {}", partition)));
   }
   const auto slot = static_cast<std::size_t>(partition);
-  redis_.command(
-      {"XAUTOCLAIM", Keyspace::outbox_key(partition), std::string(kOutboxGroup), options_.consumer,
-       std::to_string(options_.min_idle_ms), cursors_[slot], "COUNT",
-       std::to_string(options_.claim_batch)},
+  redis_.eval(
+      claim_script_, {Keyspace::outbox_key(partition), Keyspace::outbox_relay_key(partition)},
+      {options_.consumer, std::to_string(options_.relay_lease_ms),
+       std::to_string(options_.min_idle_ms), cursors_[slot], std::to_string(options_.claim_batch)},
       [this, slot, done = std::move(done)](Result<Reply> r) {
         if (!r.ok()) return done(std::move(r).error());
         Reply& reply = r.value();
-        if (reply.is_error()) {
-          // No stream or no group yet: nothing was ever written to this partition.
-          if (reply.str.rfind("NOGROUP", 0) == 0) return done(std::vector<OutboxEntry>{});
-          return done(make_error(Errc::internal, "XAUTOCLAIM: " + reply.str));
-        }
-        if (!reply.is_array() || reply.elements.size() < 2) {
-          return done(make_error(Errc::internal, "XAUTOCLAIM: unexpected reply"));
-        }
-        cursors_[slot] = reply.elements[0].str.empty() ? "0-0" : reply.elements[0].str;
+        if (reply.is_error())
+          return done(make_error(Errc::internal, "outbox_claim.lua: " + reply.str));
+        if (!reply.is_array()) return done(std::vector<OutboxEntry>{});  // another worker relays
+        // The next call goes on after the last entry; a short read reached the end: start over.
+        const bool full = reply.elements.size() >= static_cast<std::size_t>(options_.claim_batch);
+        cursors_[slot] = full && !reply.elements.empty() && !reply.elements.back().elements.empty()
+                             ? "(" + reply.elements.back().elements[0].str
+                             : "-";
+        const std::uint64_t now = uv_now(redis_.loop());
+        const auto min_idle = static_cast<std::uint64_t>(options_.min_idle_ms);
+        auto& handed = handed_out_[slot];
+        std::erase_if(handed, [&](const auto& kv) { return now - kv.second >= min_idle; });
         std::vector<OutboxEntry> entries;
-        for (Reply& e : reply.elements[1].elements) {
-          // [id, [field, value, ...]]; a nil body means the entry was deleted meanwhile.
+        for (Reply& e : reply.elements) {
+          // [id, [field, value, ...]]
           if (e.elements.size() != 2 || !e.elements[1].is_array()) continue;
+          if (!handed.try_emplace(e.elements[0].str, now).second) continue;  // re-sent lately
           OutboxEntry entry;
           entry.stream_id = std::move(e.elements[0].str);
           auto& fv = e.elements[1].elements;

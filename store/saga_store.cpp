@@ -56,7 +56,6 @@ SagaStore::SagaStore(RedisClient& redis, SagaStoreOptions options)
   if (options_.finished_ttl_s < options_.dedup_ttl_s)
     options_.finished_ttl_s = options_.dedup_ttl_s;
   if (options_.finished_ttl_s <= 0) options_.finished_ttl_s = 86400;
-  if (options_.consumer.empty()) options_.consumer = "sagaflow";
   apply_script_ = redis_.register_script("apply.lua", std::string(impl::kApplyScript));
   uv_timer_init(redis_.loop(), flush_timer_);
   flush_timer_->data = this;
@@ -107,7 +106,7 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
       Keyspace::reason_index_key(p, req.reason),
       Keyspace::live_reason_index_key(p, req.reason)};
   std::vector<std::string> args;
-  args.reserve(12 + 4 * req.commands.size());
+  args.reserve(15 + 4 * req.commands.size());
   args.emplace_back("apply");
   args.push_back(std::to_string(req.expected_version < 0 ? 0 : req.expected_version));
   args.push_back(std::to_string(dedup ? options_.dedup_ttl_s : 0));
@@ -117,8 +116,6 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   args.emplace_back(req.finished ? "1" : "0");
   args.push_back(std::to_string(options_.finished_ttl_s));
   args.push_back(std::to_string(req.deadline && *req.deadline > 0 ? *req.deadline : 0));
-  args.emplace_back(kOutboxGroup);
-  args.push_back(options_.consumer);
   args.push_back(std::to_string(req.commands.size()));
   for (const auto& c : req.commands) {
     args.push_back(c.id);

@@ -6,7 +6,7 @@
 //
 // Outcomes (ApplyOutcome::kind):
 // - applied:   the change is recorded; stream_ids are the outbox entries of the commands, in
-//              order, pending for this worker's consumer until Outbox::ack().
+//              order, in the partition's outbox until Outbox::ack() deletes them.
 // - duplicate: the event id was applied before (within the dedup TTL); nothing changed.
 // - conflict:  the saga's version is not expected_version (another worker won); nothing
 //              changed; `version` is the current one: re-load, re-run the step, re-apply.
@@ -73,7 +73,6 @@ struct SagaStoreOptions {
   int partitions = kDefaultPartitions;  // SAGAFLOW Config::redis_partitions
   std::int64_t dedup_ttl_s = 86400;     // SAGAFLOW_DEDUP_TTL_S
   std::int64_t finished_ttl_s = 0;      // finished record TTL; < dedup TTL: the dedup TTL
-  std::string consumer;                 // this worker's outbox consumer (same as Outbox's)
   // Newest finished sagas kept per partition in each console index (by status, by reason).
   std::int64_t index_cap = 65536;
   Millis timeout_ms = 0;  // per call; 0: the client's default

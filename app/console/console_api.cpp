@@ -167,7 +167,6 @@ struct ConsoleApi::Impl {
     store::SagaStoreOptions o;
     o.partitions = c.redis_partitions;
     o.dedup_ttl_s = c.dedup_ttl_s;
-    o.consumer = "console";  // a re-sent compensation waits in the outbox for a worker's relay
     return o;
   }
 

@@ -33,6 +33,7 @@ struct Pipeline::Job {
   bool admitted = false;     // order.created: the rate limiter let it start
   bool was_limited = false;  // counted once in sagaflow_rate_limited_total
   bool must_load = false;    // a conflict was seen: the next one counts
+  bool fresh = false;        // stepped again on a saga re-read after forget()
   std::chrono::steady_clock::time_point started;
 };
 
@@ -169,6 +170,7 @@ struct Pipeline::Impl {
     job->admitted = false;
     job->was_limited = false;
     job->must_load = false;
+    job->fresh = false;
     job->started = std::chrono::steady_clock::now();
     return job;
   }
@@ -293,10 +295,16 @@ struct Pipeline::Impl {
     StepResult r = compute(job, state, mode, now);
     switch (r.disposition) {
       case Disposition::dead_letter:
-        settle_delivery(job, Verdict::dead_letter(r.error.code, r.error.detail));
-        return finish(job);
       case Disposition::ignored:
-        settle_delivery(job, Verdict::ack());
+        // Nothing to commit, so no version check: if the saga came from the repository's
+        // memory, step again on what Redis holds before settling.
+        if (!job.fresh && repo.forget(job.order_id)) {
+          job.fresh = true;
+          return run(job);
+        }
+        settle_delivery(job, r.disposition == Disposition::ignored
+                                 ? Verdict::ack()
+                                 : Verdict::dead_letter(r.error.code, r.error.detail));
         return finish(job);
       case Disposition::applied:
         break;

@@ -28,6 +28,10 @@ class SagaRepository {
                       std::function<void(Result<store::ApplyOutcome>)> done) = 0;
   // The messages of a commit were confirmed by the broker: clear them from the outbox.
   virtual void outbox_done(int partition, std::vector<std::string> ids) = 0;
+  // Drops what the repository remembers of this saga (a load may answer from memory); true if
+  // it remembered any, so the last load may have been stale. A step that commits is safe
+  // anyway (the version check), but one that changes nothing (ignored) must be re-checked.
+  virtual bool forget(const OrderId& /*order*/) { return false; }
 };
 
 class StartAdmission {

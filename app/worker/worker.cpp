@@ -16,6 +16,7 @@
 #include "app/impl/exit_backstop.hpp"
 #include "app/impl/redis_clock.hpp"
 #include "app/worker/background.hpp"
+#include "app/worker/cached_repository.hpp"
 #include "app/worker/pipeline.hpp"
 #include "app/worker/redis_ports.hpp"
 #include "app/worker/sink_port.hpp"
@@ -52,6 +53,8 @@ std::uint64_t sweep_grace_ms(const Config& c) {
   return static_cast<std::uint64_t>(2 * outbox_idle_ms(c) + relay_every_ms(c));
 }
 constexpr Millis kStatsEveryMs = 5000;
+// Sagas remembered after this worker's commits, so that replies skip their load (~1 KiB each).
+constexpr std::size_t kSagaCacheSize = 16384;
 constexpr Millis kClockSyncEveryMs = 2000;  // Redis TIME: the one clock of every deadline
 // SIGTERM: intake drains for at most kDrainLimitMs, the sink's confirms then get the rest of
 // kShutdownLimitMs; past it the process exits anyway (what is unsettled is redelivered and
@@ -90,7 +93,8 @@ struct Worker::Impl {
   store::RateLimiter limiter;
   store::Parking parking;
   store::DeadLetterIndex dead_letters{redis};
-  RedisSagaRepository repo{sagas, outbox};
+  RedisSagaRepository redis_repo{sagas, outbox};
+  CachedSagaRepository repo{redis_repo, kSagaCacheSize};
   RedisAdmission admission{limiter, redis};
 
   std::unique_ptr<brokers::Broker> broker;
@@ -121,11 +125,10 @@ struct Worker::Impl {
     o.partitions = c.redis_partitions;
     return o;
   }
-  static store::SagaStoreOptions saga_options(const Config& c, const std::string& consumer) {
+  static store::SagaStoreOptions saga_options(const Config& c) {
     store::SagaStoreOptions o;
     o.partitions = c.redis_partitions;
     o.dedup_ttl_s = c.dedup_ttl_s;
-    o.consumer = consumer;
     o.wait_replicas = c.redis_wait_replicas;
     return o;
   }
@@ -148,7 +151,7 @@ struct Worker::Impl {
         definition(d),
         timers(l),
         redis(l, redis_options(c)),
-        sagas(redis, saga_options(c, consumer)),
+        sagas(redis, saga_options(c)),
         outbox(redis, outbox_options(c, consumer)),
         deadlines(redis),
         limiter(redis, limiter_options(c)),

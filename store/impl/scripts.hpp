@@ -5,7 +5,7 @@
 namespace sagaflow::store::impl {
 
 extern const std::string_view kApplyScript;             // scripts/apply.lua
-extern const std::string_view kOutboxAckScript;         // scripts/outbox_ack.lua
+extern const std::string_view kOutboxClaimScript;       // scripts/outbox_claim.lua
 extern const std::string_view kClaimDeadlinesScript;    // scripts/claim_deadlines.lua
 extern const std::string_view kClaimParkedScript;       // scripts/claim_parked.lua
 extern const std::string_view kGcraScript;              // scripts/gcra.lua

@@ -16,8 +16,7 @@
 -- ARGV[7]  "1" when the saga is finished (the record then expires after ARGV[8] seconds)
 -- ARGV[8]  finished record TTL in seconds
 -- ARGV[9]  deadline in ms since the epoch ("0": clear the order's deadline)
--- ARGV[10] outbox consumer group    ARGV[11] outbox consumer (this worker)
--- ARGV[12] number of commands n, then n times: id, exchange, route, body
+-- ARGV[10] number of commands n, then n times: id, exchange, route, body
 -- then: store id, and the time the saga is parked at (ms; used when the new status is parked)
 -- then: the change's time (ms), the saga's failure reason ("" while none), and the cap of
 --       finished sagas kept per console index
@@ -30,7 +29,7 @@
 --          stored)
 --
 -- Returns one of
---   {"applied", new_version, stream_id_1, ..., stream_id_n}
+--   {"applied", new_version, stream_id_1, ..., stream_id_n}   (the commands' outbox entries)
 --   {"duplicate", current_version}   the event id was already applied: nothing changed
 --   {"conflict", current_version}    the version did not match: nothing changed
 -- All or nothing: every check happens before the first write.
@@ -69,27 +68,17 @@ local function apply_one(KEYS, ARGV)
     redis.call('PERSIST', KEYS[1])  -- a finished saga can come back (stuck); a new one has no TTL
   end
 
-  -- Commands into the outbox, delivered at once to this worker's consumer: they are pending for
-  -- it until it acks them, and claimable by any other worker if it never does.
+  -- Commands into the outbox. The writer publishes them and deletes them once confirmed; an
+  -- entry still there after the relay's idle time is re-sent by the partition's relay
+  -- (outbox_claim.lua), so the stream id (its time) is all the bookkeeping an entry needs.
   local result = {'applied', new_version}
-  local n = tonumber(ARGV[12])
-  if n > 0 then
-    local group = ARGV[10]
-    local a = 13
-    for _ = 1, n do
-      local id = redis.call('XADD', KEYS[3], '*', 'id', ARGV[a], 'exchange', ARGV[a + 1],
-                            'route', ARGV[a + 2], 'body', ARGV[a + 3])
-      result[#result + 1] = id
-      a = a + 4
-    end
-    -- No COUNT: every undelivered entry goes to this consumer (normally exactly the n above).
-    -- The partition's first command creates the group (from 0: the entries just added).
-    local read = redis.pcall('XREADGROUP', 'GROUP', group, ARGV[11], 'STREAMS', KEYS[3], '>')
-    if type(read) == 'table' and read.err then
-      if string.sub(read.err, 1, 7) ~= 'NOGROUP' then error(read) end  -- as redis.call would
-      redis.call('XGROUP', 'CREATE', KEYS[3], group, '0')
-      redis.call('XREADGROUP', 'GROUP', group, ARGV[11], 'STREAMS', KEYS[3], '>')
-    end
+  local n = tonumber(ARGV[10])
+  local a = 11
+  for _ = 1, n do
+    local id = redis.call('XADD', KEYS[3], '*', 'id', ARGV[a], 'exchange', ARGV[a + 1],
+                          'route', ARGV[a + 2], 'body', ARGV[a + 3])
+    result[#result + 1] = id
+    a = a + 4
   end
 
   -- The order's next deadline.
@@ -102,10 +91,10 @@ local function apply_one(KEYS, ARGV)
 
   -- The parked-starts index: kept with the status, so a start or a cancel of a parked saga
   -- frees its place in the same step (a parked record has no TTL).
-  local store = ARGV[13 + 4 * n]
+  local store = ARGV[11 + 4 * n]
   if store and store ~= '' then
     if new_status == 'parked' and old_status ~= 'parked' then
-      if redis.call('ZADD', KEYS[6], tonumber(ARGV[14 + 4 * n]), ARGV[4]) == 1 then
+      if redis.call('ZADD', KEYS[6], tonumber(ARGV[12 + 4 * n]), ARGV[4]) == 1 then
         redis.call('HINCRBY', KEYS[7], store, 1)
       end
     elseif old_status == 'parked' and new_status ~= 'parked' then
@@ -125,10 +114,10 @@ local function apply_one(KEYS, ARGV)
   -- The console's indexes: each saga in the index of its status and, once it has one, of its
   -- failure reason, scored by its last change. Finished sagas are bounded per partition (the
   -- newest `cap`, none older than the record's TTL); live ones leave with their status.
-  local changed_at = tonumber(ARGV[15 + 4 * n])
+  local changed_at = tonumber(ARGV[13 + 4 * n])
   if changed_at then
-    local reason = ARGV[16 + 4 * n]
-    local cap = tonumber(ARGV[17 + 4 * n])
+    local reason = ARGV[14 + 4 * n]
+    local cap = tonumber(ARGV[15 + 4 * n])
     if old_status and old_status ~= new_status then redis.call('ZREM', KEYS[9], ARGV[4]) end
     redis.call('ZADD', KEYS[10], changed_at, ARGV[4])
     -- Only finished sagas are ever trimmed: a live one (running, compensating, stuck) stays

@@ -36,7 +36,6 @@ SagaStoreOptions options() {
   SagaStoreOptions o;
   o.partitions = 16;
   o.dedup_ttl_s = 3600;
-  o.consumer = "w1";
   o.max_batch = 64;
   return o;
 }

@@ -45,7 +45,6 @@ SagaStoreOptions store_options(int wait_replicas) {
   SagaStoreOptions o;
   o.partitions = kPartitions;
   o.dedup_ttl_s = 3600;
-  o.consumer = "w1";
   o.wait_replicas = wait_replicas;
   return o;
 }

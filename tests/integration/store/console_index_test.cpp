@@ -76,7 +76,6 @@ SagaStoreOptions options(std::int64_t cap = 65536) {
   SagaStoreOptions o;
   o.partitions = 16;
   o.dedup_ttl_s = 3600;
-  o.consumer = "t";
   o.index_cap = cap;
   return o;
 }

@@ -53,7 +53,6 @@ TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking
   SagaStoreOptions o;
   o.partitions = 16;
   o.dedup_ttl_s = 3600;
-  o.consumer = "w1";
   SagaStore sagas(*c, o);
   Parking parking(*c, 16);
   auto apply = [&](const ApplyRequest& r) {
@@ -101,7 +100,8 @@ TEST_CASE("parked starts: index, counts, oldest first, leases", "[store][parking
   auto batch = claim_n("A", 10, 60000);
   REQUIRE(batch.ok());
   REQUIRE(batch->size() == 10);
-  for (int i = 0; i < 10; ++i) CHECK((*batch)[static_cast<std::size_t>(i)].order_id.str() == "a" + std::to_string(27 - i));
+  for (int i = 0; i < 10; ++i)
+    CHECK((*batch)[static_cast<std::size_t>(i)].order_id.str() == "a" + std::to_string(27 - i));
   // Given back (the bucket granted fewer), they are first in line again
   std::vector<OrderId> back;
   for (const auto& p : *batch) back.push_back(p.order_id);

@@ -5,10 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <thread>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>

@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "app/worker/cached_repository.hpp"
 #include "app/worker/pipeline.hpp"
 #include "sagas/definition.hpp"
+#include "sagas/engine.hpp"
 
 using namespace sagaflow;
 using namespace sagaflow::app;
@@ -120,8 +122,14 @@ struct FakeTimers final : Timers {
 };
 
 struct Harness {
+  // remember: the worker's wiring, a CachedSagaRepository over the repository
+  explicit Harness(bool remember = false) : remembering(remember) {
+    pipeline.on_degraded_change([this](bool d) { degraded_changes.push_back(d); });
+  }
+  bool remembering;
   ManualClock clock{1'700'000'000'000};
   FakeRepo repo;
+  CachedSagaRepository cached{repo, 100};
   FakeAdmission admission;
   FakeSink sink;
   FakeTimers timers{clock};
@@ -130,7 +138,7 @@ struct Harness {
   std::map<std::uint64_t, Verdict> settled;
   std::vector<bool> degraded_changes;
   Pipeline pipeline{defs.front(),
-                    repo,
+                    remembering ? static_cast<SagaRepository&>(cached) : repo,
                     admission,
                     sink,
                     timers,
@@ -140,9 +148,6 @@ struct Harness {
                       REQUIRE(settled.count(tag) == 0);  // settled exactly once
                       settled[tag] = std::move(s);
                     }};
-  Harness() {
-    pipeline.on_degraded_change([this](bool d) { degraded_changes.push_back(d); });
-  }
   void deliver(std::uint64_t tag, const std::string& body) {
     pipeline.on_delivery(tag, body);
     repo.run();
@@ -186,6 +191,33 @@ TEST_CASE(
   h.timers.advance(5);
   CHECK(h.repo.cleared == std::vector<std::string>{"id0"});
   CHECK(h.pipeline.in_flight() == 0);
+}
+
+TEST_CASE("a reply that looks stale to the remembered saga is checked against Redis first",
+          "[pipeline]") {
+  Harness h(/*remember=*/true);
+  // Given this worker started o1 (it remembers the saga at version 1, inventory pending)
+  h.deliver(1, order_created("o1"));
+  REQUIRE(h.settled[1].kind == Verdict::Kind::ack);
+  // And another worker applied inventory.reserved meanwhile (Redis: version 2, payment pending)
+  const auto& def = h.defs.front();
+  auto v1 = SagaState::from_json(h.repo.sagas["o1"].state);
+  REQUIRE(v1.ok());
+  EnvelopeParser parser;
+  auto reserved = parser.parse(reply("inventory.reserved", "o1", R"(,"reservation_id":"r1")"));
+  REQUIRE(reserved.ok());
+  auto v2 = step(def, &v1.value(), SagaInput{reserved.value()}, h.clock.now_ms());
+  REQUIRE(v2.disposition == Disposition::applied);
+  h.repo.sagas["o1"] = store::SagaRecord{2, v2.state.to_json(), "running"};
+  // When payment.completed arrives here (ignored by the remembered state: no charge was sent)
+  h.deliver(2, reply("payment.completed", "o1", R"(,"payment_id":"p1")"));
+  // Then it is stepped on Redis' saga, not acked unseen: shipment.create goes out
+  REQUIRE(h.settled.count(2));
+  CHECK(h.settled[2].kind == Verdict::Kind::ack);
+  REQUIRE(h.repo.commits.size() == 2);
+  CHECK(h.repo.commits[1].expected_version == 2);
+  REQUIRE(h.repo.commits[1].commands.size() == 1);
+  CHECK(h.repo.commits[1].commands[0].route == "shipment.create");
 }
 
 TEST_CASE("bad content is dead-lettered at once with its reason", "[pipeline]") {

@@ -1,0 +1,125 @@
+// CachedSagaRepository: a saga this worker committed is answered from memory; anything that
+// says memory may be stale (a conflict, a duplicate, an error, a finished saga) drops it.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <functional>
+#include <map>
+
+#include "app/worker/cached_repository.hpp"
+
+using namespace sagaflow;
+using namespace sagaflow::app;
+
+namespace {
+
+// Redis as a map: a version check like apply.lua's, answers given at once.
+struct MapRepo final : SagaRepository {
+  std::map<std::string, store::SagaRecord> sagas;
+  int loads = 0;
+  bool fail = false;
+  void load(const OrderId& order, std::function<void(Result<store::SagaRecord>)> done) override {
+    ++loads;
+    auto it = sagas.find(order.str());
+    done(it == sagas.end() ? store::SagaRecord{} : it->second);
+  }
+  void commit(const store::ApplyRequest& c,
+              std::function<void(Result<store::ApplyOutcome>)> done) override {
+    if (fail) return done(make_error(Errc::timeout, "no answer"));
+    auto& s = sagas[c.order_id.str()];
+    if (s.version != c.expected_version)
+      return done(store::ApplyOutcome{store::ApplyKind::conflict, s.version, 0, {}});
+    s.version += 1;
+    s.state = c.new_state;
+    s.status = c.new_status;
+    done(store::ApplyOutcome{store::ApplyKind::applied, s.version, 0, {}});
+  }
+  void outbox_done(int, std::vector<std::string>) override {}
+};
+
+store::ApplyRequest change(const std::string& order, std::int64_t expected,
+                           const std::string& state, bool finished = false) {
+  store::ApplyRequest r;
+  r.order_id = OrderId{order};
+  r.expected_version = expected;
+  r.new_state = state;
+  r.new_status = "running";
+  r.finished = finished;
+  return r;
+}
+
+store::SagaRecord load(SagaRepository& repo, const std::string& order) {
+  store::SagaRecord out;
+  repo.load(OrderId{order}, [&](Result<store::SagaRecord> r) { out = r.value(); });
+  return out;
+}
+
+store::ApplyKind commit(SagaRepository& repo, const store::ApplyRequest& r) {
+  store::ApplyKind kind = store::ApplyKind::duplicate;
+  repo.commit(r, [&](Result<store::ApplyOutcome> out) {
+    kind = out.ok() ? out->kind : store::ApplyKind::duplicate;
+  });
+  return kind;
+}
+
+}  // namespace
+
+TEST_CASE("a saga this worker committed is read back without a load", "[cache]") {
+  MapRepo redis;
+  CachedSagaRepository repo(redis, 100);
+  REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
+  const auto got = load(repo, "o1");
+  CHECK(got.version == 1);
+  CHECK(got.state == "s1");
+  CHECK(got.status == "running");
+  CHECK(redis.loads == 0);
+  CHECK(repo.hits() == 1);
+  // an order it never committed is loaded
+  CHECK(load(repo, "o2").version == 0);
+  CHECK(redis.loads == 1);
+}
+
+TEST_CASE("a saga changed elsewhere is re-loaded after the conflict", "[cache]") {
+  MapRepo redis;
+  CachedSagaRepository repo(redis, 100);
+  REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
+  // Given another worker moved the saga on
+  redis.sagas["o1"] = store::SagaRecord{2, "elsewhere", "compensating"};
+  // When this worker steps from its memory, the version check refuses
+  auto stale = load(repo, "o1");
+  CHECK(stale.version == 1);
+  CHECK(commit(repo, change("o1", stale.version, "s2")) == store::ApplyKind::conflict);
+  // Then the next load goes to Redis and sees the other worker's change
+  const auto fresh = load(repo, "o1");
+  CHECK(fresh.version == 2);
+  CHECK(fresh.state == "elsewhere");
+  CHECK(redis.loads == 1);
+  CHECK(commit(repo, change("o1", 2, "s3")) == store::ApplyKind::applied);
+  CHECK(load(repo, "o1").state == "s3");
+  CHECK(redis.loads == 1);
+}
+
+TEST_CASE("finished sagas, failed commits and old entries are not remembered", "[cache]") {
+  MapRepo redis;
+  CachedSagaRepository repo(redis, 2);
+  REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
+  REQUIRE(commit(repo, change("o1", 1, "done", /*finished=*/true)) == store::ApplyKind::applied);
+  CHECK(repo.size() == 0);
+  REQUIRE(commit(repo, change("o2", 0, "s1")) == store::ApplyKind::applied);
+  redis.fail = true;
+  commit(repo, change("o2", 1, "s2"));  // a timeout: it may or may not have happened
+  redis.fail = false;
+  CHECK(repo.size() == 0);
+  // capacity 2: the oldest remembered goes first, re-remembering counts as new
+  for (const char* o : {"a", "b"})
+    REQUIRE(commit(repo, change(o, 0, "s")) == store::ApplyKind::applied);
+  REQUIRE(commit(repo, change("a", 1, "s2")) == store::ApplyKind::applied);
+  REQUIRE(commit(repo, change("c", 0, "s")) == store::ApplyKind::applied);
+  CHECK(repo.size() == 2);
+  const int before = redis.loads;
+  CHECK(load(repo, "a").state == "s2");
+  CHECK(load(repo, "c").version == 1);
+  CHECK(redis.loads == before);
+  load(repo, "b");
+  CHECK(redis.loads == before + 1);
+}
