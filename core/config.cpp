@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -353,6 +354,146 @@ Status read_config_file(const std::string& path,
 
 }  // namespace
 
+namespace {
+
+// Sets the field of `key` from its text; the one place that knows how each key is read.
+Status apply_key(Config& c, std::string_view key, const std::string& v) {
+  auto int_of = [&](std::int64_t min, std::int64_t max) { return parse_int(key, v, min, max); };
+  if (key == "SAGAFLOW_BROKER") {
+    if (v == "rabbitmq")
+      c.broker = BrokerKind::rabbitmq;
+    else if (v == "kafka")
+      c.broker = BrokerKind::kafka;
+    else
+      return bad(key, fmt::format("'{}' is not rabbitmq or kafka", v));
+  } else if (key == "SAGAFLOW_AMQP_URL") {
+    auto ep = parse_amqp_url(v);
+    if (!ep) return bad(key, ep.error().detail);
+    c.amqp = std::move(ep.value());
+    c.amqp_url = v;
+  } else if (key == "SAGAFLOW_KAFKA_BROKERS") {
+    if (trim(v).empty()) return bad(key, "must list at least one host:port");
+    c.kafka_brokers = v;
+  } else if (key == "SAGAFLOW_REDIS_URL") {
+    auto ep = parse_redis_url(v);
+    if (!ep) return bad(key, ep.error().detail);
+    c.redis = std::move(ep.value());
+    c.redis_url = v;
+  } else if (key == "SAGAFLOW_METRICS_ADDR" || key == "SAGAFLOW_WEBHOOK_ADDR" ||
+             key == "SAGAFLOW_CONSOLE_ADDR") {
+    auto hp = parse_host_port(v);
+    if (!hp) return bad(key, hp.error().detail);
+    if (key == "SAGAFLOW_METRICS_ADDR") {
+      c.metrics_addr = std::move(hp.value());
+    } else if (key == "SAGAFLOW_WEBHOOK_ADDR") {
+      c.webhook_addr = std::move(hp.value());
+    } else {
+      if (hp->disabled) return bad(key, "the console needs an address");
+      c.console_addr = std::move(hp.value());
+    }
+  } else if (key == "SAGAFLOW_CONSOLE_TOKEN") {
+    c.console_token = v;
+  } else if (key == "SAGAFLOW_STEP_TIMEOUT_MS") {
+    auto n = int_of(1, 7LL * 24 * 3600 * 1000);
+    if (!n) return n.error();
+    c.step_timeout_ms = n.value();
+  } else if (key == "SAGAFLOW_DEDUP_TTL_S") {
+    auto n = int_of(1, 365LL * 24 * 3600);
+    if (!n) return n.error();
+    c.dedup_ttl_s = n.value();
+  } else if (key == "SAGAFLOW_MAX_ATTEMPTS") {
+    auto n = int_of(1, 1000);
+    if (!n) return n.error();
+    c.max_attempts = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_PLANS") {
+    auto plans = parse_plans(v);
+    if (!plans) return bad(key, plans.error().detail);
+    c.plans = std::move(plans.value());
+  } else if (key == "SAGAFLOW_DEFAULT_PLAN") {
+    c.default_plan = v;
+  } else if (key == "SAGAFLOW_WEBHOOK_SECRET") {
+    c.webhook_secrets.clear();
+    std::string_view rest = v;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const auto secret = trim(rest.substr(0, comma));
+      if (!secret.empty()) c.webhook_secrets.emplace_back(secret);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  } else if (key == "SAGAFLOW_SAGA_DIR") {
+    c.saga_dir = v;
+  } else if (key == "SAGAFLOW_LOG_LEVEL") {
+    auto level = log::parse_level(v);
+    if (!level) return bad(key, fmt::format("'{}' is not debug, info, warn, error or off", v));
+    c.log_level = *level;
+  } else if (key == "SAGAFLOW_MAX_MESSAGE_BYTES") {
+    auto n = int_of(256, 64LL * 1024 * 1024);
+    if (!n) return n.error();
+    c.max_message_bytes = static_cast<std::size_t>(n.value());
+  } else if (key == "SAGAFLOW_PREFETCH") {
+    auto n = int_of(1, 65535);
+    if (!n) return n.error();
+    c.prefetch = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_REDIS_WAIT_REPLICAS") {
+    auto n = int_of(0, 16);
+    if (!n) return n.error();
+    c.redis_wait_replicas = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_REDIS_PARTITIONS") {
+    auto n = int_of(1, 16384);
+    if (!n) return n.error();
+    c.redis_partitions = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_KAFKA_PARTITIONS") {
+    auto n = int_of(1, 10000);
+    if (!n) return n.error();
+    c.kafka_partitions = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_KAFKA_REPLICATION") {
+    auto n = int_of(1, 32);
+    if (!n) return n.error();
+    c.kafka_replication = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_HTTP_HEADER_TIMEOUT_MS") {
+    auto n = int_of(100, 3600LL * 1000);
+    if (!n) return n.error();
+    c.http_header_timeout_ms = n.value();
+  } else if (key == "SAGAFLOW_HTTP_MAX_CONNECTIONS") {
+    auto n = int_of(1, 1000000);
+    if (!n) return n.error();
+    c.http_max_connections = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_DELIVERY_SCHEDULE") {
+    c.delivery_schedule = v;  // checked by the deliver command
+  } else if (key == "SAGAFLOW_DELIVERY_TIMEOUT_MS") {
+    auto n = int_of(100, 3600LL * 1000);
+    if (!n) return n.error();
+    c.delivery_timeout_ms = n.value();
+  } else if (key == "SAGAFLOW_BREAKER_FAILURES") {
+    auto n = int_of(1, 1000000);
+    if (!n) return n.error();
+    c.breaker_failures = static_cast<int>(n.value());
+  } else if (key == "SAGAFLOW_BREAKER_OPEN_MS") {
+    auto n = int_of(1, 7LL * 24 * 3600 * 1000);
+    if (!n) return n.error();
+    c.breaker_open_ms = n.value();
+  } else if (key == "SAGAFLOW_DELIVERY_ALLOW_PRIVATE") {
+    auto n = int_of(0, 1);
+    if (!n) return n.error();
+    c.delivery_allow_private = n.value() == 1;
+  } else if (key == "SAGAFLOW_DELIVERY_LOG_MAX") {
+    auto n = int_of(1, 1000000000);
+    if (!n) return n.error();
+    c.delivery_log_max = n.value();
+  }
+  return Status::success();
+}
+
+}  // namespace
+
+// The table's defaults, read as any other value: kKeys is their one source.
+Config::Config() {
+  for (const auto& k : kKeys) {
+    if (Status st = apply_key(*this, k.env, std::string(k.default_value)); !st)
+      throw std::logic_error("bad default of " + st.error().detail);
+  }
+}
+
 Result<Config> load_config(const ConfigSources& sources) {
   std::map<std::string, std::string, std::less<>> file_values;
   if (!sources.config_file.empty()) {
@@ -377,130 +518,7 @@ Result<Config> load_config(const ConfigSources& sources) {
 
   Config c;
   for (const auto& k : kKeys) {
-    const std::string v = value_of(k);
-    const std::string_view key = k.env;
-    auto int_of = [&](std::int64_t min, std::int64_t max) { return parse_int(key, v, min, max); };
-    if (key == "SAGAFLOW_BROKER") {
-      if (v == "rabbitmq")
-        c.broker = BrokerKind::rabbitmq;
-      else if (v == "kafka")
-        c.broker = BrokerKind::kafka;
-      else
-        return bad(key, fmt::format("'{}' is not rabbitmq or kafka", v));
-    } else if (key == "SAGAFLOW_AMQP_URL") {
-      auto ep = parse_amqp_url(v);
-      if (!ep) return bad(key, ep.error().detail);
-      c.amqp = std::move(ep.value());
-      c.amqp_url = v;
-    } else if (key == "SAGAFLOW_KAFKA_BROKERS") {
-      if (trim(v).empty()) return bad(key, "must list at least one host:port");
-      c.kafka_brokers = v;
-    } else if (key == "SAGAFLOW_REDIS_URL") {
-      auto ep = parse_redis_url(v);
-      if (!ep) return bad(key, ep.error().detail);
-      c.redis = std::move(ep.value());
-      c.redis_url = v;
-    } else if (key == "SAGAFLOW_METRICS_ADDR" || key == "SAGAFLOW_WEBHOOK_ADDR" ||
-               key == "SAGAFLOW_CONSOLE_ADDR") {
-      auto hp = parse_host_port(v);
-      if (!hp) return bad(key, hp.error().detail);
-      if (key == "SAGAFLOW_METRICS_ADDR") {
-        c.metrics_addr = std::move(hp.value());
-      } else if (key == "SAGAFLOW_WEBHOOK_ADDR") {
-        c.webhook_addr = std::move(hp.value());
-      } else {
-        if (hp->disabled) return bad(key, "the console needs an address");
-        c.console_addr = std::move(hp.value());
-      }
-    } else if (key == "SAGAFLOW_CONSOLE_TOKEN") {
-      c.console_token = v;
-    } else if (key == "SAGAFLOW_STEP_TIMEOUT_MS") {
-      auto n = int_of(1, 7LL * 24 * 3600 * 1000);
-      if (!n) return n.error();
-      c.step_timeout_ms = n.value();
-    } else if (key == "SAGAFLOW_DEDUP_TTL_S") {
-      auto n = int_of(1, 365LL * 24 * 3600);
-      if (!n) return n.error();
-      c.dedup_ttl_s = n.value();
-    } else if (key == "SAGAFLOW_MAX_ATTEMPTS") {
-      auto n = int_of(1, 1000);
-      if (!n) return n.error();
-      c.max_attempts = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_PLANS") {
-      auto plans = parse_plans(v);
-      if (!plans) return bad(key, plans.error().detail);
-      c.plans = std::move(plans.value());
-    } else if (key == "SAGAFLOW_DEFAULT_PLAN") {
-      c.default_plan = v;
-    } else if (key == "SAGAFLOW_WEBHOOK_SECRET") {
-      std::string_view rest = v;
-      while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        const auto secret = trim(rest.substr(0, comma));
-        if (!secret.empty()) c.webhook_secrets.emplace_back(secret);
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-      }
-    } else if (key == "SAGAFLOW_SAGA_DIR") {
-      c.saga_dir = v;
-    } else if (key == "SAGAFLOW_LOG_LEVEL") {
-      auto level = log::parse_level(v);
-      if (!level) return bad(key, fmt::format("'{}' is not debug, info, warn, error or off", v));
-      c.log_level = *level;
-    } else if (key == "SAGAFLOW_MAX_MESSAGE_BYTES") {
-      auto n = int_of(256, 64LL * 1024 * 1024);
-      if (!n) return n.error();
-      c.max_message_bytes = static_cast<std::size_t>(n.value());
-    } else if (key == "SAGAFLOW_PREFETCH") {
-      auto n = int_of(1, 65535);
-      if (!n) return n.error();
-      c.prefetch = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_REDIS_WAIT_REPLICAS") {
-      auto n = int_of(0, 16);
-      if (!n) return n.error();
-      c.redis_wait_replicas = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_REDIS_PARTITIONS") {
-      auto n = int_of(1, 16384);
-      if (!n) return n.error();
-      c.redis_partitions = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_KAFKA_PARTITIONS") {
-      auto n = int_of(1, 10000);
-      if (!n) return n.error();
-      c.kafka_partitions = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_KAFKA_REPLICATION") {
-      auto n = int_of(1, 32);
-      if (!n) return n.error();
-      c.kafka_replication = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_HTTP_HEADER_TIMEOUT_MS") {
-      auto n = int_of(100, 3600LL * 1000);
-      if (!n) return n.error();
-      c.http_header_timeout_ms = n.value();
-    } else if (key == "SAGAFLOW_HTTP_MAX_CONNECTIONS") {
-      auto n = int_of(1, 1000000);
-      if (!n) return n.error();
-      c.http_max_connections = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_DELIVERY_SCHEDULE") {
-      c.delivery_schedule = v;  // checked by the deliver command
-    } else if (key == "SAGAFLOW_DELIVERY_TIMEOUT_MS") {
-      auto n = int_of(100, 3600LL * 1000);
-      if (!n) return n.error();
-      c.delivery_timeout_ms = n.value();
-    } else if (key == "SAGAFLOW_BREAKER_FAILURES") {
-      auto n = int_of(1, 1000000);
-      if (!n) return n.error();
-      c.breaker_failures = static_cast<int>(n.value());
-    } else if (key == "SAGAFLOW_BREAKER_OPEN_MS") {
-      auto n = int_of(1, 7LL * 24 * 3600 * 1000);
-      if (!n) return n.error();
-      c.breaker_open_ms = n.value();
-    } else if (key == "SAGAFLOW_DELIVERY_ALLOW_PRIVATE") {
-      auto n = int_of(0, 1);
-      if (!n) return n.error();
-      c.delivery_allow_private = n.value() == 1;
-    } else if (key == "SAGAFLOW_DELIVERY_LOG_MAX") {
-      auto n = int_of(1, 1000000000);
-      if (!n) return n.error();
-      c.delivery_log_max = n.value();
-    }
+    if (Status st = apply_key(c, k.env, value_of(k)); !st) return st.error();
   }
   if (c.find_plan(c.default_plan) == nullptr) {
     return bad("SAGAFLOW_DEFAULT_PLAN",
