@@ -29,10 +29,10 @@
 
 #include "app/commands.hpp"
 #include "app/impl/amqp_dead_letter.hpp"
-#include "app/impl/amqp_session.hpp"
 #include "app/impl/dlq_replay.hpp"
 #include "app/impl/kafka_dlq.hpp"
 #include "app/impl/redis_session.hpp"
+#include "clients/rabbitmq/blocking_amqp.hpp"
 #include "core/envelope.hpp"
 #include "store/dead_letters.hpp"
 #include "topology/names.hpp"
@@ -146,7 +146,7 @@ int index_list_command(const Config& config, const DlqArgs& args) {
 int run_dlq_list(const Config& config, const DlqArgs& args) {
   if (args.from_index) return index_list_command(config, args);
   if (config.broker == BrokerKind::kafka) return kafka_dlq_list_command(config, args);
-  auto session = AmqpSession::open(config.amqp);
+  auto session = rabbit::BlockingAmqp::open(config.amqp);
   if (!session) {
     std::fprintf(stderr, "sagaflow dlq list: %s\n", session.error().detail.c_str());
     return 1;

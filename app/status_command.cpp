@@ -14,9 +14,9 @@
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
-#include "app/impl/amqp_session.hpp"
 #include "app/impl/kafka_dlq.hpp"
 #include "app/impl/redis_session.hpp"
+#include "clients/rabbitmq/blocking_amqp.hpp"
 #include "core/envelope.hpp"
 #include "store/parking.hpp"
 #include "store/saga_store.hpp"
@@ -73,7 +73,7 @@ int run_status(const Config& config, bool json) {
     KafkaDlqOptions kafka;
     kafka.brokers = config.kafka_brokers;
     if (auto depth = kafka_dlq_depth(kafka); depth) dead = depth.value();
-  } else if (auto amqp = AmqpSession::open(config.amqp); amqp) {
+  } else if (auto amqp = rabbit::BlockingAmqp::open(config.amqp); amqp) {
     if (auto depth = amqp.value()->queue_depth(std::string(topology::kDeadQueue)); depth)
       dead = depth.value();
   }

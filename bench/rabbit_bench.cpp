@@ -163,7 +163,11 @@ double ours_consume(const AmqpEndpoint& ep, int n) {
     o.endpoint = ep;
     o.queue = kQueue;
     o.prefetch = kPrefetch;
-    RabbitSource source(&loop, o);
+    RabbitSinkOptions so;  // the copies' sink, wired as app/impl/brokers.cpp does
+    so.endpoint = ep;
+    RabbitSink copies(&loop, so);
+    copies.start();
+    RabbitSource source(&loop, o, copies);
     int got = 0;
     Clock::time_point t0;
     source.on_state_change([&](bool up) {
@@ -173,7 +177,7 @@ double ours_consume(const AmqpEndpoint& ep, int n) {
       source.settle(d.tag, Verdict::ack());
       if (++got == n) {
         rate = n / since(t0);
-        source.stop([] {});
+        source.stop([&copies] { copies.stop(); });
       }
     });
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "consumers/copy_plan.hpp"
+#include "consumers/copy_publisher.hpp"
 #include "core/log.hpp"
 #include "clients/uv_helpers.hpp"
 
@@ -159,11 +160,6 @@ struct KafkaSource::Impl {
     std::uint64_t tag;
     bool operator>(const Due& o) const { return at > o.at; }
   };
-  struct Republish {
-    std::uint64_t tag;
-    std::int64_t due_ms;  // loop clock
-    std::shared_ptr<Message> message;
-  };
 
   Impl(uv_loop_t* loop, KafkaSourceOptions options, Sink& copies);
   ~Impl();
@@ -192,8 +188,8 @@ struct KafkaSource::Impl {
   void advance(Track& t);
   void flush_stores();
   Message build_copy(const Slot& s) const;
-  void publish_copy(std::uint64_t tag, std::shared_ptr<Message> keep);
-  void run_republish();
+  CopyPublisherOptions copy_options() const;
+  CopyPublisher::Events copy_events();
   Track* track_by_id(std::uint32_t id);
   Track* track_of(const rd_kafka_message_t* m);
   Slot* find(std::uint64_t tag, Track** track = nullptr);
@@ -212,7 +208,7 @@ struct KafkaSource::Impl {
 
   uv_loop_t* loop_;
   KafkaSourceOptions options_;
-  Sink& copies_;
+  CopyPublisher copies_;
   std::string retry_topic_;
   std::size_t max_in_flight_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // guards callbacks from the sink
@@ -224,7 +220,6 @@ struct KafkaSource::Impl {
   Deferred deferred_;
   Timer tick_;
   Timer hold_timer_;
-  Timer republish_timer_;
 
   Handler handler_;
   std::function<void(bool)> on_state_;
@@ -236,7 +231,6 @@ struct KafkaSource::Impl {
   std::deque<std::uint64_t> ready_;  // polled (or due) and not yet handed, in order
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;    // held retries
   std::unordered_map<std::uint64_t, rd_kafka_message_t*> abandoned_;  // handed, partition revoked
-  std::deque<Republish> republish_;
   std::size_t pending_ = 0;  // polled and unsettled (tracked slots not settled)
   std::size_t waiting_ = 0;  // retry records held until their not-before
   std::size_t busy_ = 0;     // handed or publishing
@@ -299,13 +293,12 @@ void set_conf(rd_kafka_conf_t* conf, const std::string& name, const std::string&
 KafkaSource::Impl::Impl(uv_loop_t* loop, KafkaSourceOptions options, Sink& copies)
     : loop_(loop),
       options_(std::move(options)),
-      copies_(copies),
+      copies_(loop, copies, copy_options(), copy_events()),
       retry_topic_(topology::kafka_retry_topic(options_.group)),
       max_in_flight_(std::max<std::size_t>(1, options_.max_in_flight)),
       deferred_(loop),
       tick_(loop),
-      hold_timer_(loop),
-      republish_timer_(loop) {
+      hold_timer_(loop) {
   rng_ = options_.jitter_seed != 0 ? options_.jitter_seed
                                    : (std::uint64_t{std::random_device{}()} << 1) | 1ULL;
   if (options_.group.empty()) throw std::invalid_argument("KafkaSource: group is empty");
@@ -772,7 +765,7 @@ void KafkaSource::Impl::settle(std::uint64_t tag, Verdict verdict) {
   s->message_id = {};
   rd_kafka_message_destroy(s->msg);
   s->msg = nullptr;
-  publish_copy(tag, std::make_shared<Message>(std::move(m)));
+  copies_.publish(tag, std::move(m));
 }
 
 Message KafkaSource::Impl::build_copy(const Slot& s) const {
@@ -801,73 +794,53 @@ Message KafkaSource::Impl::build_copy(const Slot& s) const {
   return m;
 }
 
-void KafkaSource::Impl::publish_copy(std::uint64_t tag, std::shared_ptr<Message> keep) {
-  std::weak_ptr<int> alive = alive_;
-  copies_.publish(Message(*keep), [this, alive, tag, keep](Status st) {
-    if (alive.expired()) return;
+CopyPublisherOptions KafkaSource::Impl::copy_options() const {
+  CopyPublisherOptions o;
+  o.name = options_.name;
+  o.dead_letter_destination = options_.dead_letter_topic;
+  o.dead_letter_where = options_.dead_letter_topic;
+  o.on_dead_lettered = options_.on_dead_lettered;
+  o.republish_delay_ms = options_.republish_delay_ms;
+  return o;
+}
+
+CopyPublisher::Events KafkaSource::Impl::copy_events() {
+  CopyPublisher::Events e;
+  e.wanted = [this](std::uint64_t tag) {  // revoked: the new owner redoes it
+    const Slot* s = find(tag);
+    return s != nullptr && s->state == State::publishing;
+  };
+  e.settled = [this](std::uint64_t tag) {
     Track* t = nullptr;
     Slot* s = find(tag, &t);
-    if (s == nullptr || s->state != State::publishing) return;  // revoked: the new owner redoes it
-    if (st) {
-      if (options_.on_dead_lettered && keep->exchange == options_.dead_letter_topic) {
-        if (auto note = dead_letter_note(*keep, options_.dead_letter_topic))
-          options_.on_dead_lettered(*note);
-      }
-      finish_slot(*t, *s);
-      return;
-    }
-    if (st.error().code == Errc::too_large) {
-      // The broker will never take it (record larger than its limit, with our headers): do not
-      // pin the partition. It becomes a dead letter without its body (size and SHA-256 kept);
-      // only if even that is refused is it dropped, logged with where the original still is.
-      if (!keep->body.empty()) {
-        log::error(
-            "retry / dead-letter copy too large for the broker; dead-lettering it "
-            "without its body",
-            {{"source", options_.name},
-             {"topic", t->topic},
-             {"partition", t->partition},
-             {"offset", s->offset},
-             {"message_id", keep->message_id},
-             {"bytes", static_cast<std::uint64_t>(keep->body.size())}});
-        if (keep->exchange != options_.dead_letter_topic) stats_.dead_lettered++;  // was a retry
-        publish_copy(tag,
-                     std::make_shared<Message>(without_body(*keep, options_.dead_letter_topic)));
-        return;
-      }
+    finish_slot(*t, *s);
+  };
+  e.too_large = [this](std::uint64_t tag, const Message& refused, bool given_up) {
+    Track* t = nullptr;
+    Slot* s = find(tag, &t);
+    if (!given_up) {
       log::error(
-          "dead letter too large for the broker even without its body; left in the "
-          "source topic",
+          "retry / dead-letter copy too large for the broker; dead-lettering it "
+          "without its body",
           {{"source", options_.name},
            {"topic", t->topic},
            {"partition", t->partition},
            {"offset", s->offset},
-           {"message_id", keep->message_id}});
-      finish_slot(*t, *s);
+           {"message_id", refused.message_id},
+           {"bytes", static_cast<std::uint64_t>(refused.body.size())}});
+      if (refused.exchange != options_.dead_letter_topic) stats_.dead_lettered++;  // was a retry
       return;
     }
-    log::warn("retry / dead-letter copy not confirmed; publishing it again",
-              {{"source", options_.name}, {"error", st.error().detail}});
-    republish_.push_back(Republish{tag, clients::now_ms(loop_) + options_.republish_delay_ms, keep});
-    if (!republish_timer_.active()) {
-      republish_timer_.start(options_.republish_delay_ms, [this] { run_republish(); });
-    }
-  });
-}
-
-void KafkaSource::Impl::run_republish() {
-  const std::int64_t now = clients::now_ms(loop_);
-  while (!republish_.empty() && republish_.front().due_ms <= now) {
-    Republish r = std::move(republish_.front());
-    republish_.pop_front();
-    Slot* s = find(r.tag);
-    if (s == nullptr || s->state != State::publishing) continue;
-    publish_copy(r.tag, std::move(r.message));
-  }
-  if (!republish_.empty()) {
-    republish_timer_.start(std::max<std::int64_t>(1, republish_.front().due_ms - now),
-                           [this] { run_republish(); });
-  }
+    log::error(
+        "dead letter too large for the broker even without its body; left in the "
+        "source topic",
+        {{"source", options_.name},
+         {"topic", t->topic},
+         {"partition", t->partition},
+         {"offset", s->offset},
+         {"message_id", refused.message_id}});
+  };
+  return e;
 }
 
 void KafkaSource::Impl::finish_slot(Track& t, Slot& s) {
@@ -957,7 +930,7 @@ void KafkaSource::Impl::clear_all() {
   abandoned_.clear();
   ready_.clear();
   due_ = {};
-  republish_.clear();
+  copies_.clear();
   pending_ = waiting_ = busy_ = 0;
 }
 
@@ -1103,7 +1076,6 @@ void KafkaSource::Impl::begin_close() {
   closing_ = true;
   close_deadline_ = clients::now_ms(loop_) + kCloseTimeoutMs;
   hold_timer_.stop();
-  republish_timer_.stop();
   notify_state();
   if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(rk_, queue_)) {
     log::warn("consumer close failed",

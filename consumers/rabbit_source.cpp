@@ -9,11 +9,11 @@
 
 #include <fmt/format.h>
 
-#include "consumers/copy_plan.hpp"
-#include "core/log.hpp"
 #include "clients/rabbitmq/amqp_link.hpp"
 #include "clients/uv_helpers.hpp"
-#include "producers/rabbit_sink.hpp"
+#include "consumers/copy_plan.hpp"
+#include "consumers/copy_publisher.hpp"
+#include "core/log.hpp"
 
 namespace sagaflow {
 namespace {
@@ -23,8 +23,6 @@ using rabbit::view;
 
 constexpr int kTagBits = 40;  // exposed tag = generation << 40 | broker delivery tag
 constexpr std::uint64_t kTagMask = (std::uint64_t{1} << kTagBits) - 1;
-// While the copy publisher is not connected, how often a waiting copy checks again.
-constexpr std::int64_t kCopyWaitMs = 50;
 
 std::uint64_t expose(std::uint64_t generation, std::uint64_t amqp_tag) {
   return (generation << kTagBits) | amqp_tag;
@@ -67,32 +65,33 @@ std::int64_t int_value(const amqp_field_value_t& v, std::int64_t fallback) {
 
 }  // namespace
 
-RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options)
-    : RabbitSource(loop, std::move(options), nullptr, true) {}
-
 RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink& copies)
-    : RabbitSource(loop, std::move(options), &copies, false) {}
-
-RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* copies,
-                           bool own_sink)
-    : loop_(loop), options_(std::move(options)), copies_(copies) {
-  if (own_sink) {
-    RabbitSinkOptions so;
-    so.endpoint = options_.endpoint;
-    so.name = options_.name + " (copies)";
-    so.window = options_.copy_window;
-    so.heartbeat_s = options_.heartbeat_s;
-    so.reconnect_min_ms = options_.reconnect_min_ms;
-    so.reconnect_max_ms = options_.reconnect_max_ms;
-    own_sink_ = std::make_unique<RabbitSink>(loop, so);
-    own_sink_->on_state_change([this](bool) { notify_state(); });
-    copies_ = own_sink_.get();
-  }
+    : loop_(loop), options_(std::move(options)) {
+  CopyPublisherOptions co;
+  co.name = options_.name;
+  co.log_key = "link";
+  co.dead_letter_destination = options_.dead_letter_exchange;
+  co.dead_letter_where = std::string(topology::kDeadQueue);
+  co.on_dead_lettered = options_.on_dead_lettered;
+  co.republish_delay_ms = options_.republish_delay_ms;
+  CopyPublisher::Events ce;
+  ce.wanted = [this](std::uint64_t tag) {
+    if ((tag >> kTagBits) != generation_ || !link_->usable()) return false;
+    const Inflight* e = find(tag & kTagMask);
+    return e != nullptr && e->state == State::publishing;
+  };
+  ce.settled = [this](std::uint64_t tag) {
+    if (Inflight* e = find(tag & kTagMask)) mark_ack_ready(*e);
+    maybe_finish_stop();
+  };
+  ce.too_large = [this](std::uint64_t tag, const Message& refused, bool given_up) {
+    too_large_copy(tag & kTagMask, refused, given_up);
+  };
+  copies_ = std::make_unique<CopyPublisher>(loop, copies, std::move(co), std::move(ce));
   rng_ = options_.jitter_seed != 0 ? options_.jitter_seed
                                    : (std::random_device{}() | 1ULL) << 1 | 1ULL;
   deferred_ = std::make_unique<clients::Deferred>(loop);
   drain_timer_ = std::make_unique<clients::Timer>(loop);
-  republish_timer_ = std::make_unique<clients::Timer>(loop);
 
   rabbit::LinkOptions lo;
   lo.endpoint = options_.endpoint;
@@ -128,19 +127,18 @@ RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* c
 
 RabbitSource::~RabbitSource() {
   alive_.reset();
-  link_.reset();  // closes the consumer connection: unacked deliveries go back to the queue
-  own_sink_.reset();
+  copies_.reset();  // before the link its callbacks ask about
+  link_.reset();    // closes the consumer connection: unacked deliveries go back to the queue
 }
 
 bool RabbitSource::connected() const noexcept {
-  return link_->usable() && (copies_ == nullptr || copies_->connected());
+  return link_->usable();
 }
 
 void RabbitSource::start(Handler handler) {
   if (started_) return;
   started_ = true;
   handler_ = std::move(handler);
-  if (own_sink_) own_sink_->start();
   link_->start();
 }
 
@@ -419,60 +417,23 @@ void RabbitSource::settle(std::uint64_t tag, Verdict verdict) {
                                           {"attempts", e->attempt}});
   }
   e->state = State::publishing;
-  publish_copy(gen, amqp_tag, std::move(m));
+  copies_->publish(tag, std::move(m));
 }
 
-void RabbitSource::publish_copy(std::uint64_t gen, std::uint64_t amqp_tag, Message message) {
-  // Kept for a re-publish if the broker does not confirm this one.
-  auto keep = std::make_shared<Message>(message);
-  std::weak_ptr<int> alive = alive_;
-  copies_->publish(std::move(message), [this, alive, gen, amqp_tag, keep](Status s) {
-    if (alive.expired()) return;
-    if (gen != generation_ || !link_->usable()) return;  // the original comes back from the broker
-    Inflight* e = find(amqp_tag);
-    if (e == nullptr || e->state != State::publishing) return;
-    if (s) {
-      if (options_.on_dead_lettered && keep->exchange == options_.dead_letter_exchange) {
-        if (auto note = dead_letter_note(*keep, topology::kDeadQueue))
-          options_.on_dead_lettered(*note);
-      }
-      mark_ack_ready(*e);
-      maybe_finish_stop();
-      return;
-    }
-    // Not connected (yet, e.g. right after start, or again): published as soon as the copy
-    // publisher is up. Not confirmed by a connected broker: published again after a pause.
-    const bool up = copies_->connected();
-    if (up) {
-      log::warn("retry / dead-letter copy not confirmed; publishing it again",
-                {{"link", options_.name}, {"error", s.error().detail}});
-    }
-    const std::int64_t delay = up ? options_.republish_delay_ms : 0;
-    republish_.push_back(Republish{gen, amqp_tag, clients::now_ms(loop_) + delay, std::move(*keep)});
-    if (!republish_timer_->active())
-      republish_timer_->start(std::max<std::int64_t>(delay, kCopyWaitMs),
-                              [this] { run_republish(); });
-  });
-}
-
-void RabbitSource::run_republish() {
-  if (!copies_->connected()) {  // nothing to gain by failing again: wait for the publisher
-    if (!republish_.empty()) republish_timer_->start(kCopyWaitMs, [this] { run_republish(); });
+void RabbitSource::too_large_copy(std::uint64_t amqp_tag, const Message& refused, bool given_up) {
+  if (!given_up) {
+    log::error(
+        "retry / dead-letter copy too large for the broker; dead-lettering it "
+        "without its body",
+        {{"link", options_.name},
+         {"tag", amqp_tag},
+         {"message_id", refused.message_id},
+         {"bytes", static_cast<std::uint64_t>(refused.body.size())}});
+    if (refused.exchange != options_.dead_letter_exchange) stats_.dead_lettered++;  // a retry
     return;
   }
-  const std::int64_t now = clients::now_ms(loop_);
-  while (!republish_.empty() && republish_.front().due_ms <= now) {
-    Republish r = std::move(republish_.front());
-    republish_.pop_front();
-    if (r.generation != generation_) continue;
-    Inflight* e = find(r.amqp_tag);
-    if (e == nullptr || e->state != State::publishing) continue;
-    publish_copy(r.generation, r.amqp_tag, std::move(r.message));
-  }
-  if (!republish_.empty()) {
-    republish_timer_->start(std::max<std::int64_t>(1, republish_.front().due_ms - now),
-                            [this] { run_republish(); });
-  }
+  log::error("dead letter too large for the broker even without its body; acking the original",
+             {{"link", options_.name}, {"tag", amqp_tag}, {"message_id", refused.message_id}});
 }
 
 void RabbitSource::schedule_flush() {
@@ -564,7 +525,7 @@ void RabbitSource::finish_stop() noexcept {
   if (stopped_) return;
   stopped_ = true;
   drain_timer_->stop();
-  republish_timer_->stop();
+  copies_->clear();
   flush_acks();
   link_->stop();  // connection.close after the acks (deferred if inside a read)
   std::weak_ptr<int> alive = alive_;
@@ -576,13 +537,7 @@ void RabbitSource::finish_stop() noexcept {
       fn();
     }
   };
-  if (own_sink_) {
-    own_sink_->stop([this, alive, done] {
-      if (!alive.expired()) deferred_->post(done);
-    });
-  } else {
-    deferred_->post(done);
-  }
+  deferred_->post(done);
 }
 
 }  // namespace sagaflow

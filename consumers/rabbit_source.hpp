@@ -17,18 +17,18 @@
 //   jittered backoff of RetryPolicy); when it expires, sagaflow.retry.return routes it back to
 //   this queue. dead_letter (or a retry after max_attempts): a copy with the x-sagaflow-*
 //   headers to sagaflow.dlx. Either way the original is acked only after the broker confirmed
-//   the copy; an unconfirmed copy is published again after a pause (never lost, at worst
-//   twice).
+//   the copy. The copies go through the Sink given (consumers/copy_publisher.hpp: an
+//   unconfirmed copy is published again, never lost, at worst twice; one too large for the
+//   broker becomes a dead letter without its body).
 // - Reconnect with backoff when the broker restarts or the connection drops; deliveries not
 //   yet acked come back from the broker (redelivered), settling one of the lost connection is
-//   a no-op. on_state_change reports connected (consumer and copy publisher both up) /
-//   disconnected, on each change.
+//   a no-op. on_state_change reports connected (the consumer connection up; the copies' sink
+//   reports its own state to its owner, as on Kafka) / disconnected, on each change.
 // - pause() holds new deliveries in memory (at most `prefetch` of them, the broker sends no
 //   more); resume() hands them over in order. stop() cancels the consumer, drains (deliveries
 //   held but never handed over are left to the broker), acks, closes both connections.
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,6 +45,7 @@ struct uv_loop_s;
 
 namespace sagaflow {
 
+class CopyPublisher;
 namespace rabbit {
 class UvLink;
 }  // namespace rabbit
@@ -66,7 +67,6 @@ struct RabbitSourceOptions {
   std::int64_t reconnect_max_ms = 5000;
   std::int64_t drain_timeout_ms = 8000;    // stop(): longest wait for in-flight deliveries
   std::int64_t republish_delay_ms = 1000;  // after a retry / dead-letter copy was not confirmed
-  std::size_t copy_window = 256;           // the own copy publisher's confirm window
   // Bytes of bodies held at most (received, not yet acked): over it, the socket is not read
   // until acks bring it under (one delivery is always taken, whatever its size).
   std::size_t max_bytes_in_flight = std::size_t{64} << 20;
@@ -75,10 +75,8 @@ struct RabbitSourceOptions {
 
 class RabbitSource final : public Source {
  public:
-  // Publishes retry and dead-letter copies on a connection of its own.
-  RabbitSource(uv_loop_s* loop, RabbitSourceOptions options);
-  // Publishes them through `copies` (not owned; must outlive this source and be started by
-  // its owner).
+  // Publishes retry and dead-letter copies through `copies` (not owned; must outlive this
+  // source and be started by its owner).
   RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink& copies);
   ~RabbitSource() override;
   RabbitSource(const RabbitSource&) = delete;
@@ -127,14 +125,6 @@ class RabbitSource final : public Source {
     std::string content_type;
     std::vector<Header> extra_headers;  // other string / integer headers, kept on copies
   };
-  struct Republish {
-    std::uint64_t generation;
-    std::uint64_t amqp_tag;
-    std::int64_t due_ms;
-    Message message;
-  };
-
-  RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink* copies, bool own_sink);
   void on_up();
   void on_readable();
   void on_down(const Error& error);
@@ -144,23 +134,20 @@ class RabbitSource final : public Source {
   void dispatch();
   Inflight* find(std::uint64_t amqp_tag);
   void mark_ack_ready(Inflight& e);
-  void publish_copy(std::uint64_t generation, std::uint64_t amqp_tag, Message message);
+  void too_large_copy(std::uint64_t amqp_tag, const Message& refused, bool given_up);
   void schedule_flush();
   void flush_acks();
   void forget(std::map<std::uint64_t, Inflight>::iterator it);
   bool over_budget() const noexcept;
-  void run_republish();
   void maybe_finish_stop();
   void finish_stop() noexcept;
   double next_random() noexcept;
 
   uv_loop_s* loop_;
   RabbitSourceOptions options_;
-  std::unique_ptr<Sink> own_sink_;
-  Sink* copies_;
+  std::unique_ptr<CopyPublisher> copies_;
   std::unique_ptr<clients::Deferred> deferred_;
   std::unique_ptr<clients::Timer> drain_timer_;
-  std::unique_ptr<clients::Timer> republish_timer_;
   std::unique_ptr<rabbit::UvLink> link_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // guards callbacks from the sink
 
@@ -178,7 +165,6 @@ class RabbitSource final : public Source {
   std::size_t busy_ = 0;     // handed or publishing
   std::size_t ack_ready_ = 0;
   bool flush_scheduled_ = false;
-  std::deque<Republish> republish_;
 
   // Frame assembly of the delivery being received.
   enum class Assembly : std::uint8_t { idle, want_header, want_body };

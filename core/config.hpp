@@ -49,37 +49,41 @@ struct RedisEndpoint {
 
 enum class BrokerKind : std::uint8_t { rabbitmq, kafka };
 
+// Every field is one key of config_keys(); Config{} holds the table's defaults (the table is
+// their one source: --help, the README and this struct all follow it).
 struct Config {
-  BrokerKind broker = BrokerKind::rabbitmq;
+  Config();
+
+  BrokerKind broker{};
   AmqpEndpoint amqp;
   std::string amqp_url;
   std::string kafka_brokers;
   RedisEndpoint redis;
   std::string redis_url;
   HostPort metrics_addr;
-  std::int64_t step_timeout_ms = 30000;
-  std::int64_t dedup_ttl_s = 86400;
-  int max_attempts = 8;
+  std::int64_t step_timeout_ms{};
+  std::int64_t dedup_ttl_s{};
+  int max_attempts{};
   std::vector<RatePlan> plans;
-  std::string default_plan = "free";
+  std::string default_plan;
   std::vector<std::string> webhook_secrets;  // empty: the webhook ingress refuses to start
   std::string saga_dir;                      // empty: built-in definitions
-  log::Level log_level = log::Level::info;
-  std::size_t max_message_bytes = 1024 * 1024;
-  int prefetch = 256;
+  log::Level log_level{};
+  std::size_t max_message_bytes{};
+  int prefetch{};
   HostPort webhook_addr;
-  int redis_partitions = 16;
-  int redis_wait_replicas = 0;  // > 0: a commit is acked to the broker after WAIT says so
-  int kafka_partitions = 8;     // topology apply (Kafka): partitions per topic
-  int kafka_replication = 1;    // topology apply (Kafka): replication factor
-  std::int64_t http_header_timeout_ms = 10000;
-  int http_max_connections = 1024;
-  std::string delivery_schedule = "5s,5m,30m,2h,5h,10h,10h";
-  std::int64_t delivery_timeout_ms = 15000;
-  int breaker_failures = 5;
-  std::int64_t breaker_open_ms = 30000;
-  bool delivery_allow_private = false;
-  std::int64_t delivery_log_max = 1000000;
+  int redis_partitions{};
+  int redis_wait_replicas{};  // > 0: a commit is acked to the broker after WAIT says so
+  int kafka_partitions{};     // topology apply (Kafka): partitions per topic
+  int kafka_replication{};    // topology apply (Kafka): replication factor
+  std::int64_t http_header_timeout_ms{};
+  int http_max_connections{};
+  std::string delivery_schedule;
+  std::int64_t delivery_timeout_ms{};
+  int breaker_failures{};
+  std::int64_t breaker_open_ms{};
+  bool delivery_allow_private{};
+  std::int64_t delivery_log_max{};
   HostPort console_addr;
   std::string console_token;  // empty: none (the console then listens on loopback only)
 

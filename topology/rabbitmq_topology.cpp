@@ -7,16 +7,13 @@
 
 #include <fmt/format.h>
 
-#include "topology/impl/blocking_amqp.hpp"
+#include "clients/rabbitmq/blocking_amqp.hpp"
 
 namespace sagaflow {
 namespace {
 
-using topology::impl::BlockingAmqp;
-
-amqp_bytes_t bytes(std::string_view s) {
-  return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
-}
+using rabbit::BlockingAmqp;
+using rabbit::bytes;
 
 // "PRECONDITION_FAILED - inequivalent arg ..." -> "inequivalent arg ..."
 std::string strip_code(std::string text) {
@@ -86,9 +83,9 @@ class Declarer {
 
 Status apply_rabbitmq_topology(const AmqpEndpoint& endpoint, const TopologyOptions& options) {
   using namespace topology;
-  BlockingAmqp amqp;
-  if (Status s = amqp.open(endpoint, options.connect_timeout_ms); !s) return s;
-  Declarer d(amqp);
+  auto amqp = BlockingAmqp::open(endpoint, options.connect_timeout_ms);
+  if (!amqp) return std::move(amqp).error();
+  Declarer d(*amqp.value());
 
   // Exchanges.
   for (const auto& [name, type] :
@@ -139,9 +136,9 @@ Status apply_rabbitmq_topology(const AmqpEndpoint& endpoint, const TopologyOptio
 Status apply_rabbitmq_deliveries(const AmqpEndpoint& endpoint, bool only_if_exists,
                                  int connect_timeout_ms) {
   using namespace topology;
-  BlockingAmqp amqp;
-  if (Status s = amqp.open(endpoint, connect_timeout_ms); !s) return s;
-  Declarer d(amqp);
+  auto amqp = BlockingAmqp::open(endpoint, connect_timeout_ms);
+  if (!amqp) return std::move(amqp).error();
+  Declarer d(*amqp.value());
   if (only_if_exists && !d.exists(kDeliveriesQueue)) return Status::success();
   for (const auto& [name, type] :
        {std::pair{kEventsExchange, "topic"}, std::pair{kDeadLetterExchange, "fanout"}}) {

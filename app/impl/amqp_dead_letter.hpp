@@ -5,8 +5,11 @@
 #include <optional>
 #include <string>
 
-#include "app/impl/amqp_session.hpp"
 #include "core/result.hpp"
+
+namespace sagaflow::rabbit {
+class BlockingAmqp;
+}
 
 namespace sagaflow::app {
 
@@ -22,6 +25,6 @@ struct AmqpDeadLetter {
 };
 
 // nullopt when the queue has nothing ready.
-Result<std::optional<AmqpDeadLetter>> get_dead_letter(AmqpSession& session);
+Result<std::optional<AmqpDeadLetter>> get_dead_letter(rabbit::BlockingAmqp& amqp);
 
 }  // namespace sagaflow::app

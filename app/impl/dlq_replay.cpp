@@ -1,15 +1,13 @@
 #include "app/impl/dlq_replay.hpp"
 
-#include <amqp.h>
-
 #include <optional>
 #include <string_view>
 
 #include <fmt/format.h>
 
 #include "app/impl/amqp_dead_letter.hpp"
-#include "app/impl/amqp_session.hpp"
 #include "app/impl/kafka_dlq.hpp"
+#include "clients/rabbitmq/blocking_amqp.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow::app {
@@ -18,12 +16,12 @@ namespace {
 ReplayOutcome replay_rabbitmq(const Config& config, std::int64_t limit,
                               const DeadLetterSelect& select) {
   ReplayOutcome out;
-  auto session = AmqpSession::open(config.amqp);
+  auto session = rabbit::BlockingAmqp::open(config.amqp);
   if (!session) {
     out.error = std::move(session).error();
     return out;
   }
-  AmqpSession& s = *session.value();
+  rabbit::BlockingAmqp& s = *session.value();
   if (auto st = s.enable_confirms(); !st) {
     out.error = st.error();
     return out;
@@ -58,7 +56,7 @@ ReplayOutcome replay_rabbitmq(const Config& config, std::int64_t limit,
                                                           st.error().detail, topology::kDeadQueue));
       return out;
     }
-    if (amqp_basic_ack(s.conn(), 1, d.tag, 0) != AMQP_STATUS_OK) {
+    if (!s.ack(d.tag)) {
       out.error = make_error(Errc::unavailable,
                              "ack failed after a publish: that one may be replayed twice");
       return out;

@@ -1,8 +1,5 @@
 #include "clients/rabbitmq/amqp_link.hpp"
 
-#include "core/tcp_probe.hpp"
-
-#include <amqp_tcp_socket.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,45 +20,14 @@
 
 namespace sagaflow::rabbit {
 
-std::string reply_text(const amqp_rpc_reply_t& r) {
-  switch (r.reply_type) {
-    case AMQP_RESPONSE_NORMAL:
-      return "ok";
-    case AMQP_RESPONSE_NONE:
-      return "no reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      return amqp_error_string2(r.library_error);
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-      if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-        return std::string(
-            view(static_cast<const amqp_channel_close_t*>(r.reply.decoded)->reply_text));
-      }
-      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-        return std::string(
-            view(static_cast<const amqp_connection_close_t*>(r.reply.decoded)->reply_text));
-      }
-      return "unexpected reply from the server";
-  }
-  return "unknown reply";
-}
-
 Result<amqp_connection_state_t> connect_blocking(const LinkOptions& o) {
   const AmqpEndpoint& ep = o.endpoint;
-  const std::string where = fmt::format("{}:{}", ep.host, ep.port);
   amqp_connection_state_t conn = amqp_new_connection();
   auto fail = [&](std::string detail) -> Result<amqp_connection_state_t> {
     amqp_destroy_connection(conn);
     return make_error(Errc::unavailable, std::move(detail));
   };
-  amqp_socket_t* socket = amqp_tcp_socket_new(conn);
-  if (socket == nullptr) return fail("cannot create a socket");
-  timeval tv{o.connect_timeout_ms / 1000, (o.connect_timeout_ms % 1000) * 1000};
-  if (const int rc = amqp_socket_open_noblock(socket, ep.host.c_str(), ep.port, &tv);
-      rc != AMQP_STATUS_OK) {
-    std::string why = tcp_probe(ep.host, ep.port, o.connect_timeout_ms);
-    if (why.empty()) why = amqp_error_string2(rc);
-    return fail(fmt::format("cannot connect to RabbitMQ at {}: {}", where, why));
-  }
+  if (Status s = open_socket(conn, ep, o.connect_timeout_ms); !s) return fail(s.error().detail);
   const timeval rpc{std::max(2, o.connect_timeout_ms / 1000), 0};
   amqp_set_rpc_timeout(conn, &rpc);
 
@@ -82,18 +48,9 @@ Result<amqp_connection_state_t> connect_blocking(const LinkOptions& o) {
   props[1].value.value.bytes = bytes(o.name);
   const amqp_table_t client_properties{2, props};
 
-  const amqp_rpc_reply_t r = amqp_login_with_properties(
-      conn, ep.vhost.c_str(), 0, 131072, o.heartbeat_s, &client_properties, AMQP_SASL_METHOD_PLAIN,
-      ep.user.c_str(), ep.password.c_str());
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-    return fail(fmt::format("cannot log in to RabbitMQ at {} as '{}' (vhost '{}'): {}", where,
-                            ep.user, ep.vhost, reply_text(r)));
-  }
-  amqp_channel_open(conn, 1);
-  const amqp_rpc_reply_t c = amqp_get_rpc_reply(conn);
-  if (c.reply_type != AMQP_RESPONSE_NORMAL) {
-    return fail(fmt::format("RabbitMQ at {}: cannot open a channel: {}", where, reply_text(c)));
-  }
+  if (Status s = login(conn, ep, o.heartbeat_s, &client_properties); !s)
+    return fail(s.error().detail);
+  if (Status s = open_channel(conn, ep); !s) return fail(s.error().detail);
   // Reads must never block the loop: make sure the socket is non-blocking (rabbitmq-c handles
   // EAGAIN by polling with the call's timeout, zero for our reads).
   const int fd = amqp_get_sockfd(conn);

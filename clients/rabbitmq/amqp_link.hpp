@@ -21,21 +21,12 @@
 #include <string>
 #include <string_view>
 
+#include "clients/rabbitmq/amqp_connect.hpp"
 #include "clients/uv_helpers.hpp"
 #include "core/config.hpp"
 #include "core/result.hpp"
 
 namespace sagaflow::rabbit {
-
-inline amqp_bytes_t bytes(std::string_view s) {
-  return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
-}
-inline std::string_view view(const amqp_bytes_t& b) {
-  return {static_cast<const char*>(b.bytes), b.len};
-}
-
-// One line for a failed rabbitmq-c RPC: the server's reply text or the library's error.
-std::string reply_text(const amqp_rpc_reply_t& reply);
 
 struct LinkOptions {
   AmqpEndpoint endpoint;

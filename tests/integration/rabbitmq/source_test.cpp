@@ -50,6 +50,23 @@ RabbitSourceOptions source_options(RabbitServer& rabbit, int max_attempts = 4) {
   return o;
 }
 
+// Production's wiring (app/impl/brokers.cpp): the source publishes its retry and dead-letter
+// copies through a RabbitSink its owner starts before it and stops after it.
+struct Wired {
+  RabbitSink copies;
+  RabbitSource source;
+  Wired(Loop& loop, RabbitSourceOptions o)
+      : copies(loop.get(), copies_options(o)), source(loop.get(), std::move(o), copies) {
+    copies.start();
+  }
+  static RabbitSinkOptions copies_options(const RabbitSourceOptions& o) {
+    RabbitSinkOptions so;
+    so.endpoint = o.endpoint;
+    so.name = o.name + " (copies)";
+    return so;
+  }
+};
+
 // Publishes messages (exchange sagaflow.events, routing key = route) with confirms.
 void publish_all(Loop& loop, RabbitServer& rabbit,
                  const std::vector<std::pair<std::string, std::string>>& id_body,
@@ -126,7 +143,8 @@ TEST_CASE("a delivery is acked only once settled; unsettled ones come back redel
 
   {
     // Given a consumer whose handler never settles
-    RabbitSource a(loop.get(), source_options(rabbit));
+    Wired wired_a(loop, source_options(rabbit));
+    RabbitSource& a = wired_a.source;
     std::vector<Got> got;
     a.start([&](const Delivery& d) { got.push_back(copy_of(d)); });
     REQUIRE(loop.run_until([&] { return got.size() == 10; }, 10s));
@@ -142,7 +160,8 @@ TEST_CASE("a delivery is acked only once settled; unsettled ones come back redel
   wait_depth(rabbit, "sagaflow.saga", 10);
 
   // Then another consumer gets every message again, marked redelivered, and acks them
-  RabbitSource b(loop.get(), source_options(rabbit));
+  Wired wired_b(loop, source_options(rabbit));
+  RabbitSource& b = wired_b.source;
   std::vector<Got> again;
   b.start([&](const Delivery& d) {
     again.push_back(copy_of(d));
@@ -168,7 +187,8 @@ TEST_CASE("a content failure is retried with growing delays, then dead-lettered 
       "{\"id\":\"evt_r1\",\"type\":\"order.created\",\"note\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\"\"}";
 
   // When the handler asks for a retry on every delivery (max 4 attempts)
-  RabbitSource source(loop.get(), source_options(rabbit, 4));
+  Wired wired_source(loop, source_options(rabbit, 4));
+  RabbitSource& source = wired_source.source;
   std::vector<Got> got;
   source.start([&](const Delivery& d) {
     got.push_back(copy_of(d));
@@ -223,7 +243,8 @@ TEST_CASE("malformed input is dead-lettered at once, never retried", "[rabbitmq]
   const std::string body = "{not json \xff\xfe";
   publish_all(loop, rabbit, {{"", body}}, "payment.completed");
 
-  RabbitSource source(loop.get(), source_options(rabbit, 8));
+  Wired wired_source(loop, source_options(rabbit, 8));
+  RabbitSource& source = wired_source.source;
   int deliveries = 0;
   source.start([&](const Delivery& d) {
     deliveries++;
@@ -258,7 +279,8 @@ TEST_CASE("the broker restarts mid-stream: the source reconnects and no message 
   // Given a consumer that acks slowly (10 every 5 ms), so the stream is still flowing
   RabbitSourceOptions o = source_options(rabbit);
   o.prefetch = 50;
-  RabbitSource source(loop.get(), o);
+  Wired wired_source(loop, o);
+  RabbitSource& source = wired_source.source;
   std::set<std::string> seen;
   std::size_t deliveries = 0;
   std::vector<std::uint64_t> pending;
@@ -317,7 +339,8 @@ TEST_CASE("pause holds deliveries back until resume", "[rabbitmq][source]") {
   rabbit.purge("sagaflow.saga");
   Loop loop;
   publish_all(loop, rabbit, events(0, 20));
-  RabbitSource source(loop.get(), source_options(rabbit));
+  Wired wired_source(loop, source_options(rabbit));
+  RabbitSource& source = wired_source.source;
   int got = 0;
   source.start([&](const Delivery& d) {
     got++;
@@ -341,7 +364,8 @@ TEST_CASE("stop() takes no new delivery, lets in-flight ones settle, acks them, 
   Loop loop;
   publish_all(loop, rabbit, events(0, 40));
 
-  RabbitSource source(loop.get(), source_options(rabbit));
+  Wired wired_source(loop, source_options(rabbit));
+  RabbitSource& source = wired_source.source;
   std::vector<std::uint64_t> handed;
   bool stopping = false, stopped = false;
   int after_stop = 0;
@@ -377,7 +401,8 @@ TEST_CASE("settled deliveries behind an unsettled one leave the window at once",
   // Given a prefetch of 32 and a first delivery that stays unsettled while all others are acked
   RabbitSourceOptions o = source_options(rabbit);
   o.prefetch = 32;
-  RabbitSource source(loop.get(), o);
+  Wired wired_source(loop, o);
+  RabbitSource& source = wired_source.source;
   std::optional<std::uint64_t> first;
   std::size_t got = 0, largest_window = 0;
   source.start([&](const Delivery& d) {
@@ -420,7 +445,8 @@ TEST_CASE("large bodies are read within the byte budget; reads resume as they se
   RabbitSourceOptions o = source_options(rabbit);
   o.max_bytes_in_flight = 3 * kBody;
   o.heartbeat_s = 1;
-  RabbitSource source(loop.get(), o);
+  Wired wired_source(loop, o);
+  RabbitSource& source = wired_source.source;
   std::vector<std::uint64_t> tags;
   std::size_t largest_bytes = 0;
   source.start([&](const Delivery& d) {

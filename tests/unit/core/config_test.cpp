@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/config.hpp"
+#include "core/envelope.hpp"
 
 using namespace sagaflow;
 
@@ -68,6 +69,87 @@ TEST_CASE("defaults match the contract", "[config]") {
   CHECK(c->log_level == log::Level::info);
   CHECK(c->http_header_timeout_ms == 10000);
   CHECK(c->http_max_connections == 1024);
+}
+
+TEST_CASE("Config{} holds the table's defaults, the same as loading nothing", "[config]") {
+  // Given a default-constructed Config and one loaded from no flags, environment or file
+  const Config d;
+  auto c = load_config(sources_with_env({}));
+  REQUIRE(c.ok());
+  // Then every field agrees (the table of keys is the one source of the defaults)
+  CHECK(d.broker == c->broker);
+  CHECK(d.amqp_url == c->amqp_url);
+  CHECK(d.amqp.host == c->amqp.host);
+  CHECK(d.amqp.port == c->amqp.port);
+  CHECK(d.amqp.user == c->amqp.user);
+  CHECK(d.amqp.password == c->amqp.password);
+  CHECK(d.amqp.vhost == c->amqp.vhost);
+  CHECK(d.kafka_brokers == c->kafka_brokers);
+  CHECK(d.redis_url == c->redis_url);
+  CHECK(d.redis.host == c->redis.host);
+  CHECK(d.redis.port == c->redis.port);
+  CHECK(d.redis.db == c->redis.db);
+  CHECK(d.metrics_addr.host == c->metrics_addr.host);
+  CHECK(d.metrics_addr.port == c->metrics_addr.port);
+  CHECK(d.step_timeout_ms == c->step_timeout_ms);
+  CHECK(d.dedup_ttl_s == c->dedup_ttl_s);
+  CHECK(d.max_attempts == c->max_attempts);
+  REQUIRE(d.plans.size() == c->plans.size());
+  for (std::size_t i = 0; i < d.plans.size(); ++i) {
+    CHECK(d.plans[i].name == c->plans[i].name);
+    CHECK(d.plans[i].rate == c->plans[i].rate);
+    CHECK(d.plans[i].period_ms == c->plans[i].period_ms);
+    CHECK(d.plans[i].burst == c->plans[i].burst);
+  }
+  CHECK(d.default_plan == c->default_plan);
+  CHECK(d.find_plan(d.default_plan) != nullptr);
+  CHECK(d.webhook_secrets == c->webhook_secrets);
+  CHECK(d.saga_dir == c->saga_dir);
+  CHECK(d.log_level == c->log_level);
+  CHECK(d.max_message_bytes == c->max_message_bytes);
+  CHECK(d.max_message_bytes == kDefaultMaxMessageBytes);
+  CHECK(d.prefetch == c->prefetch);
+  CHECK(d.webhook_addr.port == c->webhook_addr.port);
+  CHECK(d.redis_partitions == c->redis_partitions);
+  CHECK(d.redis_wait_replicas == c->redis_wait_replicas);
+  CHECK(d.kafka_partitions == c->kafka_partitions);
+  CHECK(d.kafka_replication == c->kafka_replication);
+  CHECK(d.http_header_timeout_ms == c->http_header_timeout_ms);
+  CHECK(d.http_max_connections == c->http_max_connections);
+  CHECK(d.delivery_schedule == c->delivery_schedule);
+  CHECK(d.delivery_timeout_ms == c->delivery_timeout_ms);
+  CHECK(d.breaker_failures == c->breaker_failures);
+  CHECK(d.breaker_open_ms == c->breaker_open_ms);
+  CHECK(d.delivery_allow_private == c->delivery_allow_private);
+  CHECK(d.delivery_log_max == c->delivery_log_max);
+  CHECK(d.console_addr.host == c->console_addr.host);
+  CHECK(d.console_addr.port == c->console_addr.port);
+  CHECK(d.console_token == c->console_token);
+  // And the endpoint types' own defaults are the table's URLs
+  const AmqpEndpoint amqp;
+  CHECK(amqp.host == d.amqp.host);
+  CHECK(amqp.port == d.amqp.port);
+  CHECK(amqp.user == d.amqp.user);
+  CHECK(amqp.password == d.amqp.password);
+  CHECK(amqp.vhost == d.amqp.vhost);
+  const RedisEndpoint redis;
+  CHECK(redis.host == d.redis.host);
+  CHECK(redis.port == d.redis.port);
+  CHECK(redis.db == d.redis.db);
+  CHECK(redis.password == d.redis.password);
+}
+
+TEST_CASE("every key of the table has a flag, a help line and a valid default", "[config]") {
+  for (const auto& k : config_keys()) {
+    INFO(k.env);
+    CHECK(k.env.substr(0, 9) == "SAGAFLOW_");
+    CHECK(!k.flag.empty());
+    CHECK(!k.help.empty());
+    // A default given alone (as a flag) is accepted
+    ConfigSources s = sources_with_env({});
+    s.flags[std::string(k.env)] = std::string(k.default_value);
+    CHECK(load_config(s).ok());
+  }
 }
 
 TEST_CASE("flags win over environment, environment over the file", "[config]") {
