@@ -2,7 +2,8 @@
 // KafkaSource::Impl, shared by the files that each do one of its jobs (private to consumers/):
 //   consumers/kafka_source.cpp   life cycle: construction, start, wake-ups, the public calls
 //   kafka/source_config.cpp      the librdkafka configuration made from KafkaSourceOptions
-//   kafka/intake.cpp             reading records, held retries, flow control, hand-over
+//   kafka/intake.cpp             reading records from the queues into the partition windows
+//   kafka/flow.cpp               held retries released, hand-over, the window, pausing
 //   kafka/offsets.cpp            settling a record and storing the offsets it frees
 //   kafka/copies.cpp             retry and dead-letter copies (settle with a copy verdict)
 //   kafka/group.cpp              rebalance, errors, statistics, stop and close
@@ -86,15 +87,16 @@ struct KafkaSource::Impl {
   void close_queue(Track& t);
   void on_message(rd_kafka_message_t* m, Track* known = nullptr);
   void after_turn();
+  Track* track_by_id(std::uint32_t id);
+  Track* track_of(const rd_kafka_message_t* m);
+  Slot* find(std::uint64_t tag, Track** track = nullptr);
+  // flow.cpp
   void dispatch();
   void release_due();
   void arm_hold_timer();
   void apply_flow();
   std::size_t active() const noexcept;  // what the window counts (see flow_gate.hpp)
   bool window_full() const;
-  Track* track_by_id(std::uint32_t id);
-  Track* track_of(const rd_kafka_message_t* m);
-  Slot* find(std::uint64_t tag, Track** track = nullptr);
   // offsets.cpp
   void finish_slot(Track& t, Slot& s);
   void flush_stores();
