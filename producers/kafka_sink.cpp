@@ -4,7 +4,9 @@
 #include <uv.h>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <stdexcept>
 #include <string>
