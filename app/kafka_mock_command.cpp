@@ -12,16 +12,18 @@
 
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 #include "app/commands.hpp"
+#include "clients/kafka/client.hpp"
 #include "topology/kafka_topology.hpp"
 
 namespace sagaflow::app {
 
 int run_kafka_mock(const Config&) {
   // Block SIGTERM and SIGINT before librdkafka starts any thread (threads inherit the mask), so
-  // that only sigwait below receives them; otherwise one of its threads could take the signal
+  // that only sigtimedwait below receives them; otherwise one of its threads could take the signal
   // and the default action would kill the process.
   sigset_t set;
   sigemptyset(&set);
@@ -30,18 +32,18 @@ int run_kafka_mock(const Config&) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   constexpr int kBrokers = 1;
   constexpr int kPartitions = 8;
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-  if (rk == nullptr) {
-    std::fprintf(stderr, "sagaflow kafka-mock: %s\n", err);
+  // Errors only (log_level 3), written as our log lines by this thread between signals.
+  kafka::ClientConfig config;
+  config.settings = {{"log_level", "3"}};
+  config.logs = kafka::LogStyle{};
+  auto client = kafka::Client::open(RD_KAFKA_PRODUCER, config);
+  if (!client) {
+    std::fprintf(stderr, "sagaflow kafka-mock: %s\n", client.error().detail.c_str());
     return 1;
   }
-  rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(rk, kBrokers);
+  rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(client->get(), kBrokers);
   if (cluster == nullptr) {
     std::fprintf(stderr, "sagaflow kafka-mock: cannot start the mock cluster\n");
-    rd_kafka_destroy(rk);
     return 1;
   }
   // The same topics as `sagaflow topology apply` (which cannot create them on this mock: it
@@ -51,10 +53,10 @@ int run_kafka_mock(const Config&) {
   }
   std::printf("%s\n", rd_kafka_mock_cluster_bootstraps(cluster));
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&set, &sig);
+  const timespec tick{0, 200 * 1000 * 1000};
+  while (sigtimedwait(&set, nullptr, &tick) < 0) client->drain_logs();
   rd_kafka_mock_cluster_destroy(cluster);
-  rd_kafka_destroy(rk);
+  client->destroy();
   return 0;
 }
 

@@ -1,11 +1,10 @@
 #include "producers/kafka_sink.hpp"
 
-#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include <array>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <deque>
@@ -17,8 +16,11 @@
 
 #include <fmt/format.h>
 
-#include "core/log.hpp"
+#include "clients/kafka/client.hpp"
+#include "clients/kafka/queue_wakeup.hpp"
+#include "clients/kafka/statistics.hpp"
 #include "clients/uv_helpers.hpp"
+#include "core/log.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow {
@@ -26,32 +28,8 @@ namespace {
 
 constexpr std::int64_t kSafetyPollMs = 1000;  // a missed wake-up costs at most this
 constexpr int kMaxPollRounds = 16;            // rd_kafka_poll(0) rounds per wake-up
+constexpr std::size_t kMaxLogLines = 256;     // librdkafka log lines written per round
 constexpr std::uint32_t kNoSlot = 0xffffffffU;
-
-// True when some real broker (not librdkafka's internal one) is in state UP in a statistics
-// JSON document. librdkafka writes each broker as {"name":..,"nodeid":..,"nodename":..,
-// "source":"learned|configured|internal|logical","state":"UP",...}.
-bool any_broker_up(std::string_view json) {
-  constexpr std::string_view kSource = R"("source":")";
-  constexpr std::string_view kState = R"("state":")";
-  std::size_t at = 0;
-  while ((at = json.find(kSource, at)) != std::string_view::npos) {
-    at += kSource.size();
-    const std::size_t source_end = json.find('"', at);
-    if (source_end == std::string_view::npos) return false;
-    const std::string_view source = json.substr(at, source_end - at);
-    std::size_t state = json.find(kState, source_end);
-    if (state == std::string_view::npos) return false;
-    state += kState.size();
-    const std::size_t state_end = json.find('"', state);
-    if (state_end == std::string_view::npos) return false;
-    if (source != "internal" && source != "logical" &&
-        json.substr(state, state_end - state) == "UP")
-      return true;
-    at = state_end;
-  }
-  return false;
-}
 
 Errc errc_of(rd_kafka_resp_err_t err) {
   switch (err) {
@@ -60,13 +38,6 @@ Errc errc_of(rd_kafka_resp_err_t err) {
     default:
       return Errc::unavailable;  // timeouts, purges, broker errors: trying again may help
   }
-}
-
-log::Level level_of(int syslog_level) {
-  if (syslog_level <= 3) return log::Level::error;
-  if (syslog_level == 4) return log::Level::warn;
-  if (syslog_level <= 6) return log::Level::info;
-  return log::Level::debug;
 }
 
 }  // namespace
@@ -85,11 +56,6 @@ struct KafkaSink::Impl {
     std::uint64_t opaque;
     rd_kafka_resp_err_t err;
   };
-  // Heap-allocated so that the Impl may go away before libuv runs the close callback.
-  struct Poll {
-    uv_poll_t handle;
-    Impl* owner;
-  };
   enum class Signal : std::uint8_t { none, up, down };
   enum class Sent : std::uint8_t { ok, queue_full, failed };
 
@@ -100,13 +66,9 @@ struct KafkaSink::Impl {
         drain_timer_(loop),
         safety_timer_(loop) {
     if (options_.window == 0) options_.window = 1;
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+    if (!wakeup_.ok())
       throw std::runtime_error(fmt::format("KafkaSink: pipe2: {}", std::strerror(errno)));
-    read_fd_ = fds[0];
-    write_fd_ = fds[1];
     if (Status s = create_producer(); !s) {
-      close_fds();
       throw std::invalid_argument("KafkaSink: " + s.error().detail);
     }
   }
@@ -116,63 +78,40 @@ struct KafkaSink::Impl {
     drain_timer_.stop();
     safety_timer_.stop();
     destroy_producer();
-    close_poll();
-    close_fds();
   }
 
   // ---- producer lifecycle ------------------------------------------------------------------
 
   Status create_producer() {
-    std::array<char, 512> err{};
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    const std::string timeout = std::to_string(options_.message_timeout_ms);
-    const std::string linger = std::to_string(options_.linger_ms);
-    const std::pair<const char*, const char*> defaults[] = {
-        {"bootstrap.servers", options_.brokers.c_str()},
-        {"client.id", options_.name.c_str()},
+    kafka::ClientConfig config;
+    config.brokers = options_.brokers;
+    config.client_id = options_.name;
+    config.settings = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
-        {"linger.ms", linger.c_str()},
-        {"message.timeout.ms", timeout.c_str()},
+        {"linger.ms", std::to_string(options_.linger_ms)},
+        {"message.timeout.ms", std::to_string(options_.message_timeout_ms)},
         {"statistics.interval.ms", "1000"},  // broker state UP: connected() after an outage
         {"reconnect.backoff.ms", "100"},
         {"reconnect.backoff.max.ms", "1000"},
         {"partitioner", "murmur2_random"},  // the Java client's: same key, same partition
-        {"log.queue", "true"},              // log lines served on the loop thread
     };
-    auto set = [&](const char* name, const char* value) -> Status {
-      if (rd_kafka_conf_set(conf, name, value, err.data(), err.size()) != RD_KAFKA_CONF_OK)
-        return make_error(Errc::invalid_config,
-                          fmt::format("librdkafka property {}={}: {}", name, value, err.data()));
-      return Status::success();
+    config.overrides = options_.properties;
+    // Log lines served on the loop thread (log.queue=true), drained by service().
+    config.logs = kafka::LogStyle{"link", options_.name, kafka::LogStyle::Levels::syslog};
+    config.configure = [this](rd_kafka_conf_t* conf) {
+      rd_kafka_conf_set_opaque(conf, this);
+      rd_kafka_conf_set_dr_msg_cb(conf, &Impl::on_delivery);
+      rd_kafka_conf_set_error_cb(conf, &Impl::on_error);
+      rd_kafka_conf_set_stats_cb(conf, &Impl::on_stats);
     };
-    for (const auto& [k, v] : defaults) {
-      if (Status s = set(k, v); !s) {
-        rd_kafka_conf_destroy(conf);
-        return s;
-      }
-    }
-    for (const auto& [k, v] : options_.properties) {
-      if (Status s = set(k.c_str(), v.c_str()); !s) {
-        rd_kafka_conf_destroy(conf);
-        return s;
-      }
-    }
-    rd_kafka_conf_set_opaque(conf, this);
-    rd_kafka_conf_set_dr_msg_cb(conf, &Impl::on_delivery);
-    rd_kafka_conf_set_error_cb(conf, &Impl::on_error);
-    rd_kafka_conf_set_stats_cb(conf, &Impl::on_stats);
-    rd_kafka_conf_set_log_cb(conf, &Impl::on_log);
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err.data(), err.size());
-    if (rk == nullptr) {
-      rd_kafka_conf_destroy(conf);
-      return make_error(Errc::invalid_config, fmt::format("rd_kafka_new: {}", err.data()));
-    }
-    rk_ = rk;
-    rd_kafka_set_log_queue(rk_, nullptr);  // the main queue
+    auto client = kafka::Client::open(RD_KAFKA_PRODUCER, config);
+    if (!client) return std::move(client).error();
+    client_ = std::move(client).value();
+    rk_ = client_.get();
     main_q_ = rd_kafka_queue_get_main(rk_);
-    static constexpr char kWake = 'k';
-    rd_kafka_queue_io_event_enable(main_q_, write_fd_, &kWake, 1);
+    wakeup_.watch(main_q_);
+    wakeup_.watch(client_.log_queue());
     return Status::success();
   }
 
@@ -180,39 +119,19 @@ struct KafkaSink::Impl {
     if (rk_ == nullptr) return;
     rd_kafka_t* rk = rk_;
     rk_ = nullptr;  // callbacks of this handle are ignored from now on
-    rd_kafka_queue_io_event_enable(main_q_, -1, nullptr, 0);
+    kafka::QueueWakeup::unwatch(main_q_);
+    kafka::QueueWakeup::unwatch(client_.log_queue());
     rd_kafka_queue_destroy(main_q_);
     main_q_ = nullptr;
     rd_kafka_purge(
         rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
-    rd_kafka_destroy(rk);
-  }
-
-  void close_poll() noexcept {
-    if (poll_ == nullptr) return;
-    poll_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_->handle),
-             [](uv_handle_t* h) { delete static_cast<Poll*>(h->data); });
-    poll_ = nullptr;
-  }
-
-  void close_fds() noexcept {
-    if (read_fd_ >= 0) ::close(read_fd_);
-    if (write_fd_ >= 0) ::close(write_fd_);
-    read_fd_ = write_fd_ = -1;
+    client_.destroy();
   }
 
   void start() {
     if (started_ || stopped_) return;
     started_ = true;
-    poll_ = new Poll{};
-    poll_->owner = this;
-    uv_poll_init(loop_, &poll_->handle, read_fd_);
-    poll_->handle.data = poll_;
-    uv_poll_start(&poll_->handle, UV_READABLE, [](uv_poll_t* h, int, int) {
-      auto* p = static_cast<Poll*>(h->data);
-      if (p->owner != nullptr) p->owner->service();
-    });
+    wakeup_.start(loop_, [this] { service(); });
     safety_timer_.start(
         kSafetyPollMs, [this] { service(); }, kSafetyPollMs);
     deferred_.post([this] { service(); });  // anything queued before the pipe was watched
@@ -247,7 +166,7 @@ struct KafkaSink::Impl {
   static int on_stats(rd_kafka_t* rk, char* json, size_t len, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     if (rk != self->rk_) return 0;
-    if (any_broker_up(std::string_view(json, len))) {
+    if (kafka::broker_up(std::string_view(json, len))) {
       self->signal_ = Signal::up;
     } else if (self->connected_) {
       // Also corrects a stale UP (statistics taken just before the connection dropped).
@@ -257,14 +176,6 @@ struct KafkaSink::Impl {
     return 0;  // librdkafka frees json
   }
 
-  static void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* line) {
-    const auto* self = static_cast<const Impl*>(rd_kafka_opaque(rk));
-    const log::Level l = level_of(level);
-    if (!log::enabled(l)) return;
-    log::write(l, "librdkafka",
-               {{"link", self->options_.name}, {"facility", facility}, {"detail", line}});
-  }
-
   // ---- the loop side ------------------------------------------------------------------------
 
   // Runs on the pipe's readable event (and the safety timer): serve librdkafka's main queue,
@@ -272,13 +183,11 @@ struct KafkaSink::Impl {
   void service() {
     if (servicing_) return;
     servicing_ = true;
-    std::array<char, 256> sink;
-    while (::read(read_fd_, sink.data(), sink.size()) > 0) {
-    }
+    wakeup_.drain();
     if (rk_ == nullptr) recreate();  // a recreation after a fatal error failed: try again
     bool more = false;               // the round cap was reached with events still being served
     for (int round = 0; round < kMaxPollRounds && rk_ != nullptr; ++round) {
-      const int served = rd_kafka_poll(rk_, 0);
+      const int served = rd_kafka_poll(rk_, 0) + static_cast<int>(client_.drain_logs(kMaxLogLines));
       settle_reports();
       apply_signal();
       if (fatal_) handle_fatal();
@@ -567,7 +476,7 @@ struct KafkaSink::Impl {
     drain_timer_.stop();
     safety_timer_.stop();
     destroy_producer();
-    close_poll();
+    wakeup_.stop();
     if (on_stopped_) deferred_.post(std::move(on_stopped_));
   }
 
@@ -576,10 +485,9 @@ struct KafkaSink::Impl {
   clients::Deferred deferred_;
   clients::Timer drain_timer_;
   clients::Timer safety_timer_;
-  Poll* poll_ = nullptr;
-  int read_fd_ = -1;
-  int write_fd_ = -1;
-  rd_kafka_t* rk_ = nullptr;
+  kafka::QueueWakeup wakeup_;  // the main queue and the log queue signal it
+  kafka::Client client_;
+  rd_kafka_t* rk_ = nullptr;  // client_.get() while it serves; nullptr once destroyed
   rd_kafka_queue_t* main_q_ = nullptr;
 
   std::vector<Slot> slots_;

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "clients/kafka/client.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow {
@@ -21,16 +22,14 @@ using Clock = std::chrono::steady_clock;
 // A short-lived producer handle (a producer's metadata requests may auto-create topics, which
 // the check-only path relies on) plus what its error callback reported.
 struct Client {
-  rd_kafka_t* rk = nullptr;
+  kafka::Client handle;
+  rd_kafka_t* rk = nullptr;  // handle.get()
   bool all_down = false;
   std::string last_error;
 
   Client() = default;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
-  ~Client() {
-    if (rk != nullptr) rd_kafka_destroy(rk);
-  }
 
   // Serves the error callback; true when every broker is down (unreachable).
   bool unreachable() {
@@ -46,10 +45,6 @@ void on_error(rd_kafka_t*, int code, const char* reason, void* opaque) {
   } else {
     c->last_error = reason;
   }
-}
-
-void on_log(const rd_kafka_t*, int, const char*, const char*) {
-  // Silent: what matters reaches the error callback and ends up in the returned Status.
 }
 
 int remaining_ms(Clock::time_point deadline) {
@@ -255,25 +250,20 @@ Status apply_kafka_topology(const KafkaTopologyOptions& o, KafkaTopologyReport* 
   const auto deadline = Clock::now() + std::chrono::milliseconds(o.timeout_ms);
 
   Client c;
-  std::array<char, 512> err{};
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : {std::pair<const char*, std::string>{"bootstrap.servers", o.brokers},
-                             {"client.id", "sagaflow-topology"},
-                             {"reconnect.backoff.ms", "100"},
-                             {"reconnect.backoff.max.ms", "500"}}) {
-    if (rd_kafka_conf_set(conf, k, v.c_str(), err.data(), err.size()) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return make_error(Errc::invalid_config, fmt::format("Kafka {}={}: {}", k, v, err.data()));
-    }
-  }
-  rd_kafka_conf_set_opaque(conf, &c);
-  rd_kafka_conf_set_error_cb(conf, &on_error);
-  rd_kafka_conf_set_log_cb(conf, &on_log);
-  c.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err.data(), err.size());
-  if (c.rk == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    return make_error(Errc::invalid_config, fmt::format("Kafka client: {}", err.data()));
-  }
+  kafka::ClientConfig config;
+  config.brokers = o.brokers;
+  config.client_id = "sagaflow-topology";
+  config.settings = {{"reconnect.backoff.ms", "100"}, {"reconnect.backoff.max.ms", "500"}};
+  // No LogStyle: librdkafka's log lines are dropped; what matters reaches the error callback
+  // and ends up in the returned Status.
+  config.configure = [&c](rd_kafka_conf_t* conf) {
+    rd_kafka_conf_set_opaque(conf, &c);
+    rd_kafka_conf_set_error_cb(conf, &on_error);
+  };
+  auto handle = kafka::Client::open(RD_KAFKA_PRODUCER, config);
+  if (!handle) return handle.error();
+  c.handle = std::move(handle).value();
+  c.rk = c.handle.get();
 
   auto brokers = connect(c, o, deadline);
   if (!brokers) return brokers.error();

@@ -29,6 +29,7 @@
 
 #include <fmt/format.h>
 
+#include "clients/kafka/client.hpp"
 #include "core/log.hpp"
 #include "topology/names.hpp"
 
@@ -85,51 +86,37 @@ int ms_left(Clock::time_point deadline) {
   return static_cast<int>(std::clamp<std::int64_t>(left, 0, 1 << 30));
 }
 
-// librdkafka's own log lines (connection refused, ...) show only at debug level: a CLI tool
-// prints one line of its own instead.
-void log_to_debug(const rd_kafka_t*, int level, const char* facility, const char* text) {
-  log::debug("librdkafka", {{"facility", facility}, {"detail", text}, {"syslog_level", level}});
-}
-
-// One librdkafka handle (consumer or producer) and the last error it reported.
+// One librdkafka handle (consumer or producer) and the last error it reported. librdkafka's
+// own log lines (connection refused, ...) show only at debug level, written on the calling
+// thread by serve() and at the end: a CLI tool prints one line of its own instead.
 class Client {
  public:
-  static Result<std::unique_ptr<Client>> open(
-      rd_kafka_type_t type, const KafkaDlqOptions& options,
-      const std::vector<std::pair<std::string, std::string>>& properties) {
+  static Result<std::unique_ptr<Client>> open(rd_kafka_type_t type, const KafkaDlqOptions& options,
+                                              const kafka::Settings& properties) {
     auto client = std::unique_ptr<Client>(new Client(options));
-    std::array<char, 512> err{};
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    std::vector<std::pair<std::string, std::string>> all = {
-        {"bootstrap.servers", options.brokers},
-        {"client.id", "sagaflow-dlq"},
+    kafka::ClientConfig config;
+    config.brokers = options.brokers;
+    config.client_id = "sagaflow-dlq";
+    config.settings = {
         {"socket.timeout.ms", std::to_string(std::max<std::int64_t>(options.timeout_ms, 10))},
         {"log.connection.close", "false"}};
-    all.insert(all.end(), properties.begin(), properties.end());
-    for (const auto& [name, value] : all) {
-      if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err.data(), err.size()) !=
-          RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        return make_error(Errc::invalid_config,
-                          fmt::format("Kafka setting {}='{}': {}", name, value, err.data()));
-      }
-    }
-    rd_kafka_conf_set_log_cb(conf, &log_to_debug);
-    rd_kafka_conf_set_error_cb(conf, &Client::on_error);
-    if (type == RD_KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(conf, &Client::on_delivery);
-    rd_kafka_conf_set_opaque(conf, client.get());
-    client->rk_ = rd_kafka_new(type, conf, err.data(), err.size());
-    if (client->rk_ == nullptr) {
-      rd_kafka_conf_destroy(conf);
-      return make_error(Errc::invalid_config, fmt::format("Kafka client: {}", err.data()));
-    }
+    config.settings.insert(config.settings.end(), properties.begin(), properties.end());
+    config.logs = kafka::LogStyle{"", "", kafka::LogStyle::Levels::debug};
+    config.configure = [type, self = client.get()](rd_kafka_conf_t* conf) {
+      rd_kafka_conf_set_error_cb(conf, &Client::on_error);
+      if (type == RD_KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(conf, &Client::on_delivery);
+      rd_kafka_conf_set_opaque(conf, self);
+    };
+    auto handle = kafka::Client::open(type, config);
+    if (!handle) return std::move(handle).error();
+    client->handle_ = std::move(handle).value();
+    client->rk_ = client->handle_.get();
     return client;
   }
 
   ~Client() {
-    if (rk_ == nullptr) return;
     // The consumer never joined its group and commits explicitly: nothing to close.
-    rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    handle_.destroy(RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   }
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -137,9 +124,16 @@ class Client {
   rd_kafka_t* rk() const noexcept { return rk_; }
   const KafkaDlqOptions& options() const noexcept { return options_; }
 
+  // Serves the callbacks (errors, delivery reports) for up to `timeout_ms`, then writes the
+  // queued log lines.
+  void serve(int timeout_ms = 0) {
+    rd_kafka_poll(rk_, timeout_ms);
+    handle_.drain_logs();
+  }
+
   // An Error whose detail says what failed, with librdkafka's last reported cause.
   Error failure(Errc code, std::string_view what, rd_kafka_resp_err_t err) {
-    rd_kafka_poll(rk_, 0);  // serve error callbacks, for last_error_
+    serve();  // error callbacks, for last_error_
     std::string detail =
         fmt::format("Kafka at {}: {}: {}", options_.brokers, what,
                     err == RD_KAFKA_RESP_ERR_NO_ERROR ? "no answer" : rd_kafka_err2str(err));
@@ -172,7 +166,8 @@ class Client {
   }
 
   KafkaDlqOptions options_;
-  rd_kafka_t* rk_ = nullptr;
+  kafka::Client handle_;
+  rd_kafka_t* rk_ = nullptr;  // handle_.get()
   std::string last_error_;
 };
 
@@ -308,7 +303,7 @@ Result<std::int64_t> read_dead_letters(Client& c, const std::vector<Range>& rang
                          RD_KAFKA_RESP_ERR__TIMED_OUT);
       }
       MessagePtr m(rd_kafka_consumer_poll(c.rk(), std::min(left, 200)));
-      rd_kafka_poll(c.rk(), 0);  // error callbacks
+      c.serve();  // error callbacks
       if (!m) continue;
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
         c.note_error(rd_kafka_message_errstr(m.get()));
@@ -454,7 +449,7 @@ Status republish(Client& producer, const KafkaDeadLetter& d, std::set<std::strin
   while (!delivery.done) {
     const int left = ms_left(deadline);
     if (left == 0) return producer.failure(Errc::timeout, what, RD_KAFKA_RESP_ERR__TIMED_OUT);
-    rd_kafka_poll(producer.rk(), std::min(left, 100));
+    producer.serve(std::min(left, 100));
   }
   if (delivery.err != RD_KAFKA_RESP_ERR_NO_ERROR)
     return producer.failure(Errc::unavailable, what, delivery.err);
