@@ -2,6 +2,7 @@
 // confirms, progress and summary), on RabbitMQ or Kafka. --raw sends each line of --file
 // unvalidated (for poison message drills), with routing key --route, confirmed like the rest.
 #include "app/commands.hpp"
+#include "brokers/broker.hpp"
 #include "producers/publish_job.hpp"
 
 namespace sagaflow::app {
@@ -15,7 +16,8 @@ int run_publish(const Config& config, const PublishArgs& args) {
   o.seed = args.seed;
   o.raw = args.raw;
   o.route = args.route;
-  return run_publish_job(config, o);
+  const auto broker = brokers::open_broker(config);
+  return run_publish_job(config, o, brokers::publish_target(*broker));
 }
 
 }  // namespace sagaflow::app

@@ -14,9 +14,8 @@
 #include <fmt/format.h>
 
 #include "app/commands.hpp"
-#include "app/impl/kafka_dlq.hpp"
 #include "app/impl/redis_session.hpp"
-#include "clients/rabbitmq/blocking_amqp.hpp"
+#include "brokers/broker.hpp"
 #include "core/envelope.hpp"
 #include "store/parking.hpp"
 #include "store/saga_store.hpp"
@@ -68,15 +67,9 @@ int run_status(const Config& config, bool json) {
                  (st ? failure : st.error()).detail.c_str());
     return 1;
   }
+  const auto broker = brokers::open_broker(config);
   std::int64_t dead = -1;
-  if (config.broker == BrokerKind::kafka) {
-    KafkaDlqOptions kafka;
-    kafka.brokers = config.kafka_brokers;
-    if (auto depth = kafka_dlq_depth(kafka); depth) dead = depth.value();
-  } else if (auto amqp = rabbit::BlockingAmqp::open(config.amqp); amqp) {
-    if (auto depth = amqp.value()->queue_depth(std::string(topology::kDeadQueue)); depth)
-      dead = depth.value();
-  }
+  if (auto depth = broker->dead_letter_depth(); depth) dead = depth.value();
   for (const char* s : {"running", "compensating", "stuck", "confirmed", "failed", "parked"})
     counts.try_emplace(s, 0);
   // Parked starts: the total and the 10 stores with the most.
@@ -109,7 +102,7 @@ int run_status(const Config& config, bool json) {
     std::printf("dead-letter queue depth:  %lld\n", static_cast<long long>(dead));
   } else {
     std::printf("dead-letter queue depth:  unknown (%s unreachable)\n",
-                config.broker == BrokerKind::kafka ? "Kafka" : "RabbitMQ");
+                std::string(broker->name()).c_str());
   }
   std::printf("rate-limited starts:      %lld\n", static_cast<long long>(rate_limited));
   std::printf("parked starts:            %lld\n", static_cast<long long>(parked_total));

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "brokers/impl/kinds.hpp"
+#include "brokers/kafka/dead_letter_topic.hpp"
 #include "consumers/kafka_source.hpp"
 #include "producers/kafka_probe.hpp"
 #include "producers/kafka_sink.hpp"
@@ -34,6 +35,20 @@ std::string_view topic_of(Role role) {
 // most this much.
 constexpr const char* kSocketTimeoutMs = "10000";
 
+DeadLetter shown(const KafkaDeadLetter& d) {
+  DeadLetter out;
+  out.id = d.header(topology::kHeaderDeadLetterId);
+  out.reason = d.header(topology::kHeaderError);
+  out.detail = d.header(topology::kHeaderDetail);
+  out.attempts = d.header(topology::kHeaderAttempts);
+  out.route = d.header(topology::kHeaderOriginalRoute);
+  out.message_id = d.header(topology::kKafkaHeaderMessageId);
+  out.body = d.value;
+  out.partition = d.partition;
+  out.offset = d.offset;
+  return out;
+}
+
 class KafkaBroker final : public Broker {
  public:
   explicit KafkaBroker(const Config& config) : config_(config) {}
@@ -41,12 +56,13 @@ class KafkaBroker final : public Broker {
   std::string_view name() const noexcept override { return "Kafka"; }
   std::string where() const override { return config_.kafka_brokers; }
 
-  std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const std::string& name,
-                                  std::size_t window) const override {
+  std::unique_ptr<Sink> make_sink(uv_loop_s* loop, const std::string& name, std::size_t window,
+                                  SinkUse use) const override {
     KafkaSinkOptions o;
     o.brokers = config_.kafka_brokers;
     o.name = name;
     if (window > 0) o.window = window;
+    if (use == SinkUse::publish) return std::make_unique<KafkaSink>(loop, std::move(o));
     // A record the broker has not confirmed by then fails (the outbox re-sends it): bounded
     // delivery time after an outage, instead of waiting behind librdkafka's retries.
     o.message_timeout_ms = 5000;
@@ -108,7 +124,48 @@ class KafkaBroker final : public Broker {
 
   Status prepare_deliveries() const override { return Status::success(); }
 
+  std::string_view dead_letters_at() const noexcept override { return topology::kDeadTopic; }
+
+  Result<std::int64_t> dead_letter_depth() const override { return kafka_dlq_depth(dlq()); }
+
+  Result<std::int64_t> list_dead_letters(
+      std::int64_t limit, const std::function<void(const DeadLetter&)>& visit) const override {
+    return kafka_dlq_list(dlq(), limit, [&](const KafkaDeadLetter& d) { visit(shown(d)); });
+  }
+
+  // kafka_dlq_replay with the same selection; its error's detail says how many were replayed
+  // and committed.
+  ReplayOutcome replay_dead_letters(std::int64_t limit,
+                                    const DeadLetterSelect& select) const override {
+    ReplayOutcome out;
+    out.error_counts_replayed = true;
+    KafkaDlqSelect kafka_select;
+    if (select) kafka_select = [&](const KafkaDeadLetter& d) { return select(shown(d)); };
+    auto n = kafka_dlq_replay(
+        dlq(), limit, kafka_select,
+        [&](const KafkaDeadLetter& d) {
+          ++out.replayed;
+          std::string id = d.header(topology::kHeaderDeadLetterId);
+          if (!id.empty()) out.ids.push_back(std::move(id));
+        },
+        [&](const KafkaDeadLetter&) { ++out.passed; });
+    if (!n) {
+      out.error = std::move(n).error();
+    } else {
+      out.complete = !select || n.value() < limit;
+    }
+    return out;
+  }
+
+  bool replayed_dead_letters_stay() const noexcept override { return true; }
+
  private:
+  KafkaDlqOptions dlq() const {
+    KafkaDlqOptions o;
+    o.brokers = config_.kafka_brokers;
+    return o;
+  }
+
   Config config_;
 };
 

@@ -11,13 +11,9 @@
 
 #include <fmt/format.h>
 
-#include "core/envelope.hpp"
-#include "clients/rabbitmq/amqp_link.hpp"
 #include "clients/uv_helpers.hpp"
-#include "producers/kafka_probe.hpp"
-#include "producers/kafka_sink.hpp"
+#include "core/envelope.hpp"
 #include "producers/order_generator.hpp"
-#include "producers/rabbit_sink.hpp"
 #include "topology/names.hpp"
 
 namespace sagaflow {
@@ -120,21 +116,9 @@ class GeneratedInput final : public Input {
 
 class Job {
  public:
-  Job(uv_loop_t* loop, const Config& config, const PublishOptions& o, Input& input)
+  Job(uv_loop_t* loop, const PublishTarget& target, const PublishOptions& o, Input& input)
       : loop_(loop), options_(o), input_(input), tick_(loop), progress_timer_(loop) {
-    if (config.broker == BrokerKind::kafka) {
-      KafkaSinkOptions ko;
-      ko.brokers = config.kafka_brokers;
-      ko.name = "sagaflow-publish";
-      ko.window = o.window == 0 ? 1 : o.window;
-      sink_ = std::make_unique<KafkaSink>(loop, ko);
-    } else {
-      RabbitSinkOptions so;
-      so.endpoint = config.amqp;
-      so.name = "sagaflow publish";
-      so.window = o.window == 0 ? 1 : o.window;
-      sink_ = std::make_unique<RabbitSink>(loop, so);
-    }
+    sink_ = target.make_sink(loop, o.window == 0 ? 1 : o.window);
     sink_->on_writable([this] { fill(); });
     sink_->on_state_change([this](bool up) {
       if (up) fill();
@@ -261,7 +245,7 @@ class Job {
 
 }  // namespace
 
-int run_publish_job(const Config& config, const PublishOptions& o) {
+int run_publish_job(const Config& config, const PublishOptions& o, const PublishTarget& target) {
   if (o.file.empty() == !o.generate.has_value()) {
     std::fputs("sagaflow publish: give exactly one of --file F or --generate N\n", stderr);
     return 2;
@@ -295,22 +279,9 @@ int run_publish_job(const Config& config, const PublishOptions& o) {
   }
 
   // Fail fast, with the reason, when the broker cannot be reached at all.
-  if (config.broker == BrokerKind::kafka) {
-    if (Status st = probe_kafka(config.kafka_brokers); !st) {
-      std::fprintf(stderr, "sagaflow publish: %s\n", st.error().detail.c_str());
-      return 1;
-    }
-  } else {
-    rabbit::LinkOptions lo;
-    lo.endpoint = config.amqp;
-    lo.heartbeat_s = 0;
-    auto probe = rabbit::connect_blocking(lo);
-    if (!probe) {
-      std::fprintf(stderr, "sagaflow publish: %s\n", probe.error().detail.c_str());
-      return 1;
-    }
-    amqp_connection_close(probe.value(), AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(probe.value());
+  if (Status st = target.probe(); !st) {
+    std::fprintf(stderr, "sagaflow publish: %s\n", st.error().detail.c_str());
+    return 1;
   }
 
   uv_loop_t loop;
@@ -320,7 +291,7 @@ int run_publish_job(const Config& config, const PublishOptions& o) {
   double secs = 0;
   std::string first_error;
   {
-    Job job(&loop, config, o, *input);
+    Job job(&loop, target, o, *input);
     job.run();
     confirmed = job.confirmed();
     failed = job.failed();

@@ -1,7 +1,8 @@
 #pragma once
 // `sagaflow publish`: events from a JSON-lines file (or stdin) or synthetic order.created,
-// published with confirms through a RabbitSink or KafkaSink (SAGAFLOW_BROKER) on a private
-// libuv loop. On Kafka the record key is the order_id (one order, one partition).
+// published with confirms through the broker's Sink (the caller's PublishTarget: RabbitSink or
+// KafkaSink) on a private libuv loop. On Kafka the record key is the order_id (one order, one
+// partition).
 //
 // --file: each line is parsed with EnvelopeParser; a bad line is reported on stderr as
 //   "line 12: invalid_event: field 'data.total': ..." and not sent; the rest are sent. Blank
@@ -18,10 +19,16 @@
 // or RabbitMQ unreachable (one line on stderr); 2 bad options.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "core/config.hpp"
+#include "core/result.hpp"
+#include "producers/sink.hpp"
+
+struct uv_loop_s;
 
 namespace sagaflow {
 
@@ -37,6 +44,13 @@ struct PublishOptions {
   int progress = -1;          // -1: if stderr is a terminal; 0: never; 1: always
 };
 
-int run_publish_job(const Config& config, const PublishOptions& options);
+// Where the job publishes: the caller's broker (brokers/broker.hpp) supplies both.
+struct PublishTarget {
+  std::function<Status()> probe;  // fails fast, with the reason, when the broker is unreachable
+  std::function<std::unique_ptr<Sink>(uv_loop_s*, std::size_t window)> make_sink;
+};
+
+int run_publish_job(const Config& config, const PublishOptions& options,
+                    const PublishTarget& target);
 
 }  // namespace sagaflow

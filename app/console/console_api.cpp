@@ -16,7 +16,7 @@
 #include "app/console/access.hpp"
 #include "app/console/assets.hpp"
 #include "app/impl/delivery_json.hpp"
-#include "app/impl/dlq_replay.hpp"
+#include "brokers/broker.hpp"
 #include "core/envelope.hpp"
 #include "core/log.hpp"
 #include "delivery/breaker.hpp"
@@ -141,6 +141,8 @@ struct ConsoleApi::Impl {
   uv_loop_s* loop;
   store::RedisClient& redis;
   Config config;
+  // Shared with a replay running on libuv's thread pool (its calls are const and blocking).
+  std::shared_ptr<const brokers::Broker> broker = brokers::open_broker(config);
   std::vector<SagaDefinition> definitions;
   const Access& access;
   store::SagaStore sagas;
@@ -643,13 +645,15 @@ struct ConsoleApi::Impl {
     uv_work_t work{};
     Impl* self = nullptr;
     Config config;
-    bool by_ids = false;        // what the request asked for
-    std::set<std::string> ids;  // the selection by id (on Kafka also for a reason: the index's)
-    std::string reason;         // the selection by reason (RabbitMQ), when ids is empty
-    std::string target;         // for the log line and the answer
+    bool by_ids = false;  // what the request asked for
+    // The selection by id (also for a reason where replayed dead letters stay: the index's)
+    std::set<std::string> ids;
+    std::string reason;  // the selection by reason, when ids is empty
+    std::string target;  // for the log line and the answer
     std::string who;
     Respond respond;
-    ReplayOutcome outcome;
+    std::shared_ptr<const brokers::Broker> broker;
+    brokers::ReplayOutcome outcome;
   };
 
   void replay(const std::string& body, std::string who, Respond respond) {
@@ -686,14 +690,14 @@ struct ConsoleApi::Impl {
       return respond(error(409, "busy", "a replay is running; try again when it has finished"));
     }
     job->self = this;
-    job->config = config;
+    job->broker = broker;
     job->by_ids = has_ids;
     job->reason.assign(reason);
     job->target = has_ids ? fmt::format("{} id(s)", job->ids.size()) : "reason:" + job->reason;
     job->who = std::move(who);
     job->respond = std::move(respond);
     replay_running = true;
-    if (config.broker != BrokerKind::kafka) return start_replay(std::move(job));
+    if (!broker->replayed_dead_letters_stay()) return start_replay(std::move(job));
     // Kafka: a replayed record after a skipped one stays past the group's committed offset, so
     // the selection is what the index still lists (a replayed one has left it): a later replay
     // does not publish it again.
@@ -747,7 +751,7 @@ struct ConsoleApi::Impl {
     // By ids: the scan can end once each one was found.
     const std::int64_t limit =
         job->ids.empty() ? kReplayMax : static_cast<std::int64_t>(job->ids.size());
-    job->outcome = replay_dead_letters(job->config, limit, [job](const DeadLetterRef& d) {
+    job->outcome = job->broker->replay_dead_letters(limit, [job](const brokers::DeadLetter& d) {
       return job->ids.empty() ? d.reason == job->reason : job->ids.contains(d.id);
     });
   }
@@ -759,7 +763,7 @@ struct ConsoleApi::Impl {
   }
 
   void finish_replay(std::unique_ptr<ReplayJob> job) {
-    const ReplayOutcome& out = job->outcome;
+    const brokers::ReplayOutcome& out = job->outcome;
     log_action(job->who, "replay", job->target,
                out.error
                    ? fmt::format("failed after {} replayed: {}", out.replayed, out.error->detail)
@@ -769,7 +773,7 @@ struct ConsoleApi::Impl {
     // the index: they were replayed and committed earlier). Not on RabbitMQ: a dead letter
     // held unacked by another reader (a `dlq list`, another replay) is invisible to the scan.
     std::vector<std::string> forget = out.ids;
-    if (config.broker == BrokerKind::kafka && out.complete && !job->ids.empty())
+    if (broker->replayed_dead_letters_stay() && out.complete && !job->ids.empty())
       forget.assign(job->ids.begin(), job->ids.end());
     const std::int64_t replayed = out.replayed;
     const bool by_ids = job->by_ids;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "brokers/broker.hpp"
 #include "producers/publish_job.hpp"
 #include "support/servers.hpp"
 #include "topology/rabbitmq_topology.hpp"
@@ -60,7 +61,9 @@ TEST_CASE("publish --generate sends N valid order.created, all confirmed", "[rab
   o.seed = 3;
   o.stores = 4;
   o.progress = 0;
-  const auto [code, err] = capture_stderr([&] { return run_publish_job(config, o); });
+  const auto [code, err] = capture_stderr([&] {
+    return run_publish_job(config, o, brokers::publish_target(*brokers::open_broker(config)));
+  });
   INFO(err);
   CHECK(code == 0);
   CHECK(err.find("published 5000 events in ") == 0);
@@ -83,7 +86,9 @@ TEST_CASE("publish --rate holds the rate", "[rabbitmq][publish]") {
   o.rate = 200;
   o.progress = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto [code, err] = capture_stderr([&] { return run_publish_job(config, o); });
+  const auto [code, err] = capture_stderr([&] {
+    return run_publish_job(config, o, brokers::publish_target(*brokers::open_broker(config)));
+  });
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CHECK(code == 0);
   CHECK(secs >= 0.4);
@@ -112,7 +117,9 @@ TEST_CASE("publish --file reports a bad line, sends the rest, exits 1", "[rabbit
   PublishOptions o;
   o.file = path;
   o.progress = 0;
-  const auto [code, err] = capture_stderr([&] { return run_publish_job(config, o); });
+  const auto [code, err] = capture_stderr([&] {
+    return run_publish_job(config, o, brokers::publish_target(*brokers::open_broker(config)));
+  });
   ::unlink(path);
   INFO(err);
   CHECK(code == 1);
@@ -131,7 +138,9 @@ TEST_CASE("publish to an unreachable broker is one line, exit 1", "[rabbitmq][pu
   config.amqp.port = free_port();
   PublishOptions o;
   o.generate = 10;
-  const auto [code, err] = capture_stderr([&] { return run_publish_job(config, o); });
+  const auto [code, err] = capture_stderr([&] {
+    return run_publish_job(config, o, brokers::publish_target(*brokers::open_broker(config)));
+  });
   CHECK(code == 1);
   CHECK(err == "sagaflow publish: cannot connect to RabbitMQ at 127.0.0.1:" +
                    std::to_string(config.amqp.port) + ": connection refused\n");

@@ -11,7 +11,7 @@ namespace sagaflow::rabbit {
 class BlockingAmqp;
 }
 
-namespace sagaflow::app {
+namespace sagaflow::brokers {
 
 struct AmqpDeadLetter {
   std::uint64_t tag = 0;
@@ -27,4 +27,4 @@ struct AmqpDeadLetter {
 // nullopt when the queue has nothing ready.
 Result<std::optional<AmqpDeadLetter>> get_dead_letter(rabbit::BlockingAmqp& amqp);
 
-}  // namespace sagaflow::app
+}  // namespace sagaflow::brokers

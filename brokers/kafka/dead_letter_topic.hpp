@@ -1,6 +1,6 @@
 #pragma once
 // The dead-letter topic on Kafka for the command-line tools (dlq list, dlq replay, status):
-// blocking librdkafka calls with bounded timeouts. librdkafka stays in kafka_dlq.cpp.
+// blocking librdkafka calls with bounded timeouts. librdkafka stays in dead_letter_topic.cpp.
 //
 // Position: the dead letters still to handle are, per partition of sagaflow.dead, those from
 // the committed offset of the consumer group sagaflow-dlq-replay (the low watermark if it has
@@ -18,7 +18,7 @@
 
 #include "core/result.hpp"
 
-namespace sagaflow::app {
+namespace sagaflow::brokers {
 
 struct KafkaDlqOptions {
   std::string brokers;                  // bootstrap.servers
@@ -72,4 +72,4 @@ Result<std::int64_t> kafka_dlq_replay(
 // sagaflow.commands (what that group consumes).
 std::string kafka_replay_topic(std::string_view original_route);
 
-}  // namespace sagaflow::app
+}  // namespace sagaflow::brokers

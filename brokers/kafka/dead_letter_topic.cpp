@@ -1,4 +1,4 @@
-// The dead-letter topic on Kafka for dlq list / dlq replay / status (see kafka_dlq.hpp).
+// The dead-letter topic on Kafka for dlq list / dlq replay / status (see dead_letter_topic.hpp).
 //
 // Every broker call is a blocking librdkafka call with a bound: metadata, watermarks and the
 // committed offsets take options.timeout_ms each; reading and publishing give up after
@@ -15,7 +15,7 @@
 //
 // The consumer never joins the group (assign(), not subscribe()): the group is only a place to
 // keep the replay position, so no rebalance or session is involved.
-#include "app/impl/kafka_dlq.hpp"
+#include "brokers/kafka/dead_letter_topic.hpp"
 
 #include <librdkafka/rdkafka.h>
 
@@ -33,7 +33,7 @@
 #include "core/log.hpp"
 #include "topology/names.hpp"
 
-namespace sagaflow::app {
+namespace sagaflow::brokers {
 
 std::string KafkaDeadLetter::header(std::string_view name) const {
   for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
@@ -566,4 +566,4 @@ Result<std::int64_t> kafka_dlq_replay(
   return confirmed;
 }
 
-}  // namespace sagaflow::app
+}  // namespace sagaflow::brokers

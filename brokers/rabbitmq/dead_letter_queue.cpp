@@ -1,11 +1,11 @@
-#include "app/impl/amqp_dead_letter.hpp"
+#include "brokers/rabbitmq/dead_letter_queue.hpp"
 
 #include <string_view>
 
 #include "clients/rabbitmq/blocking_amqp.hpp"
 #include "topology/names.hpp"
 
-namespace sagaflow::app {
+namespace sagaflow::brokers {
 
 Result<std::optional<AmqpDeadLetter>> get_dead_letter(rabbit::BlockingAmqp& amqp) {
   using rabbit::header_text;
@@ -29,4 +29,4 @@ Result<std::optional<AmqpDeadLetter>> get_dead_letter(rabbit::BlockingAmqp& amqp
   return std::optional<AmqpDeadLetter>{std::move(d)};
 }
 
-}  // namespace sagaflow::app
+}  // namespace sagaflow::brokers
