@@ -48,7 +48,8 @@ struct DeadLetter {
   std::optional<std::int64_t> offset;
 };
 
-// Which dead letters a replay takes (the console's ids or reason); empty: every one.
+// Which dead letters a replay takes (the console's ids or reason), shown only their id and
+// reason; empty: every one.
 using DeadLetterSelect = std::function<bool(const DeadLetter&)>;
 
 struct ReplayOutcome {

@@ -140,7 +140,12 @@ class KafkaBroker final : public Broker {
     ReplayOutcome out;
     out.error_counts_replayed = true;
     KafkaDlqSelect kafka_select;
-    if (select) kafka_select = [&](const KafkaDeadLetter& d) { return select(shown(d)); };
+    if (select) {
+      kafka_select = [&](const KafkaDeadLetter& d) {
+        return select(selection_view(d.header(topology::kHeaderDeadLetterId),
+                                     d.header(topology::kHeaderError)));
+      };
+    }
     auto n = kafka_dlq_replay(
         dlq(), limit, kafka_select,
         [&](const KafkaDeadLetter& d) {

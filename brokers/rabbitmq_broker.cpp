@@ -164,7 +164,8 @@ class RabbitBroker final : public Broker {
         break;
       }
       const AmqpDeadLetter& d = *got.value();
-      if (select && !select(shown(d))) continue;  // back to the queue on close
+      if (select && !select(selection_view(d.id, d.reason)))
+        continue;  // back to the queue on close
       if (auto st = s.publish_confirmed(topology::kEventsExchange, d.route, d.message_id, d.body);
           !st) {
         out.error = make_error(

@@ -85,6 +85,9 @@ void CopyPublisher::arm(std::int64_t delay_ms) {
 
 void CopyPublisher::run() {
   if (!sink_.connected()) {  // nothing to gain by failing again: wait for the sink
+    // Copies of originals no longer waiting for them (a revoked partition, a closed channel)
+    // are dropped meanwhile: a long outage must not hold their bodies.
+    std::erase_if(waiting_, [this](const Waiting& w) { return !events_.wanted(w.tag); });
     if (!waiting_.empty()) arm(kSinkWaitMs);
     return;
   }

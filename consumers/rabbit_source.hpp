@@ -26,7 +26,7 @@
 //   reports its own state to its owner, as on Kafka) / disconnected, on each change.
 // - pause() holds new deliveries in memory (at most `prefetch` of them, the broker sends no
 //   more); resume() hands them over in order. stop() cancels the consumer, drains (deliveries
-//   held but never handed over are left to the broker), acks, closes both connections.
+//   held but never handed over are left to the broker), acks, closes its connection.
 #include <cstddef>
 #include <cstdint>
 #include <functional>

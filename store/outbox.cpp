@@ -18,7 +18,7 @@ Outbox::Outbox(RedisClient& redis, OutboxOptions options)
   if (options_.claim_batch < 1) options_.claim_batch = 100;
   if (options_.min_idle_ms < 0) options_.min_idle_ms = 0;
   if (options_.relay_lease_ms <= 0)
-    options_.relay_lease_ms = std::max<Millis>(2 * options_.min_idle_ms, 1000);
+    options_.relay_lease_ms = std::max<Millis>(options_.min_idle_ms, 200);
   cursors_.assign(static_cast<std::size_t>(options_.partitions), "-");
   handed_out_.resize(static_cast<std::size_t>(options_.partitions));
   claim_script_ = redis_.register_script("outbox_claim.lua", std::string(impl::kOutboxClaimScript));

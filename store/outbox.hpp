@@ -6,8 +6,9 @@
 // once the broker confirmed them calls ack(p, ids) (one XDEL per partition and call).
 // Slow path: entries still there after min_idle_ms (the writer died, or its publish failed)
 // were left behind. One worker at a time relays a partition (a lease it renews with every
-// claim_stale(p), outbox_claim.lua); claim_stale returns the entries older than min_idle_ms,
-// each at most once per min_idle_ms, to be re-sent with the same command ids, then acked.
+// claim_stale(p), outbox_claim.lua); claim_stale returns the entries older than min_idle_ms
+// (any worker: older than min_idle_ms + the lease, should the holder not get them out), each
+// at most once per min_idle_ms, to be re-sent with the same command ids, then acked.
 // Re-sends are harmless duplicates (deterministic ids).
 #include <cstdint>
 #include <functional>
@@ -33,8 +34,9 @@ struct OutboxOptions {
   std::string consumer;       // this worker's name: who holds a partition's relay
   Millis min_idle_ms = 5000;  // an entry this old is considered left behind
   int claim_batch = 100;      // entries per claim_stale() call
-  // A partition's relay is held this long after its holder's last claim_stale (0: twice
-  // min_idle_ms, at least 1 s): a dead holder's partitions are taken over after that.
+  // A partition's relay is held this long after its holder's last claim_stale (0: min_idle_ms,
+  // at least 200 ms): a dead holder's partitions are taken over after that. Claim at least
+  // twice per hold. Entries older than min_idle_ms + the hold go to any claimer.
   Millis relay_lease_ms = 0;
   Millis timeout_ms = 0;  // per call; 0: the client's default
 };

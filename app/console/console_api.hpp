@@ -3,8 +3,9 @@
 // and the JSON API the page and scripts use. Everything is asynchronous on the console's libuv
 // loop and reads Redis through the indexes the apply path keeps (store/saga_index.hpp,
 // store/dead_letters.hpp): no request scans the keyspace. A dead-letter replay is the blocking
-// path of `sagaflow dlq replay` (app/impl/dlq_replay.hpp), run on libuv's thread pool, one at
-// a time. Every action (resend, replay, login) is logged as one JSON line: who, what, result.
+// path of `sagaflow dlq replay` (brokers/broker.hpp, replay_dead_letters), run on libuv's thread
+// pool, one at a time. Every action (resend, replay, login) is logged as one JSON line: who, what,
+// result.
 #include <memory>
 
 #include "core/config.hpp"

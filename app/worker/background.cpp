@@ -90,11 +90,14 @@ void ParkedStarter::serve(const std::string& store, int budget) {
 }
 
 void OutboxRelay::tick() {
-  if (outstanding_ > 0) return;
+  // Only claims gate the next tick: each claim renews this worker's hold on its partitions,
+  // so it must go on while re-sends wait for a slow broker (the Outbox hands an entry out at
+  // most once per min idle, and resending_ skips what is still being published).
+  if (claiming_ > 0) return;
   for (int p = 0; p < outbox_.partitions(); ++p) {
-    ++outstanding_;
+    ++claiming_;
     outbox_.claim_stale(p, [this, p](Result<std::vector<store::OutboxEntry>> claimed) {
-      --outstanding_;
+      --claiming_;
       if (!claimed || claimed->empty()) return;
       std::int64_t taken = 0;
       for (auto& entry : claimed.value()) {
@@ -104,7 +107,7 @@ void OutboxRelay::tick() {
         resend(p, std::move(entry));
       }
       if (taken > 0) {
-        log::info("taking over outbox entries left pending", {{"partition", p}, {"count", taken}});
+        log::info("re-sending outbox entries left behind", {{"partition", p}, {"count", taken}});
       }
     });
   }
@@ -115,12 +118,10 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
   const std::string_view order_id = order_of_message(entry.command.id);
   if (!type || is_outcome(*type) || order_id.empty()) return publish(partition, std::move(entry));
   OrderId order(order_id);
-  ++outstanding_;
   auto shared = std::make_shared<store::OutboxEntry>(std::move(entry));
   sagas_.load(order, [this, partition, shared, type,
                       order = std::move(order)](Result<store::SagaRecord> record) {
-    --outstanding_;
-    if (!record) return;  // Redis away: the entry stays pending and is claimed again later
+    if (!record) return;  // Redis away: the entry stays and is claimed again later
     auto state = SagaState::from_json(record->state);
     if (record->version > 0 && state && !still_wanted(definition_, state.value(), *type)) {
       dropped_.inc();
@@ -139,12 +140,10 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
 
 void OutboxRelay::publish(int partition, store::OutboxEntry entry, std::optional<Extend> extend) {
   auto id = std::make_shared<std::string>(std::move(entry.stream_id));
-  ++outstanding_;
   resending_.insert(std::to_string(partition) + ':' + *id);
   sink_.publish(entry.command, [this, partition, id, extend = std::move(extend)](Status st) {
-    --outstanding_;
     resending_.erase(std::to_string(partition) + ':' + *id);
-    if (!st) return;  // stays pending; claimed again after min idle
+    if (!st) return;  // stays in the outbox; handed out again after min idle
     resent_.inc();
     outbox_.ack(partition, {*id});
     if (extend) {

@@ -2,8 +2,9 @@
 // The worker's background duties, each a tick on the loop:
 // - DeadlineSweeper: claims due saga deadlines (each goes to one worker per lease) and feeds
 //   them to the pipeline as timeout inputs.
-// - OutboxRelay: takes over outbox entries left pending too long (a worker died between commit
-//   and publish, or its publish failed) and re-sends them with the same ids, then clears them.
+// - OutboxRelay: re-sends the outbox entries left behind (a worker died between commit and
+//   publish, or its publish failed) with the same ids, then clears them: those of the
+//   partitions whose relay this worker holds, and any entry left far longer (store/outbox.hpp).
 //   A command is re-sent only while its saga still waits for it (its step is still pending,
 //   or its compensation still outstanding): a stale create after the step was compensated
 //   would be a command for a step that must not run. Outcome events are always re-sent.
@@ -105,9 +106,9 @@ class OutboxRelay {
         resent_(resent),
         dropped_(dropped),
         held_(std::move(held)) {}
-  // Claims the entries left pending past the idle time and re-sends them, except those that
-  // held() says this worker's own sink is still publishing and those this relay is still
-  // re-sending (claiming them resets their idle time, which is all they need).
+  // Claims the outbox entries left behind past the idle time (store/outbox.hpp: the partitions
+  // this worker relays) and re-sends them, except those that held() says this worker's own
+  // sink is still publishing and those this relay is still re-sending.
   void tick();
 
  private:
@@ -128,7 +129,7 @@ class OutboxRelay {
   metrics::Counter& dropped_;
   std::function<bool(int, const std::string&)> held_;
   std::unordered_set<std::string> resending_;  // "<partition>:<stream id>" this relay publishes
-  int outstanding_ = 0;
+  int claiming_ = 0;
 };
 
 }  // namespace sagaflow::app

@@ -3,11 +3,18 @@
 // this worker sent is stepped without loading its saga first (one Redis round trip less per
 // reply). A saga changed elsewhere (another worker, the console) is caught two ways: a step
 // that commits meets the version check (`conflict` drops the entry and the pipeline re-loads);
-// a step that would change nothing (the event looks stale or duplicate to the remembered
-// state) is re-run by the pipeline on a fresh load after forget(), before it is acked.
+// a step that would change nothing (the event looks stale to the remembered state, or a
+// timeout's id a duplicate) is re-run by the pipeline on a fresh load after forget().
 //
-// Bounded: at most `capacity` sagas, the oldest remembered dropped first; a finished saga, a
-// duplicate and a failed commit drop theirs. A load answers from memory on the caller's stack.
+// The version check cannot see one thing: Redis losing acknowledged writes (a restart with
+// AOF everysec, a failover to a replica that had not got them), after which a version number
+// is written again with another state. Such a loss always comes with a lost connection, so
+// everything is forgotten whenever the Redis client's epoch (connects, disconnects, cluster
+// redirects) moves.
+//
+// Bounded: at most `capacity` sagas and `max_bytes` of state, the oldest remembered dropped
+// first; a state over max_bytes / 256 is not remembered; a finished saga, a failed commit and
+// a duplicate drop theirs. A load answers from memory on the caller's stack.
 #include <cstddef>
 #include <deque>
 #include <string>
@@ -20,10 +27,12 @@ namespace sagaflow::app {
 
 class CachedSagaRepository final : public SagaRepository {
  public:
-  CachedSagaRepository(SagaRepository& inner, std::size_t capacity)
-      : inner_(inner), capacity_(capacity) {}
+  CachedSagaRepository(SagaRepository& inner, std::size_t capacity, std::size_t max_bytes,
+                       std::function<std::uint64_t()> epoch = {})
+      : inner_(inner), capacity_(capacity), max_bytes_(max_bytes), epoch_(std::move(epoch)) {}
 
   void load(const OrderId& order, std::function<void(Result<store::SagaRecord>)> done) override {
+    check_epoch();
     if (const auto it = sagas_.find(order.view()); it != sagas_.end()) {
       ++hits_;
       return done(it->second.record);
@@ -35,7 +44,8 @@ class CachedSagaRepository final : public SagaRepository {
               std::function<void(Result<store::ApplyOutcome>)> done) override {
     // What the commit writes, kept only if it is applied (the request is read during the call).
     store::SagaRecord after;
-    const bool keep = !request.finished && capacity_ > 0;
+    const bool keep =
+        !request.finished && capacity_ > 0 && request.new_state.size() <= max_bytes_ / 256;
     if (keep) {
       after.state = request.new_state;
       after.status = request.new_status;
@@ -59,11 +69,12 @@ class CachedSagaRepository final : public SagaRepository {
   bool forget(const OrderId& order) override {
     const auto it = sagas_.find(order.view());
     if (it == sagas_.end()) return false;
-    sagas_.erase(it);
+    erase(it);
     return true;
   }
 
   std::size_t size() const noexcept { return sagas_.size(); }
+  std::size_t bytes() const noexcept { return bytes_; }
   std::size_t hits() const noexcept { return hits_; }
 
  private:
@@ -73,19 +84,39 @@ class CachedSagaRepository final : public SagaRepository {
   };
 
   void remember(std::string order, store::SagaRecord record) {
+    check_epoch();
     const std::uint64_t seq = ++seq_;
     auto [it, inserted] = sagas_.try_emplace(std::move(order));
+    if (!inserted) bytes_ -= it->second.record.state.size();
+    bytes_ += record.state.size();
     it->second.record = std::move(record);
     it->second.seq = seq;
     order_.emplace_back(it->first, seq);
-    while (sagas_.size() > capacity_ || order_.size() > 2 * capacity_ + 16) {
+    while (sagas_.size() > capacity_ || bytes_ > max_bytes_ || order_.size() > 2 * capacity_ + 16) {
       auto [oldest, oldest_seq] = std::move(order_.front());
       order_.pop_front();
       const auto found = sagas_.find(oldest);
-      if (found != sagas_.end() && found->second.seq == oldest_seq) sagas_.erase(found);
+      if (found != sagas_.end() && found->second.seq == oldest_seq) erase(found);
     }
   }
-  void forget(const std::string& order) { sagas_.erase(order); }
+  template <class It>
+  void erase(It it) {
+    bytes_ -= it->second.record.state.size();
+    sagas_.erase(it);
+  }
+  void forget(const std::string& order) {
+    if (const auto it = sagas_.find(order); it != sagas_.end()) erase(it);
+  }
+  // Everything goes when the Redis client's epoch moved (see the top of this file).
+  void check_epoch() {
+    if (!epoch_) return;
+    const std::uint64_t now = epoch_();
+    if (now == seen_epoch_) return;
+    seen_epoch_ = now;
+    sagas_.clear();
+    order_.clear();
+    bytes_ = 0;
+  }
 
   struct Hash {
     using is_transparent = void;
@@ -95,6 +126,10 @@ class CachedSagaRepository final : public SagaRepository {
   };
   SagaRepository& inner_;
   std::size_t capacity_;
+  std::size_t max_bytes_;
+  std::function<std::uint64_t()> epoch_;
+  std::uint64_t seen_epoch_ = 0;
+  std::size_t bytes_ = 0;
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> sagas_;
   std::deque<std::pair<std::string, std::uint64_t>> order_;  // remembering order, oldest first
   std::uint64_t seq_ = 0;

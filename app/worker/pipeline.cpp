@@ -354,6 +354,12 @@ struct Pipeline::Impl {
       store::ApplyOutcome& cr = res.value();
       switch (cr.kind) {
         case store::ApplyKind::duplicate:
+          // A timeout's id comes from the saga's deadline: one from a remembered saga may be
+          // an old one, applied already. Step again on what Redis holds.
+          if (job.kind != Job::Kind::delivery && !job.fresh && repo.forget(job.order_id)) {
+            job.fresh = true;
+            return run(job);
+          }
           dedup_hits.inc();
           settle_delivery(job, Verdict::ack());
           return finish(job);

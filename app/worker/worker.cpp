@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <random>
 
 #include <fmt/format.h>
@@ -39,22 +40,27 @@ namespace {
 constexpr Millis kSweepEveryMs = 200;
 constexpr Millis kParkedEveryMs = 50;     // the scheduler of parked starts
 constexpr Millis kParkedLeaseMs = 10000;  // a leased parked start is taken over after this
-// An outbox entry still pending after this long is taken over by another worker's relay: well
-// within the step timeout, so that a command a dead worker committed but never published is
-// re-sent before its step times out. (A re-send of a slow publish is a harmless duplicate.)
-Millis outbox_idle_ms(const Config& c) {
-  return std::clamp<Millis>(c.step_timeout_ms / 3, 200, 5000);
+// An outbox entry still there after this long was left behind and is re-sent by the relay of
+// its partition: well within the shortest step timeout of the saga, so that a command a dead
+// worker committed but never published is re-sent before its step times out. (A re-send of a
+// slow publish is a harmless duplicate.)
+Millis outbox_idle_ms(const SagaDefinition& d) {
+  Millis shortest = std::numeric_limits<Millis>::max();
+  for (const auto& step : d.steps) shortest = std::min(shortest, step.timeout_ms);
+  return std::clamp<Millis>(shortest / 3, 200, 5000);
 }
-Millis relay_every_ms(const Config& c) {
-  return std::clamp<Millis>(outbox_idle_ms(c) / 2, 100, 1000);
+Millis relay_every_ms(const SagaDefinition& d) {
+  return std::clamp<Millis>(outbox_idle_ms(d) / 2, 100, 1000);
 }
 // After the sink (re)connects: long enough for the relay to claim and re-send what is pending.
-std::uint64_t sweep_grace_ms(const Config& c) {
-  return static_cast<std::uint64_t>(2 * outbox_idle_ms(c) + relay_every_ms(c));
+std::uint64_t sweep_grace_ms(const SagaDefinition& d) {
+  return static_cast<std::uint64_t>(2 * outbox_idle_ms(d) + relay_every_ms(d));
 }
 constexpr Millis kStatsEveryMs = 5000;
-// Sagas remembered after this worker's commits, so that replies skip their load (~1 KiB each).
+// Sagas remembered after this worker's commits, so that replies skip their load: at most this
+// many, and this many bytes of state (a saga is ~1 KiB; one over 64 KiB is not remembered).
 constexpr std::size_t kSagaCacheSize = 16384;
+constexpr std::size_t kSagaCacheBytes = std::size_t{16} << 20;
 constexpr Millis kClockSyncEveryMs = 2000;  // Redis TIME: the one clock of every deadline
 // SIGTERM: intake drains for at most kDrainLimitMs, the sink's confirms then get the rest of
 // kShutdownLimitMs; past it the process exits anyway (what is unsettled is redelivered and
@@ -94,7 +100,10 @@ struct Worker::Impl {
   store::Parking parking;
   store::DeadLetterIndex dead_letters{redis};
   RedisSagaRepository redis_repo{sagas, outbox};
-  CachedSagaRepository repo{redis_repo, kSagaCacheSize};
+  CachedSagaRepository repo{redis_repo, kSagaCacheSize, kSagaCacheBytes, [this] {
+                              const auto s = redis.stats();
+                              return s.connects + s.disconnects + s.redirects;
+                            }};
   RedisAdmission admission{limiter, redis};
 
   std::unique_ptr<brokers::Broker> broker;
@@ -132,11 +141,15 @@ struct Worker::Impl {
     o.wait_replicas = c.redis_wait_replicas;
     return o;
   }
-  static store::OutboxOptions outbox_options(const Config& c, const std::string& consumer) {
+  static store::OutboxOptions outbox_options(const Config& c, const SagaDefinition& d,
+                                             const std::string& consumer) {
     store::OutboxOptions o;
     o.partitions = c.redis_partitions;
     o.consumer = consumer;
-    o.min_idle_ms = outbox_idle_ms(c);
+    o.min_idle_ms = outbox_idle_ms(d);
+    // A dead holder's partitions are relayed again within about the min idle, as entries
+    // become stale (the hold is renewed every relay tick, at least twice per hold).
+    o.relay_lease_ms = std::max<Millis>(outbox_idle_ms(d), 2 * relay_every_ms(d));
     return o;
   }
   static store::RateLimiterOptions limiter_options(const Config& c) {
@@ -152,7 +165,7 @@ struct Worker::Impl {
         timers(l),
         redis(l, redis_options(c)),
         sagas(redis, saga_options(c)),
-        outbox(redis, outbox_options(c, consumer)),
+        outbox(redis, outbox_options(c, d, consumer)),
         deadlines(redis),
         limiter(redis, limiter_options(c)),
         parking(redis, c.redis_partitions),
@@ -262,7 +275,7 @@ struct Worker::Impl {
         source_was_reading = true;
         broker_up_since = uv_now(loop);
       }
-      const bool settled = uv_now(loop) - broker_up_since >= sweep_grace_ms(config);
+      const bool settled = uv_now(loop) - broker_up_since >= sweep_grace_ms(definition);
       const bool broker_up = sink.connected() && source.reading();
       if (!draining && redis.connected() && broker_up && settled) sweeper.tick();
     });
@@ -271,7 +284,7 @@ struct Worker::Impl {
     timers.every(kParkedEveryMs, [this] {
       if (!draining && redis.connected() && sink.connected()) starter.tick();
     });
-    timers.every(relay_every_ms(config), [this] {
+    timers.every(relay_every_ms(definition), [this] {
       if (!draining && redis.connected() && sink.connected()) relay.tick();
     });
     timers.every(kClockSyncEveryMs, [this] { clock.sync([this] { update_intake(); }); });

@@ -26,7 +26,9 @@ using kafka_source::unix_ms;
 void KafkaSource::Impl::pump() {
   if (rk_ == nullptr || stopped_) return;
   wakeup_.drain();
-  client_.drain_logs();
+  // The log queue's pipe fires again only once the queue was empty: a full batch means more
+  // lines wait, so take them on the next turn rather than at the next tick.
+  if (client_.drain_logs() == 512) kick();
   if (closing_) {
     close_step();
     return;

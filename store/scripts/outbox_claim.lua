@@ -9,12 +9,19 @@
 -- ARGV[5] at most this many entries
 --
 -- One worker at a time relays a partition: the call takes or renews the partition's relay and
--- returns its entries older than now - min idle, oldest first, as XRANGE does; false when
--- another worker holds the relay (it is taken over once that worker stops renewing it).
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then return false end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))
+-- returns its entries older than now - min idle, oldest first, as XRANGE does. While another
+-- worker holds it, only entries older than now - (min idle + hold) come back: ones its holder
+-- has had a whole hold to re-send and did not (it is stuck, or its re-sends fail), so a
+-- holder that renews without making progress cannot keep them from going out.
 local t = redis.call('TIME')
-local upto = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[3])
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local idle = tonumber(ARGV[3])
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then
+  idle = idle + tonumber(ARGV[2])
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))
+end
+local upto = now - idle
 if upto < 0 then return {} end
 return redis.call('XRANGE', KEYS[1], ARGV[4], tostring(upto), 'COUNT', tonumber(ARGV[5]))

@@ -129,9 +129,9 @@ TEST_CASE("one worker at a time relays a partition", "[store][outbox]") {
   auto out = loop.await<ApplyOutcome>([&](auto cb2) { store.apply(created("ord_r", 1), cb2); });
   REQUIRE(out.ok());
   const int p = out->partition;
-  // And two relays with a 100 ms min idle and a 600 ms relay lease
-  Outbox a(*ca, OutboxOptions{16, "worker-a", 100, 100, 600, 0});
-  Outbox b(*cb, OutboxOptions{16, "worker-b", 100, 100, 600, 0});
+  // And two relays with a 100 ms min idle and a 1 s hold
+  Outbox a(*ca, OutboxOptions{16, "worker-a", 100, 100, 1000, 0});
+  Outbox b(*cb, OutboxOptions{16, "worker-b", 100, 100, 1000, 0});
   auto claim = [&](Outbox& o) {
     return loop.await<std::vector<OutboxEntry>>([&](auto done) { o.claim_stale(p, done); });
   };
@@ -151,12 +151,19 @@ TEST_CASE("one worker at a time relays a partition", "[store][outbox]") {
     REQUIRE(got.ok());
     CHECK(got->size() == 1);
   }
-  // When A stops (died), B takes the partition over once A's hold ran out
-  loop.run_for(700ms);
+  // When A keeps its hold but the entry is still there after min idle + the hold (A's
+  // re-sends do not get it out), B gets it too
+  loop.run_for(500ms);
+  REQUIRE(claim(a).ok());
   got = claim(b);
   REQUIRE(got.ok());
   REQUIRE(got->size() == 1);
   CHECK((*got)[0].command.id == "ord_r:cmd0");
+  CHECK(server.command({"GET", Keyspace::outbox_relay_key(p)}) == "worker-a");
+  // When A stops (died), B takes the partition over once A's hold ran out
+  loop.run_for(1100ms);
+  got = claim(b);
+  REQUIRE(got.ok());
   CHECK(server.command({"GET", Keyspace::outbox_relay_key(p)}) == "worker-b");
   ca->stop();
   cb->stop();

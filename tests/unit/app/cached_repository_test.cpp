@@ -66,7 +66,7 @@ store::ApplyKind commit(SagaRepository& repo, const store::ApplyRequest& r) {
 
 TEST_CASE("a saga this worker committed is read back without a load", "[cache]") {
   MapRepo redis;
-  CachedSagaRepository repo(redis, 100);
+  CachedSagaRepository repo(redis, 100, std::size_t{1} << 20);
   REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
   const auto got = load(repo, "o1");
   CHECK(got.version == 1);
@@ -81,7 +81,7 @@ TEST_CASE("a saga this worker committed is read back without a load", "[cache]")
 
 TEST_CASE("a saga changed elsewhere is re-loaded after the conflict", "[cache]") {
   MapRepo redis;
-  CachedSagaRepository repo(redis, 100);
+  CachedSagaRepository repo(redis, 100, std::size_t{1} << 20);
   REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
   // Given another worker moved the saga on
   redis.sagas["o1"] = store::SagaRecord{2, "elsewhere", "compensating"};
@@ -101,7 +101,7 @@ TEST_CASE("a saga changed elsewhere is re-loaded after the conflict", "[cache]")
 
 TEST_CASE("finished sagas, failed commits and old entries are not remembered", "[cache]") {
   MapRepo redis;
-  CachedSagaRepository repo(redis, 2);
+  CachedSagaRepository repo(redis, 2, std::size_t{1} << 20);
   REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
   REQUIRE(commit(repo, change("o1", 1, "done", /*finished=*/true)) == store::ApplyKind::applied);
   CHECK(repo.size() == 0);
@@ -121,5 +121,48 @@ TEST_CASE("finished sagas, failed commits and old entries are not remembered", "
   CHECK(load(repo, "c").version == 1);
   CHECK(redis.loads == before);
   load(repo, "b");
+  CHECK(redis.loads == before + 1);
+}
+
+TEST_CASE("a reconnect to Redis forgets everything (writes may have been lost)", "[cache]") {
+  MapRepo redis;
+  std::uint64_t epoch = 7;
+  CachedSagaRepository repo(redis, 100, std::size_t{1} << 20, [&] { return epoch; });
+  REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
+  CHECK(load(repo, "o1").state == "s1");
+  CHECK(redis.loads == 0);
+  // Given Redis came back without the write (a restart that lost it), and another worker wrote
+  // version 1 again with another state
+  redis.sagas["o1"] = store::SagaRecord{1, "other", "compensating"};
+  // When the client's epoch moved (it reconnected), the remembered saga is not used
+  ++epoch;
+  CHECK(load(repo, "o1").state == "other");
+  CHECK(redis.loads == 1);
+  CHECK(repo.size() == 0);
+}
+
+TEST_CASE("remembered state is bounded in bytes too", "[cache]") {
+  MapRepo redis;
+  CachedSagaRepository repo(redis, 100, 25600);  // a state over 100 bytes is not remembered
+  REQUIRE(commit(repo, change("big", 0, std::string(101, 'x'))) == store::ApplyKind::applied);
+  CHECK(repo.size() == 0);
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(commit(repo, change("o" + std::to_string(i), 0, std::string(100, 'y'))) ==
+            store::ApplyKind::applied);
+  }
+  CHECK(repo.bytes() <= 25600);
+  CHECK(repo.size() == 100);  // the count bound bites first here: 100 x 100 bytes
+  // With room for more sagas than bytes, the bytes bound bites: 256 of 100 bytes
+  CachedSagaRepository tight(redis, 1000, 25600);
+  for (int i = 0; i < 300; ++i) {
+    REQUIRE(commit(tight, change("t" + std::to_string(i), 0, std::string(100, 'z'))) ==
+            store::ApplyKind::applied);
+  }
+  CHECK(tight.bytes() == 25600);
+  CHECK(tight.size() == 256);
+  const int before = redis.loads;
+  CHECK(load(tight, "t299").version == 1);  // the newest stay
+  CHECK(redis.loads == before);
+  load(tight, "t0");  // the oldest went
   CHECK(redis.loads == before + 1);
 }

@@ -129,7 +129,7 @@ struct Harness {
   bool remembering;
   ManualClock clock{1'700'000'000'000};
   FakeRepo repo;
-  CachedSagaRepository cached{repo, 100};
+  CachedSagaRepository cached{repo, 100, std::size_t{1} << 20};
   FakeAdmission admission;
   FakeSink sink;
   FakeTimers timers{clock};
