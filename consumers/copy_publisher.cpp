@@ -56,6 +56,13 @@ void CopyPublisher::on_result(std::uint64_t tag, const std::shared_ptr<Message>&
     // its original. It becomes a dead letter without its body (size and SHA-256 kept); only if
     // even that is refused is it given up (the source logs where the original still is).
     const bool given_up = keep->body.empty();
+    if (given_up && options_.keep_refused_originals) {
+      // Settling would delete the only copy of the original (a RabbitMQ ack): try the small
+      // dead letter again later; the original stays unsettled meanwhile.
+      log::error("dead letter without its body refused as too large; trying it again",
+                 {{options_.log_key, options_.name}, {"message_id", keep->message_id}});
+      return wait(tag, keep, options_.republish_delay_ms);
+    }
     if (events_.too_large) events_.too_large(tag, *keep, given_up);
     if (given_up) {
       events_.settled(tag);
@@ -71,12 +78,18 @@ void CopyPublisher::on_result(std::uint64_t tag, const std::shared_ptr<Message>&
     log::warn("retry / dead-letter copy not confirmed; publishing it again",
               {{options_.log_key, options_.name}, {"error", s.error().detail}});
   }
-  const std::int64_t delay = up ? options_.republish_delay_ms : 0;
-  const std::int64_t due = clients::now_ms(loop_) + delay;
-  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), due,
-                                   [](std::int64_t d, const Waiting& w) { return d < w.due_ms; }),
-                  Waiting{tag, due, keep});
-  if (!timer_->active()) arm(std::max(delay, kSinkWaitMs));
+  wait(tag, keep, up ? options_.republish_delay_ms : 0);
+}
+
+void CopyPublisher::wait(std::uint64_t tag, const std::shared_ptr<Message>& keep,
+                         std::int64_t delay_ms) {
+  const std::int64_t due = clients::now_ms(loop_) + delay_ms;
+  const auto at = waiting_.insert(
+      std::upper_bound(waiting_.begin(), waiting_.end(), due,
+                       [](std::int64_t d, const Waiting& w) { return d < w.due_ms; }),
+      Waiting{tag, due, keep});
+  // The timer serves the earliest copy: re-armed when this one goes first.
+  if (!timer_->active() || at == waiting_.begin()) arm(std::max(delay_ms, kSinkWaitMs));
 }
 
 void CopyPublisher::arm(std::int64_t delay_ms) {

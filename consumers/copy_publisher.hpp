@@ -8,7 +8,8 @@
 //   Never lost, at worst sent twice.
 // - A copy refused as too large for the broker (Errc::too_large) becomes a dead letter without
 //   its body (copy_plan.hpp without_body()), so it cannot pin its original; if even that is
-//   refused, it is given up and the original settled.
+//   refused, it is given up and the original settled, or, where settling would delete the
+//   original (keep_refused_originals), tried again later.
 // - A confirmed dead-letter copy goes to the dead-letter listener.
 // - The source says through `wanted(tag)` whether the original still waits for its copy (a
 //   lost connection or a revoked partition gives the original to the broker again, so its copy
@@ -37,6 +38,10 @@ struct CopyPublisherOptions {
   std::string dead_letter_where;        // DeadLetterNote::where (the queue or topic to read)
   DeadLetterListener on_dead_lettered;  // each dead-letter copy the broker confirmed
   std::int64_t republish_delay_ms = 1000;
+  // A dead letter refused as too large even without its body: false, given up and the original
+  // settled (Kafka: the original stays in its topic); true, tried again after
+  // republish_delay_ms with the original unsettled (RabbitMQ: an ack would delete it).
+  bool keep_refused_originals = false;
 };
 
 class CopyPublisher {
@@ -72,6 +77,7 @@ class CopyPublisher {
   };
   void send(std::uint64_t tag, std::shared_ptr<Message> keep);
   void on_result(std::uint64_t tag, const std::shared_ptr<Message>& keep, const Status& status);
+  void wait(std::uint64_t tag, const std::shared_ptr<Message>& keep, std::int64_t delay_ms);
   void arm(std::int64_t delay_ms);
   void run();
 

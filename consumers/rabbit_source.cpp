@@ -74,6 +74,7 @@ RabbitSource::RabbitSource(uv_loop_s* loop, RabbitSourceOptions options, Sink& c
   co.dead_letter_where = std::string(topology::kDeadQueue);
   co.on_dead_lettered = options_.on_dead_lettered;
   co.republish_delay_ms = options_.republish_delay_ms;
+  co.keep_refused_originals = true;  // an ack deletes the original
   CopyPublisher::Events ce;
   ce.wanted = [this](std::uint64_t tag) {
     if ((tag >> kTagBits) != generation_ || !link_->usable()) return false;

@@ -209,8 +209,9 @@ struct Deliverer::Impl {
     } else if (r.path == "/readyz") {
       const bool ok = is_ready();
       respond({ok ? 200 : 503, "text/plain; charset=utf-8",
-               fmt::format("redis {}\nbroker consume {}\n", redis.connected() ? "up" : "down",
-                           source().connected() ? "up" : "down")});
+               fmt::format("redis {}\nbroker consume {}\nbroker publish {}\n",
+                           redis.connected() ? "up" : "down", source().connected() ? "up" : "down",
+                           sink_owner->connected() ? "up" : "down")});
     } else {
       respond({404, "text/plain; charset=utf-8", "not found\n"});
     }

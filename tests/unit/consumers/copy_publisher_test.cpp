@@ -61,10 +61,12 @@ struct Fixture {
   std::vector<DeadLetterNote> notes;
   CopyPublisher publisher;
 
-  Fixture() : publisher(loop.get(), sink, options(), events()) {}
+  explicit Fixture(bool keep_refused_originals = false)
+      : publisher(loop.get(), sink, options(keep_refused_originals), events()) {}
 
-  CopyPublisherOptions options() {
+  CopyPublisherOptions options(bool keep_refused_originals) {
     CopyPublisherOptions o;
+    o.keep_refused_originals = keep_refused_originals;
     o.name = "test";
     o.dead_letter_destination = "dead";
     o.dead_letter_where = "dead.queue";
@@ -188,6 +190,24 @@ TEST_CASE("a copy too large for the broker becomes a dead letter without its bod
     CHECK(f.settled == std::vector<std::uint64_t>{1});
     CHECK(f.sink.sent.empty());
   }
+}
+
+TEST_CASE("where settling deletes the original, a refused bodyless dead letter is tried again",
+          "[consumers][copy]") {
+  Fixture f(/*keep_refused_originals=*/true);
+  f.publish(1, retry_copy());
+  f.sink.answer(make_error(Errc::too_large, "record too large"));
+  REQUIRE(f.sink.sent.size() == 1);
+  // When even the dead letter without its body is refused
+  f.sink.answer(make_error(Errc::too_large, "record too large"));
+  // Then the original is not settled (a RabbitMQ ack would delete it) and it goes again later
+  CHECK(f.settled.empty());
+  CHECK(f.sink.sent.empty());
+  REQUIRE(f.loop.run_until([&] { return !f.sink.sent.empty(); }, 2s));
+  REQUIRE(f.sink.sent.size() == 1);
+  CHECK(f.sink.sent[0].message.body.empty());
+  f.sink.answer(Status::success());
+  CHECK(f.settled == std::vector<std::uint64_t>{1});
 }
 
 TEST_CASE("a copy whose original went back to the broker is forgotten", "[consumers][copy]") {
