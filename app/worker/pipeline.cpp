@@ -149,7 +149,7 @@ struct Pipeline::Impl {
   // once warmed up).
   void finish(Job& job) {
     --in_flight;
-    recycle(lanes.finish(job.order_id.str()));
+    recycle(lanes.finish(job.order_id.view()));
   }
 
   std::vector<std::unique_ptr<Job>> spare_jobs;
@@ -475,7 +475,7 @@ void Pipeline::on_delivery(std::uint64_t tag, std::string_view body) {
     return m.recycle(std::move(job));
   }
   job->order_id.assign(job->event.order_id.view());
-  const std::string order = job->order_id.str();
+  const std::string_view order = job->order_id.view();  // the job's own: it outlives the call
   m.lanes.submit(order, std::move(job));
 }
 
@@ -484,7 +484,7 @@ void Pipeline::on_parked_start(const OrderId& order) {
   auto job = m.new_job(Job::Kind::parked_start);
   job->order_id.assign(order.view());
   ++m.in_flight;
-  m.lanes.submit(order.str(), std::move(job));
+  m.lanes.submit(order.view(), std::move(job));
 }
 
 void Pipeline::set_parked_stores(std::map<std::string, std::int64_t, std::less<>> counts) {
@@ -496,7 +496,7 @@ void Pipeline::on_deadline(const OrderId& order) {
   auto job = m.new_job(Job::Kind::deadline);
   job->order_id.assign(order.view());
   ++m.in_flight;
-  m.lanes.submit(order.str(), std::move(job));
+  m.lanes.submit(order.view(), std::move(job));
 }
 
 std::size_t Pipeline::in_flight() const noexcept {
