@@ -283,3 +283,45 @@ TEST_CASE("webhook secrets are a comma-separated list (rotation)", "[config]") {
   CHECK(c->webhook_secrets[0] == "new");
   CHECK(c->webhook_secrets[1] == "old");
 }
+
+TEST_CASE("README's configuration table lists every key with its flag and default", "[config]") {
+  const char* source_dir = std::getenv("SAGAFLOW_SOURCE_DIR");
+  REQUIRE(source_dir != nullptr);  // set by CTest
+  std::ifstream readme(std::string(source_dir) + "/README.md");
+  REQUIRE(readme.good());
+  // | `SAGAFLOW_X` | `--x` | `default` (notes) |   or   | ... | none (notes) |
+  std::map<std::string, std::pair<std::string, std::string>> rows;  // env -> (flag cell, default)
+  std::string line;
+  while (std::getline(readme, line)) {
+    if (line.rfind("| `SAGAFLOW_", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::size_t from = 1;
+    for (std::size_t bar = line.find('|', from); bar != std::string::npos;
+         from = bar + 1, bar = line.find('|', from)) {
+      std::string cell = line.substr(from, bar - from);
+      cell.erase(0, cell.find_first_not_of(' '));
+      cell.erase(cell.find_last_not_of(' ') + 1);
+      cells.push_back(cell);
+    }
+    REQUIRE(cells.size() >= 3);
+    rows[cells[0].substr(1, cells[0].size() - 2)] = {cells[1], cells[2]};
+  }
+  for (const auto& key : sagaflow::config_keys()) {
+    INFO(key.env);
+    const auto row = rows.find(std::string(key.env));
+    REQUIRE(row != rows.end());
+    CHECK(row->second.first == "`--" + std::string(key.flag) + "`");
+    const std::string& def = row->second.second;
+    if (key.default_value.empty()) {
+      CHECK(def.rfind("none", 0) == 0);
+    } else {
+      CHECK(def.rfind("`" + std::string(key.default_value) + "`", 0) == 0);
+    }
+    rows.erase(row);
+  }
+  // Every other row is a test-only knob, not a key of the table
+  for (const auto& [env, cells] : rows) {
+    INFO(env);
+    CHECK(env.rfind("SAGAFLOW_TEST_", 0) == 0);
+  }
+}
