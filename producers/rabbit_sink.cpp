@@ -8,9 +8,9 @@
 
 #include <fmt/format.h>
 
-#include "core/log.hpp"
 #include "clients/rabbitmq/amqp_link.hpp"
 #include "clients/uv_helpers.hpp"
+#include "core/log.hpp"
 
 namespace sagaflow {
 

@@ -14,6 +14,14 @@
 
 namespace sagaflow {
 
+void KafkaSource::Impl::forget_partition(const rd_kafka_topic_partition_t& p) {
+  for (std::size_t k = 0; k < tracks_.size(); ++k) {
+    if (tracks_[k]->partition == p.partition && tracks_[k]->topic == p.topic) {
+      return forget_track(k);
+    }
+  }
+}
+
 void KafkaSource::Impl::forget_track(std::size_t index) {
   Track& t = *tracks_[index];
   close_queue(t);
@@ -64,12 +72,7 @@ void KafkaSource::Impl::on_rebalance(rd_kafka_resp_err_t err,
     // The tracks and their partition queues first: the assignment starts the fetch.
     for (int i = 0; i < parts->cnt; ++i) {
       const rd_kafka_topic_partition_t& p = parts->elems[i];
-      for (std::size_t k = 0; k < tracks_.size(); ++k) {
-        if (tracks_[k]->partition == p.partition && tracks_[k]->topic == p.topic) {
-          forget_track(k);
-          break;
-        }
-      }
+      forget_partition(p);
       auto t = std::make_unique<Track>();
       t->id = track_ids_.next();
       t->topic = p.topic;
@@ -104,15 +107,7 @@ void KafkaSource::Impl::on_rebalance(rd_kafka_resp_err_t err,
                 {{"source", options_.name}, {"error", rd_kafka_err2str(ce)}});
     }
     std::size_t abandoned_before = abandoned_.size();
-    for (int i = 0; i < parts->cnt; ++i) {
-      const rd_kafka_topic_partition_t& p = parts->elems[i];
-      for (std::size_t k = 0; k < tracks_.size(); ++k) {
-        if (tracks_[k]->partition == p.partition && tracks_[k]->topic == p.topic) {
-          forget_track(k);
-          break;
-        }
-      }
-    }
+    for (int i = 0; i < parts->cnt; ++i) forget_partition(parts->elems[i]);
     log::info("partitions revoked", {{"source", options_.name},
                                      {"count", parts->cnt},
                                      {"abandoned", abandoned_.size() - abandoned_before}});

@@ -102,6 +102,7 @@ struct KafkaSource::Impl {
   CopyPublisher::Events copy_events();
   // group.cpp
   void forget_track(std::size_t index);
+  void forget_partition(const rd_kafka_topic_partition_t& p);  // its track, if any
   void clear_all();
   void stop(std::function<void()> on_stopped);
   void check_stop();
