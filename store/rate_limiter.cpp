@@ -30,9 +30,15 @@ void RateLimiter::admit(const StoreId& store, AdmitCallback done) {
   admit_up_to(store, 1, false, std::move(done));
 }
 
-void RateLimiter::admit_up_to(const StoreId& store, std::int64_t n, bool peek,
-                              AdmitCallback done) {
+void RateLimiter::admit_up_to(const StoreId& store, std::int64_t n, bool peek, AdmitCallback done) {
   if (n < 1) n = 1;
+  plan_of(store, [this, store, n, peek, done = std::move(done)](Result<GcraParams> g) mutable {
+    if (!g) return done(std::move(g).error());
+    run(store, g.value(), n, peek, std::move(done));
+  });
+}
+
+void RateLimiter::plan_of(const StoreId& store, PlanCallback done) {
   const auto now = std::chrono::steady_clock::now();
   auto it = cache_.find(store.str());
   if (it != cache_.end() && it->second.known) {
@@ -40,14 +46,13 @@ void RateLimiter::admit_up_to(const StoreId& store, std::int64_t n, bool peek,
     if (!e.fetching && now - e.fetched >= std::chrono::milliseconds(options_.plan_refresh_ms)) {
       fetch_plan(store.str());  // refresh in the background; use the cached plan meanwhile
     }
-    run(store, gcra_params(plan_named(e.plan)), n, peek, std::move(done));
-    return;
+    return done(gcra_params(plan_named(e.plan)));
   }
   if (it == cache_.end()) {
     evict_if_full();
     it = cache_.emplace(store.str(), CacheEntry{}).first;
   }
-  it->second.waiters.push_back(Waiter{n, peek, std::move(done)});
+  it->second.waiters.push_back(std::move(done));
   if (!it->second.fetching) fetch_plan(store.str());
 }
 
@@ -64,13 +69,13 @@ void RateLimiter::fetch_plan(const std::string& store) {
         if (it == cache_.end()) return;
         CacheEntry& e = it->second;
         e.fetching = false;
-        std::vector<Waiter> waiters;
+        std::vector<PlanCallback> waiters;
         waiters.swap(e.waiters);
         if (!r.ok() || r->is_error()) {
           const Error err =
               r.ok() ? make_error(Errc::internal, "HGET store_plans: " + r->str) : r.error();
           if (!e.known) cache_.erase(it);  // keep a stale plan on a failed refresh
-          for (auto& w : waiters) w.done(err);
+          for (auto& w : waiters) w(err);
           return;
         }
         e.known = true;
@@ -81,8 +86,7 @@ void RateLimiter::fetch_plan(const std::string& store) {
                     {{"store_id", store}, {"plan", e.plan}});
         }
         const GcraParams g = gcra_params(plan_named(e.plan));
-        const StoreId id{store};
-        for (auto& w : waiters) run(id, g, w.n, w.peek, std::move(w.done));
+        for (auto& w : waiters) w(g);
       },
       options_.timeout_ms);
 }

@@ -52,22 +52,24 @@ class RateLimiter final {
   void admit_up_to(const StoreId& store, std::int64_t n, bool peek, AdmitCallback done);
   // One start under an explicit plan (no lookup): for tests and tools.
   void admit_with(const StoreId& store, const RatePlan& plan, AdmitCallback done);
+  // The store's plan as GCRA parameters, for an admission made inside another script on the
+  // same key (apply.lua's starts, on one Redis). From the cache: usually on the caller's stack.
+  void plan_of(const StoreId& store, std::function<void(Result<GcraParams>)> done);
+  // True where a start's admission can run in its saga's own script (one Redis; on a cluster
+  // the store's bucket is in another slot).
+  bool admits_in_apply() const noexcept { return !redis_.cluster(); }
 
   // The plan used for a plan name (the default plan for an unknown or empty name).
   const RatePlan& plan_named(std::string_view name) const;
 
  private:
-  struct Waiter {
-    std::int64_t n;
-    bool peek;
-    AdmitCallback done;
-  };
+  using PlanCallback = std::function<void(Result<GcraParams>)>;
   struct CacheEntry {
     bool known = false;  // plan holds a looked-up value
     std::string plan;
     std::chrono::steady_clock::time_point fetched;
     bool fetching = false;
-    std::vector<Waiter> waiters;
+    std::vector<PlanCallback> waiters;
   };
 
   void fetch_plan(const std::string& store);

@@ -20,7 +20,7 @@ Error script_error(std::string_view what, const Reply& r) {
   return make_error(Errc::internal, fmt::format("{}: unexpected reply: {}", what, r.str));
 }
 
-// {"applied", v, ids...} | {"duplicate"|"conflict", v}
+// {"applied", v, ids...} | {"parked"|"duplicate"|"conflict", v}
 Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
   if (!r.ok()) return std::move(r).error();
   const Reply& reply = r.value();
@@ -31,6 +31,9 @@ Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
   const std::string& kind = reply.elements[0].str;
   if (kind == "applied") {
     out.kind = ApplyKind::applied;
+  } else if (kind == "parked") {
+    out.kind = ApplyKind::applied;
+    out.parked = true;
   } else if (kind == "duplicate") {
     out.kind = ApplyKind::duplicate;
   } else if (kind == "conflict") {
@@ -92,23 +95,36 @@ void SagaStore::load(const OrderId& order, LoadCallback done) {
 void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   const int p = keyspace_.partition_of(req.order_id);
   const bool dedup = !req.event_id.empty() && options_.dedup_ttl_s > 0;
-  std::vector<std::string> keys{
-      Keyspace::saga_key(p, req.order_id),
-      Keyspace::dedup_key(p, req.event_id),
-      Keyspace::outbox_key(p),
-      Keyspace::deadlines_key(p),
-      Keyspace::stats_key(p),
-      Keyspace::parked_key(p, req.store_id),
-      Keyspace::parked_stores_key(p),
-      Keyspace::parked_leases_key(p),
-      Keyspace::status_index_key(p, req.old_status.empty() ? req.new_status : req.old_status),
-      Keyspace::status_index_key(p, req.new_status),
-      Keyspace::reason_index_key(p, req.reason),
-      Keyspace::live_reason_index_key(p, req.reason)};
-  std::vector<std::string> args;
-  args.reserve(15 + 4 * req.commands.size());
-  args.emplace_back("apply");
-  args.push_back(std::to_string(req.expected_version < 0 ? 0 : req.expected_version));
+  const SagaStart* start = req.start ? &*req.start : nullptr;
+  const bool gcra = start != nullptr && start->admit == SagaStart::Admit::gcra;
+  if (gcra && redis_.cluster()) {
+    // The store's bucket is in another slot: a cluster admits in a call of its own.
+    return done(make_error(Errc::internal, "apply: a start admitted in the script on a cluster"));
+  }
+  Queued q;
+  q.partition = p;
+  q.keys.reserve(gcra ? 14 : 12);
+  q.keys.push_back(Keyspace::saga_key(p, req.order_id));
+  q.keys.push_back(Keyspace::dedup_key(p, req.event_id));
+  q.keys.push_back(Keyspace::outbox_key(p));
+  q.keys.push_back(Keyspace::deadlines_key(p));
+  q.keys.push_back(Keyspace::stats_key(p));
+  q.keys.push_back(Keyspace::parked_key(p, req.store_id));
+  q.keys.push_back(Keyspace::parked_stores_key(p));
+  q.keys.push_back(Keyspace::parked_leases_key(p));
+  q.keys.push_back(
+      Keyspace::status_index_key(p, req.old_status.empty() ? req.new_status : req.old_status));
+  q.keys.push_back(Keyspace::status_index_key(p, req.new_status));
+  q.keys.push_back(Keyspace::reason_index_key(p, req.reason));
+  q.keys.push_back(Keyspace::live_reason_index_key(p, req.reason));
+  if (gcra) {
+    q.keys.push_back(Keyspace::rate_key(req.store_id));
+    q.keys.push_back(Keyspace::status_index_key(p, "parked"));
+  }
+  auto& args = q.args;
+  args.reserve(20 + 4 * req.commands.size());
+  args.emplace_back(start ? "start" : "apply");
+  args.push_back(std::to_string(start || req.expected_version < 0 ? 0 : req.expected_version));
   args.push_back(std::to_string(dedup ? options_.dedup_ttl_s : 0));
   args.push_back(req.order_id.str());
   args.push_back(req.new_state);
@@ -128,11 +144,32 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   args.push_back(std::to_string(req.updated_at > 0 ? req.updated_at : SystemClock().now_ms()));
   args.push_back(req.reason);
   args.push_back(std::to_string(options_.index_cap));
-  Queued q;
-  q.partition = p;
-  if (dedup && options_.wait_replicas > 0) q.dedup_key = keys[1];  // a duplicate rewrites it
-  q.keys = std::move(keys);
-  q.args = std::move(args);
+  if (start) {
+    switch (start->admit) {
+      case SagaStart::Admit::given:
+        args.emplace_back("given");
+        break;
+      case SagaStart::Admit::park:
+        args.emplace_back("park");
+        break;
+      case SagaStart::Admit::gcra:
+        args.emplace_back("gcra");
+        break;
+    }
+    args.push_back(req.event_id.str());
+    if (gcra) {
+      args.push_back(std::to_string(start->plan.emission_us));
+      args.push_back(std::to_string(start->plan.tolerance_us));
+      args.push_back(start->parked_state);
+    }
+  }
+  if (options_.wait_replicas > 0) {
+    if (start) {
+      q.rewrite = {"HSET", q.keys[0], "created_by", req.event_id.str()};
+    } else if (dedup) {
+      q.rewrite = {"SET", q.keys[1], "1", "KEEPTTL", "XX"};
+    }
+  }
   q.done = std::move(done);
   // The applies of one loop turn go out together (per partition on a cluster: one slot each).
   auto& queue = queued_[static_cast<std::size_t>(redis_.cluster() ? p : 0)];
@@ -164,33 +201,32 @@ void SagaStore::flush() {
   }
 }
 
-// One script call: a lone apply in its own layout, several as apply.lua's batch.
+// One script call for the batch (apply.lua's layout: per event its key and argument counts).
 void SagaStore::send(std::vector<Queued> batch) {
   ++stats_.calls;
   stats_.applies += batch.size();
   std::vector<std::string> keys;
   std::vector<std::string> args;
-  if (batch.size() == 1) {
-    keys = std::move(batch.front().keys);
-    args = std::move(batch.front().args);
-  } else {
-    keys.reserve(12 * batch.size());
-    std::size_t n_args = 2;
-    for (const auto& q : batch) n_args += 1 + q.args.size();
-    args.reserve(n_args);
-    args.emplace_back("batch");
-    args.push_back(std::to_string(batch.size()));
-    for (auto& q : batch) {
-      for (auto& k : q.keys) keys.push_back(std::move(k));
-      args.push_back(std::to_string(q.args.size()));
-      for (auto& v : q.args) args.push_back(std::move(v));
-    }
+  std::size_t n_keys = 0;
+  std::size_t n_args = 2;
+  for (const auto& q : batch) {
+    n_keys += q.keys.size();
+    n_args += 2 + q.args.size();
+  }
+  keys.reserve(n_keys);
+  args.reserve(n_args);
+  args.emplace_back("batch");
+  args.push_back(std::to_string(batch.size()));
+  for (auto& q : batch) {
+    for (auto& k : q.keys) keys.push_back(std::move(k));
+    args.push_back(std::to_string(q.keys.size()));
+    args.push_back(std::to_string(q.args.size()));
+    for (auto& v : q.args) args.push_back(std::move(v));
   }
   auto shared = std::make_shared<std::vector<Queued>>(std::move(batch));
   auto answered = [this, alive = std::weak_ptr<bool>(alive_), shared](Result<Reply> r) {
     if (alive.expired()) return;  // the store is gone (its client failed what was in flight)
     auto& items = *shared;
-    if (items.size() == 1) return answer(items.front(), std::move(r));
     if (r.ok() && !r->is_error() && (!r->is_array() || r->elements.size() != items.size())) {
       r = make_error(Errc::internal, "apply.lua: a batch answer of the wrong size");
     }
@@ -216,17 +252,17 @@ void SagaStore::send(std::vector<Queued> batch) {
 
 void SagaStore::answer(Queued& q, Result<Reply> r) {
   auto outcome = parse_apply(std::move(r), q.partition);
-  if (!outcome || outcome->kind != ApplyKind::duplicate || q.dedup_key.empty()) {
+  if (!outcome || outcome->kind != ApplyKind::duplicate || q.rewrite.empty()) {
     auto done = std::move(q.done);
     done(std::move(outcome));
     return;
   }
   // The first apply may have been another connection's, so this connection's WAIT does not
-  // cover it: rewrite its dedup mark (same value, same TTL) and WAIT for that. A replica
-  // acknowledges the replication stream in order, so it has the first apply too.
+  // cover it: rewrite its dedup mark (same value, same TTL) or a start's created_by (same
+  // value, on a record a duplicate found) and WAIT for that. A replica acknowledges the
+  // replication stream in order, so it has the first apply too.
   redis_.command_replicated(
-      {"SET", q.dedup_key, "1", "KEEPTTL", "XX"},
-      WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
+      std::move(q.rewrite), WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
       [outcome = std::move(outcome.value()),
        done = std::move(q.done)](Result<Reply> marked) mutable {
         if (!marked.ok()) return done(std::move(marked).error());

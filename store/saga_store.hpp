@@ -10,6 +10,7 @@
 // - duplicate: the event id was applied before (within the dedup TTL); nothing changed.
 // - conflict:  the saga's version is not expected_version (another worker won); nothing
 //              changed; `version` is the current one: re-load, re-run the step, re-apply.
+//              For a start: the order has a saga that this event did not create.
 // Errors: unavailable / timeout (Redis down, frozen or slow: transient; a timed-out apply may
 // or may not have happened: re-delivery then finds it duplicate, and the outbox relay
 // re-sends its commands); internal (a script failure: a bug).
@@ -24,6 +25,7 @@
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/result.hpp"
+#include "store/gcra.hpp"
 #include "store/keyspace.hpp"
 #include "store/redis_client.hpp"
 
@@ -44,6 +46,20 @@ struct OutboxCommand {
   std::string body;      // the envelope, byte for byte
 };
 
+// An order.created for an order without a saga. The commit needs no load before it: its record
+// says which event created it (a re-delivery is a duplicate, any other saga there a conflict),
+// so it writes no dedup mark; and on one Redis its store's admission runs in the same script.
+struct SagaStart {
+  enum class Admit : std::uint8_t {
+    given,  // admitted by the caller (a separate admission call: a cluster)
+    park,   // parked by the caller (behind its store's parked starts): the request is parked
+    gcra,   // admitted here under `plan`; over it, `parked_state` is written, as status parked
+  };
+  Admit admit = Admit::given;
+  GcraParams plan;
+  std::string parked_state;
+};
+
 struct ApplyRequest {
   OrderId order_id;
   EventId event_id;                   // dedup key; empty: no dedup check, no mark
@@ -58,6 +74,7 @@ struct ApplyRequest {
   Millis parked_at = 0;            // when new_status is "parked": its place in the queue
   Millis updated_at = 0;           // the console's indexes (by status, by reason); 0: now
   std::string reason;              // the saga's failure reason, empty while none
+  std::optional<SagaStart> start;  // a saga start (expected_version 0, event_id its event)
 };
 
 enum class ApplyKind : std::uint8_t { applied, duplicate, conflict };
@@ -67,6 +84,8 @@ struct ApplyOutcome {
   std::int64_t version = 0;  // applied: the new version; otherwise the current one
   int partition = 0;
   std::vector<std::string> stream_ids;  // applied: one per command, same order
+  bool parked = false;  // a start admitted in the script (Admit::gcra) was over the limit:
+                        // the parked alternative was written, no command
 };
 
 struct SagaStoreOptions {
@@ -118,7 +137,9 @@ class SagaStore final {
  private:
   struct Queued {
     int partition = 0;
-    std::string dedup_key;  // with WAIT_REPLICAS and dedup: the mark a duplicate rewrites
+    // With WAIT_REPLICAS: the write a duplicate repeats (its dedup mark, or a start's
+    // created_by) so that this connection's WAIT covers the first apply.
+    std::vector<std::string> rewrite;
     std::vector<std::string> keys;
     std::vector<std::string> args;
     ApplyCallback done;

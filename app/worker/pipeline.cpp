@@ -31,6 +31,8 @@ struct Pipeline::Job {
   int conflicts = 0;
   int failures = 0;          // transient failures in a row
   bool admitted = false;     // order.created: the rate limiter let it start
+  bool read_first = false;   // order.created: read the saga before committing (a cluster)
+  store::GcraParams plan;    // order.created: its store's plan, admitted in the commit
   bool was_limited = false;  // counted once in sagaflow_rate_limited_total
   bool must_load = false;    // a conflict was seen: the next one counts
   bool fresh = false;        // stepped again on a saga re-read after forget()
@@ -168,6 +170,7 @@ struct Pipeline::Impl {
     job->conflicts = 0;
     job->failures = 0;
     job->admitted = false;
+    job->read_first = false;
     job->was_limited = false;
     job->must_load = false;
     job->fresh = false;
@@ -213,15 +216,45 @@ struct Pipeline::Impl {
   // --- the path of one job ----------------------------------------------------------------
 
   void run(Job& job) {
-    // Every event reads its saga first, order.created too: a start takes a token from its
-    // store's bucket only once the read showed no saga (CONTRACT.md section 5: a duplicate
-    // order.created, one for an order that has a saga, and one that meets a remembered
-    // order.cancelled take none). The commit's version check covers a saga created meanwhile.
+    // An order.created is committed as a saga start without reading its saga first: the
+    // commit finds a saga already there itself (a duplicate of this event, or another saga: a
+    // conflict, after which the job reads and steps as any event does), and on one Redis it
+    // takes the store's token in the same script, only when it starts a saga (CONTRACT.md
+    // section 5: a duplicate order.created, one for an order that has a saga, and one that
+    // meets a remembered order.cancelled take none).
+    if (job.kind == Job::Kind::delivery && job.event.type == EventType::order_created &&
+        !job.read_first && !job.must_load && !job.fresh) {
+      return start_unread(job);
+    }
+    // Every other event reads its saga first. So does a start on a cluster, where the
+    // admission is a call of its own: it takes a token only once the read showed no saga.
     repo.load(job.order_id, [this, &job](Result<store::SagaRecord> loaded) {
       if (!loaded) return back_off(job, loaded.error());
       recovered(job);
       on_loaded(job, std::move(loaded.value()));
     });
+  }
+
+  bool behind_parked(const StoreId& store) const {
+    const auto it = parked_stores.find(store.view());
+    return it != parked_stores.end() && it->second > 0;
+  }
+
+  void start_unread(Job& job) {
+    // Behind the store's parked starts: parked too, so a store's starts begin in order.
+    if (behind_parked(job.event.store_id)) return park_start(job);
+    admission.plan_for_commit(job.event.store_id,
+                              [this, &job](Result<std::optional<store::GcraParams>> plan) {
+                                // (no recovered() here: the plan is usually cached, the commit
+                                // tells whether Redis is back)
+                                if (!plan) return back_off(job, plan.error());
+                                if (!plan->has_value()) {
+                                  job.read_first = true;
+                                  return run(job);
+                                }
+                                job.plan = **plan;
+                                apply(job, nullptr, 0, Mode::start_admitting);
+                              });
   }
 
   void on_loaded(Job& job, store::SagaRecord stored) {
@@ -240,21 +273,19 @@ struct Pipeline::Impl {
     }
     const bool starts_saga = job.kind == Job::Kind::delivery &&
                              job.event.type == EventType::order_created && !state.has_value();
-    if (starts_saga && !job.admitted) {
+    if (starts_saga) {
+      if (job.admitted) return apply(job, nullptr, 0, Mode::start_admitted);
       const StoreId& store = job.event.store_id;
       // Behind the store's parked starts: parked too, so a store's starts begin in order.
-      if (const auto it = parked_stores.find(store.view());
-          it != parked_stores.end() && it->second > 0) {
-        return park_start(job);
-      }
+      if (behind_parked(store)) return park_start(job);
       admission.admit(store, [this, &job](Result<store::Admission> a) {
         if (!a) return back_off(job, a.error());
         recovered(job);
         if (!a->allowed) return park_start(job);
         job.admitted = true;
-        // No re-read: if an order.cancelled landed meanwhile, the commit's version check
-        // fails and the job is re-applied on the saga as it is now.
-        apply(job, nullptr, 0);
+        // No re-read: if an order.cancelled landed meanwhile, the commit finds its saga (a
+        // conflict) and the job is re-applied on the saga as it is now.
+        apply(job, nullptr, 0, Mode::start_admitted);
       });
       return;
     }
@@ -265,6 +296,11 @@ struct Pipeline::Impl {
   // as a parked saga (dedup mark and version check as any commit) and its delivery acked, so
   // it never holds broker intake. The scheduler starts it when the store's bucket allows.
   void park_start(Job& job) {
+    note_parked(job);
+    apply(job, nullptr, 0, Mode::park);
+  }
+
+  void note_parked(Job& job) {
     if (!job.was_limited) {
       job.was_limited = true;
       rate_limited.inc();
@@ -272,12 +308,13 @@ struct Pipeline::Impl {
     }
     // Until the scheduler's next read: this store's next starts queue behind this one.
     ++parked_stores[job.event.store_id.str()];
-    apply(job, nullptr, 0, Mode::park);
   }
 
-  // park: record an order.created as a parked saga; step: everything else (a parked_start
-  // job starts its parked saga).
-  enum class Mode : std::uint8_t { step, park };
+  // How an order.created with no saga is committed (store::SagaStart): park: as a parked saga;
+  // start_admitted: started (admitted by a call of its own); start_admitting: started if its
+  // store's bucket allows it in the commit's script, else parked. step: everything else (a
+  // parked_start job starts its parked saga).
+  enum class Mode : std::uint8_t { step, park, start_admitted, start_admitting };
 
   StepResult compute(Job& job, const SagaState* state, Mode mode, Millis now) {
     if (mode == Mode::park) return park(def, job.event, now);
@@ -330,6 +367,25 @@ struct Pipeline::Impl {
     // order.created never comes within that time (one arriving later starts a normal saga).
     c.finished = r.state.finished() || r.state.status == SagaStatus::cancelled_before_start;
     c.deadline = r.deadline;
+    if (mode != Mode::step) {
+      store::SagaStart& start = c.start.emplace();
+      c.parked_at = now;
+      switch (mode) {
+        case Mode::park:
+          start.admit = store::SagaStart::Admit::park;
+          break;
+        case Mode::start_admitted:
+          start.admit = store::SagaStart::Admit::given;
+          break;
+        case Mode::start_admitting:
+          start.admit = store::SagaStart::Admit::gcra;
+          start.plan = job.plan;
+          start.parked_state = park(def, job.event, now).state.to_json();
+          break;
+        case Mode::step:
+          break;
+      }
+    }
     c.commands.reserve(r.commands.size() + (r.outcome ? 1 : 0));
     std::size_t compensations = 0;
     for (auto& cmd : r.commands) {
@@ -378,6 +434,12 @@ struct Pipeline::Impl {
           return run(job);
         case store::ApplyKind::applied:
           break;
+      }
+      if (cr.parked) {
+        // Over its store's limit in the commit's admission: written as parked, nothing sent.
+        note_parked(job);
+        settle_delivery(job, Verdict::ack());
+        return finish(job);
       }
       if (started) sagas_started.inc();
       if (outcome) (confirmed ? finished_confirmed : finished_failed).inc();

@@ -1,11 +1,16 @@
 #pragma once
 // The saga worker's data path, on one event loop:
 //
-//   delivery -> parse + validate -> per-order lane -> load saga -> admit (rate limit, only for
-//   a saga start) -> engine step (pure) -> commit (one atomic Redis script: dedup mark, version
-//   CAS, state, outbox, deadline) -> settle -> publish the outbox -> clear it when confirmed.
-//   A start over its store's limit is committed as a parked saga and acked; the scheduler
-//   (background.hpp) later hands it back through on_parked_start.
+//   delivery -> parse + validate -> per-order lane -> load saga -> engine step (pure) ->
+//   commit (one atomic Redis script: dedup mark, version CAS, state, outbox, deadline) ->
+//   settle -> publish the outbox -> clear it when confirmed.
+//   An order.created skips the load: it is committed as a saga start, which the script itself
+//   refuses when the order has a saga (a duplicate, or a conflict: then it is read and stepped
+//   as any event), and on one Redis the script also admits it under its store's rate limit (on
+//   a cluster the start is read, then admitted by a call of its own). The commits of one loop
+//   turn go in one script call (store::SagaStore). A start over its store's limit is committed
+//   as a parked saga and acked; the scheduler (background.hpp) later hands it back through
+//   on_parked_start.
 //
 // Settlement contract (what the Source is told, and when):
 // - ack: after the commit is durable in Redis (or the event was a duplicate, or changed

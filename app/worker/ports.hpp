@@ -43,6 +43,12 @@ class StartAdmission {
                            std::function<void(Result<std::int64_t>)> done) = 0;
   // A saga start was delayed by its store's limit (called once per delayed order).
   virtual void note_delayed(const StoreId& store) = 0;
+  // The store's plan, for an admission inside the start's own commit (store::SagaStart, Admit
+  // gcra: one Redis call per loop turn for starts and their admissions). done(nullopt) where
+  // that cannot be (a cluster: the bucket is in another slot); the start is then read first
+  // and admitted by admit(), so a duplicate still takes no token.
+  virtual void plan_for_commit(
+      const StoreId& store, std::function<void(Result<std::optional<store::GcraParams>>)> done) = 0;
 };
 
 class MessageSink {

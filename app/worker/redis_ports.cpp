@@ -16,4 +16,13 @@ void RedisAdmission::note_delayed(const StoreId&) {
   redis_.command({"INCR", std::string(kRateLimitedKey)}, [](Result<store::Reply>) {});
 }
 
+void RedisAdmission::plan_for_commit(
+    const StoreId& store, std::function<void(Result<std::optional<store::GcraParams>>)> done) {
+  if (!limiter_.admits_in_apply()) return done(std::optional<store::GcraParams>{});
+  limiter_.plan_of(store, [done = std::move(done)](Result<store::GcraParams> plan) {
+    if (!plan) return done(std::move(plan).error());
+    done(std::optional<store::GcraParams>(plan.value()));
+  });
+}
+
 }  // namespace sagaflow::app

@@ -39,6 +39,8 @@ class RedisAdmission final : public StartAdmission {
                    std::function<void(Result<std::int64_t>)> done) override;
   // INCR of the cluster-wide count shown by `sagaflow status` (best effort).
   void note_delayed(const StoreId& store) override;
+  void plan_for_commit(const StoreId& store,
+                       std::function<void(Result<std::optional<store::GcraParams>>)> done) override;
 
  private:
   store::RateLimiter& limiter_;

@@ -1,164 +1,284 @@
--- sagaflow: apply one event to one saga, atomically (store/README.md, "apply.lua").
+-- sagaflow: apply the events of one loop turn to their sagas, atomically, in one call
+-- (store/README.md, "apply.lua").
 --
--- KEYS[1] saga hash      sagaflow:{p}:saga:<order_id>    (version, state, status)
--- KEYS[2] dedup mark     sagaflow:{p}:dedup:<event_id>
--- KEYS[3] outbox stream  sagaflow:{p}:outbox
--- KEYS[4] deadlines zset sagaflow:{p}:deadlines
--- KEYS[5] stats hash     sagaflow:{p}:stats
--- KEYS[6] parked zset    sagaflow:{p}:parked:<store_id>  member order_id, score = parked at (ms)
--- KEYS[7] parked stores  sagaflow:{p}:parked_stores      hash store_id -> parked count
--- KEYS[8] parked leases  sagaflow:{p}:parked_leases      zset order_id -> lease end (ms)
--- ARGV[1]  mode: "apply" (the only one)
--- ARGV[2]  expected version (0 = no saga yet)
--- ARGV[3]  dedup TTL in seconds (<= 0: no dedup check and no mark)
--- ARGV[4]  order id (the deadline zset member)
--- ARGV[5]  new state blob           ARGV[6]  new status
--- ARGV[7]  "1" when the saga is finished (the record then expires after ARGV[8] seconds)
--- ARGV[8]  finished record TTL in seconds
--- ARGV[9]  deadline in ms since the epoch ("0": clear the order's deadline)
--- ARGV[10] number of commands n, then n times: id, exchange, route, body
--- then: store id, and the time the saga is parked at (ms; used when the new status is parked)
--- then: the change's time (ms), the saga's failure reason ("" while none), and the cap of
---       finished sagas kept per console index
--- KEYS[9]  the console's index of the OLD status  sagaflow:{p}:by_status:<old> (new: = KEYS[10])
--- KEYS[10] the console's index of the new status  sagaflow:{p}:by_status:<new>
--- KEYS[11] the console's index of the reason      sagaflow:{p}:by_reason:<reason> (finished)
--- KEYS[12] the same for live sagas                sagaflow:{p}:by_reason_live:<reason>
---          (compensating, stuck: never trimmed; a saga moves to KEYS[11] when it finishes)
---          (the caller names the old status's key; the version check makes sure it is the one
---          stored)
+-- ARGV[1] "batch", ARGV[2] the number of events c; then per event: its number of keys k, its
+-- number of arguments m, and those m arguments; KEYS are the events' keys one after the other.
+-- Returns the c answers in order. Each event is checked and applied on its own (a conflict or a
+-- duplicate changes only its answer), in order, so two events of one saga see each other's
+-- effects; every check of an event happens before its first write.
 --
--- Returns one of
+-- An event's keys (k = 12, or 14 for a start admitted here):
+--   1 saga hash      sagaflow:{p}:saga:<order_id>   version, state, status, created_by
+--   2 dedup mark     sagaflow:{p}:dedup:<event_id>
+--   3 outbox stream  sagaflow:{p}:outbox
+--   4 deadlines zset sagaflow:{p}:deadlines
+--   5 stats hash     sagaflow:{p}:stats
+--   6 parked zset    sagaflow:{p}:parked:<store_id>  member order_id, score = parked at (ms)
+--   7 parked stores  sagaflow:{p}:parked_stores      hash store_id -> parked count
+--   8 parked leases  sagaflow:{p}:parked_leases      zset order_id -> lease end (ms)
+--   9 the console's index of the OLD status  sagaflow:{p}:by_status:<old> (a new saga: = 10)
+--  10 the console's index of the new status  sagaflow:{p}:by_status:<new>
+--  11 the console's index of the reason      sagaflow:{p}:by_reason:<reason> (finished)
+--  12 the same for live sagas                sagaflow:{p}:by_reason_live:<reason>
+--     (compensating, stuck: never trimmed; a saga moves to 11 when it finishes; the caller names
+--     the old status's key, the version check makes sure it is the one stored)
+--  13 the store's rate bucket                sagaflow:rl:{<store_id>}      (admit = "gcra")
+--  14 the console's index of status parked   sagaflow:{p}:by_status:parked (admit = "gcra")
+--
+-- An event's arguments (n = the number of commands):
+--   1 mode: "apply", or "start" (an order.created for an order without a saga)
+--   2 expected version (0 = no saga yet)   3 dedup TTL in seconds (<= 0: no dedup check/mark)
+--   4 order id (the member in the zsets)   5 new state blob   6 new status
+--   7 "1" when the saga is finished (the record then expires after 8 seconds)
+--   8 finished record TTL in seconds
+--   9 deadline in ms since the epoch ("0": clear the order's deadline)
+--  10 n, then n times: id, exchange, route, body
+--  then: store id, the time the saga is parked at (ms; used when the new status is parked),
+--        the change's time (ms), the saga's failure reason ("" while none), the cap of finished
+--        sagas kept per console index
+--  a start then has: admit ("given": admitted by the caller; "park": parked by the caller;
+--        "gcra": admitted here under the store's plan), the event id, and for "gcra" the
+--        plan's emission interval T (us), tolerance tau (us) and the parked alternative's state
+--
+-- Answers:
 --   {"applied", new_version, stream_id_1, ..., stream_id_n}   (the commands' outbox entries)
+--   {"parked", new_version}          a start over its store's limit, written as parked
 --   {"duplicate", current_version}   the event id was already applied: nothing changed
 --   {"conflict", current_version}    the version did not match: nothing changed
--- All or nothing: every check happens before the first write.
 --
--- A batch (the events of one loop turn, one call): ARGV[1] "batch", ARGV[2] the count c, then
--- per event the number of its arguments m and those m arguments (the layout above, from
--- "apply"); KEYS are the events' 12 keys one after the other. Returns the c answers in order;
--- each event is checked and applied on its own (a conflict or duplicate changes only its
--- answer), in order, so two events of one saga see each other's effects.
+-- A start is deduplicated by its saga record (created_by: the event that created it) rather
+-- than a dedup mark: the record lives at least as long as a mark would (finished TTL >= dedup
+-- TTL). Records from before created_by keep their marks, which are still checked.
+--
+-- Writes that many events of a call share (the deadlines, the console's indexes, the status
+-- counters, the rate buckets) are folded per key and written once at the end of the call
+-- (last write per member wins, as writing in order would), so a call of c starts costs a few
+-- commands more than its c records, not a few times c.
 
-local function apply_one(KEYS, ARGV)
-  local mode = ARGV[1]
-  local expected = tonumber(ARGV[2])
-  local dedup_ttl = tonumber(ARGV[3])
+local zsets = {}      -- key -> { member -> score (to add) | false (to remove) }
+local trims = {}      -- finished-sagas index key -> the newest change (ms) written to it
+local counters = {}   -- key -> { field -> delta }
+local buckets = {}    -- rate key -> { tat = us, dirty = bool }
+local now_us = nil    -- Redis' TIME, read once per call (clock_us), when first needed
+local cap, ttl_ms = 0, 0
+local kLateMs = 250
 
-  local saga = redis.call('HMGET', KEYS[1], 'version', 'status')
+local function zput(key, member, score)
+  local z = zsets[key]
+  if not z then
+    z = {}
+    zsets[key] = z
+  end
+  z[member] = score
+end
+
+local function count(key, field, delta)
+  local c = counters[key]
+  if not c then
+    c = {}
+    counters[key] = c
+  end
+  c[field] = (c[field] or 0) + delta
+end
+
+local function clock_us()
+  if not now_us then
+    local t = redis.call('TIME')
+    now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return now_us
+end
+
+-- GCRA (as gcra.lua, at one `now` for the whole call): admit when TAT - tau <= now, then
+-- TAT = max(TAT, now) + T.
+local function take_token(key, T, tau)
+  clock_us()
+  local b = buckets[key]
+  if not b then
+    b = { tat = tonumber(redis.call('GET', key)) or now_us, dirty = false }
+    buckets[key] = b
+  end
+  local tat = b.tat
+  if tat < now_us then tat = now_us end
+  if tat - tau > now_us then return false end
+  b.tat = tat + T
+  b.dirty = true
+  return true
+end
+
+local function apply_one(K, A)
+  local start = A[1] == 'start'
+  local expected = tonumber(A[2])
+  local dedup_ttl = tonumber(A[3])
+  local order = A[4]
+  local n = tonumber(A[10])
+  local tail = 11 + 4 * n
+  local store, parked_at = A[tail], tonumber(A[tail + 1])
+  local changed_at, reason = tonumber(A[tail + 2]), A[tail + 3]
+  local event = start and A[tail + 6] or nil
+
+  local saga = redis.call('HMGET', K[1], 'version', 'status', 'created_by')
   local version = tonumber(saga[1]) or 0
   local old_status = saga[2]
 
-  if dedup_ttl > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
-    return {'duplicate', version}
-  end
-  if expected >= 0 and version ~= expected then
-    return {'conflict', version}
+  if start then
+    if version > 0 then
+      if saga[3] == event or (dedup_ttl > 0 and redis.call('EXISTS', K[2]) == 1) then
+        return {'duplicate', version}
+      end
+      return {'conflict', version}
+    end
+  else
+    if dedup_ttl > 0 and redis.call('EXISTS', K[2]) == 1 then return {'duplicate', version} end
+    if expected >= 0 and version ~= expected then return {'conflict', version} end
   end
 
-  if mode ~= 'apply' then return redis.error_reply('apply.lua: unknown mode ' .. tostring(mode)) end
+  local state, new_status, status_index = A[5], A[6], K[10]
+  local finished, deadline = A[7] == '1', tonumber(A[9])
+  local parked = false
+  if start and A[tail + 5] == 'gcra' and
+      not take_token(K[13], tonumber(A[tail + 7]), tonumber(A[tail + 8])) then
+    -- Over the store's limit: the parked alternative, with no command and no deadline.
+    parked, state, new_status, status_index = true, A[tail + 9], 'parked', K[14]
+    finished, deadline, n = false, 0, 0
+  end
 
   -- The new saga record.
   local new_version = version + 1
-  local new_status = ARGV[6]
-  redis.call('HSET', KEYS[1], 'version', new_version, 'state', ARGV[5], 'status', new_status)
-  if ARGV[7] == '1' then
-    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
+  if start then
+    redis.call('HSET', K[1], 'version', new_version, 'state', state, 'status', new_status,
+               'created_by', event)
+  else
+    redis.call('HSET', K[1], 'version', new_version, 'state', state, 'status', new_status)
+  end
+  if finished then
+    redis.call('EXPIRE', K[1], tonumber(A[8]))
   elseif version > 0 then
-    redis.call('PERSIST', KEYS[1])  -- a finished saga can come back (stuck); a new one has no TTL
+    redis.call('PERSIST', K[1])  -- a finished saga can come back (stuck); a new one has no TTL
   end
 
   -- Commands into the outbox. The writer publishes them and deletes them once confirmed; an
   -- entry still there after the relay's idle time is re-sent by the partition's relay
   -- (outbox_claim.lua), so the stream id (its time) is all the bookkeeping an entry needs.
-  local result = {'applied', new_version}
-  local n = tonumber(ARGV[10])
-  local a = 11
-  for _ = 1, n do
-    local id = redis.call('XADD', KEYS[3], '*', 'id', ARGV[a], 'exchange', ARGV[a + 1],
-                          'route', ARGV[a + 2], 'body', ARGV[a + 3])
-    result[#result + 1] = id
-    a = a + 4
+  local answer = {parked and 'parked' or 'applied', new_version}
+  for c = 0, n - 1 do
+    local a = 11 + 4 * c
+    answer[#answer + 1] = redis.call('XADD', K[3], '*', 'id', A[a], 'exchange', A[a + 1],
+                                     'route', A[a + 2], 'body', A[a + 3])
   end
 
-  -- The order's next deadline.
-  local deadline = tonumber(ARGV[9])
+  -- The order's next deadline (a new saga has none to clear). The caller counts it from the
+  -- change's time on its own clock. When this call runs more than kLateMs away from that
+  -- time on Redis' clock, which the sweeper reads (Redis was paused or slow, or the worker's
+  -- clock is off), it is moved by the difference: the step still gets its whole timeout after
+  -- its commands could first be sent.
   if deadline > 0 then
-    redis.call('ZADD', KEYS[4], deadline, ARGV[4])
-  else
-    redis.call('ZREM', KEYS[4], ARGV[4])
+    local off = math.floor(clock_us() / 1000) - changed_at
+    if math.abs(off) > kLateMs then deadline = deadline + off end
+    zput(K[4], order, deadline)
+  elseif version > 0 then
+    zput(K[4], order, false)
   end
 
   -- The parked-starts index: kept with the status, so a start or a cancel of a parked saga
   -- frees its place in the same step (a parked record has no TTL).
-  local store = ARGV[11 + 4 * n]
-  if store and store ~= '' then
+  if store ~= '' then
     if new_status == 'parked' and old_status ~= 'parked' then
-      if redis.call('ZADD', KEYS[6], tonumber(ARGV[12 + 4 * n]), ARGV[4]) == 1 then
-        redis.call('HINCRBY', KEYS[7], store, 1)
+      if redis.call('ZADD', K[6], parked_at, order) == 1 then
+        redis.call('HINCRBY', K[7], store, 1)
       end
     elseif old_status == 'parked' and new_status ~= 'parked' then
-      if redis.call('ZREM', KEYS[6], ARGV[4]) == 1 then
-        if redis.call('HINCRBY', KEYS[7], store, -1) <= 0 then redis.call('HDEL', KEYS[7], store) end
+      if redis.call('ZREM', K[6], order) == 1 then
+        if redis.call('HINCRBY', K[7], store, -1) <= 0 then redis.call('HDEL', K[7], store) end
       end
-      redis.call('ZREM', KEYS[8], ARGV[4])
+      redis.call('ZREM', K[8], order)
     end
   end
 
   -- Sagas per status (for `sagaflow status`).
   if old_status ~= new_status then
-    if old_status then redis.call('HINCRBY', KEYS[5], old_status, -1) end
-    redis.call('HINCRBY', KEYS[5], new_status, 1)
+    if old_status then count(K[5], old_status, -1) end
+    count(K[5], new_status, 1)
   end
 
   -- The console's indexes: each saga in the index of its status and, once it has one, of its
   -- failure reason, scored by its last change. Finished sagas are bounded per partition (the
   -- newest `cap`, none older than the record's TTL); live ones leave with their status.
-  local changed_at = tonumber(ARGV[13 + 4 * n])
-  if changed_at then
-    local reason = ARGV[14 + 4 * n]
-    local cap = tonumber(ARGV[15 + 4 * n])
-    if old_status and old_status ~= new_status then redis.call('ZREM', KEYS[9], ARGV[4]) end
-    redis.call('ZADD', KEYS[10], changed_at, ARGV[4])
-    -- Only finished sagas are ever trimmed: a live one (running, compensating, stuck) stays
-    -- listed, whatever its age, until it changes.
-    local trim = {}
-    if ARGV[7] == '1' then trim[#trim + 1] = KEYS[10] end
-    if reason and reason ~= '' then
-      if ARGV[7] == '1' then
-        redis.call('ZREM', KEYS[12], ARGV[4])
-        redis.call('ZADD', KEYS[11], changed_at, ARGV[4])
-        trim[#trim + 1] = KEYS[11]
+  cap, ttl_ms = tonumber(A[tail + 4]), tonumber(A[8]) * 1000
+  if old_status and old_status ~= new_status then zput(K[9], order, false) end
+  zput(status_index, order, changed_at)
+  local function trim(key)
+    if (trims[key] or 0) < changed_at then trims[key] = changed_at end
+  end
+  if finished then trim(status_index) end
+  if reason ~= '' then
+    if finished then
+      zput(K[12], order, false)
+      zput(K[11], order, changed_at)
+      trim(K[11])
+    else
+      -- live again (a late success's compensation can take a failed saga to stuck)
+      zput(K[11], order, false)
+      zput(K[12], order, changed_at)
+    end
+  end
+
+  if not start and dedup_ttl > 0 then redis.call('SET', K[2], '1', 'EX', dedup_ttl) end
+  return answer
+end
+
+-- One command per key for a list of arguments, in chunks that Lua's unpack takes.
+local function call_chunked(command, key, list)
+  local step = 1000
+  for i = 1, #list, step do
+    redis.call(command, key, unpack(list, i, math.min(#list, i + step - 1)))
+  end
+end
+
+local function write_folded()
+  for key, members in pairs(zsets) do
+    local add, remove = {}, {}
+    for member, score in pairs(members) do
+      if score then
+        add[#add + 1] = score
+        add[#add + 1] = member
       else
-        -- live again (a late success's compensation can take a failed saga to stuck)
-        redis.call('ZREM', KEYS[11], ARGV[4])
-        redis.call('ZADD', KEYS[12], changed_at, ARGV[4])
+        remove[#remove + 1] = member
       end
     end
-    for _, key in ipairs(trim) do
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (changed_at - tonumber(ARGV[8]) * 1000))
-      local count = redis.call('ZCARD', key)
-      if count > cap then redis.call('ZREMRANGEBYRANK', key, 0, count - cap - 1) end
+    call_chunked('ZADD', key, add)
+    call_chunked('ZREM', key, remove)
+  end
+  -- Only finished sagas are ever trimmed: a live one (running, compensating, stuck) stays
+  -- listed, whatever its age, until it changes.
+  for key, newest in pairs(trims) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (newest - ttl_ms))
+    local size = redis.call('ZCARD', key)
+    if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
+  end
+  for key, fields in pairs(counters) do
+    for field, delta in pairs(fields) do
+      if delta ~= 0 then redis.call('HINCRBY', key, field, delta) end
     end
   end
-
-  if dedup_ttl > 0 then redis.call('SET', KEYS[2], '1', 'EX', dedup_ttl) end
-  return result
-end
-
-if ARGV[1] == 'batch' then
-  local count = tonumber(ARGV[2])
-  local answers = {}
-  local a = 3
-  for i = 0, count - 1 do
-    local keys = {}
-    for k = 1, 12 do keys[k] = KEYS[12 * i + k] end
-    local m = tonumber(ARGV[a])
-    local args = {}
-    for j = 1, m do args[j] = ARGV[a + j] end
-    answers[i + 1] = apply_one(keys, args)
-    a = a + 1 + m
+  for key, b in pairs(buckets) do
+    if b.dirty then
+      redis.call('SET', key, string.format('%.0f', b.tat), 'PX',
+                 math.ceil((b.tat - now_us) / 1000) + 1000)
+    end
   end
-  return answers
 end
-return apply_one(KEYS, ARGV)
+
+if ARGV[1] ~= 'batch' then return redis.error_reply('apply.lua: unknown mode ' .. tostring(ARGV[1])) end
+local answers = {}
+local k, a = 0, 3
+for i = 1, tonumber(ARGV[2]) do
+  local nk, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local keys, args = {}, {}
+  for j = 1, nk do keys[j] = KEYS[k + j] end
+  for j = 1, m do args[j] = ARGV[a + 1 + j] end
+  answers[i] = apply_one(keys, args)
+  k, a = k + nk, a + 2 + m
+end
+write_folded()
+return answers

@@ -385,6 +385,27 @@ TEST_CASE(
   auto later = apply(protected_store, request("evt_w1", 0));
   REQUIRE(later.ok());
   CHECK(later->kind == ApplyKind::duplicate);
+
+  // The same for a saga start, found duplicate by its record (created_by), not a dedup mark
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string name = "ord_wait_start" + std::to_string(i);
+    if (Keyspace(kPartitions).partition_of(OrderId{name}) == p) other = name;
+  }
+  ApplyRequest start = request("evt_s1", 0);
+  start.order_id = OrderId{other};
+  start.start.emplace();
+  rc.node(replica).pause();
+  auto started = apply(unprotected, start);
+  REQUIRE(started.ok());
+  CHECK(started->kind == ApplyKind::applied);
+  auto start_again = apply(protected_store, start);
+  REQUIRE_FALSE(start_again.ok());
+  CHECK(start_again.error().code == Errc::unavailable);
+  rc.node(replica).resume();
+  auto start_later = apply(protected_store, start);
+  REQUIRE(start_later.ok());
+  CHECK(start_later->kind == ApplyKind::duplicate);
   plain->stop();
   waiting->stop();
 }

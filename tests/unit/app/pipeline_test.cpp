@@ -18,17 +18,26 @@ using namespace sagaflow::app;
 
 namespace {
 
+struct FakeAdmission;
+
 // Redis, as a map, with every callback deferred until run() so tests control interleavings.
+// A start (ApplyRequest::start) is committed as apply.lua does: refused when the order has a
+// saga (a duplicate when this event created it), admitted by `admission` when asked to.
 struct FakeRepo final : SagaRepository {
+  explicit FakeRepo(FakeAdmission& a) : admission(a) {}
+  FakeAdmission& admission;
   std::map<std::string, store::SagaRecord> sagas;
+  std::map<std::string, std::string> created_by;
   std::set<std::string> done_events;
-  std::vector<store::ApplyRequest> commits;
+  std::vector<store::ApplyRequest> commits;  // as written (a start parked by its admission too)
+  int loads = 0;
   std::vector<std::string> cleared;
   std::deque<std::function<void()>> queue;
   bool down = false;
   int bump_before_next_commit = 0;  // simulate another worker winning the CAS
 
   void load(const OrderId& order, std::function<void(Result<store::SagaRecord>)> done) override {
+    ++loads;
     queue.push_back([this, order, done] {
       if (down) return done(make_error(Errc::unavailable, "redis down"));
       auto it = sagas.find(order.str());
@@ -44,20 +53,38 @@ struct FakeRepo final : SagaRepository {
         --bump_before_next_commit;
         s.version += 1;
       }
-      if (!c.event_id.empty() && done_events.count(c.event_id.str()))
+      const bool seen = !c.event_id.empty() && (done_events.count(c.event_id.str()) ||
+                                                created_by[c.order_id.str()] == c.event_id.str());
+      if (seen && (c.start.has_value() ? s.version > 0 : true))
         return done(store::ApplyOutcome{store::ApplyKind::duplicate, s.version, 0, {}});
       if (s.version != c.expected_version)
         return done(store::ApplyOutcome{store::ApplyKind::conflict, s.version, 0, {}});
+      store::ApplyRequest written = c;
+      bool parked = false;
+      if (c.start) {
+        created_by[c.order_id.str()] = c.event_id.str();  // no dedup mark
+        if (c.start->admit == store::SagaStart::Admit::gcra && !take_token()) {
+          parked = true;
+          written.new_state = c.start->parked_state;
+          written.new_status = "parked";
+          written.commands.clear();
+          written.deadline.reset();
+        }
+      } else {
+        done_events.insert(c.event_id.str());
+      }
       s.version += 1;
-      s.state = c.new_state;
-      done_events.insert(c.event_id.str());
-      commits.push_back(c);
+      s.state = written.new_state;
+      s.status = written.new_status;
+      commits.push_back(written);
       store::ApplyOutcome r{store::ApplyKind::applied, s.version, 3, {}};
-      for (std::size_t i = 0; i < c.commands.size(); ++i)
+      r.parked = parked;
+      for (std::size_t i = 0; i < written.commands.size(); ++i)
         r.stream_ids.push_back("id" + std::to_string(i));
       done(r);
     });
   }
+  bool take_token();
   void outbox_done(int, std::vector<std::string> ids) override {
     cleared.insert(cleared.end(), ids.begin(), ids.end());
   }
@@ -86,7 +113,18 @@ struct FakeAdmission final : StartAdmission {
   }
   int delayed = 0;
   void note_delayed(const StoreId&) override { ++delayed; }
+  bool in_commit = true;  // false: as on a cluster, a start is admitted by admit()
+  void plan_for_commit(
+      const StoreId&, std::function<void(Result<std::optional<store::GcraParams>>)> done) override {
+    if (!in_commit) return done(std::optional<store::GcraParams>{});
+    done(std::optional<store::GcraParams>(store::GcraParams{1000, 0}));
+  }
 };
+
+bool FakeRepo::take_token() {
+  ++admission.calls;
+  return admission.retry_after_ms <= 0;
+}
 
 struct FakeSink final : MessageSink {
   std::vector<store::OutboxCommand> published;
@@ -128,9 +166,9 @@ struct Harness {
   }
   bool remembering;
   ManualClock clock{1'700'000'000'000};
-  FakeRepo repo;
-  CachedSagaRepository cached{repo, 100, std::size_t{1} << 20};
   FakeAdmission admission;
+  FakeRepo repo{admission};
+  CachedSagaRepository cached{repo, 100, std::size_t{1} << 20};
   FakeSink sink;
   FakeTimers timers{clock};
   metrics::Registry registry;
@@ -412,4 +450,81 @@ TEST_CASE("only a start takes a token: duplicates, existing sagas and remembered
     if (m.id.rfind("o2:", 0) == 0) CHECK(m.exchange == "sagaflow.events");  // no command
   }
   CHECK(failed_o2);
+}
+
+TEST_CASE("a start is committed without a read; on a cluster it is read and admitted first",
+          "[pipeline]") {
+  for (const bool in_commit : {true, false}) {
+    CAPTURE(in_commit);
+    Harness h;
+    h.admission.in_commit = in_commit;
+    h.deliver(1, order_created("o1"));
+    REQUIRE(h.settled.count(1));
+    CHECK(h.settled[1].kind == Verdict::Kind::ack);
+    REQUIRE(h.repo.commits.size() == 1);
+    const store::ApplyRequest& c = h.repo.commits[0];
+    REQUIRE(c.start.has_value());
+    CHECK(c.expected_version == 0);
+    CHECK(c.new_status == "running");
+    // One Redis: no load, the token is taken in the commit, which carries the parked
+    // alternative; a cluster: a load, then a separate admission
+    CHECK(h.repo.loads == (in_commit ? 0 : 1));
+    CHECK(c.start->admit ==
+          (in_commit ? store::SagaStart::Admit::gcra : store::SagaStart::Admit::given));
+    CHECK(h.admission.calls == 1);
+    if (in_commit) {
+      auto parked = SagaState::from_json(c.start->parked_state);
+      REQUIRE(parked.ok());
+      CHECK(parked->status == SagaStatus::parked);
+      CHECK(c.parked_at == h.clock.now_ms());
+    }
+    CHECK(h.sink.published.size() == 1);
+  }
+}
+
+TEST_CASE("a start the commit's admission refuses is parked, acked, counted, then started",
+          "[pipeline]") {
+  Harness h(/*remember=*/true);
+  h.admission.retry_after_ms = 1000;
+  h.deliver(1, order_created("o1"));
+  REQUIRE(h.settled.count(1));
+  CHECK(h.settled[1].kind == Verdict::Kind::ack);
+  CHECK(h.repo.loads == 0);
+  REQUIRE(h.repo.commits.size() == 1);
+  CHECK(h.repo.commits[0].new_status == "parked");
+  CHECK(h.admission.delayed == 1);
+  CHECK(h.sink.published.empty());
+  CHECK(h.cached.size() == 0);  // the parked record is not what the request's state said
+  // The store's next start queues behind it without asking for a token
+  h.admission.retry_after_ms = 0;
+  h.deliver(2, order_created("o2"));
+  CHECK(h.admission.calls == 1);
+  REQUIRE(h.repo.commits.size() == 2);
+  CHECK(h.repo.commits[1].new_status == "parked");
+  CHECK(h.repo.commits[1].start->admit == store::SagaStart::Admit::park);
+  // The scheduler hands o1 back: it reads the parked record and starts it
+  h.pipeline.on_parked_start(OrderId(std::string("o1")));
+  h.repo.run();
+  REQUIRE(h.repo.commits.size() == 3);
+  CHECK(h.repo.commits[2].new_status == "running");
+  CHECK(h.repo.commits[2].expected_version == 1);
+  REQUIRE(h.sink.published.size() == 1);
+  CHECK(h.sink.published[0].route == "inventory.reserve");
+  // A re-delivered order.created of a parked start is a duplicate, not a second saga
+  h.deliver(3, order_created("o2"));
+  CHECK(h.settled[3].kind == Verdict::Kind::ack);
+  CHECK(h.repo.commits.size() == 3);
+}
+
+TEST_CASE("on a cluster too, only a start takes a token", "[pipeline]") {
+  Harness h;
+  h.admission.in_commit = false;
+  h.deliver(1, order_created("o1"));
+  h.deliver(2, order_created("o1"));
+  h.deliver(3, order_created("o1", "evt_other"));
+  h.deliver(4, R"({"id":"c2","type":"order.cancelled","data":{"order_id":"o2"}})");
+  h.deliver(5, order_created("o2"));
+  for (std::uint64_t tag = 1; tag <= 5; ++tag) CHECK(h.settled[tag].kind == Verdict::Kind::ack);
+  CHECK(h.admission.calls == 1);
+  CHECK(h.sink.published.size() == 2);  // o1's inventory.reserve, o2's order.failed
 }

@@ -1,0 +1,243 @@
+// Proves saga starts in apply.lua against a real Redis: a start is deduplicated by the record it
+// creates (no dedup mark), refused as a conflict when the order has another saga, admitted
+// under its store's plan inside the same call (over the plan: the parked alternative, indexed
+// as parked), and a record written before created_by existed (the previous format, with its
+// dedup mark) is still found duplicate. The batch's shared writes are folded: a call of many
+// starts runs a few commands per start, counted from INFO commandstats.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "loop.hpp"
+#include "store/saga_store.hpp"
+#include "support/servers.hpp"
+
+using namespace sagaflow;
+using namespace sagaflow::store;
+using namespace sagaflow::store::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+ApplyRequest start(const std::string& order, const std::string& event, SagaStart::Admit admit,
+                   GcraParams plan = {}) {
+  ApplyRequest r;
+  r.order_id = OrderId{order};
+  r.event_id = EventId{event};
+  r.store_id = StoreId(std::string("s1"));
+  r.new_state = "{\"started\":\"" + event + "\"}";
+  r.new_status = admit == SagaStart::Admit::park ? "parked" : "running";
+  if (admit != SagaStart::Admit::park) {
+    r.commands.push_back(
+        {order + ":inventory.reserve", "sagaflow.commands", "inventory.reserve", "{}"});
+    r.deadline = 4'000'000'000'000;
+  }
+  r.parked_at = 1'000;
+  r.updated_at = 2'000;
+  SagaStart& s = r.start.emplace();
+  s.admit = admit;
+  s.plan = plan;
+  s.parked_state = "{\"parked\":\"" + event + "\"}";
+  return r;
+}
+
+SagaStoreOptions options() {
+  SagaStoreOptions o;
+  o.partitions = 16;
+  o.dedup_ttl_s = 3600;
+  return o;
+}
+
+std::string field(testing::RedisServer& server, SagaStore& store, const std::string& order,
+                  const std::string& name) {
+  const OrderId id{order};
+  return server.command({"HGET", Keyspace::saga_key(store.partition_of(id), id), name});
+}
+
+// Calls per command name from INFO commandstats ("cmdstat_zadd:calls=3,...").
+std::map<std::string, long> command_calls(testing::RedisServer& server) {
+  std::map<std::string, long> calls;
+  const std::string info = server.command({"INFO", "commandstats"});
+  std::size_t at = 0;
+  while ((at = info.find("cmdstat_", at)) != std::string::npos) {
+    const std::size_t colon = info.find(':', at);
+    const std::size_t eq = info.find("calls=", colon);
+    calls[info.substr(at + 8, colon - at - 8)] = std::stol(info.substr(eq + 6));
+    at = colon;
+  }
+  return calls;
+}
+
+}  // namespace
+
+TEST_CASE("a start is deduplicated by its record, and another saga there is a conflict",
+          "[store][start]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto client = connected_client(loop, client_options(server));
+  SagaStore store(*client, options());
+  auto apply = [&](const ApplyRequest& r) {
+    return loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
+  };
+
+  // When a start is applied
+  const auto first = apply(start("o1", "evt_1", SagaStart::Admit::given));
+  REQUIRE(first.ok());
+  CHECK(first->kind == ApplyKind::applied);
+  CHECK_FALSE(first->parked);
+  CHECK(first->stream_ids.size() == 1);
+  // Then its record names the event that created it, and no dedup mark was written
+  CHECK(field(server, store, "o1", "created_by") == "evt_1");
+  const OrderId o1(std::string("o1"));
+  CHECK(server.command({"EXISTS", Keyspace::dedup_key(store.partition_of(o1),
+                                                      EventId(std::string("evt_1")))}) == "0");
+  // And the same event again is a duplicate, another order.created of the order a conflict
+  const auto again = apply(start("o1", "evt_1", SagaStart::Admit::given));
+  REQUIRE(again.ok());
+  CHECK(again->kind == ApplyKind::duplicate);
+  CHECK(again->version == 1);
+  const auto other = apply(start("o1", "evt_other", SagaStart::Admit::given));
+  REQUIRE(other.ok());
+  CHECK(other->kind == ApplyKind::conflict);
+  CHECK(field(server, store, "o1", "version") == "1");
+  CHECK(server.command({"XLEN", Keyspace::outbox_key(store.partition_of(o1))}) == "1");
+
+  // And a record of the previous format (no created_by; the start's dedup mark) is a
+  // duplicate too: records written before the upgrade keep their marks
+  const OrderId o2(std::string("o2"));
+  const int p2 = store.partition_of(o2);
+  server.command(
+      {"HSET", Keyspace::saga_key(p2, o2), "version", "3", "state", "{}", "status", "running"});
+  server.command({"SET", Keyspace::dedup_key(p2, EventId(std::string("evt_2"))), "1", "EX", "60"});
+  const auto old = apply(start("o2", "evt_2", SagaStart::Admit::given));
+  REQUIRE(old.ok());
+  CHECK(old->kind == ApplyKind::duplicate);
+  CHECK(old->version == 3);
+  client->stop();
+}
+
+TEST_CASE("starts admitted in the call: the plan's burst starts, the rest is parked",
+          "[store][start]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto client = connected_client(loop, client_options(server));
+  SagaStore store(*client, options());
+
+  // Given a plan of 1 per hour with a burst of 3, and 10 starts of its store in one loop turn
+  const GcraParams plan{3'600'000'000, 2 * 3'600'000'000LL};
+  std::map<std::string, Result<ApplyOutcome>> out;
+  for (int i = 0; i < 10; ++i) {
+    const std::string order = "g" + std::to_string(i);
+    store.apply(start(order, "evt_" + order, SagaStart::Admit::gcra, plan),
+                [&out, order](Result<ApplyOutcome> r) { out.emplace(order, std::move(r)); });
+  }
+  REQUIRE(loop.run_until([&] { return out.size() == 10; }));
+  CHECK(store.stats().calls == 1);
+
+  // Then the first 3 started (a command each), the other 7 are parked (none), in order
+  for (int i = 0; i < 10; ++i) {
+    const std::string order = "g" + std::to_string(i);
+    CAPTURE(order);
+    const auto& r = out.at(order);
+    REQUIRE(r.ok());
+    CHECK(r->kind == ApplyKind::applied);
+    CHECK(r->parked == (i >= 3));
+    CHECK(r->stream_ids.size() == (i >= 3 ? 0U : 1U));
+    CHECK(field(server, store, order, "status") == (i >= 3 ? "parked" : "running"));
+    CHECK(field(server, store, order, "state") ==
+          (i >= 3 ? "{\"parked\":\"evt_" + order + "\"}" : "{\"started\":\"evt_" + order + "\"}"));
+  }
+  // And the parked ones are in the parked-starts index, the counts and the console's index
+  long parked = 0;
+  long parked_listed = 0;
+  long running_listed = 0;
+  long deadlines = 0;
+  for (int p = 0; p < 16; ++p) {
+    const std::string count = server.command({"HGET", Keyspace::parked_stores_key(p), "s1"});
+    if (count != "(nil)") parked += std::stol(count);
+    parked_listed += std::stol(server.command({"ZCARD", Keyspace::status_index_key(p, "parked")}));
+    running_listed +=
+        std::stol(server.command({"ZCARD", Keyspace::status_index_key(p, "running")}));
+    deadlines += std::stol(server.command({"ZCARD", Keyspace::deadlines_key(p)}));
+  }
+  CHECK(parked == 7);
+  CHECK(parked_listed == 7);
+  CHECK(running_listed == 3);
+  CHECK(deadlines == 3);
+  // And the bucket holds the 3 tokens taken, so the next start is parked as well
+  CHECK(server.command({"PTTL", Keyspace::rate_key(StoreId(std::string("s1")))}) != "-2");
+  const auto next = loop.await<ApplyOutcome>([&](auto done) {
+    store.apply(start("g10", "evt_g10", SagaStart::Admit::gcra, plan), std::move(done));
+  });
+  REQUIRE(next.ok());
+  CHECK(next->parked);
+  client->stop();
+}
+
+TEST_CASE("a call of many starts folds its shared writes: a few commands per start",
+          "[store][start][batch]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  server.command({"CONFIG", "RESETSTAT"});
+  Loop loop;
+  auto client = connected_client(loop, client_options(server));
+  SagaStoreOptions o = options();
+  o.partitions = 1;  // one outbox, one deadline set, one index: the most folding
+  o.max_batch = 64;
+  SagaStore store(*client, o);
+
+  int answered = 0;
+  for (int i = 0; i < 64; ++i) {
+    const std::string order = "f" + std::to_string(i);
+    store.apply(start(order, "evt_" + order, SagaStart::Admit::gcra, GcraParams{1, 1'000'000}),
+                [&answered](Result<ApplyOutcome> r) {
+                  CHECK(r.ok());
+                  CHECK_FALSE(r->parked);
+                  ++answered;
+                });
+  }
+  REQUIRE(loop.run_until([&] { return answered == 64; }));
+  REQUIRE(store.stats().calls == 1);
+  const auto calls = command_calls(server);
+  // Per start: its record read and written and its command added...
+  CHECK(calls.at("hmget") == 64);
+  CHECK(calls.at("hset") == 64);
+  CHECK(calls.at("xadd") == 64);
+  // ...and, for all 64 together: one deadline and one index ZADD, one counter, one bucket
+  // read and write, one TIME; no dedup mark
+  CHECK(calls.at("zadd") == 2);
+  CHECK(calls.at("hincrby") == 1);
+  CHECK(calls.at("get") == 1);
+  CHECK(calls.at("set") == 1);
+  CHECK(calls.at("time") == 1);
+  CHECK(calls.count("exists") == 0);
+  client->stop();
+}
+
+TEST_CASE("a commit that runs late still gives its step the whole timeout", "[store][saga]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto client = connected_client(loop, client_options(server));
+  SagaStore store(*client, options());
+
+  // Given a step taken 10 s ago with a 1.5 s timeout, committed only now (Redis was paused)
+  const std::string time = server.command({"TIME"});
+  const Millis now = std::stoll(time.substr(0, time.find('\n'))) * 1000;
+  ApplyRequest r = start("late", "evt_late", SagaStart::Admit::given);
+  r.updated_at = now - 10'000;
+  r.deadline = r.updated_at + 1'500;
+  const auto out = loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
+  REQUIRE(out.ok());
+  // Then the deadline counts from the commit, on Redis' clock: not already past
+  const OrderId id(std::string("late"));
+  const Millis due = std::stoll(
+      server.command({"ZSCORE", Keyspace::deadlines_key(store.partition_of(id)), "late"}));
+  CHECK(due >= now + 1'500);
+  CHECK(due <= now + 1'500 + 2'000);
+  client->stop();
+}
