@@ -20,7 +20,7 @@ Error script_error(std::string_view what, const Reply& r) {
   return make_error(Errc::internal, fmt::format("{}: unexpected reply: {}", what, r.str));
 }
 
-// {"applied", v, ids...} | {"parked"|"duplicate"|"conflict", v}
+// {"applied", v, ids...} | {"duplicate"|"conflict"|"limited", v}
 Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
   if (!r.ok()) return std::move(r).error();
   const Reply& reply = r.value();
@@ -31,9 +31,8 @@ Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
   const std::string& kind = reply.elements[0].str;
   if (kind == "applied") {
     out.kind = ApplyKind::applied;
-  } else if (kind == "parked") {
-    out.kind = ApplyKind::applied;
-    out.parked = true;
+  } else if (kind == "limited") {
+    out.kind = ApplyKind::limited;
   } else if (kind == "duplicate") {
     out.kind = ApplyKind::duplicate;
   } else if (kind == "conflict") {
@@ -54,7 +53,7 @@ SagaStore::SagaStore(RedisClient& redis, SagaStoreOptions options)
     : redis_(redis),
       options_(std::move(options)),
       keyspace_(options_.partitions),
-      queued_(static_cast<std::size_t>(keyspace_.partitions())),
+      lanes_(static_cast<std::size_t>(keyspace_.partitions())),
       flush_timer_(new uv_timer_t{}) {
   if (options_.finished_ttl_s < options_.dedup_ttl_s)
     options_.finished_ttl_s = options_.dedup_ttl_s;
@@ -103,7 +102,7 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   }
   Queued q;
   q.partition = p;
-  q.keys.reserve(gcra ? 14 : 12);
+  q.keys.reserve(gcra ? 13 : 12);
   q.keys.push_back(Keyspace::saga_key(p, req.order_id));
   q.keys.push_back(Keyspace::dedup_key(p, req.event_id));
   q.keys.push_back(Keyspace::outbox_key(p));
@@ -117,10 +116,7 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   q.keys.push_back(Keyspace::status_index_key(p, req.new_status));
   q.keys.push_back(Keyspace::reason_index_key(p, req.reason));
   q.keys.push_back(Keyspace::live_reason_index_key(p, req.reason));
-  if (gcra) {
-    q.keys.push_back(Keyspace::rate_key(req.store_id));
-    q.keys.push_back(Keyspace::status_index_key(p, "parked"));
-  }
+  if (gcra) q.keys.push_back(Keyspace::rate_key(req.store_id));
   auto& args = q.args;
   args.reserve(20 + 4 * req.commands.size());
   args.emplace_back(start ? "start" : "apply");
@@ -160,7 +156,6 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
     if (gcra) {
       args.push_back(std::to_string(start->plan.emission_us));
       args.push_back(std::to_string(start->plan.tolerance_us));
-      args.push_back(start->parked_state);
     }
   }
   if (options_.wait_replicas > 0) {
@@ -172,12 +167,14 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   }
   q.done = std::move(done);
   // The applies of one loop turn go out together (per partition on a cluster: one slot each).
-  auto& queue = queued_[static_cast<std::size_t>(redis_.cluster() ? p : 0)];
-  queue.push_back(std::move(q));
-  if (!flush_armed_) {
-    flush_armed_ = true;
-    uv_timer_start(flush_timer_, &SagaStore::on_flush, 0, 0);
-  }
+  lanes_[static_cast<std::size_t>(redis_.cluster() ? p : 0)].queued.push_back(std::move(q));
+  arm_flush();
+}
+
+void SagaStore::arm_flush() {
+  if (flush_armed_) return;
+  flush_armed_ = true;
+  uv_timer_start(flush_timer_, &SagaStore::on_flush, 0, 0);
 }
 
 void SagaStore::on_flush(uv_timer_t* timer) {
@@ -186,23 +183,25 @@ void SagaStore::on_flush(uv_timer_t* timer) {
 
 void SagaStore::flush() {
   flush_armed_ = false;
-  for (auto& queue : queued_) {
-    if (queue.empty()) continue;
-    std::vector<Queued> all = std::move(queue);
-    queue.clear();
-    const std::size_t cap = std::max<std::size_t>(1, options_.max_batch);
-    for (std::size_t from = 0; from < all.size(); from += cap) {
-      const std::size_t to = std::min(all.size(), from + cap);
+  const std::size_t cap = std::max<std::size_t>(1, options_.max_batch);
+  const int max_calls = std::max(1, options_.max_calls_in_flight);
+  for (auto& lane : lanes_) {
+    std::size_t from = 0;
+    while (from < lane.queued.size() && lane.calls < max_calls) {
+      const std::size_t to = std::min(lane.queued.size(), from + cap);
       std::vector<Queued> batch(
-          std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(from)),
-          std::make_move_iterator(all.begin() + static_cast<std::ptrdiff_t>(to)));
-      send(std::move(batch));
+          std::make_move_iterator(lane.queued.begin() + static_cast<std::ptrdiff_t>(from)),
+          std::make_move_iterator(lane.queued.begin() + static_cast<std::ptrdiff_t>(to)));
+      from = to;
+      send(lane, std::move(batch));
     }
+    lane.queued.erase(lane.queued.begin(), lane.queued.begin() + static_cast<std::ptrdiff_t>(from));
   }
 }
 
 // One script call for the batch (apply.lua's layout: per event its key and argument counts).
-void SagaStore::send(std::vector<Queued> batch) {
+void SagaStore::send(Lane& lane, std::vector<Queued> batch) {
+  ++lane.calls;
   ++stats_.calls;
   stats_.applies += batch.size();
   std::vector<std::string> keys;
@@ -224,8 +223,11 @@ void SagaStore::send(std::vector<Queued> batch) {
     for (auto& v : q.args) args.push_back(std::move(v));
   }
   auto shared = std::make_shared<std::vector<Queued>>(std::move(batch));
-  auto answered = [this, alive = std::weak_ptr<bool>(alive_), shared](Result<Reply> r) {
+  auto answered = [this, alive = std::weak_ptr<bool>(alive_), shared, &lane](Result<Reply> r) {
     if (alive.expired()) return;  // the store is gone (its client failed what was in flight)
+    // What queued meanwhile goes at the next loop turn, with what these answers start.
+    --lane.calls;
+    if (!lane.queued.empty()) arm_flush();
     auto& items = *shared;
     if (r.ok() && !r->is_error() && (!r->is_array() || r->elements.size() != items.size())) {
       r = make_error(Errc::internal, "apply.lua: a batch answer of the wrong size");

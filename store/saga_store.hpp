@@ -11,6 +11,8 @@
 // - conflict:  the saga's version is not expected_version (another worker won); nothing
 //              changed; `version` is the current one: re-load, re-run the step, re-apply.
 //              For a start: the order has a saga that this event did not create.
+// - limited:   a start admitted in the script (SagaStart::Admit::gcra) was over its store's
+//              plan; nothing changed: commit it as parked (Admit::park).
 // Errors: unavailable / timeout (Redis down, frozen or slow: transient; a timed-out apply may
 // or may not have happened: re-delivery then finds it duplicate, and the outbox relay
 // re-sends its commands); internal (a script failure: a bug).
@@ -52,12 +54,11 @@ struct OutboxCommand {
 struct SagaStart {
   enum class Admit : std::uint8_t {
     given,  // admitted by the caller (a separate admission call: a cluster)
-    park,   // parked by the caller (behind its store's parked starts): the request is parked
-    gcra,   // admitted here under `plan`; over it, `parked_state` is written, as status parked
+    park,   // parked by the caller (over the limit, or behind its store's parked starts)
+    gcra,   // admitted here under `plan`; over it, nothing is written (ApplyKind::limited)
   };
   Admit admit = Admit::given;
   GcraParams plan;
-  std::string parked_state;
 };
 
 struct ApplyRequest {
@@ -77,15 +78,13 @@ struct ApplyRequest {
   std::optional<SagaStart> start;  // a saga start (expected_version 0, event_id its event)
 };
 
-enum class ApplyKind : std::uint8_t { applied, duplicate, conflict };
+enum class ApplyKind : std::uint8_t { applied, duplicate, conflict, limited };
 
 struct ApplyOutcome {
   ApplyKind kind = ApplyKind::applied;
   std::int64_t version = 0;  // applied: the new version; otherwise the current one
   int partition = 0;
   std::vector<std::string> stream_ids;  // applied: one per command, same order
-  bool parked = false;  // a start admitted in the script (Admit::gcra) was over the limit:
-                        // the parked alternative was written, no command
 };
 
 struct SagaStoreOptions {
@@ -103,6 +102,10 @@ struct SagaStoreOptions {
   // Applies of one loop turn sent in one script call (one per partition on a cluster); more
   // go in further calls of this size, so one call's time (and p99) stays bounded.
   std::size_t max_batch = 64;
+  // Script calls in flight at once (per partition on a cluster). Applies queued while they
+  // run wait for the next answer and go together: the busier Redis, the larger the batch (a
+  // lone apply on an idle connection still goes at the next loop turn).
+  int max_calls_in_flight = 2;
 };
 
 class SagaStore final {
@@ -112,7 +115,8 @@ class SagaStore final {
   using StatsCallback = std::function<void(Result<std::map<std::string, std::int64_t>>)>;
 
   // Applies are queued and sent at the next loop turn, all of one turn in one script call (per
-  // partition on a cluster, at most max_batch each); every apply still answers on its own.
+  // partition on a cluster, at most max_batch each; at most max_calls_in_flight calls at once,
+  // later applies wait for an answer); every apply still answers on its own.
   // Destroying the store drops applies not yet sent (stop the client first, as for every
   // store: after stop() nothing is sent and every queued apply fails at the next turn).
   SagaStore(RedisClient& redis, SagaStoreOptions options);
@@ -146,14 +150,19 @@ class SagaStore final {
   };
   static void on_flush(uv_timer_s* timer);
   void flush();
-  void send(std::vector<Queued> batch);
+  struct Lane {
+    std::vector<Queued> queued;
+    int calls = 0;  // script calls in flight
+  };
+  void arm_flush();
+  void send(Lane& lane, std::vector<Queued> batch);
   void answer(Queued& q, Result<Reply> r);
 
   RedisClient& redis_;
   SagaStoreOptions options_;
   Keyspace keyspace_;
   ScriptRef apply_script_;
-  std::vector<std::vector<Queued>> queued_;  // per partition on a cluster, else all in [0]
+  std::vector<Lane> lanes_;  // per partition on a cluster, else all in [0]
   uv_timer_s* flush_timer_;
   bool flush_armed_ = false;
   Stats stats_;

@@ -52,8 +52,7 @@ class CachedSagaRepository final : public SagaRepository {
     }
     inner_.commit(request, [this, order = request.order_id.str(), keep, after = std::move(after),
                             done = std::move(done)](Result<store::ApplyOutcome> r) mutable {
-      // (a start parked by the commit's admission wrote another state: not remembered)
-      if (r.ok() && r->kind == store::ApplyKind::applied && !r->parked && keep) {
+      if (r.ok() && r->kind == store::ApplyKind::applied && keep) {
         after.version = r->version;
         remember(std::move(order), std::move(after));
       } else {

@@ -312,8 +312,8 @@ struct Pipeline::Impl {
 
   // How an order.created with no saga is committed (store::SagaStart): park: as a parked saga;
   // start_admitted: started (admitted by a call of its own); start_admitting: started if its
-  // store's bucket allows it in the commit's script, else parked. step: everything else (a
-  // parked_start job starts its parked saga).
+  // store's bucket allows it in the commit's script (else the commit changes nothing and the
+  // job parks). step: everything else (a parked_start job starts its parked saga).
   enum class Mode : std::uint8_t { step, park, start_admitted, start_admitting };
 
   StepResult compute(Job& job, const SagaState* state, Mode mode, Millis now) {
@@ -380,7 +380,6 @@ struct Pipeline::Impl {
         case Mode::start_admitting:
           start.admit = store::SagaStart::Admit::gcra;
           start.plan = job.plan;
-          start.parked_state = park(def, job.event, now).state.to_json();
           break;
         case Mode::step:
           break;
@@ -432,14 +431,11 @@ struct Pipeline::Impl {
             return back_off(job, make_error(Errc::conflict, "saga changed concurrently too often"));
           }
           return run(job);
+        case store::ApplyKind::limited:
+          // Over its store's limit in the commit's admission (nothing written): park it.
+          return park_start(job);
         case store::ApplyKind::applied:
           break;
-      }
-      if (cr.parked) {
-        // Over its store's limit in the commit's admission: written as parked, nothing sent.
-        note_parked(job);
-        settle_delivery(job, Verdict::ack());
-        return finish(job);
       }
       if (started) sagas_started.inc();
       if (outcome) (confirmed ? finished_confirmed : finished_failed).inc();

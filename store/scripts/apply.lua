@@ -7,7 +7,7 @@
 -- duplicate changes only its answer), in order, so two events of one saga see each other's
 -- effects; every check of an event happens before its first write.
 --
--- An event's keys (k = 12, or 14 for a start admitted here):
+-- An event's keys (k = 12, or 13 for a start admitted here):
 --   1 saga hash      sagaflow:{p}:saga:<order_id>   version, state, status, created_by
 --   2 dedup mark     sagaflow:{p}:dedup:<event_id>
 --   3 outbox stream  sagaflow:{p}:outbox
@@ -23,7 +23,6 @@
 --     (compensating, stuck: never trimmed; a saga moves to 11 when it finishes; the caller names
 --     the old status's key, the version check makes sure it is the one stored)
 --  13 the store's rate bucket                sagaflow:rl:{<store_id>}      (admit = "gcra")
---  14 the console's index of status parked   sagaflow:{p}:by_status:parked (admit = "gcra")
 --
 -- An event's arguments (n = the number of commands):
 --   1 mode: "apply", or "start" (an order.created for an order without a saga)
@@ -38,11 +37,12 @@
 --        sagas kept per console index
 --  a start then has: admit ("given": admitted by the caller; "park": parked by the caller;
 --        "gcra": admitted here under the store's plan), the event id, and for "gcra" the
---        plan's emission interval T (us), tolerance tau (us) and the parked alternative's state
+--        plan's emission interval T (us) and tolerance tau (us)
 --
 -- Answers:
 --   {"applied", new_version, stream_id_1, ..., stream_id_n}   (the commands' outbox entries)
---   {"parked", new_version}          a start over its store's limit, written as parked
+--   {"limited", 0}                   a start over its store's limit: nothing changed (the
+--                                    caller commits it as parked)
 --   {"duplicate", current_version}   the event id was already applied: nothing changed
 --   {"conflict", current_version}    the version did not match: nothing changed
 --
@@ -133,15 +133,12 @@ local function apply_one(K, A)
     if expected >= 0 and version ~= expected then return {'conflict', version} end
   end
 
-  local state, new_status, status_index = A[5], A[6], K[10]
-  local finished, deadline = A[7] == '1', tonumber(A[9])
-  local parked = false
   if start and A[tail + 5] == 'gcra' and
       not take_token(K[13], tonumber(A[tail + 7]), tonumber(A[tail + 8])) then
-    -- Over the store's limit: the parked alternative, with no command and no deadline.
-    parked, state, new_status, status_index = true, A[tail + 9], 'parked', K[14]
-    finished, deadline, n = false, 0, 0
+    return {'limited', 0}
   end
+  local state, new_status = A[5], A[6]
+  local finished, deadline = A[7] == '1', tonumber(A[9])
 
   -- The new saga record.
   local new_version = version + 1
@@ -160,7 +157,7 @@ local function apply_one(K, A)
   -- Commands into the outbox. The writer publishes them and deletes them once confirmed; an
   -- entry still there after the relay's idle time is re-sent by the partition's relay
   -- (outbox_claim.lua), so the stream id (its time) is all the bookkeeping an entry needs.
-  local answer = {parked and 'parked' or 'applied', new_version}
+  local answer = {'applied', new_version}
   for c = 0, n - 1 do
     local a = 11 + 4 * c
     answer[#answer + 1] = redis.call('XADD', K[3], '*', 'id', A[a], 'exchange', A[a + 1],
@@ -206,11 +203,11 @@ local function apply_one(K, A)
   -- newest `cap`, none older than the record's TTL); live ones leave with their status.
   cap, ttl_ms = tonumber(A[tail + 4]), tonumber(A[8]) * 1000
   if old_status and old_status ~= new_status then zput(K[9], order, false) end
-  zput(status_index, order, changed_at)
+  zput(K[10], order, changed_at)
   local function trim(key)
     if (trims[key] or 0) < changed_at then trims[key] = changed_at end
   end
-  if finished then trim(status_index) end
+  if finished then trim(K[10]) end
   if reason ~= '' then
     if finished then
       zput(K[12], order, false)

@@ -1,9 +1,9 @@
 // Proves saga starts in apply.lua against a real Redis: a start is deduplicated by the record it
 // creates (no dedup mark), refused as a conflict when the order has another saga, admitted
-// under its store's plan inside the same call (over the plan: the parked alternative, indexed
-// as parked), and a record written before created_by existed (the previous format, with its
-// dedup mark) is still found duplicate. The batch's shared writes are folded: a call of many
-// starts runs a few commands per start, counted from INFO commandstats.
+// under its store's plan inside the same call (over the plan: refused, nothing written; then
+// committed as parked, indexed as parked), and a record written before created_by existed (the
+// previous format, with its dedup mark) is still found duplicate. The batch's shared writes are
+// folded: a call of many starts runs a few commands per start, counted from INFO commandstats.
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -39,7 +39,6 @@ ApplyRequest start(const std::string& order, const std::string& event, SagaStart
   SagaStart& s = r.start.emplace();
   s.admit = admit;
   s.plan = plan;
-  s.parked_state = "{\"parked\":\"" + event + "\"}";
   return r;
 }
 
@@ -87,7 +86,6 @@ TEST_CASE("a start is deduplicated by its record, and another saga there is a co
   const auto first = apply(start("o1", "evt_1", SagaStart::Admit::given));
   REQUIRE(first.ok());
   CHECK(first->kind == ApplyKind::applied);
-  CHECK_FALSE(first->parked);
   CHECK(first->stream_ids.size() == 1);
   // Then its record names the event that created it, and no dedup mark was written
   CHECK(field(server, store, "o1", "created_by") == "evt_1");
@@ -119,7 +117,7 @@ TEST_CASE("a start is deduplicated by its record, and another saga there is a co
   client->stop();
 }
 
-TEST_CASE("starts admitted in the call: the plan's burst starts, the rest is parked",
+TEST_CASE("starts admitted in the call: the plan's burst starts, the rest is refused unwritten",
           "[store][start]") {
   auto& server = testing::shared_redis();
   server.command({"FLUSHALL"});
@@ -138,20 +136,29 @@ TEST_CASE("starts admitted in the call: the plan's burst starts, the rest is par
   REQUIRE(loop.run_until([&] { return out.size() == 10; }));
   CHECK(store.stats().calls == 1);
 
-  // Then the first 3 started (a command each), the other 7 are parked (none), in order
+  // Then the first 3 started (a command each); the other 7 are limited and wrote nothing
   for (int i = 0; i < 10; ++i) {
     const std::string order = "g" + std::to_string(i);
     CAPTURE(order);
     const auto& r = out.at(order);
     REQUIRE(r.ok());
-    CHECK(r->kind == ApplyKind::applied);
-    CHECK(r->parked == (i >= 3));
-    CHECK(r->stream_ids.size() == (i >= 3 ? 0U : 1U));
-    CHECK(field(server, store, order, "status") == (i >= 3 ? "parked" : "running"));
-    CHECK(field(server, store, order, "state") ==
-          (i >= 3 ? "{\"parked\":\"evt_" + order + "\"}" : "{\"started\":\"evt_" + order + "\"}"));
+    CHECK(r->kind == (i < 3 ? ApplyKind::applied : ApplyKind::limited));
+    CHECK(r->stream_ids.size() == (i < 3 ? 1U : 0U));
+    CHECK(field(server, store, order, "status") == (i < 3 ? "running" : "(nil)"));
   }
-  // And the parked ones are in the parked-starts index, the counts and the console's index
+  // When the 7 are committed as parked (as the worker does)
+  int parked_answers = 0;
+  for (int i = 3; i < 10; ++i) {
+    const std::string order = "g" + std::to_string(i);
+    store.apply(start(order, "evt_" + order, SagaStart::Admit::park),
+                [&parked_answers](Result<ApplyOutcome> r) {
+                  CHECK(r.ok());
+                  CHECK(r->kind == ApplyKind::applied);
+                  ++parked_answers;
+                });
+  }
+  REQUIRE(loop.run_until([&] { return parked_answers == 7; }));
+  // Then they are in the parked-starts index, the counts and the console's index
   long parked = 0;
   long parked_listed = 0;
   long running_listed = 0;
@@ -168,13 +175,13 @@ TEST_CASE("starts admitted in the call: the plan's burst starts, the rest is par
   CHECK(parked_listed == 7);
   CHECK(running_listed == 3);
   CHECK(deadlines == 3);
-  // And the bucket holds the 3 tokens taken, so the next start is parked as well
+  // And the bucket holds the 3 tokens taken, so the next start is refused as well
   CHECK(server.command({"PTTL", Keyspace::rate_key(StoreId(std::string("s1")))}) != "-2");
   const auto next = loop.await<ApplyOutcome>([&](auto done) {
     store.apply(start("g10", "evt_g10", SagaStart::Admit::gcra, plan), std::move(done));
   });
   REQUIRE(next.ok());
-  CHECK(next->parked);
+  CHECK(next->kind == ApplyKind::limited);
   client->stop();
 }
 
@@ -196,7 +203,7 @@ TEST_CASE("a call of many starts folds its shared writes: a few commands per sta
     store.apply(start(order, "evt_" + order, SagaStart::Admit::gcra, GcraParams{1, 1'000'000}),
                 [&answered](Result<ApplyOutcome> r) {
                   CHECK(r.ok());
-                  CHECK_FALSE(r->parked);
+                  CHECK(r->kind == ApplyKind::applied);
                   ++answered;
                 });
   }

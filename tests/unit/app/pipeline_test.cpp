@@ -22,14 +22,15 @@ struct FakeAdmission;
 
 // Redis, as a map, with every callback deferred until run() so tests control interleavings.
 // A start (ApplyRequest::start) is committed as apply.lua does: refused when the order has a
-// saga (a duplicate when this event created it), admitted by `admission` when asked to.
+// saga (a duplicate when this event created it), admitted by `admission` when asked to (over
+// the limit: `limited`, nothing written).
 struct FakeRepo final : SagaRepository {
   explicit FakeRepo(FakeAdmission& a) : admission(a) {}
   FakeAdmission& admission;
   std::map<std::string, store::SagaRecord> sagas;
   std::map<std::string, std::string> created_by;
   std::set<std::string> done_events;
-  std::vector<store::ApplyRequest> commits;  // as written (a start parked by its admission too)
+  std::vector<store::ApplyRequest> commits;  // applied
   int loads = 0;
   std::vector<std::string> cleared;
   std::deque<std::function<void()>> queue;
@@ -59,27 +60,21 @@ struct FakeRepo final : SagaRepository {
         return done(store::ApplyOutcome{store::ApplyKind::duplicate, s.version, 0, {}});
       if (s.version != c.expected_version)
         return done(store::ApplyOutcome{store::ApplyKind::conflict, s.version, 0, {}});
-      store::ApplyRequest written = c;
-      bool parked = false;
+      if (c.start && c.start->admit == store::SagaStart::Admit::gcra && !take_token()) {
+        if (s.version == 0) sagas.erase(c.order_id.str());
+        return done(store::ApplyOutcome{store::ApplyKind::limited, 0, 0, {}});
+      }
       if (c.start) {
         created_by[c.order_id.str()] = c.event_id.str();  // no dedup mark
-        if (c.start->admit == store::SagaStart::Admit::gcra && !take_token()) {
-          parked = true;
-          written.new_state = c.start->parked_state;
-          written.new_status = "parked";
-          written.commands.clear();
-          written.deadline.reset();
-        }
       } else {
         done_events.insert(c.event_id.str());
       }
       s.version += 1;
-      s.state = written.new_state;
-      s.status = written.new_status;
-      commits.push_back(written);
+      s.state = c.new_state;
+      s.status = c.new_status;
+      commits.push_back(c);
       store::ApplyOutcome r{store::ApplyKind::applied, s.version, 3, {}};
-      r.parked = parked;
-      for (std::size_t i = 0; i < written.commands.size(); ++i)
+      for (std::size_t i = 0; i < c.commands.size(); ++i)
         r.stream_ids.push_back("id" + std::to_string(i));
       done(r);
     });
@@ -466,18 +461,12 @@ TEST_CASE("a start is committed without a read; on a cluster it is read and admi
     REQUIRE(c.start.has_value());
     CHECK(c.expected_version == 0);
     CHECK(c.new_status == "running");
-    // One Redis: no load, the token is taken in the commit, which carries the parked
-    // alternative; a cluster: a load, then a separate admission
+    // One Redis: no load, the token is taken in the commit; a cluster: a load, then a separate
+    // admission
     CHECK(h.repo.loads == (in_commit ? 0 : 1));
     CHECK(c.start->admit ==
           (in_commit ? store::SagaStart::Admit::gcra : store::SagaStart::Admit::given));
     CHECK(h.admission.calls == 1);
-    if (in_commit) {
-      auto parked = SagaState::from_json(c.start->parked_state);
-      REQUIRE(parked.ok());
-      CHECK(parked->status == SagaStatus::parked);
-      CHECK(c.parked_at == h.clock.now_ms());
-    }
     CHECK(h.sink.published.size() == 1);
   }
 }
@@ -490,11 +479,12 @@ TEST_CASE("a start the commit's admission refuses is parked, acked, counted, the
   REQUIRE(h.settled.count(1));
   CHECK(h.settled[1].kind == Verdict::Kind::ack);
   CHECK(h.repo.loads == 0);
-  REQUIRE(h.repo.commits.size() == 1);
+  REQUIRE(h.repo.commits.size() == 1);  // the refused start wrote nothing; then the park
   CHECK(h.repo.commits[0].new_status == "parked");
+  CHECK(h.repo.commits[0].start->admit == store::SagaStart::Admit::park);
+  CHECK(h.repo.commits[0].parked_at == h.clock.now_ms());
   CHECK(h.admission.delayed == 1);
   CHECK(h.sink.published.empty());
-  CHECK(h.cached.size() == 0);  // the parked record is not what the request's state said
   // The store's next start queues behind it without asking for a token
   h.admission.retry_after_ms = 0;
   h.deliver(2, order_created("o2"));
