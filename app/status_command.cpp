@@ -17,6 +17,7 @@
 #include "app/impl/redis_session.hpp"
 #include "brokers/broker.hpp"
 #include "core/envelope.hpp"
+#include "sagas/saga_state.hpp"
 #include "store/parking.hpp"
 #include "store/saga_store.hpp"
 #include "topology/names.hpp"
@@ -131,12 +132,16 @@ int run_saga_show(const Config& config, const std::string& order_id) {
     std::fprintf(stderr, "sagaflow saga show: no saga for order '%s'\n", order_id.c_str());
     return 1;
   }
-  std::string out = std::move(record->state);
-  // The state blob is the engine's JSON object; add the record's version to it.
-  if (!out.empty() && out.back() == '}') {
-    out.pop_back();
-    out += fmt::format(",\"version\":{}}}", record->version);
+  auto state = SagaState::from_record(record->state, record->order);
+  if (!state) {
+    std::fprintf(stderr, "sagaflow saga show: saga record of '%s' unreadable: %s\n",
+                 order_id.c_str(), state.error().detail.c_str());
+    return 1;
   }
+  // The full object (steps done, pending compensations), with the record's version.
+  std::string out = state->to_json();
+  out.pop_back();
+  out += fmt::format(",\"version\":{}}}", record->version);
   out += '\n';
   std::fputs(out.c_str(), stdout);
   return 0;

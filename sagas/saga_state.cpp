@@ -12,7 +12,11 @@ namespace {
 
 namespace od = simdjson::ondemand;
 
-constexpr int kSchema = 1;
+// Format 1: the full object (what `saga show` prints; every record before format 2).
+// Format 2: the compact record (append_record): no order facts (they are in the record's own
+// `order` field, written once) and no derived fields.
+constexpr int kFullSchema = 1;
+constexpr int kRecordSchema = 2;
 
 constexpr std::array<std::string_view, 7> kSagaStatusNames = {
     "cancelled_before_start", "running", "compensating", "stuck", "confirmed", "failed", "parked"};
@@ -194,10 +198,14 @@ Status read_history(od::value& v, std::vector<HistoryEntry>& out) {
   return {};
 }
 
-Status read_state(od::object& obj, SagaState& s) {
-  bool have_schema = false;
-  bool have_order = false;
-  bool have_status = false;
+struct Seen {
+  int schema = 0;
+  bool order_id = false;
+  bool status = false;
+};
+
+// Every key of the full object, of the compact record and of the order facts (the same names).
+Status read_fields(od::object& obj, SagaState& s, Seen& seen) {
   for (auto f : obj) {
     od::field field;
     std::string_view key;
@@ -210,24 +218,33 @@ Status read_state(od::object& obj, SagaState& s) {
     if (key == "schema") {
       std::int64_t n = 0;
       st = read_int(v, key, n);
-      if (st && n != kSchema)
-        return bad(key,
-                   fmt::format("version {} is not supported (this build reads {})", n, kSchema));
-      have_schema = true;
+      // A newer format is not this record's fault: Errc::unavailable (transient), so the
+      // worker retries the event (a worker of the newer version will take it) instead of
+      // dead-lettering it.
+      if (st && n > kRecordSchema) {
+        return make_error(Errc::unavailable,
+                          fmt::format("schema: saga record format {} is newer than this build's "
+                                      "({}): it was written by a newer sagaflow",
+                                      n, kRecordSchema));
+      }
+      if (st && n < kFullSchema)
+        return bad(key, fmt::format("version {} is not supported (this build reads {} to {})", n,
+                                    kFullSchema, kRecordSchema));
+      seen.schema = static_cast<int>(n);
     } else if (key == "saga") {
       st = read_string(v, key, s.saga);
     } else if (key == "order_id") {
       std::string id;
       st = read_string(v, key, id);
       s.order_id = OrderId(std::move(id));
-      have_order = true;
+      seen.order_id = true;
     } else if (key == "state" || key == "status") {
       std::string_view name;
       if (v.get_string().get(name) != simdjson::SUCCESS) return bad(key, "must be a string");
       auto status = saga_status_from(name);
       if (!status) return bad(key, "unknown saga status");
       s.status = *status;
-      have_status = true;
+      seen.status = true;
     } else if (key == "outcome") {
       std::string_view name;
       if (v.get_string().get(name) != simdjson::SUCCESS) return bad(key, "must be a string");
@@ -283,9 +300,25 @@ Status read_state(od::object& obj, SagaState& s) {
     // Other keys (derived ones such as steps_done, or a newer writer's) are skipped.
     if (!st) return st;
   }
-  if (!have_schema || !have_order || !have_status)
-    return bad("(root)", "schema, order_id and status are required");
   return {};
+}
+
+// simdjson needs padding: one parser and one padded buffer per slot and thread, so no
+// allocation once warmed up (the state and the order are parsed one after the other).
+Result<od::object> open_object(std::string_view json, int slot, od::document& doc) {
+  thread_local od::parser parsers[2];
+  thread_local std::string buffers[2];
+  std::string& buffer = buffers[slot];
+  buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
+  buffer.assign(json.data(), json.size());
+  if (parsers[slot]
+          .iterate(simdjson::padded_string_view(buffer.data(), buffer.size(), buffer.capacity()))
+          .get(doc) != simdjson::SUCCESS) {
+    return bad("(root)", "not valid JSON");
+  }
+  od::object obj;
+  if (doc.get_object().get(obj) != simdjson::SUCCESS) return bad("(root)", "must be an object");
+  return obj;
 }
 
 }  // namespace
@@ -334,17 +367,46 @@ std::vector<EventType> SagaState::pending_compensations() const {
 }
 
 void SagaState::append_json(std::string& out) const {
+  append_object(out, true);
+}
+
+void SagaState::append_record(std::string& out) const {
+  append_object(out, false);
+}
+
+void SagaState::append_order(std::string& out) const {
+  if (!has_order()) return;
+  out += '{';
+  append_order_fields(out);
+  out += '}';
+}
+
+void SagaState::append_order_fields(std::string& out) const {
+  out += "\"customer_id\":";
+  append_json_string(out, customer_id);
+  out += ",\"total\":";
+  total.append_json(out);
+  out += ",\"currency\":";
+  append_json_string(out, currency);
+  out += ",\"items\":";
+  out += items_json;
+}
+
+void SagaState::append_object(std::string& out, bool full) const {
   out += "{\"schema\":";
-  append_int(out, kSchema);
+  append_int(out, full ? kFullSchema : kRecordSchema);
   out += ",\"saga\":";
   append_json_string(out, saga);
   out += ",\"order_id\":";
   append_json_string(out, order_id.view());
   // "state" is the name `sagaflow saga show` users read; "status" the same, for tools that
-  // count sagas by status.
-  out += ",\"state\":\"";
-  out += to_string(status);
-  out += "\",\"status\":\"";
+  // count sagas by status (the record has "status" only).
+  if (full) {
+    out += ",\"state\":\"";
+    out += to_string(status);
+    out += '"';
+  }
+  out += ",\"status\":\"";
   out += to_string(status);
   out += '"';
   if (outcome_published) {
@@ -363,15 +425,9 @@ void SagaState::append_json(std::string& out) const {
     out += ",\"store_id\":";
     append_json_string(out, store_id.view());
   }
-  if (has_order()) {
-    out += ",\"customer_id\":";
-    append_json_string(out, customer_id);
-    out += ",\"total\":";
-    total.append_json(out);
-    out += ",\"currency\":";
-    append_json_string(out, currency);
-    out += ",\"items\":";
-    out += items_json;
+  if (full && has_order()) {
+    out += ',';
+    append_order_fields(out);
   }
   out += ",\"steps\":[";
   for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -395,18 +451,24 @@ void SagaState::append_json(std::string& out) const {
     if (st.success_reported) out += ",\"success_reported\":true";
     out += '}';
   }
-  out += "],\"steps_done\":[";
-  bool first = true;
-  for (const auto& st : steps) {
-    if (!st.success_reported) continue;
-    if (!first) out += ',';
-    first = false;
-    append_json_string(out, st.name);
+  out += ']';
+  if (full) {
+    out += ",\"steps_done\":[";
+    bool first = true;
+    for (const auto& st : steps) {
+      if (!st.success_reported) continue;
+      if (!first) out += ',';
+      first = false;
+      append_json_string(out, st.name);
+    }
+    out += ']';
   }
-  out += "],\"compensations\":";
+  out += ",\"compensations\":";
   append_type_list(out, compensations);
-  out += ",\"pending_compensations\":";
-  append_type_list(out, pending_compensations());
+  if (full) {
+    out += ",\"pending_compensations\":";
+    append_type_list(out, pending_compensations());
+  }
   out += ",\"deadline_ms\":";
   if (deadline) {
     append_int(out, *deadline);
@@ -433,20 +495,27 @@ std::string SagaState::to_json() const {
 }
 
 Result<SagaState> SagaState::from_json(std::string_view json) {
-  // One parser and one padded buffer per thread: no allocation once warmed up.
-  thread_local od::parser parser;
-  thread_local std::string buffer;
-  buffer.reserve(json.size() + simdjson::SIMDJSON_PADDING);
-  buffer.assign(json.data(), json.size());
-  od::document doc;
-  if (parser.iterate(simdjson::padded_string_view(buffer.data(), buffer.size(), buffer.capacity()))
-          .get(doc) != simdjson::SUCCESS) {
-    return bad("(root)", "not valid JSON");
-  }
-  od::object obj;
-  if (doc.get_object().get(obj) != simdjson::SUCCESS) return bad("(root)", "must be an object");
+  return from_record(json, {});
+}
+
+Result<SagaState> SagaState::from_record(std::string_view state, std::string_view order) {
   SagaState s;
-  if (auto st = read_state(obj, s); !st) return st.error();
+  Seen seen;
+  {
+    od::document doc;
+    auto obj = open_object(state, 0, doc);
+    if (!obj) return obj.error();
+    if (auto st = read_fields(obj.value(), s, seen); !st) return st.error();
+  }
+  if (seen.schema == 0 || !seen.order_id || !seen.status)
+    return bad("(root)", "schema, order_id and status are required");
+  if (seen.schema >= kRecordSchema && !order.empty()) {
+    od::document doc;
+    auto obj = open_object(order, 1, doc);
+    if (!obj) return make_error(Errc::rejected, "order: " + obj.error().detail);
+    Seen order_seen;
+    if (auto st = read_fields(obj.value(), s, order_seen); !st) return st.error();
+  }
   return s;
 }
 

@@ -1,10 +1,17 @@
 #pragma once
-// One saga's state: everything a worker needs to continue it, wherever it ran before. It is
-// stored as compact JSON (to_json / from_json, exact round trip: money and the items array
-// keep their bytes) and printed by `sagaflow saga show`.
+// One saga's state: everything a worker needs to continue it, wherever it ran before.
 //
-// JSON shape (keys in this order; from_json accepts any order and skips unknown keys, so a
-// newer writer's extra fields do not break an older reader):
+// Stored (format 2, append_record + append_order): a compact state, the full object below
+// without the order facts (customer_id, total, currency, items) and without the derived fields
+// (state, steps_done, pending_compensations), and the order facts on their own, which never
+// change: the record writes them once, so a step rewrites a few hundred bytes less. Records of
+// format 1 (the full object, order facts inside) are still read. Exact round trip: money and
+// the items array keep their bytes. A format newer than this build's is a transient error
+// (Errc::unavailable): a newer worker wrote it, so the event is retried, never dead-lettered.
+//
+// Printed by `sagaflow saga show` and the console: the full object (format 1), with
+// "schema":1. Keys in this order; from_json accepts any order and skips unknown keys, so a
+// newer writer's extra fields do not break an older reader:
 //   {"schema":1,"saga":"order_fulfillment","order_id":"o1","state":"compensating",
 //    "status":"compensating",                   the same as state (both names are read)
 //    "outcome":"failed"?,                       only once an outcome was published
@@ -108,11 +115,26 @@ struct SagaState {
   // Compensation commands not acknowledged yet: the outstanding one, then those still to send.
   std::vector<EventType> pending_compensations() const;
 
+  // The full object (format 1): what `saga show` prints, and what records held before format 2.
   std::string to_json() const;
   void append_json(std::string& out) const;
+  // The stored record (format 2): the compact state (the full object without the order facts
+  // and the derived fields), and the order facts on their own (customer_id, total, currency,
+  // items; nothing when the saga has no order), which never change and are written once.
+  void append_record(std::string& out) const;
+  void append_order(std::string& out) const;
+  // A full object (format 1), or a compact record.
   static Result<SagaState> from_json(std::string_view json);
+  // A record: its state (format 1 or 2) and, for format 2, its order facts. A format newer
+  // than this build's is Errc::unavailable (transient: a newer worker wrote it), anything else
+  // unreadable Errc::rejected.
+  static Result<SagaState> from_record(std::string_view state, std::string_view order);
 
   friend bool operator==(const SagaState& a, const SagaState& b);
+
+ private:
+  void append_object(std::string& out, bool full) const;
+  void append_order_fields(std::string& out) const;
 };
 
 }  // namespace sagaflow

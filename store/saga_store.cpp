@@ -72,12 +72,12 @@ SagaStore::~SagaStore() {
 void SagaStore::load(const OrderId& order, LoadCallback done) {
   const int p = keyspace_.partition_of(order);
   redis_.command(
-      {"HMGET", Keyspace::saga_key(p, order), "version", "state", "status"},
+      {"HMGET", Keyspace::saga_key(p, order), "version", "state", "status", "order"},
       [done = std::move(done)](Result<Reply> r) {
         if (!r.ok()) return done(std::move(r).error());
         const Reply& reply = r.value();
         if (reply.is_error()) return done(make_error(Errc::internal, "HMGET: " + reply.str));
-        if (!reply.is_array() || reply.elements.size() != 3) {
+        if (!reply.is_array() || reply.elements.size() != 4) {
           return done(script_error("HMGET", reply));
         }
         SagaRecord rec;
@@ -86,6 +86,7 @@ void SagaStore::load(const OrderId& order, LoadCallback done) {
         }
         rec.state = std::move(r.value().elements[1].str);
         rec.status = std::move(r.value().elements[2].str);
+        rec.order = std::move(r.value().elements[3].str);
         done(std::move(rec));
       },
       options_.timeout_ms);
@@ -140,6 +141,7 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   args.push_back(std::to_string(req.updated_at > 0 ? req.updated_at : SystemClock().now_ms()));
   args.push_back(req.reason);
   args.push_back(std::to_string(options_.index_cap));
+  args.push_back(req.order);
   if (start) {
     switch (start->admit) {
       case SagaStart::Admit::given:

@@ -39,6 +39,7 @@ struct SagaRecord {
   std::int64_t version = 0;  // 0: no saga for this order
   std::string state;         // opaque blob (the engine's serialized state)
   std::string status;
+  std::string order;  // the order facts, written once (empty: none, or a record from before)
 };
 
 struct OutboxCommand {
@@ -75,6 +76,8 @@ struct ApplyRequest {
   Millis parked_at = 0;            // when new_status is "parked": its place in the queue
   Millis updated_at = 0;           // the console's indexes (by status, by reason); 0: now
   std::string reason;              // the saga's failure reason, empty while none
+  std::string order;  // not empty: written as the record's order facts (they never change:
+                      // written once, at the start or the first commit that has them)
   std::optional<SagaStart> start;  // a saga start (expected_version 0, event_id its event)
 };
 

@@ -518,7 +518,7 @@ struct ConsoleApi::Impl {
         if (!rec) {
           if (!g->error) g->error = rec.error();
         } else if (rec->version > 0) {
-          if (auto st = SagaState::from_json(rec->state); st) {
+          if (auto st = SagaState::from_record(rec->state, rec->order); st) {
             g->states[i] = std::move(st.value());
           }
         }
@@ -538,13 +538,16 @@ struct ConsoleApi::Impl {
       if (rec->version == 0) {
         return respond(error(404, "not_found", fmt::format("no saga for order '{}'", order_id)));
       }
-      auto state = SagaState::from_json(rec->state);
-      std::string saga = rec->state;
-      if (!saga.empty() && saga.back() == '}') {
-        saga.pop_back();
-        saga += fmt::format(",\"version\":{}}}", rec->version);
+      auto state = SagaState::from_record(rec->state, rec->order);
+      if (!state) {
+        return respond(error(500, "internal",
+                             fmt::format("saga record unreadable: {}", state.error().detail)));
       }
-      const SagaDefinition* def = state ? definition_of(state.value()) : nullptr;
+      // The full object (steps done, pending compensations), as `saga show` prints it.
+      std::string saga = state->to_json();
+      saga.pop_back();
+      saga += fmt::format(",\"version\":{}}}", rec->version);
+      const SagaDefinition* def = definition_of(state.value());
       respond(json(200, fmt::format("{{\"saga\":{},\"definition\":{}}}", saga,
                                     def ? definition_to_json(*def) : std::string("null"))));
     });
@@ -557,7 +560,7 @@ struct ConsoleApi::Impl {
       if (rec->version == 0) {
         return respond(error(404, "not_found", fmt::format("no saga for order '{}'", order_id)));
       }
-      auto state = SagaState::from_json(rec->state);
+      auto state = SagaState::from_record(rec->state, rec->order);
       if (!state) return respond(error(500, "internal", state.error().detail));
       const SagaDefinition* def = definition_of(state.value());
       if (def == nullptr) {
@@ -576,7 +579,8 @@ struct ConsoleApi::Impl {
       store::ApplyRequest req;
       req.order_id = OrderId(order_id);
       req.expected_version = rec->version;
-      req.new_state = step.state.to_json();
+      step.state.append_record(req.new_state);
+      if (rec->order.empty()) step.state.append_order(req.order);
       req.new_status = std::string(step.state.status_name());
       req.old_status = std::string(state->status_name());
       for (const auto& cmd : step.commands) {

@@ -122,7 +122,7 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
   sagas_.load(order, [this, partition, shared, type,
                       order = std::move(order)](Result<store::SagaRecord> record) {
     if (!record) return;  // Redis away: the entry stays and is claimed again later
-    auto state = SagaState::from_json(record->state);
+    auto state = SagaState::from_record(record->state, record->order);
     if (record->version > 0 && state && !still_wanted(definition_, state.value(), *type)) {
       dropped_.inc();
       log::info("outbox entry no longer wanted by its saga; dropped",

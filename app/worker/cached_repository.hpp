@@ -1,8 +1,10 @@
 #pragma once
-// A SagaRepository that remembers the sagas this worker committed last, so a reply to a command
-// this worker sent is stepped without loading its saga first (one Redis round trip less per
-// reply). A saga changed elsewhere (another worker, the console) is caught two ways: a step
-// that commits meets the version check (`conflict` drops the entry and the pipeline re-loads);
+// A SagaRepository that remembers the sagas this worker committed or loaded last, so a reply to
+// a command this worker sent is stepped without loading its saga first (one Redis round trip
+// less per reply). A record's order facts are written once (its first commit), so an entry
+// keeps them from the commit or load before; a commit without them and with nothing remembered
+// is not remembered. A saga changed elsewhere (another worker, the console) is caught two ways: a
+// step that commits meets the version check (`conflict` drops the entry and the pipeline re-loads);
 // a step that would change nothing (the event looks stale to the remembered state, or a
 // timeout's id a duplicate) is re-run by the pipeline on a fresh load after forget().
 //
@@ -37,18 +39,32 @@ class CachedSagaRepository final : public SagaRepository {
       ++hits_;
       return done(it->second.record);
     }
-    inner_.load(order, std::move(done));
+    // A loaded saga is remembered too: its next commit needs the record's order facts, which
+    // a commit writes only once.
+    inner_.load(order, [this, key = order.str(),
+                        done = std::move(done)](Result<store::SagaRecord> r) mutable {
+      if (r.ok() && r->version > 0 && capacity_ > 0 &&
+          r->state.size() + r->order.size() <= max_bytes_ / 256) {
+        remember(std::move(key), store::SagaRecord(r.value()));
+      }
+      done(std::move(r));
+    });
   }
 
   void commit(const store::ApplyRequest& request,
               std::function<void(Result<store::ApplyOutcome>)> done) override {
     // What the commit writes, kept only if it is applied (the request is read during the call).
+    // The record's order facts are written once: a commit without them keeps those of the
+    // remembered saga; with neither, the saga is not remembered (Redis has them).
     store::SagaRecord after;
-    const bool keep =
-        !request.finished && capacity_ > 0 && request.new_state.size() <= max_bytes_ / 256;
+    const auto before = sagas_.find(request.order_id.view());
+    const bool keep = !request.finished && capacity_ > 0 &&
+                      request.new_state.size() + request.order.size() <= max_bytes_ / 256 &&
+                      (!request.order.empty() || before != sagas_.end());
     if (keep) {
       after.state = request.new_state;
       after.status = request.new_status;
+      after.order = request.order.empty() ? before->second.record.order : request.order;
     }
     inner_.commit(request, [this, order = request.order_id.str(), keep, after = std::move(after),
                             done = std::move(done)](Result<store::ApplyOutcome> r) mutable {
@@ -87,8 +103,8 @@ class CachedSagaRepository final : public SagaRepository {
     check_epoch();
     const std::uint64_t seq = ++seq_;
     auto [it, inserted] = sagas_.try_emplace(std::move(order));
-    if (!inserted) bytes_ -= it->second.record.state.size();
-    bytes_ += record.state.size();
+    if (!inserted) bytes_ -= it->second.record.state.size() + it->second.record.order.size();
+    bytes_ += record.state.size() + record.order.size();
     it->second.record = std::move(record);
     it->second.seq = seq;
     order_.emplace_back(it->first, seq);
@@ -101,7 +117,7 @@ class CachedSagaRepository final : public SagaRepository {
   }
   template <class It>
   void erase(It it) {
-    bytes_ -= it->second.record.state.size();
+    bytes_ -= it->second.record.state.size() + it->second.record.order.size();
     sagas_.erase(it);
   }
   void forget(const std::string& order) {

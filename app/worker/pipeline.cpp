@@ -29,13 +29,15 @@ struct Pipeline::Job {
   Event event;  // deliveries
   OrderId order_id;
   int conflicts = 0;
-  int failures = 0;          // transient failures in a row
-  bool admitted = false;     // order.created: the rate limiter let it start
-  bool read_first = false;   // order.created: read the saga before committing (a cluster)
-  store::GcraParams plan;    // order.created: its store's plan, admitted in the commit
-  bool was_limited = false;  // counted once in sagaflow_rate_limited_total
-  bool must_load = false;    // a conflict was seen: the next one counts
-  bool fresh = false;        // stepped again on a saga re-read after forget()
+  int failures = 0;           // transient failures in a row
+  int waits = 0;              // retry_later() rounds
+  bool admitted = false;      // order.created: the rate limiter let it start
+  bool read_first = false;    // order.created: read the saga before committing (a cluster)
+  store::GcraParams plan;     // order.created: its store's plan, admitted in the commit
+  bool was_limited = false;   // counted once in sagaflow_rate_limited_total
+  bool must_load = false;     // a conflict was seen: the next one counts
+  bool stored_order = false;  // the loaded record has its order facts field (format 2)
+  bool fresh = false;         // stepped again on a saga re-read after forget()
   std::chrono::steady_clock::time_point started;
 };
 
@@ -169,10 +171,12 @@ struct Pipeline::Impl {
     job->tag = 0;
     job->conflicts = 0;
     job->failures = 0;
+    job->waits = 0;
     job->admitted = false;
     job->read_first = false;
     job->was_limited = false;
     job->must_load = false;
+    job->stored_order = false;
     job->fresh = false;
     job->started = std::chrono::steady_clock::now();
     return job;
@@ -193,17 +197,37 @@ struct Pipeline::Impl {
   void back_off(Job& job, const Error& e) {
     if (job.failures == 0) set_failing(true);
     ++job.failures;
-    const Millis delay =
-        std::min<Millis>(kMaxBackoffMs, kMinBackoffMs << std::min(job.failures, 6));
+    const Millis delay = backoff(job.failures);
     log::warn("dependency failed; will retry", {{"order_id", job.order_id.view()},
                                                 {"error", reason_code(e.code)},
                                                 {"detail", e.detail},
                                                 {"retry_in_ms", static_cast<std::int64_t>(delay)}});
+    run_after(job, delay);
+  }
+
+  static Millis backoff(int rounds) {
+    return std::min<Millis>(kMaxBackoffMs, kMinBackoffMs << std::min(rounds, 6));
+  }
+
+  void run_after(Job& job, Millis delay) {
     std::weak_ptr<bool> weak = alive;
     timers.after(delay, [this, weak, &job] {
       if (weak.expired()) return;
       run(job);
     });
+  }
+
+  // Not a dependency failure (intake goes on): the same job again later, with backoff.
+  void retry_later(Job& job, const Error& e) {
+    ++job.waits;
+    const Millis delay = backoff(job.waits);
+    if (job.waits == 1) {
+      log::warn("cannot step this saga yet; will retry",
+                {{"order_id", job.order_id.view()},
+                 {"detail", e.detail},
+                 {"retry_in_ms", static_cast<std::int64_t>(delay)}});
+    }
+    run_after(job, delay);
   }
 
   void recovered(Job& job) {
@@ -259,11 +283,18 @@ struct Pipeline::Impl {
 
   void on_loaded(Job& job, store::SagaRecord stored) {
     std::optional<SagaState> state;
+    job.stored_order = !stored.order.empty();
     if (stored.version > 0) {
-      auto parsed = SagaState::from_json(stored.state);
+      auto parsed = SagaState::from_record(stored.state, stored.order);
+      if (!parsed && is_transient(parsed.error().code)) {
+        // Written by a newer version (a rolling upgrade): never dead-lettered. The job keeps
+        // its order's lane and is tried again with backoff, without pausing intake; once this
+        // worker is replaced, the broker hands the delivery to a worker that reads it.
+        return retry_later(job, parsed.error());
+      }
       if (!parsed) {
-        // A record this worker cannot read (e.g. written by a newer version): let the broker
-        // retry it later, and dead-letter it after max attempts with the reason.
+        // A record this worker cannot read (corrupt): let the broker retry it later, and
+        // dead-letter it after max attempts with the reason.
         settle_delivery(
             job, Verdict::retry(Errc::rejected,
                                 fmt::format("saga record unreadable: {}", parsed.error().detail)));
@@ -358,7 +389,10 @@ struct Pipeline::Impl {
     c.store_id = r.state.store_id;
     if (r.state.status == SagaStatus::parked) c.parked_at = now;
     c.expected_version = version;
-    c.new_state = r.state.to_json();
+    // The compact record; the order facts only when the record has none yet (a start, an early
+    // cancel's order.created, or the first commit on a record written before format 2).
+    r.state.append_record(c.new_state);
+    if (!job.stored_order || state == nullptr) r.state.append_order(c.order);
     c.new_status = std::string(r.state.status_name());
     c.old_status = state ? std::string(state->status_name()) : std::string();
     c.updated_at = now;

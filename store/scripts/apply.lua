@@ -8,7 +8,7 @@
 -- effects; every check of an event happens before its first write.
 --
 -- An event's keys (k = 12, or 13 for a start admitted here):
---   1 saga hash      sagaflow:{p}:saga:<order_id>   version, state, status, created_by
+--   1 saga hash      sagaflow:{p}:saga:<order_id>   version, state, status, order, created_by
 --   2 dedup mark     sagaflow:{p}:dedup:<event_id>
 --   3 outbox stream  sagaflow:{p}:outbox
 --   4 deadlines zset sagaflow:{p}:deadlines
@@ -34,7 +34,7 @@
 --  10 n, then n times: id, exchange, route, body
 --  then: store id, the time the saga is parked at (ms; used when the new status is parked),
 --        the change's time (ms), the saga's failure reason ("" while none), the cap of finished
---        sagas kept per console index
+--        sagas kept per console index, the order facts ("": unchanged; else written)
 --  a start then has: admit ("given": admitted by the caller; "park": parked by the caller;
 --        "gcra": admitted here under the store's plan), the event id, and for "gcra" the
 --        plan's emission interval T (us) and tolerance tau (us)
@@ -63,21 +63,22 @@ local now_us = nil    -- Redis' TIME, read once per call (clock_us), when first 
 local cap, ttl_ms = 0, 0
 local kLateMs = 250
 
-local function zput(key, member, score)
-  local z = zsets[key]
-  if not z then
-    z = {}
-    zsets[key] = z
+-- The table of `key` in `folded` (created on first use).
+local function entry(folded, key)
+  local t = folded[key]
+  if not t then
+    t = {}
+    folded[key] = t
   end
-  z[member] = score
+  return t
+end
+
+local function zput(key, member, score)
+  entry(zsets, key)[member] = score
 end
 
 local function count(key, field, delta)
-  local c = counters[key]
-  if not c then
-    c = {}
-    counters[key] = c
-  end
+  local c = entry(counters, key)
   c[field] = (c[field] or 0) + delta
 end
 
@@ -115,7 +116,7 @@ local function apply_one(K, A)
   local tail = 11 + 4 * n
   local store, parked_at = A[tail], tonumber(A[tail + 1])
   local changed_at, reason = tonumber(A[tail + 2]), A[tail + 3]
-  local event = start and A[tail + 6] or nil
+  local event = start and A[tail + 7] or nil
 
   local saga = redis.call('HMGET', K[1], 'version', 'status', 'created_by')
   local version = tonumber(saga[1]) or 0
@@ -133,8 +134,8 @@ local function apply_one(K, A)
     if expected >= 0 and version ~= expected then return {'conflict', version} end
   end
 
-  if start and A[tail + 5] == 'gcra' and
-      not take_token(K[13], tonumber(A[tail + 7]), tonumber(A[tail + 8])) then
+  if start and A[tail + 6] == 'gcra' and
+      not take_token(K[13], tonumber(A[tail + 8]), tonumber(A[tail + 9])) then
     return {'limited', 0}
   end
   local state, new_status = A[5], A[6]
@@ -142,12 +143,16 @@ local function apply_one(K, A)
 
   -- The new saga record.
   local new_version = version + 1
+  local fields = {'version', new_version, 'state', state, 'status', new_status}
   if start then
-    redis.call('HSET', K[1], 'version', new_version, 'state', state, 'status', new_status,
-               'created_by', event)
-  else
-    redis.call('HSET', K[1], 'version', new_version, 'state', state, 'status', new_status)
+    fields[#fields + 1] = 'created_by'
+    fields[#fields + 1] = event
   end
+  if A[tail + 5] ~= '' then
+    fields[#fields + 1] = 'order'
+    fields[#fields + 1] = A[tail + 5]
+  end
+  redis.call('HSET', K[1], unpack(fields))
   if finished then
     redis.call('EXPIRE', K[1], tonumber(A[8]))
   elseif version > 0 then

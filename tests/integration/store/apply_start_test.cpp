@@ -248,3 +248,37 @@ TEST_CASE("a commit that runs late still gives its step the whole timeout", "[st
   CHECK(due <= now + 1'500 + 2'000);
   client->stop();
 }
+
+TEST_CASE("a record's order facts are written once and kept by later changes", "[store][saga]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto client = connected_client(loop, client_options(server));
+  SagaStore store(*client, options());
+  auto apply = [&](const ApplyRequest& r) {
+    return loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
+  };
+  // When a start writes its order facts, and the next step writes none
+  ApplyRequest first = start("o1", "evt_1", SagaStart::Admit::given);
+  first.order = R"({"customer_id":"c1","total":"9.99","currency":"EUR","items":[]})";
+  REQUIRE(apply(first).ok());
+  ApplyRequest next;
+  next.order_id = OrderId(std::string("o1"));
+  next.event_id = EventId(std::string("evt_2"));
+  next.expected_version = 1;
+  next.new_state = "{\"step\":2}";
+  next.new_status = "running";
+  next.old_status = "running";
+  next.store_id = StoreId(std::string("s1"));
+  const auto second = apply(next);
+  REQUIRE(second.ok());
+  CHECK(second->kind == ApplyKind::applied);
+  // Then the record has the new state and still the order facts; a load returns both
+  const auto loaded = loop.await<SagaRecord>(
+      [&](auto done) { store.load(OrderId(std::string("o1")), std::move(done)); });
+  REQUIRE(loaded.ok());
+  CHECK(loaded->version == 2);
+  CHECK(loaded->state == "{\"step\":2}");
+  CHECK(loaded->order == first.order);
+  client->stop();
+}

@@ -32,10 +32,13 @@ struct MapRepo final : SagaRepository {
     s.version += 1;
     s.state = c.new_state;
     s.status = c.new_status;
+    if (!c.order.empty()) s.order = c.order;
     done(store::ApplyOutcome{store::ApplyKind::applied, s.version, 0, {}});
   }
   void outbox_done(int, std::vector<std::string>) override {}
 };
+
+const std::string kOrder = "{\"items\":[]}";  // 12 bytes
 
 store::ApplyRequest change(const std::string& order, std::int64_t expected,
                            const std::string& state, bool finished = false) {
@@ -45,6 +48,7 @@ store::ApplyRequest change(const std::string& order, std::int64_t expected,
   r.new_state = state;
   r.new_status = "running";
   r.finished = finished;
+  if (expected == 0) r.order = kOrder;  // a start writes the order facts
   return r;
 }
 
@@ -84,7 +88,7 @@ TEST_CASE("a saga changed elsewhere is re-loaded after the conflict", "[cache]")
   CachedSagaRepository repo(redis, 100, std::size_t{1} << 20);
   REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
   // Given another worker moved the saga on
-  redis.sagas["o1"] = store::SagaRecord{2, "elsewhere", "compensating"};
+  redis.sagas["o1"] = store::SagaRecord{2, "elsewhere", "compensating", "{\"items\":[]}"};
   // When this worker steps from its memory, the version check refuses
   auto stale = load(repo, "o1");
   CHECK(stale.version == 1);
@@ -133,30 +137,34 @@ TEST_CASE("a reconnect to Redis forgets everything (writes may have been lost)",
   CHECK(redis.loads == 0);
   // Given Redis came back without the write (a restart that lost it), and another worker wrote
   // version 1 again with another state
-  redis.sagas["o1"] = store::SagaRecord{1, "other", "compensating"};
+  redis.sagas["o1"] = store::SagaRecord{1, "other", "compensating", ""};
   // When the client's epoch moved (it reconnected), the remembered saga is not used
   ++epoch;
   CHECK(load(repo, "o1").state == "other");
   CHECK(redis.loads == 1);
-  CHECK(repo.size() == 0);
+  CHECK(repo.size() == 1);  // only what it just read
 }
 
 TEST_CASE("remembered state is bounded in bytes too", "[cache]") {
   MapRepo redis;
-  CachedSagaRepository repo(redis, 100, 25600);  // a state over 100 bytes is not remembered
-  REQUIRE(commit(repo, change("big", 0, std::string(101, 'x'))) == store::ApplyKind::applied);
+  // a state and order facts over 100 bytes are not remembered
+  CachedSagaRepository repo(redis, 100, 25600);
+  REQUIRE(commit(repo, change("big", 0, std::string(101 - kOrder.size(), 'x'))) ==
+          store::ApplyKind::applied);
   CHECK(repo.size() == 0);
   for (int i = 0; i < 300; ++i) {
-    REQUIRE(commit(repo, change("o" + std::to_string(i), 0, std::string(100, 'y'))) ==
-            store::ApplyKind::applied);
+    REQUIRE(
+        commit(repo, change("o" + std::to_string(i), 0, std::string(100 - kOrder.size(), 'y'))) ==
+        store::ApplyKind::applied);
   }
   CHECK(repo.bytes() <= 25600);
   CHECK(repo.size() == 100);  // the count bound bites first here: 100 x 100 bytes
   // With room for more sagas than bytes, the bytes bound bites: 256 of 100 bytes
   CachedSagaRepository tight(redis, 1000, 25600);
   for (int i = 0; i < 300; ++i) {
-    REQUIRE(commit(tight, change("t" + std::to_string(i), 0, std::string(100, 'z'))) ==
-            store::ApplyKind::applied);
+    REQUIRE(
+        commit(tight, change("t" + std::to_string(i), 0, std::string(100 - kOrder.size(), 'z'))) ==
+        store::ApplyKind::applied);
   }
   CHECK(tight.bytes() == 25600);
   CHECK(tight.size() == 256);

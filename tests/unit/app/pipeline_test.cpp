@@ -72,6 +72,7 @@ struct FakeRepo final : SagaRepository {
       s.version += 1;
       s.state = c.new_state;
       s.status = c.new_status;
+      if (!c.order.empty()) s.order = c.order;
       commits.push_back(c);
       store::ApplyOutcome r{store::ApplyKind::applied, s.version, 3, {}};
       for (std::size_t i = 0; i < c.commands.size(); ++i)
@@ -241,7 +242,7 @@ TEST_CASE("a reply that looks stale to the remembered saga is checked against Re
   REQUIRE(reserved.ok());
   auto v2 = step(def, &v1.value(), SagaInput{reserved.value()}, h.clock.now_ms());
   REQUIRE(v2.disposition == Disposition::applied);
-  h.repo.sagas["o1"] = store::SagaRecord{2, v2.state.to_json(), "running"};
+  h.repo.sagas["o1"] = store::SagaRecord{2, v2.state.to_json(), "running", ""};
   // When payment.completed arrives here (ignored by the remembered state: no charge was sent)
   h.deliver(2, reply("payment.completed", "o1", R"(,"payment_id":"p1")"));
   // Then it is stepped on Redis' saga, not acked unseen: shipment.create goes out
@@ -517,4 +518,68 @@ TEST_CASE("on a cluster too, only a start takes a token", "[pipeline]") {
   for (std::uint64_t tag = 1; tag <= 5; ++tag) CHECK(h.settled[tag].kind == Verdict::Kind::ack);
   CHECK(h.admission.calls == 1);
   CHECK(h.sink.published.size() == 2);  // o1's inventory.reserve, o2's order.failed
+}
+
+TEST_CASE("a saga record of a newer format is retried, never dead-lettered, intake goes on",
+          "[pipeline]") {
+  Harness h;
+  h.deliver(1, order_created("o1"));
+  REQUIRE(h.settled[1].kind == Verdict::Kind::ack);
+  // Given a newer worker rewrote the record in a format this build does not know
+  std::string newer = h.repo.sagas["o1"].state;
+  REQUIRE(newer.rfind("{\"schema\":2,", 0) == 0);
+  const std::string current = newer;
+  newer.replace(0, 11, "{\"schema\":3,");
+  h.repo.sagas["o1"].state = newer;
+  // When a reply for it arrives
+  h.deliver(2, reply("inventory.reserved", "o1", R"(,"reservation_id":"r1")"));
+  // Then it is not settled (no dead letter, no broker retry), and intake is not paused
+  CHECK(h.settled.count(2) == 0);
+  CHECK_FALSE(h.pipeline.degraded());
+  h.timers.advance(3000);
+  h.repo.run();
+  CHECK(h.settled.count(2) == 0);
+  // And other orders go on meanwhile
+  h.deliver(3, order_created("o2"));
+  CHECK(h.settled[3].kind == Verdict::Kind::ack);
+  // When the record is readable again, the held event is applied
+  h.repo.sagas["o1"].state = current;
+  h.timers.advance(3000);
+  h.repo.run();
+  REQUIRE(h.settled.count(2));
+  CHECK(h.settled[2].kind == Verdict::Kind::ack);
+  CHECK(h.sink.published.back().route == "payment.charge");
+}
+
+TEST_CASE("a record of the previous format is continued, and gets its order facts once",
+          "[pipeline]") {
+  Harness h(/*remember=*/true);
+  // Given a saga started before the upgrade: format 1 (the full object), no order field
+  h.deliver(1, order_created("o1"));
+  auto started = SagaState::from_record(h.repo.sagas["o1"].state, h.repo.sagas["o1"].order);
+  REQUIRE(started.ok());
+  REQUIRE(started->has_order());
+  h.repo.sagas["o1"] = store::SagaRecord{1, started->to_json(), "running", ""};
+  h.cached.forget(OrderId(std::string("o1")));
+  // When its reply arrives
+  h.deliver(2, reply("inventory.reserved", "o1", R"(,"reservation_id":"r1")"));
+  // Then it is stepped (payment.charge, with the order's total), written in format 2 with the
+  // order facts it did not have
+  REQUIRE(h.settled[2].kind == Verdict::Kind::ack);
+  REQUIRE(h.repo.commits.size() == 2);
+  CHECK(h.repo.commits[1].new_state.rfind("{\"schema\":2,", 0) == 0);
+  CHECK_FALSE(h.repo.commits[1].order.empty());
+  REQUIRE(h.sink.published.size() == 2);
+  CHECK(h.sink.published[1].route == "payment.charge");
+  CHECK_THAT(h.sink.published[1].body, Catch::Contains("99.99"));
+  // And the next step (from this worker's memory) neither rewrites them nor loses them
+  h.deliver(3, reply("payment.completed", "o1", R"(,"payment_id":"p1")"));
+  REQUIRE(h.repo.commits.size() == 3);
+  CHECK(h.repo.commits[2].order.empty());
+  REQUIRE(h.sink.published.size() == 3);
+  CHECK(h.sink.published[2].route == "shipment.create");
+  CHECK_THAT(h.sink.published[2].body, Catch::Contains("\"sku\":\"A\""));
+  auto now = SagaState::from_record(h.repo.sagas["o1"].state, h.repo.sagas["o1"].order);
+  REQUIRE(now.ok());
+  CHECK(now->items_json == started->items_json);
 }

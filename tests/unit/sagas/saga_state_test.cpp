@@ -113,7 +113,7 @@ TEST_CASE("unreadable saga records are refused with a reason", "[state]") {
   const std::string good = rich_state().to_json();
   for (const char* bad :
        {"", "not json", "[]", R"({"schema":1})",
-        R"({"schema":2,"order_id":"o","status":"running"})",
+        R"({"schema":3,"order_id":"o","status":"running"})",
         R"({"schema":1,"order_id":"o","status":"sleeping"})",
         R"({"schema":1,"order_id":"o","status":"running","total":"12.345"})",
         R"({"schema":1,"order_id":"o","status":"running","steps":[{"name":"x"}]})",
@@ -122,12 +122,62 @@ TEST_CASE("unreadable saga records are refused with a reason", "[state]") {
     auto r = SagaState::from_json(bad);
     CHECK_FALSE(r.ok());
   }
+  // A newer format is transient (retried until a newer worker takes it), a corrupt one is not
+  const auto newer = SagaState::from_json(R"({"schema":3,"order_id":"o","status":"running"})");
+  REQUIRE_FALSE(newer.ok());
+  CHECK(is_transient(newer.error().code));
+  const auto older = SagaState::from_json(R"({"schema":0,"order_id":"o","status":"running"})");
+  REQUIRE_FALSE(older.ok());
+  CHECK_FALSE(is_transient(older.error().code));
   // Unknown keys (a newer writer's) are skipped
   std::string extended = good;
   extended.insert(1, R"("future":{"a":[1,2,{"b":null}]},)");
   auto r = SagaState::from_json(extended);
   REQUIRE(r.ok());
   CHECK(r.value() == rich_state());
+}
+
+TEST_CASE("the stored record: compact state plus the order facts once; format 1 still read",
+          "[state]") {
+  const SagaState s = rich_state();
+  REQUIRE(s.has_order());
+  std::string state;
+  std::string order;
+  s.append_record(state);
+  s.append_order(order);
+  // The compact state has neither the order facts nor the derived fields
+  CHECK(state.rfind("{\"schema\":2,", 0) == 0);
+  for (const char* gone : {"\"items\"", "\"customer_id\"", "\"steps_done\"",
+                           "\"pending_compensations\"", "\"state\""}) {
+    CHECK(state.find(gone) == std::string::npos);
+  }
+  CHECK(order.find("\"items\":" + s.items_json) != std::string::npos);
+  CHECK(state.size() + order.size() < s.to_json().size());
+  // Both together read back as the same saga
+  auto back = SagaState::from_record(state, order);
+  REQUIRE(back.ok());
+  CHECK(back.value() == s);
+  // A record of format 1 (the full object, no order field: written before this version)
+  auto old = SagaState::from_record(s.to_json(), "");
+  REQUIRE(old.ok());
+  CHECK(old.value() == s);
+  // A saga without an order (an early cancel) has no order facts to store
+  SagaState early;
+  early.saga = "order_fulfillment";
+  early.order_id = OrderId(std::string("o9"));
+  early.status = SagaStatus::cancelled_before_start;
+  std::string none;
+  early.append_order(none);
+  CHECK(none.empty());
+  std::string early_state;
+  early.append_record(early_state);
+  auto early_back = SagaState::from_record(early_state, "");
+  REQUIRE(early_back.ok());
+  CHECK(early_back.value() == early);
+  // Unreadable order facts are refused with a reason
+  auto bad_order = SagaState::from_record(state, "[1]");
+  REQUIRE_FALSE(bad_order.ok());
+  CHECK(bad_order.error().code == Errc::rejected);
 }
 
 TEST_CASE("the history is bounded", "[state]") {
