@@ -1,47 +1,66 @@
 #include "store/keyspace.hpp"
 
-#include <fmt/format.h>
+#include <charconv>
 
 namespace sagaflow::store {
 
+namespace {
+
+// "sagaflow:{<p>}:<name><tail>" in one allocation (these are built for every apply).
+std::string partition_key(int p, std::string_view name, std::string_view tail = {}) {
+  constexpr std::string_view kHead = "sagaflow:{";
+  char digits[16];
+  const auto end = std::to_chars(digits, digits + sizeof digits, p).ptr;
+  std::string key;
+  key.reserve(kHead.size() + static_cast<std::size_t>(end - digits) + 2 + name.size() +
+              tail.size());
+  key.append(kHead).append(digits, end).append("}:").append(name).append(tail);
+  return key;
+}
+
+}  // namespace
+
 std::string Keyspace::saga_key(int p, const OrderId& order) {
-  return fmt::format("sagaflow:{{{}}}:saga:{}", p, order.view());
+  return partition_key(p, "saga:", order.view());
 }
 std::string Keyspace::dedup_key(int p, const EventId& event) {
-  return fmt::format("sagaflow:{{{}}}:dedup:{}", p, event.view());
+  return partition_key(p, "dedup:", event.view());
 }
 std::string Keyspace::outbox_key(int p) {
-  return fmt::format("sagaflow:{{{}}}:outbox", p);
+  return partition_key(p, "outbox");
 }
 std::string Keyspace::outbox_relay_key(int p) {
-  return fmt::format("sagaflow:{{{}}}:outbox_relay", p);
+  return partition_key(p, "outbox_relay");
 }
 std::string Keyspace::deadlines_key(int p) {
-  return fmt::format("sagaflow:{{{}}}:deadlines", p);
+  return partition_key(p, "deadlines");
 }
 std::string Keyspace::stats_key(int p) {
-  return fmt::format("sagaflow:{{{}}}:stats", p);
+  return partition_key(p, "stats");
 }
 std::string Keyspace::parked_key(int p, const StoreId& store) {
-  return fmt::format("sagaflow:{{{}}}:parked:{}", p, store.view());
+  return partition_key(p, "parked:", store.view());
 }
 std::string Keyspace::parked_stores_key(int p) {
-  return fmt::format("sagaflow:{{{}}}:parked_stores", p);
+  return partition_key(p, "parked_stores");
 }
 std::string Keyspace::parked_leases_key(int p) {
-  return fmt::format("sagaflow:{{{}}}:parked_leases", p);
+  return partition_key(p, "parked_leases");
 }
 std::string Keyspace::status_index_key(int p, std::string_view status) {
-  return fmt::format("sagaflow:{{{}}}:by_status:{}", p, status);
+  return partition_key(p, "by_status:", status);
 }
 std::string Keyspace::reason_index_key(int p, std::string_view reason) {
-  return fmt::format("sagaflow:{{{}}}:by_reason:{}", p, reason);
+  return partition_key(p, "by_reason:", reason);
 }
 std::string Keyspace::live_reason_index_key(int p, std::string_view reason) {
-  return fmt::format("sagaflow:{{{}}}:by_reason_live:{}", p, reason);
+  return partition_key(p, "by_reason_live:", reason);
 }
 std::string Keyspace::rate_key(const StoreId& store) {
-  return fmt::format("sagaflow:rl:{{{}}}", store.view());
+  std::string key;
+  key.reserve(13 + store.view().size());
+  key.append("sagaflow:rl:{").append(store.view()).append("}");
+  return key;
 }
 
 }  // namespace sagaflow::store

@@ -524,8 +524,11 @@ struct Pipeline::Impl {
       if (weak.expired()) return;
       clear_scheduled = false;
       for (auto& [p, v] : to_clear) {
-        if (!v.empty()) repo.outbox_done(p, std::move(v));
+        if (v.empty()) continue;
+        const std::size_t size = v.size();
+        repo.outbox_done(p, std::move(v));
         v.clear();
+        v.reserve(size);  // one allocation for the next round, not a growth series
       }
     });
   }
