@@ -142,6 +142,7 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   args.push_back(req.reason);
   args.push_back(std::to_string(options_.index_cap));
   args.push_back(req.order);
+  args.emplace_back(req.fresh_deadline ? "1" : "0");
   if (start) {
     switch (start->admit) {
       case SagaStart::Admit::given:
@@ -162,7 +163,8 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   }
   if (options_.wait_replicas > 0) {
     if (start) {
-      q.rewrite = {"HSET", q.keys[0], "created_by", req.event_id.str()};
+      q.rewrite = {q.keys[0], req.event_id.str()};
+      q.rewrite_by_script = true;
     } else if (dedup) {
       q.rewrite = {"SET", q.keys[1], "1", "KEEPTTL", "XX"};
     }
@@ -265,18 +267,23 @@ void SagaStore::answer(Queued& q, Result<Reply> r) {
   // cover it: rewrite its dedup mark (same value, same TTL) or a start's created_by (same
   // value, on a record a duplicate found) and WAIT for that. A replica acknowledges the
   // replication stream in order, so it has the first apply too.
-  redis_.command_replicated(
-      std::move(q.rewrite), WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
-      [outcome = std::move(outcome.value()),
-       done = std::move(q.done)](Result<Reply> marked) mutable {
-        if (!marked.ok()) return done(std::move(marked).error());
-        if (marked->is_error()) {
-          return done(
-              make_error(Errc::internal, fmt::format("dedup mark rewrite: {}", marked->str)));
-        }
-        done(std::move(outcome));
-      },
-      options_.timeout_ms);
+  auto rewritten = [outcome = std::move(outcome.value()),
+                    done = std::move(q.done)](Result<Reply> marked) mutable {
+    if (!marked.ok()) return done(std::move(marked).error());
+    if (marked->is_error()) {
+      return done(make_error(Errc::internal, fmt::format("dedup mark rewrite: {}", marked->str)));
+    }
+    done(std::move(outcome));
+  };
+  const WaitReplicas wait{options_.wait_replicas, options_.wait_timeout_ms};
+  if (q.rewrite_by_script) {
+    redis_.eval_replicated(apply_script_, {std::move(q.rewrite[0])},
+                           {"touch", std::move(q.rewrite[1])}, wait, std::move(rewritten),
+                           options_.timeout_ms);
+  } else {
+    redis_.command_replicated(std::move(q.rewrite), wait, std::move(rewritten),
+                              options_.timeout_ms);
+  }
 }
 
 void SagaStore::status_counts(StatsCallback done) {

@@ -71,13 +71,16 @@ struct ApplyRequest {
   std::string old_status;  // the stored status (the version check makes sure); "" for new
   std::vector<OutboxCommand> commands;
   std::optional<Millis> deadline;  // absolute ms since the epoch; nullopt or <= 0: clear
-  bool finished = false;           // confirmed / failed: the record expires after the TTL
-  StoreId store_id;                // the order's store: keeps the parked-starts index
-  Millis parked_at = 0;            // when new_status is "parked": its place in the queue
-  Millis updated_at = 0;           // the console's indexes (by status, by reason); 0: now
-  std::string reason;              // the saga's failure reason, empty while none
-  std::string order;  // not empty: written as the record's order facts (they never change:
-                      // written once, at the start or the first commit that has them)
+  // The deadline was counted by this change from updated_at (not carried over): a call that
+  // runs late on Redis' clock moves it by the lateness (apply.lua).
+  bool fresh_deadline = true;
+  bool finished = false;  // confirmed / failed: the record expires after the TTL
+  StoreId store_id;       // the order's store: keeps the parked-starts index
+  Millis parked_at = 0;   // when new_status is "parked": its place in the queue
+  Millis updated_at = 0;  // the console's indexes (by status, by reason); 0: now
+  std::string reason;     // the saga's failure reason, empty while none
+  std::string order;      // not empty: written as the record's order facts (they never change:
+                          // written once, at the start or the first commit that has them)
   std::optional<SagaStart> start;  // a saga start (expected_version 0, event_id its event)
 };
 
@@ -145,8 +148,10 @@ class SagaStore final {
   struct Queued {
     int partition = 0;
     // With WAIT_REPLICAS: the write a duplicate repeats (its dedup mark, or a start's
-    // created_by) so that this connection's WAIT covers the first apply.
+    // created_by: apply.lua "touch", never creating a record) so that this connection's WAIT
+    // covers the first apply.
     std::vector<std::string> rewrite;
+    bool rewrite_by_script = false;
     std::vector<std::string> keys;
     std::vector<std::string> args;
     ApplyCallback done;

@@ -43,7 +43,7 @@ class CachedSagaRepository final : public SagaRepository {
     // a commit writes only once.
     inner_.load(order, [this, key = order.str(),
                         done = std::move(done)](Result<store::SagaRecord> r) mutable {
-      if (r.ok() && r->version > 0 && capacity_ > 0 &&
+      if (r.ok() && r->version > 0 && capacity_ > 0 && !finished(r->status) &&
           r->state.size() + r->order.size() <= max_bytes_ / 256) {
         remember(std::move(key), store::SagaRecord(r.value()));
       }
@@ -132,6 +132,12 @@ class CachedSagaRepository final : public SagaRepository {
     sagas_.clear();
     order_.clear();
     bytes_ = 0;
+  }
+
+  // Finished records expire; an order's saga can then be started again from version 1, so
+  // a remembered finished record could pass a later saga's version check.
+  static bool finished(std::string_view status) {
+    return status == "confirmed" || status == "failed" || status == "cancelled_before_start";
   }
 
   struct Hash {

@@ -286,10 +286,11 @@ struct Pipeline::Impl {
     job.stored_order = !stored.order.empty();
     if (stored.version > 0) {
       auto parsed = SagaState::from_record(stored.state, stored.order);
-      if (!parsed && is_transient(parsed.error().code)) {
-        // Written by a newer version (a rolling upgrade): never dead-lettered. The job keeps
-        // its order's lane and is tried again with backoff, without pausing intake; once this
-        // worker is replaced, the broker hands the delivery to a worker that reads it.
+      if (!parsed && is_transient(parsed.error().code) && job.kind == Job::Kind::delivery) {
+        // Written by a newer version (a rolling upgrade): never dead-lettered. The delivery
+        // keeps its order's lane and is tried again with backoff, without pausing intake; once
+        // this worker is replaced, the broker hands it to a worker that reads it. (A deadline
+        // or a parked start ends here as below: its claim runs out and is taken again.)
         return retry_later(job, parsed.error());
       }
       if (!parsed) {
@@ -324,21 +325,21 @@ struct Pipeline::Impl {
   }
 
   // Over the store's rate limit (or behind the store's parked starts): the start is committed
-  // as a parked saga (dedup mark and version check as any commit) and its delivery acked, so
-  // it never holds broker intake. The scheduler starts it when the store's bucket allows.
+  // as a parked saga (refused as any start when the order has a saga) and its delivery acked,
+  // so it never holds broker intake. The scheduler starts it when the store's bucket allows.
   void park_start(Job& job) {
-    note_parked(job);
+    // Until the scheduler's next read: this store's next starts queue behind this one.
+    ++parked_stores[job.event.store_id.str()];
     apply(job, nullptr, 0, Mode::park);
   }
 
-  void note_parked(Job& job) {
-    if (!job.was_limited) {
-      job.was_limited = true;
-      rate_limited.inc();
-      admission.note_delayed(job.event.store_id);
-    }
-    // Until the scheduler's next read: this store's next starts queue behind this one.
-    ++parked_stores[job.event.store_id.str()];
+  // A start was parked (its park commit applied: a duplicate or an order with a saga is not
+  // a delayed start).
+  void count_parked(Job& job) {
+    if (job.was_limited) return;
+    job.was_limited = true;
+    rate_limited.inc();
+    admission.note_delayed(job.event.store_id);
   }
 
   // How an order.created with no saga is committed (store::SagaStart): park: as a parked saga;
@@ -401,6 +402,9 @@ struct Pipeline::Impl {
     // order.created never comes within that time (one arriving later starts a normal saga).
     c.finished = r.state.finished() || r.state.status == SagaStatus::cancelled_before_start;
     c.deadline = r.deadline;
+    // Counted by this step (not carried over from the stored state): a late commit moves it.
+    c.fresh_deadline =
+        r.deadline.has_value() && (state == nullptr || state->deadline != r.deadline);
     if (mode != Mode::step) {
       store::SagaStart& start = c.start.emplace();
       c.parked_at = now;
@@ -436,7 +440,7 @@ struct Pipeline::Impl {
     }
     const bool started =
         (state == nullptr || state->status == SagaStatus::parked) && !r.commands.empty();
-    repo.commit(c, [this, &job, commit, outcome, confirmed, started, compensations,
+    repo.commit(c, [this, &job, commit, mode, outcome, confirmed, started, compensations,
                     failure_reason](Result<store::ApplyOutcome> res) {
       if (!res) return back_off(job, res.error());
       recovered(job);
@@ -471,6 +475,7 @@ struct Pipeline::Impl {
         case store::ApplyKind::applied:
           break;
       }
+      if (mode == Mode::park) count_parked(job);
       if (started) sagas_started.inc();
       if (outcome) (confirmed ? finished_confirmed : finished_failed).inc();
       if (!failure_reason.empty()) failed_by_reason(failure_reason).inc();

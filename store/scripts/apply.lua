@@ -34,7 +34,8 @@
 --  10 n, then n times: id, exchange, route, body
 --  then: store id, the time the saga is parked at (ms; used when the new status is parked),
 --        the change's time (ms), the saga's failure reason ("" while none), the cap of finished
---        sagas kept per console index, the order facts ("": unchanged; else written)
+--        sagas kept per console index, the order facts ("": unchanged; else written), and "1"
+--        when the deadline was counted by this change (then it may be moved, below)
 --  a start then has: admit ("given": admitted by the caller; "park": parked by the caller;
 --        "gcra": admitted here under the store's plan), the event id, and for "gcra" the
 --        plan's emission interval T (us) and tolerance tau (us)
@@ -116,7 +117,7 @@ local function apply_one(K, A)
   local tail = 11 + 4 * n
   local store, parked_at = A[tail], tonumber(A[tail + 1])
   local changed_at, reason = tonumber(A[tail + 2]), A[tail + 3]
-  local event = start and A[tail + 7] or nil
+  local event = start and A[tail + 8] or nil
 
   local saga = redis.call('HMGET', K[1], 'version', 'status', 'created_by')
   local version = tonumber(saga[1]) or 0
@@ -134,8 +135,8 @@ local function apply_one(K, A)
     if expected >= 0 and version ~= expected then return {'conflict', version} end
   end
 
-  if start and A[tail + 6] == 'gcra' and
-      not take_token(K[13], tonumber(A[tail + 8]), tonumber(A[tail + 9])) then
+  if start and A[tail + 7] == 'gcra' and
+      not take_token(K[13], tonumber(A[tail + 9]), tonumber(A[tail + 10])) then
     return {'limited', 0}
   end
   local state, new_status = A[5], A[6]
@@ -169,14 +170,16 @@ local function apply_one(K, A)
                                      'route', A[a + 2], 'body', A[a + 3])
   end
 
-  -- The order's next deadline (a new saga has none to clear). The caller counts it from the
-  -- change's time on its own clock. When this call runs more than kLateMs away from that
-  -- time on Redis' clock, which the sweeper reads (Redis was paused or slow, or the worker's
-  -- clock is off), it is moved by the difference: the step still gets its whole timeout after
-  -- its commands could first be sent.
-  if deadline > 0 then
+  -- The order's next deadline (a new saga has none to clear). A deadline this change counted
+  -- from its time on the caller's clock is moved by the difference when this call runs more
+  -- than kLateMs away from that time on Redis' clock, which the sweeper reads (Redis was
+  -- paused or slow, or the worker's clock is off): the step still gets its whole timeout after
+  -- its commands could first be sent. A deadline carried over from an earlier step stays.
+  if deadline > 0 and A[tail + 6] == '1' then
     local off = math.floor(clock_us() / 1000) - changed_at
     if math.abs(off) > kLateMs then deadline = deadline + off end
+    zput(K[4], order, deadline)
+  elseif deadline > 0 then
     zput(K[4], order, deadline)
   elseif version > 0 then
     zput(K[4], order, false)
@@ -271,6 +274,12 @@ local function write_folded()
   end
 end
 
+-- "touch": KEYS[1] a saga record, ARGV[2] an event id: rewrites created_by if the record still
+-- exists (never creates one). A duplicate start with WAIT_REPLICAS writes this before its WAIT.
+if ARGV[1] == 'touch' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'created_by', ARGV[2]) end
+  return 1
+end
 if ARGV[1] ~= 'batch' then return redis.error_reply('apply.lua: unknown mode ' .. tostring(ARGV[1])) end
 local answers = {}
 local k, a = 0, 3
@@ -279,7 +288,14 @@ for i = 1, tonumber(ARGV[2]) do
   local keys, args = {}, {}
   for j = 1, nk do keys[j] = KEYS[k + j] end
   for j = 1, m do args[j] = ARGV[a + 1 + j] end
-  answers[i] = apply_one(keys, args)
+  -- Redis does not roll a script back: if an event fails (a bug), the events before it are
+  -- written, so their folded writes (deadlines, counters, tokens) are written too.
+  local ok, answer = pcall(apply_one, keys, args)
+  if not ok then
+    write_folded()
+    return redis.error_reply('apply.lua: event ' .. i .. ': ' .. tostring(answer))
+  end
+  answers[i] = answer
   k, a = k + nk, a + 2 + m
 end
 write_folded()

@@ -282,3 +282,58 @@ TEST_CASE("a record's order facts are written once and kept by later changes", "
   CHECK(loaded->order == first.order);
   client->stop();
 }
+
+TEST_CASE("a start refused as a duplicate or a conflict takes no token", "[store][start]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto client = connected_client(loop, client_options(server));
+  SagaStore store(*client, options());
+  auto apply = [&](const ApplyRequest& r) {
+    return loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
+  };
+  const GcraParams plan{3'600'000'000, 0};  // one start per hour
+  const auto first = apply(start("t1", "evt_t1", SagaStart::Admit::given));
+  REQUIRE(first.ok());
+  // When the same event and another order.created come again, admitted in the call
+  const auto dup = apply(start("t1", "evt_t1", SagaStart::Admit::gcra, plan));
+  const auto other = apply(start("t1", "evt_t1b", SagaStart::Admit::gcra, plan));
+  REQUIRE(dup.ok());
+  REQUIRE(other.ok());
+  CHECK(dup->kind == ApplyKind::duplicate);
+  CHECK(other->kind == ApplyKind::conflict);
+  // Then the store's bucket was never touched: the next real start still gets its token
+  CHECK(server.command({"EXISTS", Keyspace::rate_key(StoreId(std::string("s1")))}) == "0");
+  const auto real = apply(start("t2", "evt_t2", SagaStart::Admit::gcra, plan));
+  REQUIRE(real.ok());
+  CHECK(real->kind == ApplyKind::applied);
+  client->stop();
+}
+
+TEST_CASE("only a late call moves a deadline, and only one its change counted", "[store][saga]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  Loop loop;
+  auto client = connected_client(loop, client_options(server));
+  SagaStore store(*client, options());
+  const std::string time = server.command({"TIME"});  // seconds, microseconds
+  const Millis now = std::stoll(time.substr(0, time.find('\n'))) * 1000 +
+                     std::stoll(time.substr(time.find('\n') + 1)) / 1000;
+  auto due_of = [&](const ApplyRequest& r) {
+    REQUIRE(loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); }).ok());
+    const int p = store.partition_of(r.order_id);
+    return std::stoll(server.command({"ZSCORE", Keyspace::deadlines_key(p), r.order_id.str()}));
+  };
+  // A call on time keeps its deadline exactly
+  ApplyRequest on_time = start("d1", "evt_d1", SagaStart::Admit::given);
+  on_time.updated_at = now;
+  on_time.deadline = now + 1'500;
+  CHECK(due_of(on_time) == now + 1'500);
+  // A deadline carried over from an earlier step is not moved, however late the call
+  ApplyRequest carried = start("d2", "evt_d2", SagaStart::Admit::given);
+  carried.updated_at = now - 10'000;
+  carried.deadline = now - 8'500;
+  carried.fresh_deadline = false;
+  CHECK(due_of(carried) == now - 8'500);
+  client->stop();
+}

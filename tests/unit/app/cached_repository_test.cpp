@@ -174,3 +174,17 @@ TEST_CASE("remembered state is bounded in bytes too", "[cache]") {
   load(tight, "t0");  // the oldest went
   CHECK(redis.loads == before + 1);
 }
+
+TEST_CASE("a finished saga read from Redis is not remembered", "[cache]") {
+  MapRepo redis;
+  CachedSagaRepository repo(redis, 100, std::size_t{1} << 20);
+  // (it expires; the order can then start a new saga whose versions count from 1 again)
+  for (const char* status : {"confirmed", "failed", "cancelled_before_start"}) {
+    redis.sagas["o1"] = store::SagaRecord{3, "done", status, kOrder};
+    load(repo, "o1");
+    CHECK(repo.size() == 0);
+  }
+  redis.sagas["o1"] = store::SagaRecord{3, "live", "compensating", kOrder};
+  load(repo, "o1");
+  CHECK(repo.size() == 1);
+}

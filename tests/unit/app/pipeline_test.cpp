@@ -501,10 +501,13 @@ TEST_CASE("a start the commit's admission refuses is parked, acked, counted, the
   CHECK(h.repo.commits[2].expected_version == 1);
   REQUIRE(h.sink.published.size() == 1);
   CHECK(h.sink.published[0].route == "inventory.reserve");
-  // A re-delivered order.created of a parked start is a duplicate, not a second saga
+  // A re-delivered order.created of a parked start is a duplicate, not a second saga, and not
+  // counted as a delayed start
   h.deliver(3, order_created("o2"));
   CHECK(h.settled[3].kind == Verdict::Kind::ack);
   CHECK(h.repo.commits.size() == 3);
+  CHECK(h.admission.delayed == 2);
+  CHECK(h.registry.counter("sagaflow_rate_limited_total", "").value() == 2);
 }
 
 TEST_CASE("on a cluster too, only a start takes a token", "[pipeline]") {
@@ -529,7 +532,7 @@ TEST_CASE("a saga record of a newer format is retried, never dead-lettered, inta
   std::string newer = h.repo.sagas["o1"].state;
   REQUIRE(newer.rfind("{\"schema\":2,", 0) == 0);
   const std::string current = newer;
-  newer.replace(0, 11, "{\"schema\":3,");
+  newer.replace(0, 12, "{\"schema\":3,");
   h.repo.sagas["o1"].state = newer;
   // When a reply for it arrives
   h.deliver(2, reply("inventory.reserved", "o1", R"(,"reservation_id":"r1")"));
