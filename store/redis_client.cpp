@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <charconv>
 #include <deque>
 #include <random>
 #include <utility>
@@ -130,18 +131,12 @@ class RedisClient::Impl {
   }
   const std::string& script_sha(ScriptRef ref) const { return scripts_.at(ref.index).sha; }
 
-  void eval(ScriptRef ref, std::vector<std::string> keys, std::vector<std::string> args,
-            Callback done, Millis timeout_ms) {
+  void eval(ScriptRef ref, const ScriptArgs& args, Callback done, Millis timeout_ms) {
     auto call = std::make_shared<EvalCall>();
     call->script = ref.index;
     call->timeout_ms = timeout_ms;
     call->done = std::move(done);
-    call->argv.reserve(3 + keys.size() + args.size());
-    call->argv.emplace_back("EVALSHA");
-    call->argv.push_back(scripts_.at(ref.index).sha);
-    call->argv.push_back(std::to_string(keys.size()));
-    for (auto& k : keys) call->argv.push_back(std::move(k));
-    for (auto& a : args) call->argv.push_back(std::move(a));
+    call->command = args.command(scripts_.at(ref.index).sha);
     send_eval(std::move(call));
   }
 
@@ -180,7 +175,7 @@ class RedisClient::Impl {
   };
   struct EvalCall {
     std::size_t script = 0;
-    std::vector<std::string> argv;
+    std::string command;  // EVALSHA ..., in RESP (kept for a re-send after NOSCRIPT)
     Callback done;
     Millis timeout_ms = 0;
     std::uint64_t sent_id = 0;  // call id of the EVALSHA in flight
@@ -199,6 +194,28 @@ class RedisClient::Impl {
   // Returns the call id (ids grow across connections), or 0 when the call failed at once.
   std::uint64_t send(const std::vector<std::string>& argv, Callback done, Millis timeout_ms,
                      bool internal = false) {
+    return send_with(std::move(done), timeout_ms, internal, [&](std::uint64_t id) {
+      argv_ptrs_.clear();
+      argv_lens_.clear();
+      for (const auto& a : argv) {
+        argv_ptrs_.push_back(a.data());
+        argv_lens_.push_back(a.size());
+      }
+      return redisAsyncCommandArgv(ctx_, &Impl::on_reply, reinterpret_cast<void*>(id),
+                                   static_cast<int>(argv.size()), argv_ptrs_.data(),
+                                   argv_lens_.data());
+    });
+  }
+  // A command already in RESP.
+  std::uint64_t send_formatted(const std::string& command, Callback done, Millis timeout_ms) {
+    return send_with(std::move(done), timeout_ms, false, [&](std::uint64_t id) {
+      return redisAsyncFormattedCommand(ctx_, &Impl::on_reply, reinterpret_cast<void*>(id),
+                                        command.data(), command.size());
+    });
+  }
+
+  template <class Issue>
+  std::uint64_t send_with(Callback done, Millis timeout_ms, bool internal, Issue&& issue) {
     const bool accepting =
         state_ == State::ready || (state_ == State::connecting && (internal || !ever_connected_));
     if (!accepting || ctx_ == nullptr) {
@@ -210,17 +227,8 @@ class RedisClient::Impl {
       fail_later(std::move(done), Errc::unavailable, "redis client: too many calls in flight");
       return 0;
     }
-    argv_ptrs_.clear();
-    argv_lens_.clear();
-    for (const auto& a : argv) {
-      argv_ptrs_.push_back(a.data());
-      argv_lens_.push_back(a.size());
-    }
     const std::uint64_t id = next_id_++;
-    const int rc =
-        redisAsyncCommandArgv(ctx_, &Impl::on_reply, reinterpret_cast<void*>(id),
-                              static_cast<int>(argv.size()), argv_ptrs_.data(), argv_lens_.data());
-    if (rc != REDIS_OK) {
+    if (issue(id) != REDIS_OK) {
       fail_later(std::move(done), Errc::unavailable, "redis connection is closing");
       return 0;
     }
@@ -240,10 +248,10 @@ class RedisClient::Impl {
 
   void send_eval(std::shared_ptr<EvalCall> call) {
     const Millis timeout = call->timeout_ms;
-    const auto& argv = call->argv;
+    const auto& command = call->command;
     EvalCall* raw = call.get();
-    raw->sent_id = send(
-        argv,
+    raw->sent_id = send_formatted(
+        command,
         [this, call](Result<Reply> r) mutable {
           if (r.ok() && r->is_error() && r->str.rfind("NOSCRIPT", 0) == 0 && !call->reloaded &&
               state_ == State::ready) {
@@ -608,23 +616,101 @@ ScriptRef RedisClient::register_script(std::string_view name, std::string source
 const std::string& RedisClient::script_sha(ScriptRef script) const {
   return cluster_ ? cluster_->script_sha(script) : impl_->script_sha(script);
 }
+namespace {
+ScriptArgs script_args(std::vector<std::string> keys, std::vector<std::string> args) {
+  ScriptArgs out;
+  for (const auto& k : keys) out.key(k);
+  for (const auto& a : args) out.arg(a);
+  return out;
+}
+}  // namespace
+
 void RedisClient::eval(ScriptRef script, std::vector<std::string> keys,
                        std::vector<std::string> args, Callback done, Millis timeout_ms) {
-  if (cluster_) {
-    return cluster_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
-  }
-  impl_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms);
+  eval(script, script_args(std::move(keys), std::move(args)), std::move(done), timeout_ms);
+}
+void RedisClient::eval(ScriptRef script, ScriptArgs args, Callback done, Millis timeout_ms) {
+  if (cluster_) return cluster_->eval(script, std::move(args), std::move(done), timeout_ms);
+  impl_->eval(script, std::move(args), std::move(done), timeout_ms);
 }
 void RedisClient::eval_replicated(ScriptRef script, std::vector<std::string> keys,
                                   std::vector<std::string> args, WaitReplicas wait, Callback done,
                                   Millis timeout_ms) {
-  if (cluster_) {
-    return cluster_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms,
-                          wait);
-  }
-  impl_->eval(script, std::move(keys), std::move(args), then_wait(wait, std::move(done)),
-              timeout_ms);
+  eval_replicated(script, script_args(std::move(keys), std::move(args)), wait, std::move(done),
+                  timeout_ms);
 }
+void RedisClient::eval_replicated(ScriptRef script, ScriptArgs args, WaitReplicas wait,
+                                  Callback done, Millis timeout_ms) {
+  if (cluster_) {
+    return cluster_->eval(script, std::move(args), std::move(done), timeout_ms, wait);
+  }
+  impl_->eval(script, std::move(args), then_wait(wait, std::move(done)), timeout_ms);
+}
+
+// ---- ScriptArgs ---------------------------------------------------------------------------
+
+namespace {
+void append_bulk(std::string& out, std::string_view s) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, s.size()).ptr;
+  out += '$';
+  out.append(digits, end);
+  out += "\r\n";
+  out.append(s);
+  out += "\r\n";
+}
+}  // namespace
+
+void ScriptArgs::key(std::string_view k) {
+  append_bulk(keys_, k);
+  ++n_keys_;
+}
+void ScriptArgs::arg(std::string_view a) {
+  append_bulk(args_, a);
+  ++n_args_;
+}
+void ScriptArgs::arg(std::int64_t n) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  arg(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+}
+void ScriptArgs::raw_keys(std::string_view resp, std::size_t count) {
+  keys_.append(resp);
+  n_keys_ += count;
+}
+std::string_view ScriptArgs::first_key() const noexcept {
+  // "$<n>\r\n<key>\r\n..."
+  const std::size_t crlf = keys_.find("\r\n");
+  if (n_keys_ == 0 || crlf == std::string::npos) return {};
+  std::size_t n = 0;
+  std::from_chars(keys_.data() + 1, keys_.data() + crlf, n);
+  return std::string_view(keys_).substr(crlf + 2, n);
+}
+void ScriptArgs::raw_args(std::string_view resp, std::size_t count) {
+  args_.append(resp);
+  n_args_ += count;
+}
+void ScriptArgs::reserve(std::size_t key_bytes, std::size_t arg_bytes) {
+  keys_.reserve(key_bytes);
+  args_.reserve(arg_bytes);
+}
+std::string ScriptArgs::command(std::string_view sha) const {
+  char items[24];
+  const auto items_end = std::to_chars(items, items + sizeof items, 3 + n_keys_ + n_args_).ptr;
+  char numkeys[24];
+  const auto numkeys_end = std::to_chars(numkeys, numkeys + sizeof numkeys, n_keys_).ptr;
+  std::string out;
+  out.reserve(48 + sha.size() + keys_.size() + args_.size());
+  out += '*';
+  out.append(items, items_end);
+  out += "\r\n$7\r\nEVALSHA\r\n";
+  append_bulk(out, sha);
+  append_bulk(out, std::string_view(numkeys, static_cast<std::size_t>(numkeys_end - numkeys)));
+  out += keys_;
+  out += args_;
+  return out;
+}
+
 RedisClient::Stats RedisClient::stats() const noexcept {
   return cluster_ ? cluster_->stats() : impl_->stats();
 }

@@ -67,6 +67,34 @@ struct ScriptRef {
   std::size_t index = 0;
 };
 
+// A script call's keys and arguments, written straight in the wire format (RESP bulk strings)
+// into two buffers: a batch of many events is two growing strings, not a string per argument
+// (SagaStore). Keys and arguments may be added in any order; keys go first on the wire.
+class ScriptArgs {
+ public:
+  void key(std::string_view k);
+  void arg(std::string_view a);
+  void arg(std::int64_t n);
+  // Keys or arguments already encoded (an earlier ScriptArgs' part): `count` items.
+  void raw_keys(std::string_view resp, std::size_t count);
+  void raw_args(std::string_view resp, std::size_t count);
+  void reserve(std::size_t key_bytes, std::size_t arg_bytes);
+
+  std::size_t keys() const noexcept { return n_keys_; }
+  std::size_t args() const noexcept { return n_args_; }
+  std::string_view first_key() const noexcept;  // routes a cluster call ("" without keys)
+  const std::string& key_bytes() const noexcept { return keys_; }
+  const std::string& arg_bytes() const noexcept { return args_; }
+  // EVALSHA <sha> <numkeys> <keys...> <args...>, as one RESP command.
+  std::string command(std::string_view sha) const;
+
+ private:
+  std::string keys_;
+  std::string args_;
+  std::size_t n_keys_ = 0;
+  std::size_t n_args_ = 0;
+};
+
 class RedisClient final {
  public:
   using Callback = std::function<void(Result<Reply>)>;
@@ -103,9 +131,12 @@ class RedisClient final {
   // EVALSHA sha numkeys keys... args...
   void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
             Callback done, Millis timeout_ms = 0);
+  void eval(ScriptRef script, ScriptArgs args, Callback done, Millis timeout_ms = 0);
   // EVALSHA, then WAIT as command_replicated does.
   void eval_replicated(ScriptRef script, std::vector<std::string> keys,
                        std::vector<std::string> args, WaitReplicas wait, Callback done,
+                       Millis timeout_ms = 0);
+  void eval_replicated(ScriptRef script, ScriptArgs args, WaitReplicas wait, Callback done,
                        Millis timeout_ms = 0);
 
   struct Stats {

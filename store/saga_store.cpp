@@ -54,11 +54,23 @@ SagaStore::SagaStore(RedisClient& redis, SagaStoreOptions options)
       options_(std::move(options)),
       keyspace_(options_.partitions),
       lanes_(static_cast<std::size_t>(keyspace_.partitions())),
+      partition_keys_(static_cast<std::size_t>(keyspace_.partitions())),
       flush_timer_(new uv_timer_t{}) {
   if (options_.finished_ttl_s < options_.dedup_ttl_s)
     options_.finished_ttl_s = options_.dedup_ttl_s;
   if (options_.finished_ttl_s <= 0) options_.finished_ttl_s = 86400;
   apply_script_ = redis_.register_script("apply.lua", std::string(impl::kApplyScript));
+  for (int p = 0; p < keyspace_.partitions(); ++p) {
+    ScriptArgs keys;
+    keys.key(Keyspace::outbox_key(p));
+    keys.key(Keyspace::deadlines_key(p));
+    keys.key(Keyspace::stats_key(p));
+    partition_keys_[static_cast<std::size_t>(p)].outbox_deadlines_stats = keys.key_bytes();
+    ScriptArgs parked;
+    parked.key(Keyspace::parked_stores_key(p));
+    parked.key(Keyspace::parked_leases_key(p));
+    partition_keys_[static_cast<std::size_t>(p)].parked_stores_leases = parked.key_bytes();
+  }
   uv_timer_init(redis_.loop(), flush_timer_);
   flush_timer_->data = this;
 }
@@ -103,70 +115,71 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   }
   Queued q;
   q.partition = p;
-  q.keys.reserve(gcra ? 13 : 12);
-  q.keys.push_back(Keyspace::saga_key(p, req.order_id));
-  q.keys.push_back(Keyspace::dedup_key(p, req.event_id));
-  q.keys.push_back(Keyspace::outbox_key(p));
-  q.keys.push_back(Keyspace::deadlines_key(p));
-  q.keys.push_back(Keyspace::stats_key(p));
-  q.keys.push_back(Keyspace::parked_key(p, req.store_id));
-  q.keys.push_back(Keyspace::parked_stores_key(p));
-  q.keys.push_back(Keyspace::parked_leases_key(p));
-  q.keys.push_back(
-      Keyspace::status_index_key(p, req.old_status.empty() ? req.new_status : req.old_status));
-  q.keys.push_back(Keyspace::status_index_key(p, req.new_status));
-  q.keys.push_back(Keyspace::reason_index_key(p, req.reason));
-  q.keys.push_back(Keyspace::live_reason_index_key(p, req.reason));
-  if (gcra) q.keys.push_back(Keyspace::rate_key(req.store_id));
-  auto& args = q.args;
-  args.reserve(20 + 4 * req.commands.size());
-  args.emplace_back(start ? "start" : "apply");
-  args.push_back(std::to_string(start || req.expected_version < 0 ? 0 : req.expected_version));
-  args.push_back(std::to_string(dedup ? options_.dedup_ttl_s : 0));
-  args.push_back(req.order_id.str());
-  args.push_back(req.new_state);
-  args.push_back(req.new_status);
-  args.emplace_back(req.finished ? "1" : "0");
-  args.push_back(std::to_string(options_.finished_ttl_s));
-  args.push_back(std::to_string(req.deadline && *req.deadline > 0 ? *req.deadline : 0));
-  args.push_back(std::to_string(req.commands.size()));
+  ScriptArgs& call = q.call;
+  std::size_t arg_bytes = 256 + req.new_state.size() + req.order.size();
+  for (const auto& c : req.commands) arg_bytes += 64 + c.id.size() + c.body.size();
+  call.reserve(512, arg_bytes);
+  std::string saga_key = Keyspace::saga_key(p, req.order_id);
+  std::string dedup_key = Keyspace::dedup_key(p, req.event_id);
+  call.key(saga_key);
+  call.key(dedup_key);
+  const PartitionKeys& shared = partition_keys_[static_cast<std::size_t>(p)];
+  call.raw_keys(shared.outbox_deadlines_stats, 3);
+  call.key(Keyspace::parked_key(p, req.store_id));
+  call.raw_keys(shared.parked_stores_leases, 2);
+  call.key(Keyspace::status_index_key(p, req.old_status.empty() ? req.new_status : req.old_status));
+  call.key(Keyspace::status_index_key(p, req.new_status));
+  call.key(Keyspace::reason_index_key(p, req.reason));
+  call.key(Keyspace::live_reason_index_key(p, req.reason));
+  if (gcra) call.key(Keyspace::rate_key(req.store_id));
+
+  call.arg(start ? "start" : "apply");
+  call.arg(start || req.expected_version < 0 ? 0 : req.expected_version);
+  call.arg(dedup ? options_.dedup_ttl_s : 0);
+  call.arg(req.order_id.view());
+  call.arg(req.new_state);
+  call.arg(req.new_status);
+  call.arg(req.finished ? "1" : "0");
+  call.arg(options_.finished_ttl_s);
+  call.arg(req.deadline && *req.deadline > 0 ? *req.deadline : 0);
+  call.arg(static_cast<std::int64_t>(req.commands.size()));
   for (const auto& c : req.commands) {
-    args.push_back(c.id);
-    args.push_back(c.exchange);
-    args.push_back(c.route);
-    args.push_back(c.body);
+    call.arg(c.id);
+    call.arg(c.exchange);
+    call.arg(c.route);
+    call.arg(c.body);
   }
-  args.push_back(req.store_id.str());
-  args.push_back(std::to_string(req.parked_at));
-  args.push_back(std::to_string(req.updated_at > 0 ? req.updated_at : SystemClock().now_ms()));
-  args.push_back(req.reason);
-  args.push_back(std::to_string(options_.index_cap));
-  args.push_back(req.order);
-  args.emplace_back(req.fresh_deadline ? "1" : "0");
+  call.arg(req.store_id.view());
+  call.arg(req.parked_at);
+  call.arg(req.updated_at > 0 ? req.updated_at : SystemClock().now_ms());
+  call.arg(req.reason);
+  call.arg(options_.index_cap);
+  call.arg(req.order);
+  call.arg(req.fresh_deadline ? "1" : "0");
   if (start) {
     switch (start->admit) {
       case SagaStart::Admit::given:
-        args.emplace_back("given");
+        call.arg("given");
         break;
       case SagaStart::Admit::park:
-        args.emplace_back("park");
+        call.arg("park");
         break;
       case SagaStart::Admit::gcra:
-        args.emplace_back("gcra");
+        call.arg("gcra");
         break;
     }
-    args.push_back(req.event_id.str());
+    call.arg(req.event_id.view());
     if (gcra) {
-      args.push_back(std::to_string(start->plan.emission_us));
-      args.push_back(std::to_string(start->plan.tolerance_us));
+      call.arg(start->plan.emission_us);
+      call.arg(start->plan.tolerance_us);
     }
   }
   if (options_.wait_replicas > 0) {
     if (start) {
-      q.rewrite = {q.keys[0], req.event_id.str()};
+      q.rewrite = {std::move(saga_key), req.event_id.str()};
       q.rewrite_by_script = true;
     } else if (dedup) {
-      q.rewrite = {"SET", q.keys[1], "1", "KEEPTTL", "XX"};
+      q.rewrite = {"SET", std::move(dedup_key), "1", "KEEPTTL", "XX"};
     }
   }
   q.done = std::move(done);
@@ -208,23 +221,21 @@ void SagaStore::send(Lane& lane, std::vector<Queued> batch) {
   ++lane.calls;
   ++stats_.calls;
   stats_.applies += batch.size();
-  std::vector<std::string> keys;
-  std::vector<std::string> args;
-  std::size_t n_keys = 0;
-  std::size_t n_args = 2;
+  ScriptArgs call;
+  std::size_t key_bytes = 0;
+  std::size_t arg_bytes = 32;
   for (const auto& q : batch) {
-    n_keys += q.keys.size();
-    n_args += 2 + q.args.size();
+    key_bytes += q.call.key_bytes().size();
+    arg_bytes += 16 + q.call.arg_bytes().size();
   }
-  keys.reserve(n_keys);
-  args.reserve(n_args);
-  args.emplace_back("batch");
-  args.push_back(std::to_string(batch.size()));
-  for (auto& q : batch) {
-    for (auto& k : q.keys) keys.push_back(std::move(k));
-    args.push_back(std::to_string(q.keys.size()));
-    args.push_back(std::to_string(q.args.size()));
-    for (auto& v : q.args) args.push_back(std::move(v));
+  call.reserve(key_bytes, arg_bytes);
+  call.arg("batch");
+  call.arg(static_cast<std::int64_t>(batch.size()));
+  for (const auto& q : batch) {
+    call.raw_keys(q.call.key_bytes(), q.call.keys());
+    call.arg(static_cast<std::int64_t>(q.call.keys()));
+    call.arg(static_cast<std::int64_t>(q.call.args()));
+    call.raw_args(q.call.arg_bytes(), q.call.args());
   }
   auto shared = std::make_shared<std::vector<Queued>>(std::move(batch));
   auto answered = [this, alive = std::weak_ptr<bool>(alive_), shared, &lane](Result<Reply> r) {
@@ -247,10 +258,9 @@ void SagaStore::send(Lane& lane, std::vector<Queued> batch) {
     }
   };
   if (options_.wait_replicas <= 0) {
-    redis_.eval(apply_script_, std::move(keys), std::move(args), std::move(answered),
-                options_.timeout_ms);
+    redis_.eval(apply_script_, std::move(call), std::move(answered), options_.timeout_ms);
   } else {
-    redis_.eval_replicated(apply_script_, std::move(keys), std::move(args),
+    redis_.eval_replicated(apply_script_, std::move(call),
                            WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
                            std::move(answered), options_.timeout_ms);
   }

@@ -152,8 +152,7 @@ class SagaStore final {
     // covers the first apply.
     std::vector<std::string> rewrite;
     bool rewrite_by_script = false;
-    std::vector<std::string> keys;
-    std::vector<std::string> args;
+    ScriptArgs call;  // this event's keys and arguments, already in the wire format
     ApplyCallback done;
   };
   static void on_flush(uv_timer_s* timer);
@@ -171,6 +170,12 @@ class SagaStore final {
   Keyspace keyspace_;
   ScriptRef apply_script_;
   std::vector<Lane> lanes_;  // per partition on a cluster, else all in [0]
+  // Each partition's keys that every apply names, encoded once.
+  struct PartitionKeys {
+    std::string outbox_deadlines_stats;
+    std::string parked_stores_leases;
+  };
+  std::vector<PartitionKeys> partition_keys_;
   uv_timer_s* flush_timer_;
   bool flush_armed_ = false;
   Stats stats_;

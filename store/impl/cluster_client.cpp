@@ -33,8 +33,7 @@ struct Node {
 struct Call {
   std::vector<std::string> argv;    // a command
   std::optional<ScriptRef> script;  // or a script call
-  std::vector<std::string> keys;
-  std::vector<std::string> args;
+  ScriptArgs script_args;
   RedisClient::Callback done;
   Millis timeout_ms = 0;
   int slot = -1;  // -1: any node
@@ -118,14 +117,13 @@ class ClusterClient::Impl {
   }
   const std::string& script_sha(ScriptRef ref) const { return scripts_.at(ref.index).sha; }
 
-  void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
-            RedisClient::Callback done, Millis timeout_ms, WaitReplicas wait) {
+  void eval(ScriptRef script, ScriptArgs args, RedisClient::Callback done, Millis timeout_ms,
+            WaitReplicas wait) {
     auto call = std::make_shared<Call>();
     call->wait = wait;
     call->script = script;
-    if (!keys.empty()) call->slot = key_slot(keys.front());
-    call->keys = std::move(keys);
-    call->args = std::move(args);
+    if (args.keys() > 0) call->slot = key_slot(args.first_key());
+    call->script_args = std::move(args);
     call->done = std::move(done);
     call->timeout_ms = timeout_ms;
     dispatch(std::move(call));
@@ -208,8 +206,7 @@ class ClusterClient::Impl {
       settle(std::move(call), *target, std::move(r));
     };
     if (call->script) {
-      target->client->eval(*call->script, call->keys, call->args, std::move(on_reply),
-                           call->timeout_ms);
+      target->client->eval(*call->script, call->script_args, std::move(on_reply), call->timeout_ms);
     } else {
       target->client->command(call->argv, std::move(on_reply), call->timeout_ms);
     }
@@ -402,10 +399,9 @@ ScriptRef ClusterClient::register_script(std::string_view name, std::string sour
 const std::string& ClusterClient::script_sha(ScriptRef script) const {
   return impl_->script_sha(script);
 }
-void ClusterClient::eval(ScriptRef script, std::vector<std::string> keys,
-                         std::vector<std::string> args, RedisClient::Callback done,
+void ClusterClient::eval(ScriptRef script, ScriptArgs args, RedisClient::Callback done,
                          Millis timeout_ms, WaitReplicas wait) {
-  impl_->eval(script, std::move(keys), std::move(args), std::move(done), timeout_ms, wait);
+  impl_->eval(script, std::move(args), std::move(done), timeout_ms, wait);
 }
 RedisClient::Stats ClusterClient::stats() const noexcept {
   return impl_->stats();

@@ -39,8 +39,8 @@ class ClusterClient final {
                std::string_view route_key, WaitReplicas wait = {});
   ScriptRef register_script(std::string_view name, std::string source);
   const std::string& script_sha(ScriptRef script) const;
-  void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
-            RedisClient::Callback done, Millis timeout_ms, WaitReplicas wait = {});
+  void eval(ScriptRef script, ScriptArgs args, RedisClient::Callback done, Millis timeout_ms,
+            WaitReplicas wait = {});
   RedisClient::Stats stats() const noexcept;
 
   class Impl;

@@ -128,22 +128,3 @@ TEST_CASE("parse_redirect reads MOVED and ASK, nothing else", "[cluster]") {
   CHECK_FALSE(parse_redirect("MOVED 1 h:0"));
   CHECK_FALSE(parse_redirect("MOVEDX 1 h:1"));
 }
-
-TEST_CASE("key names are the documented ones (store/README.md, Keyspace)", "[keyspace]") {
-  const OrderId order(std::string("ord_1"));
-  CHECK(Keyspace::saga_key(3, order) == "sagaflow:{3}:saga:ord_1");
-  CHECK(Keyspace::dedup_key(12, EventId(std::string("evt_1"))) == "sagaflow:{12}:dedup:evt_1");
-  CHECK(Keyspace::outbox_key(0) == "sagaflow:{0}:outbox");
-  CHECK(Keyspace::outbox_relay_key(7) == "sagaflow:{7}:outbox_relay");
-  CHECK(Keyspace::deadlines_key(15) == "sagaflow:{15}:deadlines");
-  CHECK(Keyspace::stats_key(1) == "sagaflow:{1}:stats");
-  CHECK(Keyspace::parked_key(2, StoreId(std::string("s1"))) == "sagaflow:{2}:parked:s1");
-  CHECK(Keyspace::parked_stores_key(2) == "sagaflow:{2}:parked_stores");
-  CHECK(Keyspace::parked_leases_key(2) == "sagaflow:{2}:parked_leases");
-  CHECK(Keyspace::status_index_key(4, "running") == "sagaflow:{4}:by_status:running");
-  CHECK(Keyspace::reason_index_key(4, "timeout:payment") ==
-        "sagaflow:{4}:by_reason:timeout:payment");
-  CHECK(Keyspace::live_reason_index_key(4, "x") == "sagaflow:{4}:by_reason_live:x");
-  CHECK(Keyspace::rate_key(StoreId(std::string("s1"))) == "sagaflow:rl:{s1}");
-  CHECK(Keyspace::saga_key(123456, order) == "sagaflow:{123456}:saga:ord_1");
-}
