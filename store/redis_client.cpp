@@ -629,9 +629,9 @@ void RedisClient::eval(ScriptRef script, std::vector<std::string> keys,
                        std::vector<std::string> args, Callback done, Millis timeout_ms) {
   eval(script, script_args(std::move(keys), std::move(args)), std::move(done), timeout_ms);
 }
-void RedisClient::eval(ScriptRef script, ScriptArgs args, Callback done, Millis timeout_ms) {
-  if (cluster_) return cluster_->eval(script, std::move(args), std::move(done), timeout_ms);
-  impl_->eval(script, std::move(args), std::move(done), timeout_ms);
+void RedisClient::eval(ScriptRef script, const ScriptArgs& args, Callback done, Millis timeout_ms) {
+  if (cluster_) return cluster_->eval(script, args, std::move(done), timeout_ms);
+  impl_->eval(script, args, std::move(done), timeout_ms);
 }
 void RedisClient::eval_replicated(ScriptRef script, std::vector<std::string> keys,
                                   std::vector<std::string> args, WaitReplicas wait, Callback done,
@@ -639,12 +639,10 @@ void RedisClient::eval_replicated(ScriptRef script, std::vector<std::string> key
   eval_replicated(script, script_args(std::move(keys), std::move(args)), wait, std::move(done),
                   timeout_ms);
 }
-void RedisClient::eval_replicated(ScriptRef script, ScriptArgs args, WaitReplicas wait,
+void RedisClient::eval_replicated(ScriptRef script, const ScriptArgs& args, WaitReplicas wait,
                                   Callback done, Millis timeout_ms) {
-  if (cluster_) {
-    return cluster_->eval(script, std::move(args), std::move(done), timeout_ms, wait);
-  }
-  impl_->eval(script, std::move(args), then_wait(wait, std::move(done)), timeout_ms);
+  if (cluster_) return cluster_->eval(script, args, std::move(done), timeout_ms, wait);
+  impl_->eval(script, args, then_wait(wait, std::move(done)), timeout_ms);
 }
 
 // ---- ScriptArgs ---------------------------------------------------------------------------
@@ -660,6 +658,24 @@ void append_bulk(std::string& out, std::string_view s) {
   out += "\r\n";
 }
 }  // namespace
+
+ScriptArgs::ScriptArgs(ScriptArgs&& other) noexcept
+    : keys_(std::move(other.keys_)),
+      args_(std::move(other.args_)),
+      n_keys_(std::exchange(other.n_keys_, 0)),
+      n_args_(std::exchange(other.n_args_, 0)) {
+  other.keys_.clear();
+  other.args_.clear();
+}
+ScriptArgs& ScriptArgs::operator=(ScriptArgs&& other) noexcept {
+  keys_ = std::move(other.keys_);
+  args_ = std::move(other.args_);
+  n_keys_ = std::exchange(other.n_keys_, 0);
+  n_args_ = std::exchange(other.n_args_, 0);
+  other.keys_.clear();
+  other.args_.clear();
+  return *this;
+}
 
 void ScriptArgs::key(std::string_view k) {
   append_bulk(keys_, k);

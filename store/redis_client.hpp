@@ -72,6 +72,15 @@ struct ScriptRef {
 // (SagaStore). Keys and arguments may be added in any order; keys go first on the wire.
 class ScriptArgs {
  public:
+  ScriptArgs() = default;
+  ScriptArgs(const ScriptArgs&) = default;
+  ScriptArgs& operator=(const ScriptArgs&) = default;
+  // A moved-from ScriptArgs is empty, counts included (a count that disagrees with the bytes
+  // would put the connection's pipeline out of step).
+  ScriptArgs(ScriptArgs&& other) noexcept;
+  ScriptArgs& operator=(ScriptArgs&& other) noexcept;
+  ~ScriptArgs() = default;
+
   void key(std::string_view k);
   void arg(std::string_view a);
   void arg(std::int64_t n);
@@ -131,12 +140,12 @@ class RedisClient final {
   // EVALSHA sha numkeys keys... args...
   void eval(ScriptRef script, std::vector<std::string> keys, std::vector<std::string> args,
             Callback done, Millis timeout_ms = 0);
-  void eval(ScriptRef script, ScriptArgs args, Callback done, Millis timeout_ms = 0);
+  void eval(ScriptRef script, const ScriptArgs& args, Callback done, Millis timeout_ms = 0);
   // EVALSHA, then WAIT as command_replicated does.
   void eval_replicated(ScriptRef script, std::vector<std::string> keys,
                        std::vector<std::string> args, WaitReplicas wait, Callback done,
                        Millis timeout_ms = 0);
-  void eval_replicated(ScriptRef script, ScriptArgs args, WaitReplicas wait, Callback done,
+  void eval_replicated(ScriptRef script, const ScriptArgs& args, WaitReplicas wait, Callback done,
                        Millis timeout_ms = 0);
 
   struct Stats {

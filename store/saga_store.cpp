@@ -231,11 +231,12 @@ void SagaStore::send(Lane& lane, std::vector<Queued> batch) {
   call.reserve(key_bytes, arg_bytes);
   call.arg("batch");
   call.arg(static_cast<std::int64_t>(batch.size()));
-  for (const auto& q : batch) {
+  for (auto& q : batch) {
     call.raw_keys(q.call.key_bytes(), q.call.keys());
     call.arg(static_cast<std::int64_t>(q.call.keys()));
     call.arg(static_cast<std::int64_t>(q.call.args()));
     call.raw_args(q.call.arg_bytes(), q.call.args());
+    q.call = ScriptArgs{};  // in the batch now: not kept twice until the answer
   }
   auto shared = std::make_shared<std::vector<Queued>>(std::move(batch));
   auto answered = [this, alive = std::weak_ptr<bool>(alive_), shared, &lane](Result<Reply> r) {
@@ -258,9 +259,9 @@ void SagaStore::send(Lane& lane, std::vector<Queued> batch) {
     }
   };
   if (options_.wait_replicas <= 0) {
-    redis_.eval(apply_script_, std::move(call), std::move(answered), options_.timeout_ms);
+    redis_.eval(apply_script_, call, std::move(answered), options_.timeout_ms);
   } else {
-    redis_.eval_replicated(apply_script_, std::move(call),
+    redis_.eval_replicated(apply_script_, call,
                            WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
                            std::move(answered), options_.timeout_ms);
   }

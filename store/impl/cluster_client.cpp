@@ -117,13 +117,13 @@ class ClusterClient::Impl {
   }
   const std::string& script_sha(ScriptRef ref) const { return scripts_.at(ref.index).sha; }
 
-  void eval(ScriptRef script, ScriptArgs args, RedisClient::Callback done, Millis timeout_ms,
+  void eval(ScriptRef script, const ScriptArgs& args, RedisClient::Callback done, Millis timeout_ms,
             WaitReplicas wait) {
     auto call = std::make_shared<Call>();
     call->wait = wait;
     call->script = script;
     if (args.keys() > 0) call->slot = key_slot(args.first_key());
-    call->script_args = std::move(args);
+    call->script_args = args;
     call->done = std::move(done);
     call->timeout_ms = timeout_ms;
     dispatch(std::move(call));
@@ -399,9 +399,9 @@ ScriptRef ClusterClient::register_script(std::string_view name, std::string sour
 const std::string& ClusterClient::script_sha(ScriptRef script) const {
   return impl_->script_sha(script);
 }
-void ClusterClient::eval(ScriptRef script, ScriptArgs args, RedisClient::Callback done,
+void ClusterClient::eval(ScriptRef script, const ScriptArgs& args, RedisClient::Callback done,
                          Millis timeout_ms, WaitReplicas wait) {
-  impl_->eval(script, std::move(args), std::move(done), timeout_ms, wait);
+  impl_->eval(script, args, std::move(done), timeout_ms, wait);
 }
 RedisClient::Stats ClusterClient::stats() const noexcept {
   return impl_->stats();

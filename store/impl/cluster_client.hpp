@@ -39,7 +39,7 @@ class ClusterClient final {
                std::string_view route_key, WaitReplicas wait = {});
   ScriptRef register_script(std::string_view name, std::string source);
   const std::string& script_sha(ScriptRef script) const;
-  void eval(ScriptRef script, ScriptArgs args, RedisClient::Callback done, Millis timeout_ms,
+  void eval(ScriptRef script, const ScriptArgs& args, RedisClient::Callback done, Millis timeout_ms,
             WaitReplicas wait = {});
   RedisClient::Stats stats() const noexcept;
 

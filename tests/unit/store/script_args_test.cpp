@@ -2,6 +2,7 @@
 // the order they were added in; encoded parts can be appended to a batch.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <string>
 
 #include "store/redis_client.hpp"
@@ -32,8 +33,23 @@ TEST_CASE("a script call is one RESP command, keys before arguments", "[store][r
   CHECK(batch.keys() == 2);
   CHECK(batch.args() == 4);
   CHECK(batch.first_key() == "sagaflow:{3}:saga:o1");
-  CHECK(batch.command("abc").rfind("*9\r\n$7\r\nEVALSHA\r\n$3\r\nabc\r\n$1\r\n2\r\n$20\r\n", 0) ==
-        0);
+  CHECK(batch.command("abc") ==
+        "*9\r\n$7\r\nEVALSHA\r\n$3\r\nabc\r\n$1\r\n2\r\n"
+        "$20\r\nsagaflow:{3}:saga:o1\r\n$2\r\nk2\r\n"
+        "$5\r\nbatch\r\n$5\r\napply\r\n$3\r\n-42\r\n$12\r\n" +
+            std::string("with\r\nbytes\0", 12) + "\r\n");
+  // A moved-from one is empty, counts included
+  ScriptArgs moved = std::move(batch);
+  CHECK(moved.keys() == 2);
+  CHECK(batch.keys() == 0);  // NOLINT(bugprone-use-after-move): that is the point
+  CHECK(batch.args() == 0);
+  CHECK(batch.command("s") == "*3\r\n$7\r\nEVALSHA\r\n$1\r\ns\r\n$1\r\n0\r\n");
+
+  // The empty string and the extreme numbers
+  ScriptArgs edges;
+  edges.arg("");
+  edges.arg(std::numeric_limits<std::int64_t>::min());
+  CHECK(edges.arg_bytes() == "$0\r\n\r\n$20\r\n-9223372036854775808\r\n");
 
   ScriptArgs none;
   none.arg("x");
