@@ -94,15 +94,15 @@ end
 -- GCRA (as gcra.lua, at one `now` for the whole call): admit when TAT - tau <= now, then
 -- TAT = max(TAT, now) + T.
 local function take_token(key, T, tau)
-  clock_us()
+  local now = clock_us()
   local b = buckets[key]
   if not b then
-    b = { tat = tonumber(redis.call('GET', key)) or now_us, dirty = false }
+    b = { tat = tonumber(redis.call('GET', key)) or now, dirty = false }
     buckets[key] = b
   end
   local tat = b.tat
-  if tat < now_us then tat = now_us end
-  if tat - tau > now_us then return false end
+  if tat < now then tat = now end
+  if tat - tau > now then return false end
   b.tat = tat + T
   b.dirty = true
   return true
@@ -175,11 +175,11 @@ local function apply_one(K, A)
   -- than kLateMs away from that time on Redis' clock, which the sweeper reads (Redis was
   -- paused or slow, or the worker's clock is off): the step still gets its whole timeout after
   -- its commands could first be sent. A deadline carried over from an earlier step stays.
-  if deadline > 0 and A[tail + 6] == '1' then
-    local off = math.floor(clock_us() / 1000) - changed_at
-    if math.abs(off) > kLateMs then deadline = deadline + off end
-    zput(K[4], order, deadline)
-  elseif deadline > 0 then
+  if deadline > 0 then
+    if A[tail + 6] == '1' then
+      local off = math.floor(clock_us() / 1000) - changed_at
+      if math.abs(off) > kLateMs then deadline = deadline + off end
+    end
     zput(K[4], order, deadline)
   elseif version > 0 then
     zput(K[4], order, false)
