@@ -69,19 +69,53 @@ std::map<std::string, long> command_calls(testing::RedisServer& server) {
   return calls;
 }
 
+// The shared Redis, flushed, with a connected client and a store on a loop; the client is
+// stopped at the end whatever the test's outcome.
+struct Fixture {
+  explicit Fixture(SagaStoreOptions o = options())
+      : server(flushed(testing::shared_redis())),
+        client(connected_client(loop, client_options(server))),
+        store(*client, o) {}
+  ~Fixture() { client->stop(); }
+  Fixture(const Fixture&) = delete;
+  Fixture& operator=(const Fixture&) = delete;
+
+  Result<ApplyOutcome> apply(const ApplyRequest& r) {
+    return loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
+  }
+  // Redis' clock (TIME: seconds, then microseconds), in ms.
+  Millis redis_now_ms() {
+    const std::string time = server.command({"TIME"});
+    const std::size_t nl = time.find('\n');
+    return std::stoll(time.substr(0, nl)) * 1000 + std::stoll(time.substr(nl + 1)) / 1000;
+  }
+  static testing::RedisServer& flushed(testing::RedisServer& s) {
+    s.command({"FLUSHALL"});
+    return s;
+  }
+
+  testing::RedisServer& server;
+  Loop loop;
+  std::unique_ptr<RedisClient> client;
+  SagaStore store;
+};
+
+// One partition: one outbox, one deadline set, one index, the most folding.
+SagaStoreOptions one_partition() {
+  SagaStoreOptions o = options();
+  o.partitions = 1;
+  o.max_batch = 64;
+  return o;
+}
+struct OnePartition : Fixture {
+  OnePartition() : Fixture(one_partition()) {}
+};
+
 }  // namespace
 
-TEST_CASE("a start is deduplicated by its record, and another saga there is a conflict",
-          "[store][start]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
-  Loop loop;
-  auto client = connected_client(loop, client_options(server));
-  SagaStore store(*client, options());
-  auto apply = [&](const ApplyRequest& r) {
-    return loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
-  };
-
+TEST_CASE_METHOD(Fixture,
+                 "a start is deduplicated by its record, and another saga there is a conflict",
+                 "[store][start]") {
   // When a start is applied
   const auto first = apply(start("o1", "evt_1", SagaStart::Admit::given));
   REQUIRE(first.ok());
@@ -114,17 +148,11 @@ TEST_CASE("a start is deduplicated by its record, and another saga there is a co
   REQUIRE(old.ok());
   CHECK(old->kind == ApplyKind::duplicate);
   CHECK(old->version == 3);
-  client->stop();
 }
 
-TEST_CASE("starts admitted in the call: the plan's burst starts, the rest is refused unwritten",
-          "[store][start]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
-  Loop loop;
-  auto client = connected_client(loop, client_options(server));
-  SagaStore store(*client, options());
-
+TEST_CASE_METHOD(
+    Fixture, "starts admitted in the call: the plan's burst starts, the rest is refused unwritten",
+    "[store][start]") {
   // Given a plan of 1 per hour with a burst of 3, and 10 starts of its store in one loop turn
   const GcraParams plan{3'600'000'000, 2 * 3'600'000'000LL};
   std::map<std::string, Result<ApplyOutcome>> out;
@@ -177,25 +205,15 @@ TEST_CASE("starts admitted in the call: the plan's burst starts, the rest is ref
   CHECK(deadlines == 3);
   // And the bucket holds the 3 tokens taken, so the next start is refused as well
   CHECK(server.command({"PTTL", Keyspace::rate_key(StoreId(std::string("s1")))}) != "-2");
-  const auto next = loop.await<ApplyOutcome>([&](auto done) {
-    store.apply(start("g10", "evt_g10", SagaStart::Admit::gcra, plan), std::move(done));
-  });
+  const auto next = apply(start("g10", "evt_g10", SagaStart::Admit::gcra, plan));
   REQUIRE(next.ok());
   CHECK(next->kind == ApplyKind::limited);
-  client->stop();
 }
 
-TEST_CASE("a call of many starts folds its shared writes: a few commands per start",
-          "[store][start][batch]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
+TEST_CASE_METHOD(OnePartition,
+                 "a call of many starts folds its shared writes: a few commands per start",
+                 "[store][start][batch]") {
   server.command({"CONFIG", "RESETSTAT"});
-  Loop loop;
-  auto client = connected_client(loop, client_options(server));
-  SagaStoreOptions o = options();
-  o.partitions = 1;  // one outbox, one deadline set, one index: the most folding
-  o.max_batch = 64;
-  SagaStore store(*client, o);
 
   int answered = 0;
   for (int i = 0; i < 64; ++i) {
@@ -222,23 +240,16 @@ TEST_CASE("a call of many starts folds its shared writes: a few commands per sta
   CHECK(calls.at("set") == 1);
   CHECK(calls.at("time") == 1);
   CHECK(calls.count("exists") == 0);
-  client->stop();
 }
 
-TEST_CASE("a commit that runs late still gives its step the whole timeout", "[store][saga]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
-  Loop loop;
-  auto client = connected_client(loop, client_options(server));
-  SagaStore store(*client, options());
-
+TEST_CASE_METHOD(Fixture, "a commit that runs late still gives its step the whole timeout",
+                 "[store][saga]") {
   // Given a step taken 10 s ago with a 1.5 s timeout, committed only now (Redis was paused)
-  const std::string time = server.command({"TIME"});
-  const Millis now = std::stoll(time.substr(0, time.find('\n'))) * 1000;
+  const Millis now = redis_now_ms();
   ApplyRequest r = start("late", "evt_late", SagaStart::Admit::given);
   r.updated_at = now - 10'000;
   r.deadline = r.updated_at + 1'500;
-  const auto out = loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
+  const auto out = apply(r);
   REQUIRE(out.ok());
   // Then the deadline counts from the commit, on Redis' clock: not already past
   const OrderId id(std::string("late"));
@@ -246,18 +257,10 @@ TEST_CASE("a commit that runs late still gives its step the whole timeout", "[st
       server.command({"ZSCORE", Keyspace::deadlines_key(store.partition_of(id)), "late"}));
   CHECK(due >= now + 1'500);
   CHECK(due <= now + 1'500 + 2'000);
-  client->stop();
 }
 
-TEST_CASE("a record's order facts are written once and kept by later changes", "[store][saga]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
-  Loop loop;
-  auto client = connected_client(loop, client_options(server));
-  SagaStore store(*client, options());
-  auto apply = [&](const ApplyRequest& r) {
-    return loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
-  };
+TEST_CASE_METHOD(Fixture, "a record's order facts are written once and kept by later changes",
+                 "[store][saga]") {
   // When a start writes its order facts, and the next step writes none
   ApplyRequest first = start("o1", "evt_1", SagaStart::Admit::given);
   first.order = R"({"customer_id":"c1","total":"9.99","currency":"EUR","items":[]})";
@@ -280,18 +283,10 @@ TEST_CASE("a record's order facts are written once and kept by later changes", "
   CHECK(loaded->version == 2);
   CHECK(loaded->state == "{\"step\":2}");
   CHECK(loaded->order == first.order);
-  client->stop();
 }
 
-TEST_CASE("a start refused as a duplicate or a conflict takes no token", "[store][start]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
-  Loop loop;
-  auto client = connected_client(loop, client_options(server));
-  SagaStore store(*client, options());
-  auto apply = [&](const ApplyRequest& r) {
-    return loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); });
-  };
+TEST_CASE_METHOD(Fixture, "a start refused as a duplicate or a conflict takes no token",
+                 "[store][start]") {
   const GcraParams plan{3'600'000'000, 0};  // one start per hour
   const auto first = apply(start("t1", "evt_t1", SagaStart::Admit::given));
   REQUIRE(first.ok());
@@ -307,20 +302,13 @@ TEST_CASE("a start refused as a duplicate or a conflict takes no token", "[store
   const auto real = apply(start("t2", "evt_t2", SagaStart::Admit::gcra, plan));
   REQUIRE(real.ok());
   CHECK(real->kind == ApplyKind::applied);
-  client->stop();
 }
 
-TEST_CASE("only a late call moves a deadline, and only one its change counted", "[store][saga]") {
-  auto& server = testing::shared_redis();
-  server.command({"FLUSHALL"});
-  Loop loop;
-  auto client = connected_client(loop, client_options(server));
-  SagaStore store(*client, options());
-  const std::string time = server.command({"TIME"});  // seconds, microseconds
-  const Millis now = std::stoll(time.substr(0, time.find('\n'))) * 1000 +
-                     std::stoll(time.substr(time.find('\n') + 1)) / 1000;
+TEST_CASE_METHOD(Fixture, "only a late call moves a deadline, and only one its change counted",
+                 "[store][saga]") {
+  const Millis now = redis_now_ms();
   auto due_of = [&](const ApplyRequest& r) {
-    REQUIRE(loop.await<ApplyOutcome>([&](auto done) { store.apply(r, std::move(done)); }).ok());
+    REQUIRE(apply(r).ok());
     const int p = store.partition_of(r.order_id);
     return std::stoll(server.command({"ZSCORE", Keyspace::deadlines_key(p), r.order_id.str()}));
   };
@@ -335,5 +323,4 @@ TEST_CASE("only a late call moves a deadline, and only one its change counted", 
   carried.deadline = now - 8'500;
   carried.fresh_deadline = false;
   CHECK(due_of(carried) == now - 8'500);
-  client->stop();
 }
