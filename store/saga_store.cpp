@@ -3,9 +3,10 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <charconv>
 #include <iterator>
-
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
@@ -20,15 +21,22 @@ Error script_error(std::string_view what, const Reply& r) {
   return make_error(Errc::internal, fmt::format("{}: unexpected reply: {}", what, r.str));
 }
 
-// {"applied", v, ids...} | {"duplicate"|"conflict"|"limited", v}
+// Per event, one string: "applied <v> <stream ids...>" | "duplicate|conflict|limited <v>".
 Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
   if (!r.ok()) return std::move(r).error();
   const Reply& reply = r.value();
   if (reply.is_error()) return make_error(Errc::internal, fmt::format("apply.lua: {}", reply.str));
-  if (!reply.is_array() || reply.elements.size() < 2) return script_error("apply.lua", reply);
+  if (!reply.is_string()) return script_error("apply.lua", reply);
+  std::string_view rest = reply.str;
+  auto next_word = [&rest] {
+    const std::size_t space = rest.find(' ');
+    const std::string_view word = rest.substr(0, space);
+    rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+    return word;
+  };
   ApplyOutcome out;
   out.partition = partition;
-  const std::string& kind = reply.elements[0].str;
+  const std::string_view kind = next_word();
   if (kind == "applied") {
     out.kind = ApplyKind::applied;
   } else if (kind == "limited") {
@@ -40,9 +48,16 @@ Result<ApplyOutcome> parse_apply(Result<Reply> r, int partition) {
   } else {
     return script_error("apply.lua", reply);
   }
-  if (!reply.elements[1].as_int(out.version)) return script_error("apply.lua", reply);
-  for (std::size_t i = 2; i < reply.elements.size(); ++i) {
-    out.stream_ids.push_back(reply.elements[i].str);
+  const std::string_view version = next_word();
+  const auto [end, ec] =
+      std::from_chars(version.data(), version.data() + version.size(), out.version);
+  if (version.empty() || ec != std::errc() || end != version.data() + version.size()) {
+    return script_error("apply.lua", reply);
+  }
+  while (!rest.empty()) {
+    const std::string_view id = next_word();
+    if (id.empty()) return script_error("apply.lua", reply);
+    out.stream_ids.emplace_back(id);
   }
   return out;
 }

@@ -223,6 +223,21 @@ void RedisServer::restart() {
   start();
 }
 
+std::map<std::string, long> RedisServer::command_calls() {
+  // Lines like "cmdstat_zadd:calls=3,usec=...".
+  std::map<std::string, long> calls;
+  const std::string info = command({"INFO", "commandstats"});
+  std::size_t at = 0;
+  while ((at = info.find("cmdstat_", at)) != std::string::npos) {
+    const std::size_t colon = info.find(':', at);
+    const std::size_t eq = info.find("calls=", colon);
+    if (colon == std::string::npos || eq == std::string::npos) break;
+    calls[info.substr(at + 8, colon - at - 8)] = std::stol(info.substr(eq + 6));
+    at = colon;
+  }
+  return calls;
+}
+
 std::string RedisServer::command(const std::vector<std::string>& argv) {
   if (argv.empty()) throw std::runtime_error("RedisServer::command: empty argv");
   std::string error;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,8 @@ class RedisServer {
   // timeout). Reply as text: strings and status as is, integers in decimal, nil as "(nil)",
   // errors as "(error) <message>", arrays as their elements joined by '\n'.
   std::string command(const std::vector<std::string>& argv);
+  // Calls so far per command name, from INFO commandstats (commands run by scripts count).
+  std::map<std::string, long> command_calls();
 
  private:
   void launch();

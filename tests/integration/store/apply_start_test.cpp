@@ -55,20 +55,6 @@ std::string field(testing::RedisServer& server, SagaStore& store, const std::str
   return server.command({"HGET", Keyspace::saga_key(store.partition_of(id), id), name});
 }
 
-// Calls per command name from INFO commandstats ("cmdstat_zadd:calls=3,...").
-std::map<std::string, long> command_calls(testing::RedisServer& server) {
-  std::map<std::string, long> calls;
-  const std::string info = server.command({"INFO", "commandstats"});
-  std::size_t at = 0;
-  while ((at = info.find("cmdstat_", at)) != std::string::npos) {
-    const std::size_t colon = info.find(':', at);
-    const std::size_t eq = info.find("calls=", colon);
-    calls[info.substr(at + 8, colon - at - 8)] = std::stol(info.substr(eq + 6));
-    at = colon;
-  }
-  return calls;
-}
-
 // The shared Redis, flushed, with a connected client and a store on a loop; the client is
 // stopped at the end whatever the test's outcome.
 struct Fixture {
@@ -227,7 +213,7 @@ TEST_CASE_METHOD(OnePartition,
   }
   REQUIRE(loop.run_until([&] { return answered == 64; }));
   REQUIRE(store.stats().calls == 1);
-  const auto calls = command_calls(server);
+  const auto calls = server.command_calls();
   // Per start: its record read and written and its command added...
   CHECK(calls.at("hmget") == 64);
   CHECK(calls.at("hset") == 64);
