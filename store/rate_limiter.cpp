@@ -1,5 +1,9 @@
 #include "store/rate_limiter.hpp"
 
+#include <uv.h>
+
+#include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "core/log.hpp"
@@ -19,6 +23,20 @@ RateLimiter::RateLimiter(RedisClient& redis, RateLimiterOptions options)
   script_ = redis_.register_script("gcra.lua", std::string(impl::kGcraScript));
 }
 
+RateLimiter::~RateLimiter() {
+  // Callers still waiting for this turn's answer are answered, as the Redis client answers
+  // the calls it holds when it stops.
+  std::vector<TurnWaiters> turn;
+  turn.swap(turn_);
+  for (auto& t : turn) {
+    for (auto& w : t.waiters) w(make_error(Errc::unavailable, "rate limiter stopped"));
+  }
+  if (turn_timer_ == nullptr) return;
+  uv_timer_stop(turn_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(turn_timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+}
+
 const RatePlan& RateLimiter::plan_named(std::string_view name) const {
   for (const auto& p : options_.plans) {
     if (p.name == name) return p;
@@ -27,7 +45,54 @@ const RatePlan& RateLimiter::plan_named(std::string_view name) const {
 }
 
 void RateLimiter::admit(const StoreId& store, AdmitCallback done) {
-  admit_up_to(store, 1, false, std::move(done));
+  auto [it, fresh] = turn_index_.try_emplace(store.str(), turn_.size());
+  if (fresh) turn_.push_back(TurnWaiters{store, {}});
+  turn_[it->second].waiters.push_back(std::move(done));
+  if (turn_.size() != 1 || !fresh) return;  // the turn's end is armed already
+  if (turn_timer_ == nullptr) {
+    turn_timer_ = new uv_timer_t{};
+    uv_timer_init(redis_.loop(), turn_timer_);
+    turn_timer_->data = this;
+  }
+  uv_timer_start(turn_timer_, &RateLimiter::on_turn_end, 0, 0);
+}
+
+void RateLimiter::on_turn_end(uv_timer_t* timer) {
+  static_cast<RateLimiter*>(timer->data)->admit_turn();
+}
+
+// One admit_up_to(n) per store for the n admit() calls of the turn: the first k callers are
+// admitted, exactly as k single admissions in a row would be, the rest refused.
+void RateLimiter::admit_turn() {
+  std::vector<TurnWaiters> turn;
+  turn.swap(turn_);  // an answer may admit again: that goes into the next turn
+  turn_index_.clear();
+  for (auto& t : turn) {
+    auto waiters = std::make_shared<std::vector<AdmitCallback>>(std::move(t.waiters));
+    const auto n = static_cast<std::int64_t>(waiters->size());
+    plan_of(t.store, [this, store = t.store, n, waiters](Result<GcraParams> g) {
+      if (!g) {
+        for (auto& w : *waiters) w(g.error());
+        return;
+      }
+      // Refused after others of the turn were admitted: the next token is about T away.
+      const std::int64_t next_ms = std::max<std::int64_t>(1, (g->emission_us + 999) / 1000);
+      run(store, g.value(), n, false, [waiters, next_ms](Result<Admission> a) {
+        if (!a) {
+          for (auto& w : *waiters) w(a.error());
+          return;
+        }
+        for (std::size_t i = 0; i < waiters->size(); ++i) {
+          auto& w = (*waiters)[i];
+          if (static_cast<std::int64_t>(i) < a->granted) {
+            w(Admission{true, 1, 0});
+          } else {
+            w(Admission{false, 0, a->granted > 0 ? next_ms : a->retry_after_ms});
+          }
+        }
+      });
+    });
+  }
 }
 
 void RateLimiter::admit_up_to(const StoreId& store, std::int64_t n, bool peek, AdmitCallback done) {

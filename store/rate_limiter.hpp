@@ -9,6 +9,11 @@
 // The mapping is cached in this process for plan_refresh_ms (stale entries are used while one
 // refresh is in flight), so the admission script touches one key and stays cluster-safe; a
 // plan change takes effect within plan_refresh_ms.
+//
+// admit() calls for one store in one loop turn share one script call (as admit_up_to(n)):
+// the first k callers in call order are admitted, the others refused. On a Redis Cluster,
+// where a start's admission cannot run inside its saga's script, that is one admission call
+// per store per turn instead of one per start.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -22,6 +27,8 @@
 #include "core/result.hpp"
 #include "store/gcra.hpp"
 #include "store/redis_client.hpp"
+
+struct uv_timer_s;
 
 namespace sagaflow::store {
 
@@ -44,8 +51,12 @@ class RateLimiter final {
   using AdmitCallback = std::function<void(Result<Admission>)>;
 
   RateLimiter(RedisClient& redis, RateLimiterOptions options);
+  ~RateLimiter();
+  RateLimiter(const RateLimiter&) = delete;
+  RateLimiter& operator=(const RateLimiter&) = delete;
 
-  // One saga start for this store, under its plan.
+  // One saga start for this store, under its plan; answered after this loop turn, together
+  // with the store's other admit() calls of the turn (one script call for them all).
   void admit(const StoreId& store, AdmitCallback done);
   // Up to n starts at once (as n admissions in a row would grant); with peek, only counts
   // what would be granted now and takes nothing.
@@ -76,12 +87,23 @@ class RateLimiter final {
   void run(const StoreId& store, const GcraParams& g, std::int64_t n, bool peek,
            AdmitCallback done);
   void evict_if_full();
+  static void on_turn_end(uv_timer_s* timer);
+  void admit_turn();
+
+  struct TurnWaiters {
+    StoreId store;
+    std::vector<AdmitCallback> waiters;  // in call order
+  };
 
   RedisClient& redis_;
   RateLimiterOptions options_;
   std::size_t default_index_ = 0;
   ScriptRef script_;
   std::unordered_map<std::string, CacheEntry> cache_;
+  // admit() calls of this loop turn: turn_index_ maps a store to its entry in turn_.
+  std::vector<TurnWaiters> turn_;
+  std::unordered_map<std::string, std::size_t> turn_index_;
+  uv_timer_s* turn_timer_ = nullptr;  // created at the first admit()
 };
 
 }  // namespace sagaflow::store

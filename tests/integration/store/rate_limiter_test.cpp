@@ -193,3 +193,92 @@ TEST_CASE("many starts at once: as many as that many single admissions; peek tak
   CHECK(later.granted <= 6);
   c->stop();
 }
+
+TEST_CASE("admit() calls of one loop turn: one script call per store, the first callers admitted",
+          "[store][ratelimit]") {
+  auto& server = testing::shared_redis();
+  Loop loop;
+  auto c = connected_client(loop, client_options(server));
+  RateLimiterOptions opts;
+  opts.plans = {RatePlan{"t", 1, 1000, 20}};  // 1/s, burst 20: no token comes back in the test
+  opts.default_plan = "t";
+  auto rl = std::make_unique<RateLimiter>(*c, opts);
+  const StoreId busy{std::string("store_turn_busy")};
+  const StoreId calm{std::string("store_turn_calm")};
+  server.command({"DEL", Keyspace::rate_key(busy), Keyspace::rate_key(calm)});
+  // The plan lookups first, so the count below is of admissions only
+  REQUIRE(loop.await<GcraParams>([&](auto cb) { rl->plan_of(busy, std::move(cb)); }).ok());
+  REQUIRE(loop.await<GcraParams>([&](auto cb) { rl->plan_of(calm, std::move(cb)); }).ok());
+  const long evals_before = server.command_calls()["evalsha"];
+
+  // 50 starts of a flooding store and 5 of another, interleaved, in one turn. Callbacks only
+  // record (they run inside hiredis' reply handling); the checks come after.
+  std::vector<int> busy_order;  // call index, in answer order
+  std::vector<Result<Admission>> busy_results(50, make_error(Errc::internal, "not answered"));
+  std::vector<Result<Admission>> calm_results;
+  for (int i = 0; i < 50; ++i) {
+    rl->admit(busy, [&, i](Result<Admission> r) {
+      busy_results[static_cast<std::size_t>(i)] = std::move(r);
+      busy_order.push_back(i);
+    });
+    if (i % 10 == 0) rl->admit(calm, [&](Result<Admission> r) { calm_results.push_back(r); });
+  }
+  REQUIRE(loop.run_until([&] { return busy_order.size() == 50 && calm_results.size() == 5; }));
+  // One script call per store for the whole turn
+  CHECK(server.command_calls()["evalsha"] - evals_before == 2);
+  // The burst went to the first 20 callers in call order, each answered in that order; the
+  // others were refused with a time to try again (about one emission interval)
+  for (int i = 0; i < 50; ++i) {
+    CHECK(busy_order[static_cast<std::size_t>(i)] == i);
+    const auto& a = busy_results[static_cast<std::size_t>(i)];
+    REQUIRE(a.ok());
+    CHECK(a->allowed == (i < 20));
+    CHECK(a->granted == (i < 20 ? 1 : 0));
+    if (i >= 20) {
+      CHECK(a->retry_after_ms > 0);
+      CHECK(a->retry_after_ms <= 1000);
+    }
+  }
+  // The other store has its own bucket: all five admitted despite the flood
+  for (const auto& a : calm_results) {
+    REQUIRE(a.ok());
+    CHECK(a->allowed);
+  }
+  // The bucket holds exactly what the 20 took: nothing left now
+  auto after =
+      loop.await<Admission>([&](auto cb) { rl->admit_up_to(busy, 1, true, std::move(cb)); });
+  REQUIRE(after.ok());
+  CHECK(after->granted == 0);
+
+  // A turn in which nothing is granted: every caller refused with the script's wait
+  std::vector<Result<Admission>> refused;
+  for (int i = 0; i < 3; ++i) rl->admit(busy, [&](Result<Admission> r) { refused.push_back(r); });
+  REQUIRE(loop.run_until([&] { return refused.size() == 3; }));
+  for (const auto& a : refused) {
+    REQUIRE(a.ok());
+    CHECK_FALSE(a->allowed);
+    CHECK(a->retry_after_ms > 0);
+    CHECK(a->retry_after_ms <= 1000);
+  }
+
+  // An admission made from an answer goes into the next turn (and is answered)
+  bool again = false;
+  rl->admit(calm, [&](Result<Admission> r) {
+    if (r.ok()) rl->admit(calm, [&](Result<Admission>) { again = true; });
+  });
+  REQUIRE(loop.run_until([&] { return again; }));
+
+  // Redis gone: every caller of the turn gets the error, none is left waiting
+  c->stop();
+  std::vector<Result<Admission>> failed;
+  for (int i = 0; i < 4; ++i) rl->admit(busy, [&](Result<Admission> r) { failed.push_back(r); });
+  REQUIRE(loop.run_until([&] { return failed.size() == 4; }));
+  for (const auto& a : failed) CHECK_FALSE(a.ok());
+
+  // Destroyed with calls of the turn still waiting: they are answered too
+  std::vector<Result<Admission>> dropped;
+  for (int i = 0; i < 2; ++i) rl->admit(calm, [&](Result<Admission> r) { dropped.push_back(r); });
+  rl.reset();
+  REQUIRE(dropped.size() == 2);
+  for (const auto& a : dropped) CHECK_FALSE(a.ok());
+}
