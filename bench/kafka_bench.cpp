@@ -10,7 +10,8 @@
 //          same N order.created pre-produced; N distinct inventory.reserve records on
 //          `sagaflow.commands` (counted by a consumer in this process), timed by their
 //          producer timestamps (first to last: the counter may start reading late). The
-//          worker's and Redis' CPU cover the worker's whole life (start-up and group join too).
+//          worker's and Redis' CPU cover the worker's whole life (start-up and group join too),
+//          and so do its heap allocations (counted by bench/alloc_count.c, preloaded into it).
 //  redis:  the Redis-bound limit: store::SagaStore::apply of a new saga with one outbox
 //          command and a deadline (store_bench's apply phase), 256 in flight, one connection.
 //
@@ -199,6 +200,7 @@ struct Row {
   double worker_cpu = -1;         // < 0: not part of this path
   double redis_cpu = -1;          // every Redis process (a cluster: primaries + replicas)
   double redis_commands = -1;     // commands executed per start (INFO commandstats)
+  double allocations = -1;        // the workers' heap allocations per start (whole life)
   std::vector<double> shard_cpu;  // a cluster: each primary's CPU seconds
   SelfCpu self{};
   std::string note;
@@ -425,9 +427,17 @@ Row ours(const std::string& bin, int n, const std::string& prefetch, bool cluste
   const std::vector<pid_t> redis_pids = redis.pids();
   std::vector<double> redis0;
   for (pid_t pid : redis_pids) redis0.push_back(process_cpu(pid));
+  // Each worker counts its heap allocations (bench/alloc_count.c, preloaded) into a file.
+  std::vector<std::string> alloc_files;
   std::vector<std::unique_ptr<Process>> procs;
   for (int w = 0; w < workers; ++w) {
-    procs.push_back(std::make_unique<Process>(std::vector<std::string>{bin, "worker"}, env, false));
+    auto worker_env = env;
+    alloc_files.push_back(fmt::format("/tmp/kafka_bench_allocs.{}.{}", getpid(), w));
+    std::remove(alloc_files.back().c_str());
+    worker_env.emplace_back("LD_PRELOAD", SAGAFLOW_ALLOC_COUNT_LIB);
+    worker_env.emplace_back("SAGAFLOW_ALLOC_COUNT_OUT", alloc_files.back());
+    procs.push_back(
+        std::make_unique<Process>(std::vector<std::string>{bin, "worker"}, worker_env, false));
   }
   const auto started = steady_clock::now();
   steady_clock::time_point first{};
@@ -499,8 +509,20 @@ Row ours(const std::string& bin, int n, const std::string& prefetch, bool cluste
   rd_kafka_consumer_close(counter);
   rd_kafka_destroy(counter);
   for (auto& w : procs) w->signal(SIGTERM);
-  for (auto& w : procs) {
-    if (!w->wait_for(15s)) std::fprintf(stderr, "ours: a worker did not exit within 15 s\n");
+  long allocations = 0;
+  bool counted = true;
+  for (std::size_t w = 0; w < procs.size(); ++w) {
+    if (!procs[w]->wait_for(15s)) std::fprintf(stderr, "ours: a worker did not exit within 15 s\n");
+    std::ifstream in(alloc_files[w]);
+    long k = -1;
+    counted = counted && static_cast<bool>(in >> k) && k >= 0;
+    allocations += std::max(0L, k);
+    std::remove(alloc_files[w].c_str());
+  }
+  if (counted && r.count > 0) {
+    r.allocations = static_cast<double>(allocations) / static_cast<double>(r.count);
+    r.note +=
+        fmt::format("; allocations per start {:.1f} (the workers' whole life)", r.allocations);
   }
   if (r.count < n) {
     std::fprintf(stderr, "ours: only %ld of %d commands arrived; worker stderr:\n%s\n", r.count, n,
@@ -664,9 +686,10 @@ int main(int argc, char** argv) {
       big, big / bare, big / redis);
   for (const Row* w : {&rows[3], &rows[4]}) {
     if (w->worker_cpu > 0 && w->count > 0)
-      std::printf("%s: %.1f us worker CPU and %.1f us Redis CPU per saga start\n", w->path.c_str(),
-                  w->worker_cpu / static_cast<double>(w->count) * 1e6,
-                  w->redis_cpu / static_cast<double>(w->count) * 1e6);
+      std::printf(
+          "%s: %.1f us worker CPU, %.1f us Redis CPU and %.1f heap allocations per saga start\n",
+          w->path.c_str(), w->worker_cpu / static_cast<double>(w->count) * 1e6,
+          w->redis_cpu / static_cast<double>(w->count) * 1e6, w->allocations);
   }
   const bool ok =
       rows[3].count == n && rows[4].count == n && rows[0].note.empty() && rows[5].note.empty();
