@@ -20,11 +20,15 @@ std::string partition_key(int p, std::string_view name, std::string_view tail = 
 
 }  // namespace
 
+std::string Keyspace::partition_head(int p) {
+  return partition_key(p, {});
+}
+
 std::string Keyspace::saga_key(int p, const OrderId& order) {
-  return partition_key(p, "saga:", order.view());
+  return partition_key(p, kSagaName, order.view());
 }
 std::string Keyspace::dedup_key(int p, const EventId& event) {
-  return partition_key(p, "dedup:", event.view());
+  return partition_key(p, kDedupName, event.view());
 }
 std::string Keyspace::outbox_key(int p) {
   return partition_key(p, "outbox");
@@ -39,7 +43,7 @@ std::string Keyspace::stats_key(int p) {
   return partition_key(p, "stats");
 }
 std::string Keyspace::parked_key(int p, const StoreId& store) {
-  return partition_key(p, "parked:", store.view());
+  return partition_key(p, kParkedName, store.view());
 }
 std::string Keyspace::parked_stores_key(int p) {
   return partition_key(p, "parked_stores");
@@ -48,18 +52,18 @@ std::string Keyspace::parked_leases_key(int p) {
   return partition_key(p, "parked_leases");
 }
 std::string Keyspace::status_index_key(int p, std::string_view status) {
-  return partition_key(p, "by_status:", status);
+  return partition_key(p, kStatusIndexName, status);
 }
 std::string Keyspace::reason_index_key(int p, std::string_view reason) {
-  return partition_key(p, "by_reason:", reason);
+  return partition_key(p, kReasonIndexName, reason);
 }
 std::string Keyspace::live_reason_index_key(int p, std::string_view reason) {
-  return partition_key(p, "by_reason_live:", reason);
+  return partition_key(p, kLiveReasonIndexName, reason);
 }
 std::string Keyspace::rate_key(const StoreId& store) {
   std::string key;
-  key.reserve(13 + store.view().size());
-  key.append("sagaflow:rl:{").append(store.view()).append("}");
+  key.reserve(kRateHead.size() + store.view().size() + kRateTail.size());
+  key.append(kRateHead).append(store.view()).append(kRateTail);
   return key;
 }
 

@@ -63,6 +63,20 @@ class Keyspace {
   static std::string live_reason_index_key(int p, std::string_view reason);  // compensating, stuck
   static std::string rate_key(const StoreId& store);
 
+  // The parts the per-event keys are made of, for a writer that encodes a key without building
+  // it (SagaStore, into a script call): partition_head(p) + name + tail is the *_key above,
+  // e.g. saga_key(p, o) == partition_head(p) + kSagaName + o; rate_key(s) == kRateHead + s +
+  // kRateTail. The *_key functions are built from these, so the two cannot drift apart.
+  static std::string partition_head(int p);  // "sagaflow:{<p>}:"
+  static constexpr std::string_view kSagaName = "saga:";
+  static constexpr std::string_view kDedupName = "dedup:";
+  static constexpr std::string_view kParkedName = "parked:";
+  static constexpr std::string_view kStatusIndexName = "by_status:";
+  static constexpr std::string_view kReasonIndexName = "by_reason:";
+  static constexpr std::string_view kLiveReasonIndexName = "by_reason_live:";
+  static constexpr std::string_view kRateHead = "sagaflow:rl:{";
+  static constexpr std::string_view kRateTail = "}";
+
  private:
   int partitions_;
 };

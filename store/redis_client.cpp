@@ -681,6 +681,18 @@ void ScriptArgs::key(std::string_view k) {
   append_bulk(keys_, k);
   ++n_keys_;
 }
+void ScriptArgs::key(std::initializer_list<std::string_view> parts) {
+  std::size_t size = 0;
+  for (const std::string_view part : parts) size += part.size();
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, size).ptr;
+  keys_ += '$';
+  keys_.append(digits, end);
+  keys_ += "\r\n";
+  for (const std::string_view part : parts) keys_.append(part);
+  keys_ += "\r\n";
+  ++n_keys_;
+}
 void ScriptArgs::arg(std::string_view a) {
   append_bulk(args_, a);
   ++n_args_;

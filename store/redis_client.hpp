@@ -26,6 +26,7 @@
 // own callbacks. Objects that capture the client in callbacks must outlive stop().
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -82,6 +83,8 @@ class ScriptArgs {
   ~ScriptArgs() = default;
 
   void key(std::string_view k);
+  // One key given as the parts it is made of, in order (written without building it).
+  void key(std::initializer_list<std::string_view> parts);
   void arg(std::string_view a);
   void arg(std::int64_t n);
   // Keys or arguments already encoded (an earlier ScriptArgs' part): `count` items.

@@ -85,6 +85,7 @@ SagaStore::SagaStore(RedisClient& redis, SagaStoreOptions options)
     parked.key(Keyspace::parked_stores_key(p));
     parked.key(Keyspace::parked_leases_key(p));
     partition_keys_[static_cast<std::size_t>(p)].parked_stores_leases = parked.key_bytes();
+    partition_keys_[static_cast<std::size_t>(p)].head = Keyspace::partition_head(p);
   }
   uv_timer_init(redis_.loop(), flush_timer_);
   flush_timer_->data = this;
@@ -134,19 +135,20 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   std::size_t arg_bytes = 256 + req.new_state.size() + req.order.size();
   for (const auto& c : req.commands) arg_bytes += 64 + c.id.size() + c.body.size();
   call.reserve(512, arg_bytes);
-  std::string saga_key = Keyspace::saga_key(p, req.order_id);
-  std::string dedup_key = Keyspace::dedup_key(p, req.event_id);
-  call.key(saga_key);
-  call.key(dedup_key);
+  // The keys are written from their parts (Keyspace), not built as strings: no allocation.
   const PartitionKeys& shared = partition_keys_[static_cast<std::size_t>(p)];
+  const std::string_view head = shared.head;
+  call.key({head, Keyspace::kSagaName, req.order_id.view()});
+  call.key({head, Keyspace::kDedupName, req.event_id.view()});
   call.raw_keys(shared.outbox_deadlines_stats, 3);
-  call.key(Keyspace::parked_key(p, req.store_id));
+  call.key({head, Keyspace::kParkedName, req.store_id.view()});
   call.raw_keys(shared.parked_stores_leases, 2);
-  call.key(Keyspace::status_index_key(p, req.old_status.empty() ? req.new_status : req.old_status));
-  call.key(Keyspace::status_index_key(p, req.new_status));
-  call.key(Keyspace::reason_index_key(p, req.reason));
-  call.key(Keyspace::live_reason_index_key(p, req.reason));
-  if (gcra) call.key(Keyspace::rate_key(req.store_id));
+  call.key(
+      {head, Keyspace::kStatusIndexName, req.old_status.empty() ? req.new_status : req.old_status});
+  call.key({head, Keyspace::kStatusIndexName, req.new_status});
+  call.key({head, Keyspace::kReasonIndexName, req.reason});
+  call.key({head, Keyspace::kLiveReasonIndexName, req.reason});
+  if (gcra) call.key({Keyspace::kRateHead, req.store_id.view(), Keyspace::kRateTail});
 
   call.arg(start ? "start" : "apply");
   call.arg(start || req.expected_version < 0 ? 0 : req.expected_version);
@@ -191,10 +193,10 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
   }
   if (options_.wait_replicas > 0) {
     if (start) {
-      q.rewrite = {std::move(saga_key), req.event_id.str()};
+      q.rewrite = {Keyspace::saga_key(p, req.order_id), req.event_id.str()};
       q.rewrite_by_script = true;
     } else if (dedup) {
-      q.rewrite = {"SET", std::move(dedup_key), "1", "KEEPTTL", "XX"};
+      q.rewrite = {"SET", Keyspace::dedup_key(p, req.event_id), "1", "KEEPTTL", "XX"};
     }
   }
   q.done = std::move(done);

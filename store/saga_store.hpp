@@ -174,6 +174,7 @@ class SagaStore final {
   struct PartitionKeys {
     std::string outbox_deadlines_stats;
     std::string parked_stores_leases;
+    std::string head;  // Keyspace::partition_head: the per-event keys are written from parts
   };
   std::vector<PartitionKeys> partition_keys_;
   uv_timer_s* flush_timer_;

@@ -141,16 +141,17 @@ void OutboxRelay::resend(int partition, store::OutboxEntry entry) {
 void OutboxRelay::publish(int partition, store::OutboxEntry entry, std::optional<Extend> extend) {
   auto id = std::make_shared<std::string>(std::move(entry.stream_id));
   resending_.insert(std::to_string(partition) + ':' + *id);
-  sink_.publish(entry.command, [this, partition, id, extend = std::move(extend)](Status st) {
-    resending_.erase(std::to_string(partition) + ':' + *id);
-    if (!st) return;  // stays in the outbox; handed out again after min idle
-    resent_.inc();
-    outbox_.ack(partition, {*id});
-    if (extend) {
-      deadlines_.extend(partition, extend->order, clock_.now_ms() + extend->timeout_ms,
-                        [](Status) {});  // best effort: at worst the step times out as before
-    }
-  });
+  sink_.publish(
+      std::move(entry.command), [this, partition, id, extend = std::move(extend)](Status st) {
+        resending_.erase(std::to_string(partition) + ':' + *id);
+        if (!st) return;  // stays in the outbox; handed out again after min idle
+        resent_.inc();
+        outbox_.ack(partition, {*id});
+        if (extend) {
+          deadlines_.extend(partition, extend->order, clock_.now_ms() + extend->timeout_ms,
+                            [](Status) {});  // best effort: at worst the step times out as before
+        }
+      });
 }
 
 }  // namespace sagaflow::app

@@ -158,6 +158,11 @@ struct Pipeline::Impl {
 
   std::vector<std::unique_ptr<Job>> spare_jobs;
   static constexpr std::size_t kMaxSpareJobs = 1024;
+  // A commit's record and order facts are reserved at the largest size written so far (up to
+  // kMaxReserve), so that writing them is one allocation each.
+  static constexpr std::size_t kMaxReserve = 8192;
+  std::size_t record_bytes = 512;
+  std::size_t order_bytes = 256;
 
   std::unique_ptr<Job> new_job(Job::Kind kind) {
     std::unique_ptr<Job> job;
@@ -392,8 +397,15 @@ struct Pipeline::Impl {
     c.expected_version = version;
     // The compact record; the order facts only when the record has none yet (a start, an early
     // cancel's order.created, or the first commit on a record written before format 2).
+    // Sized by the largest written so far: one allocation each, not a growth series.
+    c.new_state.reserve(record_bytes);
     r.state.append_record(c.new_state);
-    if (!job.stored_order || state == nullptr) r.state.append_order(c.order);
+    record_bytes = std::clamp(c.new_state.size(), record_bytes, kMaxReserve);
+    if (!job.stored_order || state == nullptr) {
+      c.order.reserve(order_bytes);
+      r.state.append_order(c.order);
+      order_bytes = std::clamp(c.order.size(), order_bytes, kMaxReserve);
+    }
     c.new_status = std::string(r.state.status_name());
     c.old_status = state ? std::string(state->status_name()) : std::string();
     c.updated_at = now;
@@ -481,35 +493,43 @@ struct Pipeline::Impl {
       if (!failure_reason.empty()) failed_by_reason(failure_reason).inc();
       compensations_sent.inc(static_cast<double>(compensations));
       settle_delivery(job, Verdict::ack());
-      publish_outbox(cr.partition, std::move(cr.stream_ids), std::move(commit));
+      publish_outbox(cr.partition, std::move(cr.stream_ids), std::move(commit->commands));
       finish(job);
     });
   }
 
   // The fast path of the outbox: publish right after the commit, clear when all confirmed.
-  // Whatever is not confirmed stays in the outbox and is re-sent by the relay (same ids).
+  // Whatever is not confirmed stays in the outbox and is re-sent by the relay (same ids). The
+  // commands are the commit's own, moved to the sink (the commit is over).
   void publish_outbox(int partition, std::vector<std::string> ids,
-                      std::shared_ptr<store::ApplyRequest> commit) {
-    if (commit->commands.empty()) return;
+                      std::vector<store::OutboxCommand> commands) {
+    if (commands.empty()) return;
+    // The commit's publishes, shared by their confirms: one allocation for all of them.
     struct Pending {
       std::size_t left = 0;
       bool all_ok = true;
+      int partition = 0;
+      std::vector<std::string> ids;  // the outbox entries, cleared once all are confirmed
     };
     auto pending = std::make_shared<Pending>();
-    pending->left = commit->commands.size();
+    pending->left = commands.size();
+    pending->partition = partition;
+    pending->ids = std::move(ids);
     auto& held_here = held[partition];
-    for (const auto& id : ids) held_here.insert(id);
-    auto shared_ids = std::make_shared<std::vector<std::string>>(std::move(ids));
+    for (const auto& id : pending->ids) held_here.insert(id);
     std::weak_ptr<bool> weak = alive;
-    for (const auto& message : commit->commands) {
-      sink.publish(message, [this, weak, pending, shared_ids, partition, commit](Status st) {
+    for (auto& message : commands) {
+      sink.publish(std::move(message), [this, weak, pending](Status st) {
         if (weak.expired()) return;
         pending->all_ok = pending->all_ok && st.ok();
         if (st.ok()) commands_sent.inc();
         if (--pending->left > 0) return;
         // not confirmed: the relay's now
-        for (const auto& id : *shared_ids) held[partition].erase(id);
-        if (pending->all_ok && !shared_ids->empty()) clear_later(partition, std::move(*shared_ids));
+        auto& held_there = held[pending->partition];
+        for (const auto& id : pending->ids) held_there.erase(id);
+        if (pending->all_ok && !pending->ids.empty()) {
+          clear_later(pending->partition, std::move(pending->ids));
+        }
       });
     }
   }

@@ -55,7 +55,8 @@ class MessageSink {
  public:
   virtual ~MessageSink() = default;
   // done(ok) once the broker confirmed; an error is transient (the outbox re-sends later).
-  virtual void publish(const store::OutboxCommand& message, std::function<void(Status)> done) = 0;
+  // Taken by value: a caller done with the command moves it in (no copy of its body).
+  virtual void publish(store::OutboxCommand message, std::function<void(Status)> done) = 0;
 };
 
 class Timers {

@@ -12,13 +12,13 @@ namespace sagaflow::app {
 class SinkPort final : public MessageSink {
  public:
   explicit SinkPort(Sink& sink) : sink_(sink) {}
-  void publish(const store::OutboxCommand& m, std::function<void(Status)> done) override {
+  void publish(store::OutboxCommand m, std::function<void(Status)> done) override {
     Message msg;
-    msg.exchange = m.exchange;
-    msg.routing_key = m.route;
+    msg.exchange = std::move(m.exchange);
+    msg.routing_key = std::move(m.route);
     msg.key = order_of_message(m.id);
-    msg.message_id = m.id;
-    msg.body = m.body;
+    msg.message_id = std::move(m.id);
+    msg.body = std::move(m.body);
     sink_.publish(std::move(msg), std::move(done));
   }
 

@@ -126,8 +126,8 @@ struct FakeSink final : MessageSink {
   std::vector<store::OutboxCommand> published;
   bool hold = false;  // keep the confirms until confirm_all()
   std::vector<std::function<void(Status)>> unconfirmed;
-  void publish(const store::OutboxCommand& m, std::function<void(Status)> done) override {
-    published.push_back(m);
+  void publish(store::OutboxCommand m, std::function<void(Status)> done) override {
+    published.push_back(std::move(m));
     if (hold) return unconfirmed.push_back(std::move(done));
     done(Status::success());
   }

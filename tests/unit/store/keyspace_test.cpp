@@ -95,4 +95,10 @@ TEST_CASE("key names are the documented ones (store/README.md, Keyspace)", "[key
   CHECK(Keyspace::live_reason_index_key(4, "x") == "sagaflow:{4}:by_reason_live:x");
   CHECK(Keyspace::rate_key(StoreId(std::string("s1"))) == "sagaflow:rl:{s1}");
   CHECK(Keyspace::saga_key(123456, order) == "sagaflow:{123456}:saga:ord_1");
+  // The parts a writer encodes a key from (SagaStore) make the same names
+  CHECK(Keyspace::partition_head(4) == "sagaflow:{4}:");
+  CHECK(Keyspace::partition_head(4) + std::string(Keyspace::kSagaName) + "ord_1" ==
+        Keyspace::saga_key(4, order));
+  CHECK(std::string(Keyspace::kRateHead) + "s1" + std::string(Keyspace::kRateTail) ==
+        Keyspace::rate_key(StoreId(std::string("s1"))));
 }

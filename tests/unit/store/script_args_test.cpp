@@ -56,3 +56,16 @@ TEST_CASE("a script call is one RESP command, keys before arguments", "[store][r
   CHECK(none.first_key().empty());
   CHECK(none.command("s") == "*4\r\n$7\r\nEVALSHA\r\n$1\r\ns\r\n$1\r\n0\r\n$1\r\nx\r\n");
 }
+
+TEST_CASE("a key given as parts is written as the one key they make", "[store][resp]") {
+  ScriptArgs parts;
+  parts.key({"sagaflow:{3}:", "saga:", "o1"});
+  parts.key({"sagaflow:{3}:", "by_reason:", ""});  // an empty tail (no reason yet)
+  ScriptArgs whole;
+  whole.key("sagaflow:{3}:saga:o1");
+  whole.key("sagaflow:{3}:by_reason:");
+  CHECK(parts.keys() == 2);
+  CHECK(parts.key_bytes() == whole.key_bytes());
+  CHECK(parts.first_key() == "sagaflow:{3}:saga:o1");
+  CHECK(parts.command("s") == whole.command("s"));
+}
