@@ -160,7 +160,7 @@ struct Pipeline::Impl {
   static constexpr std::size_t kMaxSpareJobs = 1024;
   // A commit's record and order facts are reserved at the largest size written so far (up to
   // kMaxReserve), so that writing them is one allocation each.
-  static constexpr std::size_t kMaxReserve = 8192;
+  static constexpr std::size_t kMaxReserve = 4096;
   std::size_t record_bytes = 512;
   std::size_t order_bytes = 256;
 
@@ -401,7 +401,7 @@ struct Pipeline::Impl {
     c.new_state.reserve(record_bytes);
     r.state.append_record(c.new_state);
     record_bytes = std::clamp(c.new_state.size(), record_bytes, kMaxReserve);
-    if (!job.stored_order || state == nullptr) {
+    if ((!job.stored_order || state == nullptr) && r.state.has_order()) {
       c.order.reserve(order_bytes);
       r.state.append_order(c.order);
       order_bytes = std::clamp(c.order.size(), order_bytes, kMaxReserve);

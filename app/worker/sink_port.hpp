@@ -16,7 +16,7 @@ class SinkPort final : public MessageSink {
     Message msg;
     msg.exchange = std::move(m.exchange);
     msg.routing_key = std::move(m.route);
-    msg.key = order_of_message(m.id);
+    msg.key = order_of_message(m.id);  // a copy: before m.id is moved below
     msg.message_id = std::move(m.id);
     msg.body = std::move(m.body);
     sink_.publish(std::move(msg), std::move(done));

@@ -97,8 +97,17 @@ TEST_CASE("key names are the documented ones (store/README.md, Keyspace)", "[key
   CHECK(Keyspace::saga_key(123456, order) == "sagaflow:{123456}:saga:ord_1");
   // The parts a writer encodes a key from (SagaStore) make the same names
   CHECK(Keyspace::partition_head(4) == "sagaflow:{4}:");
-  CHECK(Keyspace::partition_head(4) + std::string(Keyspace::kSagaName) + "ord_1" ==
-        Keyspace::saga_key(4, order));
+  const std::string head = Keyspace::partition_head(4);
+  CHECK(head + std::string(Keyspace::kSagaName) + "ord_1" == Keyspace::saga_key(4, order));
+  CHECK(head + std::string(Keyspace::kDedupName) + "e1" ==
+        Keyspace::dedup_key(4, EventId(std::string("e1"))));
+  CHECK(head + std::string(Keyspace::kParkedName) + "s1" ==
+        Keyspace::parked_key(4, StoreId(std::string("s1"))));
+  CHECK(head + std::string(Keyspace::kStatusIndexName) + "running" ==
+        Keyspace::status_index_key(4, "running"));
+  CHECK(head + std::string(Keyspace::kReasonIndexName) == Keyspace::reason_index_key(4, ""));
+  CHECK(head + std::string(Keyspace::kLiveReasonIndexName) + "x" ==
+        Keyspace::live_reason_index_key(4, "x"));
   CHECK(std::string(Keyspace::kRateHead) + "s1" + std::string(Keyspace::kRateTail) ==
         Keyspace::rate_key(StoreId(std::string("s1"))));
 }
