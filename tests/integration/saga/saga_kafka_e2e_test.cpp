@@ -201,12 +201,23 @@ TEST_CASE("kafka e2e: poison messages are dead-lettered with their reason, value
 
   wait_finished(c, obs, gen.orders, 90s);
   std::vector<sagaflow::e2e::KafkaRecord> dead;
-  REQUIRE(wait_until(
+  const bool all_dead = wait_until(
       [&] {
         dead = sagaflow::e2e::read_topic(c.kafka.bootstrap(), "sagaflow.dead");
         return dead.size() >= poison.size();
       },
-      60s, 500ms));
+      60s, 500ms);
+  if (!all_dead) {
+    // Which poison is missing, and what the worker said about it
+    std::string seen;
+    for (const auto& d : dead) {
+      const auto reason = d.headers.find("x-sagaflow-error");
+      seen += tail(d.value, 120) + " (" +
+              (reason == d.headers.end() ? std::string("no reason") : reason->second) + ")\n";
+    }
+    INFO("dead letters so far:\n" << seen << c.diagnostics());
+    REQUIRE(all_dead);
+  }
   std::this_thread::sleep_for(1s);
   dead = sagaflow::e2e::read_topic(c.kafka.bootstrap(), "sagaflow.dead");
   {
