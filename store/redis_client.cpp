@@ -718,6 +718,12 @@ void ScriptArgs::raw_args(std::string_view resp, std::size_t count) {
   args_.append(resp);
   n_args_ += count;
 }
+void ScriptArgs::clear() noexcept {
+  keys_.clear();
+  args_.clear();
+  n_keys_ = 0;
+  n_args_ = 0;
+}
 void ScriptArgs::reserve(std::size_t key_bytes, std::size_t arg_bytes) {
   keys_.reserve(key_bytes);
   args_.reserve(arg_bytes);

@@ -91,6 +91,8 @@ class ScriptArgs {
   void raw_keys(std::string_view resp, std::size_t count);
   void raw_args(std::string_view resp, std::size_t count);
   void reserve(std::size_t key_bytes, std::size_t arg_bytes);
+  // Empty again, its buffers kept (for reuse without allocating).
+  void clear() noexcept;
 
   std::size_t keys() const noexcept { return n_keys_; }
   std::size_t args() const noexcept { return n_args_; }

@@ -129,26 +129,30 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
     // The store's bucket is in another slot: a cluster admits in a call of its own.
     return done(make_error(Errc::internal, "apply: a start admitted in the script on a cluster"));
   }
+  // Written straight into the lane's open batch (one per partition on a cluster: one slot
+  // each): its keys as they come, its arguments through scratch_ (their count goes first).
+  Lane& lane = lanes_[static_cast<std::size_t>(redis_.cluster() ? p : 0)];
+  Batch& batch = open_batch(lane);
   Queued q;
   q.partition = p;
-  ScriptArgs& call = q.call;
-  std::size_t arg_bytes = 256 + req.new_state.size() + req.order.size();
-  for (const auto& c : req.commands) arg_bytes += 64 + c.id.size() + c.body.size();
-  call.reserve(512, arg_bytes);
+  ScriptArgs& keys = batch.call;
+  const std::size_t keys_before = keys.keys();
+  ScriptArgs& call = scratch_;
+  call.clear();
   // The keys are written from their parts (Keyspace), not built as strings: no allocation.
   const PartitionKeys& shared = partition_keys_[static_cast<std::size_t>(p)];
   const std::string_view head = shared.head;
-  call.key({head, Keyspace::kSagaName, req.order_id.view()});
-  call.key({head, Keyspace::kDedupName, req.event_id.view()});
-  call.raw_keys(shared.outbox_deadlines_stats, 3);
-  call.key({head, Keyspace::kParkedName, req.store_id.view()});
-  call.raw_keys(shared.parked_stores_leases, 2);
-  call.key(
+  keys.key({head, Keyspace::kSagaName, req.order_id.view()});
+  keys.key({head, Keyspace::kDedupName, req.event_id.view()});
+  keys.raw_keys(shared.outbox_deadlines_stats, 3);
+  keys.key({head, Keyspace::kParkedName, req.store_id.view()});
+  keys.raw_keys(shared.parked_stores_leases, 2);
+  keys.key(
       {head, Keyspace::kStatusIndexName, req.old_status.empty() ? req.new_status : req.old_status});
-  call.key({head, Keyspace::kStatusIndexName, req.new_status});
-  call.key({head, Keyspace::kReasonIndexName, req.reason});
-  call.key({head, Keyspace::kLiveReasonIndexName, req.reason});
-  if (gcra) call.key({Keyspace::kRateHead, req.store_id.view(), Keyspace::kRateTail});
+  keys.key({head, Keyspace::kStatusIndexName, req.new_status});
+  keys.key({head, Keyspace::kReasonIndexName, req.reason});
+  keys.key({head, Keyspace::kLiveReasonIndexName, req.reason});
+  if (gcra) keys.key({Keyspace::kRateHead, req.store_id.view(), Keyspace::kRateTail});
 
   call.arg(start ? "start" : "apply");
   call.arg(start || req.expected_version < 0 ? 0 : req.expected_version);
@@ -200,9 +204,26 @@ void SagaStore::apply(const ApplyRequest& req, ApplyCallback done) {
     }
   }
   q.done = std::move(done);
-  // The applies of one loop turn go out together (per partition on a cluster: one slot each).
-  lanes_[static_cast<std::size_t>(redis_.cluster() ? p : 0)].queued.push_back(std::move(q));
+  // apply.lua's layout: per event its key and argument counts, then its arguments.
+  batch.call.arg(static_cast<std::int64_t>(keys.keys() - keys_before));
+  batch.call.arg(static_cast<std::int64_t>(call.args()));
+  batch.call.raw_args(call.arg_bytes(), call.args());
+  batch.items.push_back(std::move(q));
   arm_flush();
+}
+
+// The lane's last batch while it has room, else a new one on reused buffers.
+SagaStore::Batch& SagaStore::open_batch(Lane& lane) {
+  const std::size_t cap = std::max<std::size_t>(1, options_.max_batch);
+  if (lane.open.empty() || lane.open.back().items.size() >= cap) {
+    Batch& b = lane.open.emplace_back();
+    if (!lane.spare.empty()) {
+      b.call = std::move(lane.spare.back());
+      lane.spare.pop_back();
+    }
+    b.call.arg("batch");
+  }
+  return lane.open.back();
 }
 
 void SagaStore::arm_flush() {
@@ -217,50 +238,28 @@ void SagaStore::on_flush(uv_timer_t* timer) {
 
 void SagaStore::flush() {
   flush_armed_ = false;
-  const std::size_t cap = std::max<std::size_t>(1, options_.max_batch);
   const int max_calls = std::max(1, options_.max_calls_in_flight);
   for (auto& lane : lanes_) {
-    std::size_t from = 0;
-    while (from < lane.queued.size() && lane.calls < max_calls) {
-      const std::size_t to = std::min(lane.queued.size(), from + cap);
-      std::vector<Queued> batch(
-          std::make_move_iterator(lane.queued.begin() + static_cast<std::ptrdiff_t>(from)),
-          std::make_move_iterator(lane.queued.begin() + static_cast<std::ptrdiff_t>(to)));
-      from = to;
+    while (!lane.open.empty() && lane.calls < max_calls) {
+      Batch batch = std::move(lane.open.front());
+      lane.open.pop_front();
       send(lane, std::move(batch));
     }
-    lane.queued.erase(lane.queued.begin(), lane.queued.begin() + static_cast<std::ptrdiff_t>(from));
   }
 }
 
-// One script call for the batch (apply.lua's layout: per event its key and argument counts).
-void SagaStore::send(Lane& lane, std::vector<Queued> batch) {
+// One script call for the batch.
+void SagaStore::send(Lane& lane, Batch batch) {
   ++lane.calls;
   ++stats_.calls;
-  stats_.applies += batch.size();
-  ScriptArgs call;
-  std::size_t key_bytes = 0;
-  std::size_t arg_bytes = 32;
-  for (const auto& q : batch) {
-    key_bytes += q.call.key_bytes().size();
-    arg_bytes += 16 + q.call.arg_bytes().size();
-  }
-  call.reserve(key_bytes, arg_bytes);
-  call.arg("batch");
-  call.arg(static_cast<std::int64_t>(batch.size()));
-  for (auto& q : batch) {
-    call.raw_keys(q.call.key_bytes(), q.call.keys());
-    call.arg(static_cast<std::int64_t>(q.call.keys()));
-    call.arg(static_cast<std::int64_t>(q.call.args()));
-    call.raw_args(q.call.arg_bytes(), q.call.args());
-    q.call = ScriptArgs{};  // in the batch now: not kept twice until the answer
-  }
-  auto shared = std::make_shared<std::vector<Queued>>(std::move(batch));
+  stats_.applies += batch.items.size();
+  const ScriptArgs& call = batch.call;
+  auto shared = std::make_shared<std::vector<Queued>>(std::move(batch.items));
   auto answered = [this, alive = std::weak_ptr<bool>(alive_), shared, &lane](Result<Reply> r) {
     if (alive.expired()) return;  // the store is gone (its client failed what was in flight)
     // What queued meanwhile goes at the next loop turn, with what these answers start.
     --lane.calls;
-    if (!lane.queued.empty()) arm_flush();
+    if (!lane.open.empty()) arm_flush();
     auto& items = *shared;
     if (r.ok() && !r->is_error() && (!r->is_array() || r->elements.size() != items.size())) {
       r = make_error(Errc::internal, "apply.lua: a batch answer of the wrong size");
@@ -281,6 +280,11 @@ void SagaStore::send(Lane& lane, std::vector<Queued> batch) {
     redis_.eval_replicated(apply_script_, call,
                            WaitReplicas{options_.wait_replicas, options_.wait_timeout_ms},
                            std::move(answered), options_.timeout_ms);
+  }
+  // The call is encoded (the client keeps its own copy): its buffers serve a later batch.
+  if (lane.spare.size() < kSpareBuffers) {
+    batch.call.clear();
+    lane.spare.push_back(std::move(batch.call));
   }
 }
 

@@ -17,6 +17,7 @@
 // or may not have happened: re-delivery then finds it duplicate, and the outbox relay
 // re-sends its commands); internal (a script failure: a bug).
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -152,17 +153,25 @@ class SagaStore final {
     // covers the first apply.
     std::vector<std::string> rewrite;
     bool rewrite_by_script = false;
-    ScriptArgs call;  // this event's keys and arguments, already in the wire format
     ApplyCallback done;
+  };
+  // A script call being filled: its applies' keys and arguments in the wire format, written
+  // as each apply comes (no buffer per apply), and what answers them.
+  struct Batch {
+    ScriptArgs call;
+    std::vector<Queued> items;
   };
   static void on_flush(uv_timer_s* timer);
   void flush();
   struct Lane {
-    std::vector<Queued> queued;
-    int calls = 0;  // script calls in flight
+    std::deque<Batch> open;         // not sent yet, oldest first; each up to max_batch
+    std::vector<ScriptArgs> spare;  // buffers of sent calls, for the next batches
+    int calls = 0;                  // script calls in flight
   };
+  static constexpr std::size_t kSpareBuffers = 4;
+  Batch& open_batch(Lane& lane);
   void arm_flush();
-  void send(Lane& lane, std::vector<Queued> batch);
+  void send(Lane& lane, Batch batch);
   void answer(Queued& q, Result<Reply> r);
 
   RedisClient& redis_;
@@ -177,6 +186,7 @@ class SagaStore final {
     std::string head;  // Keyspace::partition_head: the per-event keys are written from parts
   };
   std::vector<PartitionKeys> partition_keys_;
+  ScriptArgs scratch_;  // one apply's arguments, before their count goes into the batch
   uv_timer_s* flush_timer_;
   bool flush_armed_ = false;
   Stats stats_;

@@ -1,9 +1,10 @@
 -- sagaflow: apply the events of one loop turn to their sagas, atomically, in one call
 -- (store/README.md, "apply.lua").
 --
--- ARGV[1] "batch", ARGV[2] the number of events c; then per event: its number of keys k, its
--- number of arguments m, and those m arguments; KEYS are the events' keys one after the other.
--- Returns the c answers in order, each one string: "applied <version> <stream ids...>" or
+-- ARGV[1] "batch"; then per event, to the end of ARGV: its number of keys k, its number of
+-- arguments m, and those m arguments; KEYS are the events' keys one after the other. (No count
+-- of events up front: the worker writes each event into the call as it comes.)
+-- Returns one answer per event, in order, each one string: "applied <version> <stream ids...>" or
 -- "duplicate|conflict|limited <version>" (one string per event, not an array: one protocol
 -- element instead of three or more, so fewer allocations to read it). Each event is checked
 -- and applied on its own (a conflict or a duplicate changes only its answer), in order, so two
@@ -285,8 +286,9 @@ if ARGV[1] == 'touch' then
 end
 if ARGV[1] ~= 'batch' then return redis.error_reply('apply.lua: unknown mode ' .. tostring(ARGV[1])) end
 local answers = {}
-local k, a = 0, 3
-for i = 1, tonumber(ARGV[2]) do
+local i, k, a = 0, 0, 2
+while a <= #ARGV do
+  i = i + 1
   local nk, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   local keys, args = {}, {}
   for j = 1, nk do keys[j] = KEYS[k + j] end

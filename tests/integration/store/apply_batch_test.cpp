@@ -94,6 +94,25 @@ TEST_CASE("a turn's applies go out in few calls, each answered on its own", "[st
   CHECK(out.at("second")->version == 2);
   CHECK(version_of(server, store, "ord_b7") == "1");
   CHECK(version_of(server, store, "ord_b9") == "2");
+
+  // And a later turn's calls, written into the buffers of the sent ones, carry only their own
+  // applies: 70 next steps go out in 2 calls, each applied once as version 2
+  std::map<std::string, Result<ApplyOutcome>> next;
+  for (int i = 100; i < 170; ++i) {
+    const std::string order = "ord_b" + std::to_string(i);
+    store.apply(request(order, "evt_next" + std::to_string(i), 1),
+                [&next, order](Result<ApplyOutcome> r) { next.emplace(order, std::move(r)); });
+  }
+  REQUIRE(loop.run_until([&] { return next.size() == 70; }, 10s));
+  CHECK(store.stats().calls == 6);
+  CHECK(store.stats().applies == 273);
+  for (const auto& [order, r] : next) {
+    INFO(order);
+    REQUIRE(r.ok());
+    CHECK(r->kind == ApplyKind::applied);
+    CHECK(r->version == 2);
+    CHECK(version_of(server, store, order) == "2");
+  }
   client->stop();
 }
 
