@@ -282,7 +282,8 @@ void SagaStore::send(Lane& lane, Batch batch) {
                            std::move(answered), options_.timeout_ms);
   }
   // The call is encoded (the client keeps its own copy): its buffers serve a later batch.
-  if (lane.spare.size() < kSpareBuffers) {
+  if (lane.spare.size() < kSpareBuffers &&
+      call.key_bytes().capacity() + call.arg_bytes().capacity() <= kMaxSpareBytes) {
     batch.call.clear();
     lane.spare.push_back(std::move(batch.call));
   }

@@ -169,6 +169,7 @@ class SagaStore final {
     int calls = 0;                  // script calls in flight
   };
   static constexpr std::size_t kSpareBuffers = 4;
+  static constexpr std::size_t kMaxSpareBytes = 256 * 1024;  // a larger one is freed
   Batch& open_batch(Lane& lane);
   void arm_flush();
   void send(Lane& lane, Batch batch);
@@ -186,7 +187,10 @@ class SagaStore final {
     std::string head;  // Keyspace::partition_head: the per-event keys are written from parts
   };
   std::vector<PartitionKeys> partition_keys_;
-  ScriptArgs scratch_;  // one apply's arguments, before their count goes into the batch
+  // One apply's arguments, before their count goes into the batch. (An allocation failure
+  // half-way through an apply ends the process, as anywhere in the worker: the open batch is
+  // not rolled back.)
+  ScriptArgs scratch_;
   uv_timer_s* flush_timer_;
   bool flush_armed_ = false;
   Stats stats_;

@@ -290,6 +290,10 @@ local i, k, a = 0, 0, 2
 while a <= #ARGV do
   i = i + 1
   local nk, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  if not nk or not m or nk < 0 or m < 0 or a + 1 + m > #ARGV or k + nk > #KEYS then
+    write_folded()
+    return redis.error_reply('apply.lua: event ' .. i .. ': malformed batch')
+  end
   local keys, args = {}, {}
   for j = 1, nk do keys[j] = KEYS[k + j] end
   for j = 1, m do args[j] = ARGV[a + 1 + j] end

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "loop.hpp"
+#include "store/impl/scripts.hpp"
 #include "store/saga_store.hpp"
 #include "support/servers.hpp"
 
@@ -163,4 +164,22 @@ TEST_CASE(
   CHECK(kinds[ApplyKind::conflict] == 0);
   for (int i = 0; i < 50; ++i) CHECK(version_of(server, store, "ord_f" + std::to_string(i)) == "1");
   client->stop();
+}
+
+TEST_CASE("a malformed batch is refused with a reason, and writes nothing", "[store][batch]") {
+  auto& server = testing::shared_redis();
+  server.command({"FLUSHALL"});
+  const std::string script(impl::kApplyScript);
+  // A negative argument count (it would never move on), a count past the end, keys missing
+  for (const std::vector<std::string>& argv :
+       {std::vector<std::string>{"batch", "0", "-3"}, std::vector<std::string>{"batch", "0", "9"},
+        std::vector<std::string>{"batch", "12", "0"}}) {
+    std::vector<std::string> call{"EVAL", script, "0"};
+    call.insert(call.end(), argv.begin(), argv.end());
+    const std::string reply = server.command(call);
+    INFO(reply);
+    CHECK(reply.find("(error)") == 0);
+    CHECK(reply.find("malformed batch") != std::string::npos);
+  }
+  CHECK(server.command({"DBSIZE"}) == "0");
 }
