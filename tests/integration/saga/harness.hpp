@@ -79,10 +79,14 @@ void check_status_counts(const Env& env, const Report& r, long long expect_dead)
 
 // Saga starts (inventory.reserve, first arrival of each id) of the given orders: in every
 // window [t_i, t_j], j - i + 1 starts <= burst + rate * (t_j - t_i), with a tolerance of one
-// token and 300 ms of observation jitter (CHECKed; CONTRACT.md section 5). Arrival times are
+// token and 500 ms of observation jitter (CHECKed; CONTRACT.md section 5). Arrival times are
 // taken at the observer, after the worker's publish and the broker's routing: on a loaded
 // 2-core CI machine (a browser test beside it) one stall bunched 46 starts into 33 ms, an
-// excess of 31.0003 over the 31 that 200 ms allowed.
+// excess of 31.0003 over the 31 that 200 ms allowed; another, with two e2e suites side by
+// side, 51.3 over the 46 that 300 ms allowed at 150/s. (The envelope's own time has whole
+// seconds only. The bound itself is exact in Redis and checked to the token by the rate
+// limiter's tests; this check catches what a wrong admission path would do, e.g. two workers
+// each granting the plan, an excess of the rate times the window.)
 void check_limit(const std::vector<Observed>& trace, const Orders& orders, double rate,
                  double burst);
 
