@@ -51,31 +51,27 @@ class CachedSagaRepository final : public SagaRepository {
     });
   }
 
-  void commit(const store::ApplyRequest& request,
+  void commit(std::shared_ptr<store::ApplyRequest> request,
               std::function<void(Result<store::ApplyOutcome>)> done) override {
-    // What the commit writes, kept only if it is applied (the request is read during the call).
-    // The record's order facts are written once: a commit without them keeps those of the
-    // remembered saga; with neither, the saga is not remembered (Redis has them).
-    store::SagaRecord after;
-    const auto before = sagas_.find(request.order_id.view());
-    const bool keep = !request.finished && capacity_ > 0 &&
-                      request.new_state.size() + request.order.size() <= max_bytes_ / 256 &&
-                      (!request.order.empty() || before != sagas_.end());
-    if (keep) {
-      after.state = request.new_state;
-      after.status = request.new_status;
-      after.order = request.order.empty() ? before->second.record.order : request.order;
-    }
-    inner_.commit(request, [this, order = request.order_id.str(), keep, after = std::move(after),
-                            done = std::move(done)](Result<store::ApplyOutcome> r) mutable {
+    // What the commit writes is kept only if it is applied: then it is taken out of the
+    // request (no copy). The record's order facts are written once: a commit without them
+    // keeps those of the remembered saga; with neither, the saga is not remembered (Redis
+    // has them).
+    const store::ApplyRequest& c = *request;
+    const bool keep = !c.finished && capacity_ > 0 &&
+                      c.new_state.size() + c.order.size() <= max_bytes_ / 256 &&
+                      (!c.order.empty() || sagas_.find(c.order_id.view()) != sagas_.end());
+    auto answered = [this, request, keep,
+                     done = std::move(done)](Result<store::ApplyOutcome> r) mutable {
+      store::ApplyRequest& applied = *request;
       if (r.ok() && r->kind == store::ApplyKind::applied && keep) {
-        after.version = r->version;
-        remember(std::move(order), std::move(after));
+        taken(applied, r->version);
       } else {
-        forget(order);
+        forget(applied.order_id);
       }
       done(std::move(r));
-    });
+    };
+    inner_.commit(std::move(request), std::move(answered));
   }
 
   void outbox_done(int partition, std::vector<std::string> ids) override {
@@ -99,6 +95,24 @@ class CachedSagaRepository final : public SagaRepository {
     std::uint64_t seq = 0;  // the remembering that is current (older queue entries are stale)
   };
 
+  // An applied commit's record, taken out of its request: a commit without order facts keeps
+  // those of the remembered saga (gone meanwhile: nothing is remembered; Redis has them).
+  void taken(store::ApplyRequest& c, std::int64_t version) {
+    store::SagaRecord after;
+    after.version = version;
+    after.state = std::move(c.new_state);
+    after.status = c.new_status;
+    if (!c.order.empty()) {
+      after.order = std::move(c.order);
+    } else {
+      const auto before = sagas_.find(c.order_id.view());
+      if (before == sagas_.end()) return;
+      bytes_ -= before->second.record.order.size();  // moves to the new record, counted there
+      after.order = std::move(before->second.record.order);
+    }
+    remember(c.order_id.str(), std::move(after));
+  }
+
   void remember(std::string order, store::SagaRecord record) {
     check_epoch();
     const std::uint64_t seq = ++seq_;
@@ -119,9 +133,6 @@ class CachedSagaRepository final : public SagaRepository {
   void erase(It it) {
     bytes_ -= it->second.record.state.size() + it->second.record.order.size();
     sagas_.erase(it);
-  }
-  void forget(const std::string& order) {
-    if (const auto it = sagas_.find(order); it != sagas_.end()) erase(it);
   }
   // Everything goes when the Redis client's epoch moved (see the top of this file).
   void check_epoch() {

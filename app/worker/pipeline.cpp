@@ -452,8 +452,8 @@ struct Pipeline::Impl {
     }
     const bool started =
         (state == nullptr || state->status == SagaStatus::parked) && !r.commands.empty();
-    repo.commit(c, [this, &job, commit, mode, outcome, confirmed, started, compensations,
-                    failure_reason](Result<store::ApplyOutcome> res) {
+    repo.commit(commit, [this, &job, commit, mode, outcome, confirmed, started, compensations,
+                         failure_reason](Result<store::ApplyOutcome> res) {
       if (!res) return back_off(job, res.error());
       recovered(job);
       store::ApplyOutcome& cr = res.value();

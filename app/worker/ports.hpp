@@ -6,6 +6,7 @@
 // clock.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,9 +23,11 @@ class SagaRepository {
  public:
   virtual ~SagaRepository() = default;
   virtual void load(const OrderId& order, std::function<void(Result<store::SagaRecord>)> done) = 0;
-  // One atomic change of one saga (store/saga_store.hpp). The request is only read during
-  // the call (it is serialized at once).
-  virtual void commit(const store::ApplyRequest& request,
+  // One atomic change of one saga (store/saga_store.hpp). Shared, because a repository may
+  // keep it until it answers: the Redis one serializes it at once; the cache takes the new
+  // state and order facts out of it once applied (so the caller must not read those after
+  // the commit is answered; the commands stay).
+  virtual void commit(std::shared_ptr<store::ApplyRequest> request,
                       std::function<void(Result<store::ApplyOutcome>)> done) = 0;
   // The messages of a commit were confirmed by the broker: clear them from the outbox.
   virtual void outbox_done(int partition, std::vector<std::string> ids) = 0;

@@ -15,9 +15,9 @@ class RedisSagaRepository final : public SagaRepository {
   void load(const OrderId& order, std::function<void(Result<store::SagaRecord>)> done) override {
     sagas_.load(order, std::move(done));
   }
-  void commit(const store::ApplyRequest& request,
+  void commit(std::shared_ptr<store::ApplyRequest> request,
               std::function<void(Result<store::ApplyOutcome>)> done) override {
-    sagas_.apply(request, std::move(done));
+    sagas_.apply(*request, std::move(done));
   }
   void outbox_done(int partition, std::vector<std::string> ids) override {
     outbox_.ack(partition, std::move(ids));

@@ -23,8 +23,9 @@ struct MapRepo final : SagaRepository {
     auto it = sagas.find(order.str());
     done(it == sagas.end() ? store::SagaRecord{} : it->second);
   }
-  void commit(const store::ApplyRequest& c,
+  void commit(std::shared_ptr<store::ApplyRequest> request,
               std::function<void(Result<store::ApplyOutcome>)> done) override {
+    const store::ApplyRequest& c = *request;
     if (fail) return done(make_error(Errc::timeout, "no answer"));
     auto& s = sagas[c.order_id.str()];
     if (s.version != c.expected_version)
@@ -60,7 +61,7 @@ store::SagaRecord load(SagaRepository& repo, const std::string& order) {
 
 store::ApplyKind commit(SagaRepository& repo, const store::ApplyRequest& r) {
   store::ApplyKind kind = store::ApplyKind::duplicate;
-  repo.commit(r, [&](Result<store::ApplyOutcome> out) {
+  repo.commit(std::make_shared<store::ApplyRequest>(r), [&](Result<store::ApplyOutcome> out) {
     kind = out.ok() ? out->kind : store::ApplyKind::duplicate;
   });
   return kind;
@@ -143,6 +144,37 @@ TEST_CASE("a reconnect to Redis forgets everything (writes may have been lost)",
   CHECK(load(repo, "o1").state == "other");
   CHECK(redis.loads == 1);
   CHECK(repo.size() == 1);  // only what it just read
+}
+
+TEST_CASE("a step keeps the remembered order facts; the bytes count stays exact", "[cache]") {
+  MapRepo redis;
+  CachedSagaRepository repo(redis, 100, std::size_t{1} << 20);
+  REQUIRE(commit(repo, change("o1", 0, "s1")) == store::ApplyKind::applied);
+  CHECK(repo.bytes() == 2 + kOrder.size());
+  // A step writes no order facts: the remembered ones carry over, counted once
+  for (int v = 1; v <= 3; ++v) {
+    REQUIRE(commit(repo, change("o1", v, "state" + std::to_string(v))) ==
+            store::ApplyKind::applied);
+    CHECK(repo.bytes() == 6 + kOrder.size());
+  }
+  const auto got = load(repo, "o1");
+  CHECK(got.version == 4);
+  CHECK(got.state == "state3");
+  CHECK(got.order == kOrder);
+  CHECK(redis.loads == 0);
+  // The applied request gave up its state and order facts to the memory; its commands stay
+  auto request = std::make_shared<store::ApplyRequest>(change("o2", 0, "fresh"));
+  request->commands.push_back({"o2:inventory.reserve", "x", "inventory.reserve", "{}"});
+  repo.commit(request, [](Result<store::ApplyOutcome>) {});
+  CHECK(request->new_state.empty());
+  CHECK(request->order.empty());
+  CHECK(request->commands.size() == 1);
+  CHECK(load(repo, "o2").state == "fresh");
+  CHECK(repo.bytes() == 6 + 5 + 2 * kOrder.size());
+  // Forgetting gives the bytes back
+  CHECK(repo.forget(OrderId{std::string("o1")}));
+  CHECK(repo.forget(OrderId{std::string("o2")}));
+  CHECK(repo.bytes() == 0);
 }
 
 TEST_CASE("remembered state is bounded in bytes too", "[cache]") {

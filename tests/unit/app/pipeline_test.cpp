@@ -45,9 +45,9 @@ struct FakeRepo final : SagaRepository {
       done(it == sagas.end() ? store::SagaRecord{} : it->second);
     });
   }
-  void commit(const store::ApplyRequest& c,
+  void commit(std::shared_ptr<store::ApplyRequest> request,
               std::function<void(Result<store::ApplyOutcome>)> done) override {
-    queue.push_back([this, c, done] {
+    queue.push_back([this, c = *request, done] {
       if (down) return done(make_error(Errc::unavailable, "redis down"));
       auto& s = sagas[c.order_id.str()];
       if (bump_before_next_commit > 0) {
