@@ -100,17 +100,24 @@ class CachedSagaRepository final : public SagaRepository {
   void taken(store::ApplyRequest& c, std::int64_t version) {
     store::SagaRecord after;
     after.version = version;
-    after.state = std::move(c.new_state);
-    after.status = c.new_status;
     if (!c.order.empty()) {
-      after.order = std::move(c.order);
+      after.order = take(c.order);
     } else {
       const auto before = sagas_.find(c.order_id.view());
       if (before == sagas_.end()) return;
       bytes_ -= before->second.record.order.size();  // moves to the new record, counted there
       after.order = std::move(before->second.record.order);
+      before->second.record.order.clear();
     }
+    after.state = take(c.new_state);
+    after.status = c.new_status;
     remember(c.order_id.str(), std::move(after));
+  }
+  // A request's buffer, kept only if it holds little more than its size (the budget counts
+  // sizes: a writer may have reserved far more), else copied to its size.
+  static std::string take(std::string& s) {
+    if (s.capacity() > s.size() + s.size() / 4 + 64) return std::string(s);
+    return std::move(s);
   }
 
   void remember(std::string order, store::SagaRecord record) {

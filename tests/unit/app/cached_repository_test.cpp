@@ -162,15 +162,22 @@ TEST_CASE("a step keeps the remembered order facts; the bytes count stays exact"
   CHECK(got.state == "state3");
   CHECK(got.order == kOrder);
   CHECK(redis.loads == 0);
-  // The applied request gave up its state and order facts to the memory; its commands stay
-  auto request = std::make_shared<store::ApplyRequest>(change("o2", 0, "fresh"));
+  // The applied request gives its state and order facts to the memory; its commands stay
+  auto request = std::make_shared<store::ApplyRequest>(change("o2", 0, std::string(300, 's')));
   request->commands.push_back({"o2:inventory.reserve", "x", "inventory.reserve", "{}"});
   repo.commit(request, [](Result<store::ApplyOutcome>) {});
-  CHECK(request->new_state.empty());
-  CHECK(request->order.empty());
   CHECK(request->commands.size() == 1);
-  CHECK(load(repo, "o2").state == "fresh");
-  CHECK(repo.bytes() == 6 + 5 + 2 * kOrder.size());
+  CHECK(load(repo, "o2").state == std::string(300, 's'));
+  CHECK(repo.bytes() == 6 + 300 + 2 * kOrder.size());
+  // ...unless its buffer was reserved far beyond its size: then it is copied to its size, so
+  // the byte budget counts what is held
+  auto roomy = std::make_shared<store::ApplyRequest>(change("o3", 0, ""));
+  roomy->new_state.reserve(4096);
+  roomy->new_state = "small";
+  repo.commit(roomy, [](Result<store::ApplyOutcome>) {});
+  CHECK(roomy->new_state.capacity() >= 4096);  // left with the request
+  CHECK(load(repo, "o3").state == "small");
+  CHECK(repo.forget(OrderId{std::string("o3")}));
   // Forgetting gives the bytes back
   CHECK(repo.forget(OrderId{std::string("o1")}));
   CHECK(repo.forget(OrderId{std::string("o2")}));
