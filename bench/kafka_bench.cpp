@@ -22,8 +22,12 @@
 // With --redis-scaling: only `ours`, on one Redis and on a 3-primary + 3-replica Redis Cluster,
 // with 1 and 2 workers, alternating setups round by round; per-primary Redis CPU per start.
 //
-// Usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2]]   (needs redis-server; the mock cluster
-// runs in this process; the sagaflow binary from SAGAFLOW_BINARY or ./app/sagaflow).
+// With --compare A B: only `ours` (one Redis, prefetch 256 and 65535), binaries A and B
+// alternating round by round (A, B, B, A, A, B, ...), for a change measured side by side.
+//
+// Usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2] | --compare BIN_A BIN_B [ROUNDS=2]]
+// (needs redis-server; the mock cluster runs in this process; the sagaflow binary from
+// SAGAFLOW_BINARY or ./app/sagaflow).
 // librdkafka 2.0's mock keeps about 5 MiB per partition and drops older data: keep N x ~300 bytes
 // under ~30 MiB.
 #include <dirent.h>
@@ -200,6 +204,7 @@ struct Row {
   double worker_cpu = -1;         // < 0: not part of this path
   double redis_cpu = -1;          // every Redis process (a cluster: primaries + replicas)
   double redis_commands = -1;     // commands executed per start (INFO commandstats)
+  std::string redis_breakdown;    // the most executed commands, per start
   double allocations = -1;        // the workers' heap allocations per start (whole life)
   std::vector<double> shard_cpu;  // a cluster: each primary's CPU seconds
   SelfCpu self{};
@@ -501,6 +506,7 @@ Row ours(const std::string& bin, int n, const std::string& prefetch, bool cluste
                              static_cast<double>(top[i].first) / std::max(1L, r.count));
   }
   r.redis_commands = static_cast<double>(total) / static_cast<double>(std::max(1L, r.count));
+  r.redis_breakdown = breakdown;
   r.note = fmt::format(
       "{:.0f}/s from the worker's start ({:.2f} s); {} records (re-sends: {}); Redis commands "
       "per start {:.2f}:{}",
@@ -630,23 +636,56 @@ int redis_scaling(const std::string& bin, int n, int rounds) {
           r.worker_cpu * per, r.redis_cpu * per,
           shards.empty() ? "" : " (primaries:", shards.empty() ? "" : (shards + " us)").c_str(),
           r.redis_commands);
+      std::printf("%-26s   commands per start:%s\n", "", r.redis_breakdown.c_str());
       std::fflush(stdout);
     }
   }
   return ok ? 0 : 1;
 }
 
+int compare(const std::string& a, const std::string& b, int n, int rounds) {
+  std::printf("%-6s %5s %9s | %12s %12s %12s | %12s %12s %12s\n", "build", "round", "",
+              "sagas/s 256", "worker us", "allocations", "sagas/s 64k", "worker us", "allocations");
+  bool ok = true;
+  for (int round = 1; round <= rounds; ++round) {
+    // A B, then B A: neither build always runs first (the machine warms up, others wake).
+    const bool a_first = round % 2 == 1;
+    for (int k = 0; k < 2; ++k) {
+      const bool is_a = (k == 0) == a_first;
+      const std::string& bin = is_a ? a : b;
+      const Row small = ours(bin, n, "");
+      const Row big = ours(bin, n, "65535");
+      ok = ok && small.count == n && big.count == n;
+      auto per = [](const Row& r, double cpu) {
+        return cpu / static_cast<double>(std::max(1L, r.count)) * 1e6;
+      };
+      std::printf("%-6s %5d %9s | %10.0f/s %12.1f %12.1f | %10.0f/s %12.1f %12.1f\n",
+                  is_a ? "A" : "B", round, "", small.rate, per(small, small.worker_cpu),
+                  small.allocations, big.rate, per(big, big.worker_cpu), big.allocations);
+      std::fflush(stdout);
+    }
+  }
+  std::printf("A = %s\nB = %s\n", a.c_str(), b.c_str());
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   const bool scaling = argc > 2 && std::string_view(argv[2]) == "--redis-scaling";
+  const bool comparing = argc > 4 && std::string_view(argv[2]) == "--compare";
   const int n = argc > 1 ? std::atoi(argv[1]) : 50000;
-  if (n <= 0 || (argc > 2 && !scaling)) {
-    std::fprintf(stderr, "usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2]]\n");
+  if (n <= 0 || (argc > 2 && !scaling && !comparing)) {
+    std::fprintf(stderr,
+                 "usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2] | --compare BIN_A "
+                 "BIN_B [ROUNDS=2]]\n");
     return 2;
   }
   const char* b = std::getenv("SAGAFLOW_BINARY");
   const std::string bin = b ? b : "./app/sagaflow";
   sagaflow::log::set_level(sagaflow::log::Level::error);
   if (scaling) return redis_scaling(bin, n, argc > 3 ? std::max(1, std::atoi(argv[3])) : 2);
+  if (comparing) {
+    return compare(argv[3], argv[4], n, argc > 5 ? std::max(1, std::atoi(argv[5])) : 2);
+  }
   std::printf(
       "kafka_bench: N=%d, %d partitions, librdkafka %s mock cluster (in this process), "
       "%u cores\n",
