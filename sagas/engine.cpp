@@ -152,7 +152,9 @@ class Stepper {
   }
   StepResult on_start_parked() {
     if (cur_->status != SagaStatus::parked) return ignored();
-    SagaState& s = change(std::nullopt);
+    r_.state = *cur_;
+    SagaState& s = r_.state;
+    s.add_start(now_);
     s.status = SagaStatus::running;
     send_command(0);
     return applied();

@@ -183,14 +183,23 @@ Status read_history(od::value& v, std::vector<HistoryEntry>& out) {
           return bad("history[].event", "must be a string");
         if (s == "timeout") {
           h.event.reset();
+        } else if (s == "started") {
+          h.event.reset();
+          h.started = true;
         } else {
           h.event = event_type_from(s);
           if (!h.event) return bad("history[].event", "unknown event type");
         }
       } else if (key == "at_ms") {
         if (auto st = read_int(value, "history[].at_ms", h.at); !st) return st;
+      } else if (key == "started") {
+        bool started = false;
+        if (value.get_bool().get(started) != simdjson::SUCCESS)
+          return bad("history[].started", "must be true or false");
+        h.started = h.started || started;
       }
     }
+    if (h.event) h.started = false;  // only a time entry can be a start
     out.push_back(h);
   }
   if (out.size() > kMaxHistory)
@@ -349,6 +358,11 @@ void SagaState::add_history(std::optional<EventType> event, Millis at) {
   history.push_back(HistoryEntry{event, at});
 }
 
+void SagaState::add_start(Millis at) {
+  add_history(std::nullopt, at);
+  history.back().started = true;
+}
+
 std::vector<EventType> SagaState::pending_compensations() const {
   std::vector<EventType> out;
   if (status != SagaStatus::compensating && status != SagaStatus::stuck &&
@@ -478,10 +492,17 @@ void SagaState::append_object(std::string& out, bool full) const {
   out += ",\"history\":[";
   for (std::size_t i = 0; i < history.size(); ++i) {
     if (i > 0) out += ',';
+    const HistoryEntry& h = history[i];
     out += "{\"event\":\"";
-    out += history[i].event ? to_string(*history[i].event) : std::string_view("timeout");
+    if (h.event) {
+      out += to_string(*h.event);
+    } else {
+      // A start in the compact record: see saga_state.hpp (readable by earlier builds).
+      out += h.started && full ? std::string_view("started") : std::string_view("timeout");
+    }
     out += "\",\"at_ms\":";
-    append_int(out, history[i].at);
+    append_int(out, h.at);
+    if (h.started && !h.event && !full) out += ",\"started\":true";
     out += '}';
   }
   out += "]}";

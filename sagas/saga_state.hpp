@@ -24,6 +24,11 @@
 //    "pending_compensations":["inventory.release"],  derived: outstanding, then still to send
 //    "deadline_ms":1700000030000|null,
 //    "history":[{"event":"order.created","at_ms":1700000000000},{"event":"timeout",...}]}
+//                                               an input, a step's "timeout", or "started": a
+//                                               parked saga began (its store's limit let it)
+// The compact record writes a start as {"event":"timeout","at_ms":...,"started":true}: builds
+// before the start had its own name read a timeout-like entry there and skip the unknown key
+// (as they always showed it), so a record written by this build stays readable to them.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -76,8 +81,9 @@ struct StepState {
 };
 
 struct HistoryEntry {
-  std::optional<EventType> event;  // nullopt: a timeout fired
+  std::optional<EventType> event;  // nullopt: a timeout fired, or (started) a parked start began
   Millis at = 0;
+  bool started = false;  // with no event: the store's rate limit let this parked saga start
 
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
 };
@@ -112,6 +118,8 @@ struct SagaState {
   bool has_order() const noexcept { return !items_json.empty(); }
 
   void add_history(std::optional<EventType> event, Millis at);
+  // A parked saga starts ("started" in the history): its store's rate limit let it.
+  void add_start(Millis at);
   // Compensation commands not acknowledged yet: the outstanding one, then those still to send.
   std::vector<EventType> pending_compensations() const;
 

@@ -339,7 +339,7 @@ TEST_CASE("an operator re-sends a stuck saga's compensation: same id, still stuc
   Saga s = running_after(2, def);
   // A saga that is not stuck has nothing to re-send
   CHECK(s.resend().disposition == Disposition::ignored);
-  s.on(reply(EventType::shipment_failed, "o1"));  // payment.refund out
+  s.on(reply(EventType::shipment_failed, "o1"));          // payment.refund out
   CHECK(s.resend().disposition == Disposition::ignored);  // compensating: not stuck
   s.fire_deadline();
   REQUIRE(s.state->status == SagaStatus::stuck);
@@ -645,6 +645,12 @@ TEST_CASE("a parked start waits with no command, then starts as order.created wo
   REQUIRE(started.deadline);
   CHECK(*started.deadline == s.now + fulfillment().steps[0].timeout_ms);
   CHECK(s.state->status == SagaStatus::running);
+  // Its history says it started then (not a timeout: none fired)
+  REQUIRE_FALSE(s.state->history.empty());
+  CHECK_FALSE(s.state->history.back().event.has_value());
+  CHECK(s.state->history.back().started);
+  CHECK(s.state->history.back().at == s.now);
+  CHECK_THAT(s.state->to_json(), Contains(R"({"event":"started","at_ms":)"));
   Saga direct;
   direct.now = s.now;
   const auto direct_start = direct.on(created("o1"));

@@ -180,6 +180,43 @@ TEST_CASE("the stored record: compact state plus the order facts once; format 1 
   CHECK(bad_order.error().code == Errc::rejected);
 }
 
+TEST_CASE("a parked start is \"started\" in the history, never a timeout; earlier builds read it",
+          "[state]") {
+  SagaState s = rich_state();
+  s.add_start(kT0 + 20);
+  s.add_history(std::nullopt, kT0 + 30);  // a real timeout after it
+  // saga show and the console: its own name
+  const std::string json = s.to_json();
+  CHECK_THAT(json, Contains(R"({"event":"started","at_ms":1700000000020},)"
+                            R"({"event":"timeout","at_ms":1700000000030})"));
+  require_round_trip(s);
+  // The stored record: an entry earlier builds know ("timeout", the name they always gave it)
+  // with a key they skip; read back by this build as a start
+  std::string state;
+  s.append_record(state);
+  CHECK_THAT(state, Contains(R"({"event":"timeout","at_ms":1700000000020,"started":true})"));
+  CHECK(state.find(R"("event":"started")") == std::string::npos);
+  std::string order;
+  s.append_order(order);
+  auto back = SagaState::from_record(state, order);
+  REQUIRE(back.ok());
+  CHECK(back.value() == s);
+  REQUIRE(back->history.size() >= 2);
+  CHECK(back->history[back->history.size() - 2].started);
+  CHECK_FALSE(back->history.back().started);
+  // "started" only marks a time entry, and must be a boolean
+  auto odd = SagaState::from_json(R"({"schema":1,"saga":"order_fulfillment","order_id":"o1",)"
+                                  R"("status":"running","history":[{"event":"order.created",)"
+                                  R"("at_ms":1,"started":true}]})");
+  REQUIRE(odd.ok());
+  CHECK_FALSE(odd->history[0].started);
+  auto bad = SagaState::from_json(R"({"schema":1,"saga":"order_fulfillment","order_id":"o1",)"
+                                  R"("status":"running","history":[{"event":"timeout",)"
+                                  R"("at_ms":1,"started":"yes"}]})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().detail, Contains("history[].started"));
+}
+
 TEST_CASE("the history is bounded", "[state]") {
   SagaState s;
   for (int i = 0; i < 100; ++i) s.add_history(EventType::payment_completed, i);
