@@ -497,7 +497,8 @@ void SagaState::append_object(std::string& out, bool full) const {
     if (h.event) {
       out += to_string(*h.event);
     } else {
-      // A start in the compact record: see saga_state.hpp (readable by earlier builds).
+      // A start prints as "started"; the compact record writes it as earlier builds read it,
+      // a "timeout" with "started":true (saga_state.hpp).
       out += h.started && full ? std::string_view("started") : std::string_view("timeout");
     }
     out += "\",\"at_ms\":";

@@ -28,7 +28,10 @@
 //                                               parked saga began (its store's limit let it)
 // The compact record writes a start as {"event":"timeout","at_ms":...,"started":true}: builds
 // before the start had its own name read a timeout-like entry there and skip the unknown key
-// (as they always showed it), so a record written by this build stays readable to them.
+// (as they always showed it), so a record written by this build stays readable to them. One
+// of them stepping the saga rewrites the entry without the key: the start then shows as a
+// timeout again, as it did before (cosmetic; the saga's course does not read its history).
+// Only the printed object (never stored, never read back by a worker) says "started".
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -108,7 +111,7 @@ struct SagaState {
   std::vector<StepState> steps;          // one per definition step, same order
   std::vector<EventType> compensations;  // compensation commands issued, in order
   std::optional<Millis> deadline;        // when the outstanding command times out
-  std::vector<HistoryEntry> history;     // the last kMaxHistory inputs applied
+  std::vector<HistoryEntry> history;     // the last kMaxHistory inputs applied and starts
 
   std::string_view status_name() const noexcept { return to_string(status); }
   // The outcome is decided (confirmed or failed): the record may expire after the dedup TTL.

@@ -568,6 +568,7 @@ TEST_CASE("the history keeps the last 32 inputs", "[engine]") {
   // Then the history is bounded, oldest first dropped
   CHECK(s.state->history.size() == kMaxHistory);
   CHECK_FALSE(s.state->history.back().event.has_value());  // a timeout
+  CHECK_FALSE(s.state->history.back().started);            // not a parked start
   CHECK(s.state->history.back().at == s.now);
   CHECK(s.state->steps[1].attempts == 41);
 }
