@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/hashed_key.hpp"
+
 namespace sagaflow::app {
 
 template <class Job>
@@ -28,7 +30,8 @@ class OrderLanes {
   // Queues the job behind the order's running job, or starts it now.
   void submit(std::string_view order_id, std::unique_ptr<Job> job) {
     ++size_;
-    if (const auto it = lanes_.find(order_id); it != lanes_.end()) {
+    const HashedKey::Probe key = HashedKey::probe(order_id);
+    if (const auto it = lanes_.find(key); it != lanes_.end()) {
       it->second.waiting.push_back(std::move(job));
       return;
     }
@@ -36,10 +39,11 @@ class OrderLanes {
     if (!spare_.empty()) {
       auto node = std::move(spare_.back());
       spare_.pop_back();
-      node.key().assign(order_id.data(), order_id.size());
+      node.key().text.assign(order_id.data(), order_id.size());
+      node.key().hash = key.hash;
       lane = &lanes_.insert(std::move(node)).position->second;
     } else {
-      lane = &lanes_.try_emplace(std::string(order_id)).first->second;
+      lane = &lanes_.try_emplace(HashedKey{std::string(order_id), key.hash}).first->second;
     }
     lane->running = std::move(job);
     start_(*lane->running);
@@ -48,7 +52,7 @@ class OrderLanes {
   // The order's running job is done: drops it and starts the next one of that order.
   // Returns the finished job (the caller may re-submit it, e.g. after a rate-limit delay).
   std::unique_ptr<Job> finish(std::string_view order_id) {
-    const auto it = lanes_.find(order_id);
+    const auto it = lanes_.find(HashedKey::probe(order_id));
     if (it == lanes_.end() || !it->second.running) return nullptr;
     Lane& lane = it->second;
     std::unique_ptr<Job> done = std::move(lane.running);
@@ -85,13 +89,8 @@ class OrderLanes {
     std::vector<std::unique_ptr<Job>> waiting;  // behind it, from `next` on
     std::size_t next = 0;
   };
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
-  using Map = std::unordered_map<std::string, Lane, Hash, std::equal_to<>>;
+  // Keys carry their hash (core/hashed_key.hpp): a lookup compares hashes, not order ids.
+  using Map = std::unordered_map<HashedKey, Lane, HashedKey::Hash, HashedKey::Same>;
   static constexpr std::size_t kMaxSpare = 4096;
 
   Start start_;
