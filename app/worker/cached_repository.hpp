@@ -124,17 +124,17 @@ class CachedSagaRepository final : public SagaRepository {
   void remember(std::string order, store::SagaRecord record) {
     check_epoch();
     const std::uint64_t seq = ++seq_;
-    auto [it, inserted] = sagas_.try_emplace(HashedKey::of(std::move(order)));
+    auto [it, inserted] = sagas_.try_emplace(HashedKey(std::move(order)));
     if (!inserted) bytes_ -= it->second.record.state.size() + it->second.record.order.size();
     bytes_ += record.state.size() + record.order.size();
     it->second.record = std::move(record);
     it->second.seq = seq;
     order_.emplace_back(it->first, seq);
     while (sagas_.size() > capacity_ || bytes_ > max_bytes_ || order_.size() > 2 * capacity_ + 16) {
-      auto [oldest, oldest_seq] = std::move(order_.front());
-      order_.pop_front();
-      const auto found = sagas_.find(HashedKey::Probe{oldest.text, oldest.hash});
+      const auto& [oldest, oldest_seq] = order_.front();
+      const auto found = sagas_.find(oldest);
       if (found != sagas_.end() && found->second.seq == oldest_seq) erase(found);
+      order_.pop_front();
     }
   }
   template <class It>

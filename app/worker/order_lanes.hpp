@@ -39,11 +39,10 @@ class OrderLanes {
     if (!spare_.empty()) {
       auto node = std::move(spare_.back());
       spare_.pop_back();
-      node.key().text.assign(order_id.data(), order_id.size());
-      node.key().hash = key.hash;
+      node.key().assign(key);
       lane = &lanes_.insert(std::move(node)).position->second;
     } else {
-      lane = &lanes_.try_emplace(HashedKey{std::string(order_id), key.hash}).first->second;
+      lane = &lanes_.try_emplace(HashedKey(key)).first->second;
     }
     lane->running = std::move(job);
     start_(*lane->running);
