@@ -12,7 +12,8 @@
 // N-th; CPU seconds per party (the worker or this loop, redis-server) over that span only; the
 // commands' queue depth is polled on one connection.
 //  latency: order.created published at half of our maximum rate; time until its
-//          inventory.reserve arrives at a consumer of the commands (p50 / p99).
+//          inventory.reserve arrives at a consumer of the commands (p50 / p99), for our worker
+//          and then for the reference loop fed at the same rate (this machine's floor).
 //
 // Usage: saga_bench [N=20000] [ROUNDS=2]   (needs redis-server and rabbitmq-server installed; it
 // starts its own on free loopback ports, and the sagaflow binary from SAGAFLOW_BINARY or
@@ -166,19 +167,25 @@ constexpr const char* kRefScript =
     "redis.call('HSET', KEYS[2], 'version', 1, 'state', ARGV[1], 'status', 'running') "
     "return 1 end return 0";
 
+// With `paced` (the latency run): nothing is pre-published; the loop serves the queue `in`
+// (fed by the caller) until n are done or *paced is set.
 double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round,
-                      std::pair<double, double>* cpu) {
-  const std::string in = "bench.ref.in." + std::to_string(round);
+                      std::pair<double, double>* cpu, const std::atomic<bool>* paced = nullptr,
+                      const std::string& paced_in = {}) {
+  const std::string in = paced ? paced_in : "bench.ref.in." + std::to_string(round);
   rabbit.declare_queue(in);
   rabbit.declare_queue("bench.ref.out");
-  {
-    Amqp pub(rabbit.port());
-    for (int i = 0; i < n; ++i) {
-      const std::string order = "o_ref" + std::to_string(round) + "_" + std::to_string(i);
-      pub.publish("", in, order_created(order, i % 16));
+  if (!paced) {
+    {
+      Amqp pub(rabbit.port());
+      for (int i = 0; i < n; ++i) {
+        const std::string order = "o_ref" + std::to_string(round) + "_" + std::to_string(i);
+        pub.publish("", in, order_created(order, i % 16));
+      }
     }
+    while (rabbit.queue_depth(in) < static_cast<std::uint32_t>(n))
+      std::this_thread::sleep_for(10ms);
   }
-  while (rabbit.queue_depth(in) < static_cast<std::uint32_t>(n)) std::this_thread::sleep_for(10ms);
   redisContext* rc = redisConnect("127.0.0.1", redis.port());
   if (rc == nullptr || rc->err != 0) throw std::runtime_error("reference: redis connect");
   auto* load = static_cast<redisReply*>(redisCommand(rc, "SCRIPT LOAD %s", kRefScript));
@@ -227,11 +234,13 @@ double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round
     }
     batch.clear();
   };
-  while (done < n) {
+  while (done < n && !(paced && *paced)) {
     amqp_envelope_t env;
     amqp_maybe_release_buffers(a.conn);
     timeval zero{0, 0};
-    amqp_rpc_reply_t r = amqp_consume_message(a.conn, &env, batch.empty() ? nullptr : &zero, 0);
+    timeval idle{0, 100000};  // paced: wake up to see *paced
+    amqp_rpc_reply_t r =
+        amqp_consume_message(a.conn, &env, !batch.empty() ? &zero : (paced ? &idle : nullptr), 0);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
       if (t0 == steady_clock::time_point{}) {
         t0 = steady_clock::now();
@@ -254,7 +263,7 @@ double reference_loop(RabbitServer& rabbit, RedisServer& redis, int n, int round
       continue;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) {
-      step_batch();
+      if (!batch.empty()) step_batch();
       continue;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
@@ -327,20 +336,22 @@ double ours(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std:
   return n / secs;
 }
 
-void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, double rate,
-             int seconds) {
-  rabbit.purge("sagaflow.participants");
-  Process worker({bin, "worker"}, env.vars, false);
-  std::this_thread::sleep_for(1500ms);
+// order.created published at `rate` for `seconds` (to exchange / key), each one's command
+// timed when it arrives on `out` (matched by the order's number in its message id or body).
+// Returns the latencies in ms, sorted.
+std::vector<double> paced_latency(RabbitServer& rabbit, const char* exchange,
+                                  const std::string& key, const std::string& out, double rate,
+                                  int seconds) {
   const int n = static_cast<int>(rate * seconds);
   std::vector<steady_clock::time_point> sent(static_cast<std::size_t>(n));
   std::vector<double> lat;
   lat.reserve(static_cast<std::size_t>(n));
   std::atomic<bool> stop{false};
+  std::atomic<int> published{0};
   std::thread consumer([&] {
     Amqp c(rabbit.port());
-    amqp_basic_consume(c.conn, 1, amqp_cstring_bytes("sagaflow.participants"), amqp_empty_bytes, 0,
-                       1, 0, amqp_empty_table);
+    amqp_basic_consume(c.conn, 1, amqp_cstring_bytes(out.c_str()), amqp_empty_bytes, 0, 1, 0,
+                       amqp_empty_table);
     amqp_get_rpc_reply(c.conn);
     while (!stop && static_cast<int>(lat.size()) < n) {
       amqp_envelope_t e;
@@ -350,9 +361,12 @@ void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, doubl
       const auto now = steady_clock::now();
       std::string id(static_cast<char*>(e.message.properties.message_id.bytes),
                      e.message.properties.message_id.len);
-      const auto colon = id.find(':');
-      const int i = std::atoi(id.substr(6, colon - 6).c_str());  // "o_lat_<i>:inventory.reserve"
-      if (i >= 0 && i < n)
+      if (id.find("o_lat_") == std::string::npos) {
+        id.assign(static_cast<char*>(e.message.body.bytes), e.message.body.len);
+      }
+      const auto at = id.find("o_lat_");
+      const int i = at == std::string::npos ? -1 : std::atoi(id.c_str() + at + 6);
+      if (i >= 0 && i < published.load())
         lat.push_back(
             duration<double, std::milli>(now - sent[static_cast<std::size_t>(i)]).count());
       amqp_destroy_envelope(&e);
@@ -366,7 +380,8 @@ void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, doubl
       std::this_thread::sleep_until(due);
       const std::string order = "o_lat_" + std::to_string(i);
       sent[static_cast<std::size_t>(i)] = steady_clock::now();
-      pub.publish("sagaflow.events", "order.created", order_created(order, i % 16), "evt_" + order);
+      published = i + 1;
+      pub.publish(exchange, key, order_created(order, i % 16), "evt_" + order);
     }
   }
   const auto give_up = steady_clock::now() + 30s;
@@ -374,19 +389,52 @@ void latency(RabbitServer& rabbit, const Env& env, const std::string& bin, doubl
     std::this_thread::sleep_for(20ms);
   stop = true;
   consumer.join();
-  worker.signal(SIGTERM);
-  worker.wait_for(15s);
+  std::sort(lat.begin(), lat.end());
+  return lat;
+}
+
+void print_latency(const char* who, const std::vector<double>& lat, int n) {
   if (lat.empty()) {
-    std::printf("latency: no command arrived\n");
+    std::printf("  %-44s no command arrived\n", who);
     return;
   }
-  std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) {
     return lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
   };
+  std::printf("  %-44s %zu of %d: p50 %.2f ms  p99 %.2f ms  max %.2f ms\n", who, lat.size(), n,
+              pct(0.50), pct(0.99), lat.back());
+}
+
+// At half of our maximum rate: our worker, then the reference loop doing the same job at the
+// same rate (what this machine and broker give such a loop: the floor of our latency).
+void latency(RabbitServer& rabbit, RedisServer& redis, const Env& env, const std::string& bin,
+             double rate, int seconds) {
+  const int n = static_cast<int>(rate * seconds);
   std::printf(
-      "latency at %.0f orders/s for %d s (%zu of %d): p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
-      rate, seconds, lat.size(), n, pct(0.50), pct(0.99), lat.back());
+      "latency at %.0f orders/s for %d s, order.created published -> its "
+      "inventory.reserve received:\n",
+      rate, seconds);
+  rabbit.purge("sagaflow.participants");
+  {
+    Process worker({bin, "worker"}, env.vars, false);
+    std::this_thread::sleep_for(1500ms);
+    const auto lat = paced_latency(rabbit, "sagaflow.events", "order.created",
+                                   "sagaflow.participants", rate, seconds);
+    worker.signal(SIGTERM);
+    worker.wait_for(15s);
+    print_latency("sagaflow worker", lat, n);
+  }
+  {
+    rabbit.declare_queue("bench.ref.out");
+    rabbit.purge("bench.ref.out");
+    std::atomic<bool> done{false};
+    std::thread loop([&] { reference_loop(rabbit, redis, n, 0, nullptr, &done, "bench.ref.lat"); });
+    std::this_thread::sleep_for(500ms);
+    const auto lat = paced_latency(rabbit, "", "bench.ref.lat", "bench.ref.out", rate, seconds);
+    done = true;
+    loop.join();
+    print_latency("reference loop (same job, same rate)", lat, n);
+  }
 }
 
 }  // namespace
@@ -432,6 +480,6 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     last_ours = our;
   }
-  if (last_ours > 0) latency(rabbit, env, bin, last_ours / 2, 5);
+  if (last_ours > 0) latency(rabbit, redis, env, bin, last_ours / 2, 5);
   return 0;
 }
