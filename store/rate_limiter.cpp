@@ -24,13 +24,16 @@ RateLimiter::RateLimiter(RedisClient& redis, RateLimiterOptions options)
 }
 
 RateLimiter::~RateLimiter() {
-  // Callers still waiting for this turn's answer are answered, as the Redis client answers
-  // the calls it holds when it stops.
-  std::vector<TurnWaiters> turn;
-  turn.swap(turn_);
-  for (auto& t : turn) {
-    for (auto& w : t.waiters) w(make_error(Errc::unavailable, "rate limiter stopped"));
+  // Callers still waiting are answered, as the Redis client answers the calls it holds when it
+  // stops; the answers of calls out find this limiter gone (alive_) and only reach their callers.
+  alive_.reset();
+  std::vector<AdmitCallback> waiting;
+  for (auto& [key, t] : turns_) {
+    for (auto& w : t.waiting) waiting.push_back(std::move(w));
   }
+  turns_.clear();
+  due_.clear();
+  for (auto& w : waiting) w(make_error(Errc::unavailable, "rate limiter stopped"));
   if (turn_timer_ == nullptr) return;
   uv_timer_stop(turn_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(turn_timer_),
@@ -45,10 +48,18 @@ const RatePlan& RateLimiter::plan_named(std::string_view name) const {
 }
 
 void RateLimiter::admit(const StoreId& store, AdmitCallback done) {
-  auto [it, fresh] = turn_index_.try_emplace(store.str(), turn_.size());
-  if (fresh) turn_.push_back(TurnWaiters{store, {}});
-  turn_[it->second].waiters.push_back(std::move(done));
-  if (turn_.size() != 1 || !fresh) return;  // the turn's end is armed already
+  auto [it, fresh] = turns_.try_emplace(store.str());
+  StoreTurn& t = it->second;
+  if (fresh) t.store = store;
+  t.waiting.push_back(std::move(done));
+  if (!t.in_flight) schedule(it->first, t);  // else: they go when the call out answers
+}
+
+void RateLimiter::schedule(const std::string& key, StoreTurn& t) {
+  if (t.due) return;
+  t.due = true;
+  due_.push_back(key);
+  if (due_.size() != 1) return;  // the turn's end is armed already
   if (turn_timer_ == nullptr) {
     turn_timer_ = new uv_timer_t{};
     uv_timer_init(redis_.loop(), turn_timer_);
@@ -61,37 +72,63 @@ void RateLimiter::on_turn_end(uv_timer_t* timer) {
   static_cast<RateLimiter*>(timer->data)->admit_turn();
 }
 
-// One admit_up_to(n) per store for the n admit() calls of the turn: the first k callers are
-// admitted, exactly as k single admissions in a row would be, the rest refused.
 void RateLimiter::admit_turn() {
-  std::vector<TurnWaiters> turn;
-  turn.swap(turn_);  // an answer may admit again: that goes into the next turn
-  turn_index_.clear();
-  for (auto& t : turn) {
-    auto waiters = std::make_shared<std::vector<AdmitCallback>>(std::move(t.waiters));
-    const auto n = static_cast<std::int64_t>(waiters->size());
-    plan_of(t.store, [this, store = t.store, n, waiters](Result<GcraParams> g) {
-      if (!g) {
-        for (auto& w : *waiters) w(g.error());
+  std::vector<std::string> due;
+  due.swap(due_);  // an answer may admit again: that goes into the next turn
+  for (const auto& key : due) {
+    const auto it = turns_.find(key);
+    if (it == turns_.end()) continue;
+    StoreTurn& t = it->second;
+    t.due = false;
+    if (!t.in_flight && !t.waiting.empty()) send(key, t);
+  }
+}
+
+// One admit_up_to(n) for the store's n waiting callers: the first k are admitted, exactly as k
+// single admissions in a row would be, the rest refused.
+void RateLimiter::send(const std::string& key, StoreTurn& t) {
+  auto waiters = std::make_shared<std::vector<AdmitCallback>>(std::move(t.waiting));
+  t.waiting.clear();
+  t.in_flight = true;
+  const auto n = static_cast<std::int64_t>(waiters->size());
+  std::weak_ptr<bool> alive = alive_;
+  const StoreId store = t.store;  // an answer on this stack may erase t
+  plan_of(store, [this, alive, key, store, n, waiters](Result<GcraParams> g) {
+    if (!g) {
+      if (!alive.expired()) answered(key);
+      for (auto& w : *waiters) w(g.error());
+      return;
+    }
+    // Refused after others of the call were admitted: the next token is about T away.
+    const std::int64_t next_ms = std::max<std::int64_t>(1, (g->emission_us + 999) / 1000);
+    run(store, g.value(), n, false, [this, alive, key, waiters, next_ms](Result<Admission> a) {
+      if (!alive.expired()) answered(key);
+      if (!a) {
+        for (auto& w : *waiters) w(a.error());
         return;
       }
-      // Refused after others of the turn were admitted: the next token is about T away.
-      const std::int64_t next_ms = std::max<std::int64_t>(1, (g->emission_us + 999) / 1000);
-      run(store, g.value(), n, false, [waiters, next_ms](Result<Admission> a) {
-        if (!a) {
-          for (auto& w : *waiters) w(a.error());
-          return;
+      for (std::size_t i = 0; i < waiters->size(); ++i) {
+        auto& w = (*waiters)[i];
+        if (static_cast<std::int64_t>(i) < a->granted) {
+          w(Admission{true, 1, 0});
+        } else {
+          w(Admission{false, 0, a->granted > 0 ? next_ms : a->retry_after_ms});
         }
-        for (std::size_t i = 0; i < waiters->size(); ++i) {
-          auto& w = (*waiters)[i];
-          if (static_cast<std::int64_t>(i) < a->granted) {
-            w(Admission{true, 1, 0});
-          } else {
-            w(Admission{false, 0, a->granted > 0 ? next_ms : a->retry_after_ms});
-          }
-        }
-      });
+      }
     });
+  });
+}
+
+// The store's call out answered: callers that came meanwhile go at this turn's end.
+void RateLimiter::answered(const std::string& key) {
+  const auto it = turns_.find(key);
+  if (it == turns_.end()) return;
+  StoreTurn& t = it->second;
+  t.in_flight = false;
+  if (!t.waiting.empty()) {
+    schedule(it->first, t);
+  } else if (!t.due) {
+    turns_.erase(it);
   }
 }
 

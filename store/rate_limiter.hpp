@@ -11,12 +11,15 @@
 // plan change takes effect within plan_refresh_ms.
 //
 // admit() calls for one store in one loop turn share one script call (as admit_up_to(n)):
-// the first k callers in call order are admitted, the others refused. On a Redis Cluster,
-// where a start's admission cannot run inside its saga's script, that is one admission call
-// per store per turn instead of one per start.
+// the first k callers in call order are admitted, the others refused. A store has at most one
+// such call out: callers that come while it is out wait for its answer and then go together,
+// so under load a store's calls grow with the load instead of staying at what one turn held.
+// On a Redis Cluster, where a start's admission cannot run inside its saga's script, that is
+// at most one admission call per store per round trip instead of one per start.
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -90,20 +93,28 @@ class RateLimiter final {
   static void on_turn_end(uv_timer_s* timer);
   void admit_turn();
 
-  struct TurnWaiters {
+  // A store's admit() callers: waiting to go at a turn's end, or behind the store's call out.
+  struct StoreTurn {
     StoreId store;
-    std::vector<AdmitCallback> waiters;  // in call order
+    std::vector<AdmitCallback> waiting;  // in call order, not sent yet
+    bool in_flight = false;              // a call for this store is out
+    bool due = false;                    // listed in due_: goes at this turn's end
   };
+  void schedule(const std::string& key, StoreTurn& t);
+  void send(const std::string& key, StoreTurn& t);
+  void answered(const std::string& key);
 
   RedisClient& redis_;
   RateLimiterOptions options_;
   std::size_t default_index_ = 0;
   ScriptRef script_;
   std::unordered_map<std::string, CacheEntry> cache_;
-  // admit() calls of this loop turn: turn_index_ maps a store to its entry in turn_.
-  std::vector<TurnWaiters> turn_;
-  std::unordered_map<std::string, std::size_t> turn_index_;
-  uv_timer_s* turn_timer_ = nullptr;  // created at the first admit()
+  // Stores with admit() callers waiting or a call out; due_: those that go at this turn's end,
+  // in the order of their first call.
+  std::unordered_map<std::string, StoreTurn> turns_;
+  std::vector<std::string> due_;
+  uv_timer_s* turn_timer_ = nullptr;                            // created at the first admit()
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // answers after destruction
 };
 
 }  // namespace sagaflow::store

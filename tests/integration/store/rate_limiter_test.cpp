@@ -261,6 +261,31 @@ TEST_CASE("admit() calls of one loop turn: one script call per store, the first 
     CHECK(a->retry_after_ms <= 1000);
   }
 
+  // A store's callers that come while its call is out wait for its answer, then go together:
+  // Redis paused holds the first call; two later turns' callers make one call, not two.
+  const StoreId held{std::string("store_turn_held")};
+  server.command({"DEL", Keyspace::rate_key(held)});
+  REQUIRE(loop.await<GcraParams>([&](auto cb) { rl->plan_of(held, std::move(cb)); }).ok());
+  const long evals_held = server.command_calls()["evalsha"];
+  std::vector<int> held_order;
+  std::vector<bool> held_allowed;
+  auto held_admit = [&](int i) {
+    rl->admit(held, [&, i](Result<Admission> r) {
+      held_order.push_back(i);
+      held_allowed.push_back(r.ok() && r->allowed);
+    });
+  };
+  REQUIRE(server.command({"CLIENT", "PAUSE", "300"}) == "OK");
+  for (int i = 0; i < 3; ++i) held_admit(i);
+  loop.run_for(std::chrono::milliseconds(30));  // the first call is out, held by the pause
+  for (int i = 3; i < 5; ++i) held_admit(i);
+  loop.run_for(std::chrono::milliseconds(30));  // another turn: these wait behind it
+  for (int i = 5; i < 7; ++i) held_admit(i);
+  REQUIRE(loop.run_until([&] { return held_order.size() == 7; }));
+  CHECK(server.command_calls()["evalsha"] - evals_held == 2);
+  CHECK(held_order == std::vector<int>{0, 1, 2, 3, 4, 5, 6});  // in call order
+  CHECK(held_allowed == std::vector<bool>(7, true));           // 7 of the burst of 20
+
   // An admission made from an answer goes into the next turn (and is answered)
   bool again = false;
   rl->admit(calm, [&](Result<Admission> r) {
