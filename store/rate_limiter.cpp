@@ -25,7 +25,8 @@ RateLimiter::RateLimiter(RedisClient& redis, RateLimiterOptions options)
 
 RateLimiter::~RateLimiter() {
   // Callers still waiting are answered, as the Redis client answers the calls it holds when it
-  // stops; the answers of calls out find this limiter gone (alive_) and only reach their callers.
+  // stops: admit() callers and plan lookups. Answers of calls still out find this limiter gone
+  // (alive_) and only reach their callers.
   alive_.reset();
   std::vector<AdmitCallback> waiting;
   for (auto& [key, t] : turns_) {
@@ -33,7 +34,14 @@ RateLimiter::~RateLimiter() {
   }
   turns_.clear();
   due_.clear();
-  for (auto& w : waiting) w(make_error(Errc::unavailable, "rate limiter stopped"));
+  std::vector<PlanCallback> plan_waiters;
+  for (auto& [store, e] : cache_) {
+    for (auto& w : e.waiters) plan_waiters.push_back(std::move(w));
+  }
+  cache_.clear();
+  const Error stopped = make_error(Errc::unavailable, "rate limiter stopped");
+  for (auto& w : waiting) w(stopped);
+  for (auto& w : plan_waiters) w(stopped);
   if (turn_timer_ == nullptr) return;
   uv_timer_stop(turn_timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(turn_timer_),
@@ -94,42 +102,59 @@ void RateLimiter::send(const std::string& key, StoreTurn& t) {
   std::weak_ptr<bool> alive = alive_;
   const StoreId store = t.store;  // an answer on this stack may erase t
   plan_of(store, [this, alive, key, store, n, waiters](Result<GcraParams> g) {
-    if (!g) {
-      if (!alive.expired()) answered(key);
-      for (auto& w : *waiters) w(g.error());
+    if (!g || alive.expired()) {
+      // The callers behind this call came after these: they fail with them, in order.
+      Error e = make_error(Errc::unavailable, "rate limiter stopped");
+      if (!g) e = g.error();
+      std::vector<AdmitCallback> behind;
+      if (!alive.expired()) behind = answered(key, true);
+      for (auto& w : *waiters) w(e);
+      for (auto& w : behind) w(e);
       return;
     }
     // Refused after others of the call were admitted: the next token is about T away.
     const std::int64_t next_ms = std::max<std::int64_t>(1, (g->emission_us + 999) / 1000);
-    run(store, g.value(), n, false, [this, alive, key, waiters, next_ms](Result<Admission> a) {
-      if (!alive.expired()) answered(key);
+    run(store, g.value(), n, false, [this, alive, key, waiters, n, next_ms](Result<Admission> a) {
+      // Once a caller is refused (or the call failed), the callers that came while it was out
+      // are refused too, so that no later start goes ahead of an earlier one; else they go now.
+      const bool all_granted = a.ok() && a->granted >= n;
+      std::vector<AdmitCallback> behind;
+      if (!alive.expired()) behind = answered(key, !all_granted);
       if (!a) {
         for (auto& w : *waiters) w(a.error());
+        for (auto& w : behind) w(a.error());
         return;
       }
+      const Admission refused{false, 0, a->granted > 0 ? next_ms : a->retry_after_ms};
       for (std::size_t i = 0; i < waiters->size(); ++i) {
         auto& w = (*waiters)[i];
         if (static_cast<std::int64_t>(i) < a->granted) {
           w(Admission{true, 1, 0});
         } else {
-          w(Admission{false, 0, a->granted > 0 ? next_ms : a->retry_after_ms});
+          w(refused);
         }
       }
+      for (auto& w : behind) w(refused);
     });
   });
 }
 
-// The store's call out answered: callers that came meanwhile go at this turn's end.
-void RateLimiter::answered(const std::string& key) {
+// The store's call out answered. The callers that came meanwhile are handed back to be refused
+// (take_waiting) or go at this turn's end.
+std::vector<RateLimiter::AdmitCallback> RateLimiter::answered(const std::string& key,
+                                                              bool take_waiting) {
+  std::vector<AdmitCallback> taken;
   const auto it = turns_.find(key);
-  if (it == turns_.end()) return;
+  if (it == turns_.end()) return taken;
   StoreTurn& t = it->second;
   t.in_flight = false;
+  if (take_waiting) taken.swap(t.waiting);
   if (!t.waiting.empty()) {
     schedule(it->first, t);
   } else if (!t.due) {
     turns_.erase(it);
   }
+  return taken;
 }
 
 void RateLimiter::admit_up_to(const StoreId& store, std::int64_t n, bool peek, AdmitCallback done) {
@@ -166,7 +191,8 @@ void RateLimiter::fetch_plan(const std::string& store) {
   cache_[store].fetching = true;
   redis_.command(
       {"HGET", std::string(kStorePlansKey), store},
-      [this, store](Result<Reply> r) {
+      [this, alive = std::weak_ptr<bool>(alive_), store](Result<Reply> r) {
+        if (alive.expired()) return;  // its waiters were answered by the destructor
         auto it = cache_.find(store);
         if (it == cache_.end()) return;
         CacheEntry& e = it->second;

@@ -58,8 +58,10 @@ class RateLimiter final {
   RateLimiter(const RateLimiter&) = delete;
   RateLimiter& operator=(const RateLimiter&) = delete;
 
-  // One saga start for this store, under its plan; answered after this loop turn, together
-  // with the store's other admit() calls of the turn (one script call for them all).
+  // One saga start for this store, under its plan; answered together with the store's other
+  // admit() calls of the turn (one script call for them all), or, while the store's call is
+  // out, with the callers that came meanwhile once it answered. In call order: once a caller
+  // is refused, every caller after it that is waiting is refused too.
   void admit(const StoreId& store, AdmitCallback done);
   // Up to n starts at once (as n admissions in a row would grant); with peek, only counts
   // what would be granted now and takes nothing.
@@ -102,7 +104,7 @@ class RateLimiter final {
   };
   void schedule(const std::string& key, StoreTurn& t);
   void send(const std::string& key, StoreTurn& t);
-  void answered(const std::string& key);
+  std::vector<AdmitCallback> answered(const std::string& key, bool take_waiting);
 
   RedisClient& redis_;
   RateLimiterOptions options_;

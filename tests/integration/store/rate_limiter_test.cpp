@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -266,7 +267,7 @@ TEST_CASE("admit() calls of one loop turn: one script call per store, the first 
   const StoreId held{std::string("store_turn_held")};
   server.command({"DEL", Keyspace::rate_key(held)});
   REQUIRE(loop.await<GcraParams>([&](auto cb) { rl->plan_of(held, std::move(cb)); }).ok());
-  const long evals_held = server.command_calls()["evalsha"];
+  long evals_held = server.command_calls()["evalsha"];
   std::vector<int> held_order;
   std::vector<bool> held_allowed;
   auto held_admit = [&](int i) {
@@ -275,16 +276,61 @@ TEST_CASE("admit() calls of one loop turn: one script call per store, the first 
       held_allowed.push_back(r.ok() && r->allowed);
     });
   };
-  REQUIRE(server.command({"CLIENT", "PAUSE", "300"}) == "OK");
+  auto call_out = [&] { return c->stats().in_flight >= 1; };
+  REQUIRE(server.command({"CLIENT", "PAUSE", "1000"}) == "OK");
   for (int i = 0; i < 3; ++i) held_admit(i);
-  loop.run_for(std::chrono::milliseconds(30));  // the first call is out, held by the pause
+  REQUIRE(loop.run_until(call_out));  // the first call is out, held by the pause
   for (int i = 3; i < 5; ++i) held_admit(i);
-  loop.run_for(std::chrono::milliseconds(30));  // another turn: these wait behind it
+  loop.run_for(std::chrono::milliseconds(20));  // another turn: these wait behind it
   for (int i = 5; i < 7; ++i) held_admit(i);
+  REQUIRE(held_order.empty());  // still paused: nothing answered yet
   REQUIRE(loop.run_until([&] { return held_order.size() == 7; }));
   CHECK(server.command_calls()["evalsha"] - evals_held == 2);
   CHECK(held_order == std::vector<int>{0, 1, 2, 3, 4, 5, 6});  // in call order
   CHECK(held_allowed == std::vector<bool>(7, true));           // 7 of the burst of 20
+
+  // Once a caller of the call out is refused, those waiting behind it are refused with it (no
+  // later start goes ahead of an earlier one), without a call of their own. A plan of burst 2
+  // and one token a minute: none comes back during the test.
+  RateLimiterOptions slow_opts;
+  slow_opts.plans = {RatePlan{"slow", 1, 60000, 2}};
+  slow_opts.default_plan = "slow";
+  RateLimiter slow(*c, slow_opts);
+  const StoreId scarce{std::string("store_turn_scarce")};
+  server.command({"DEL", Keyspace::rate_key(scarce)});
+  REQUIRE(loop.await<GcraParams>([&](auto cb) { slow.plan_of(scarce, std::move(cb)); }).ok());
+  evals_held = server.command_calls()["evalsha"];
+  held_order.clear();
+  held_allowed.clear();
+  auto scarce_admit = [&](int i) {
+    slow.admit(scarce, [&, i](Result<Admission> r) {
+      held_order.push_back(i);
+      held_allowed.push_back(r.ok() && r->allowed);
+    });
+  };
+  REQUIRE(server.command({"CLIENT", "PAUSE", "1000"}) == "OK");
+  for (int i = 0; i < 3; ++i) scarce_admit(i);
+  REQUIRE(loop.run_until(call_out));
+  for (int i = 3; i < 5; ++i) scarce_admit(i);
+  REQUIRE(held_order.empty());
+  REQUIRE(loop.run_until([&] { return held_order.size() == 5; }));
+  CHECK(server.command_calls()["evalsha"] - evals_held == 1);
+  CHECK(held_order == std::vector<int>{0, 1, 2, 3, 4});
+  CHECK(held_allowed == std::vector<bool>{true, true, false, false, false});
+
+  // Destroyed while a store's plan lookup is out: its caller is answered, and the lookup's
+  // late answer touches nothing of the gone limiter (AddressSanitizer would see it)
+  std::optional<Result<Admission>> orphan;
+  {
+    RateLimiter doomed(*c, opts);
+    REQUIRE(server.command({"CLIENT", "PAUSE", "300"}) == "OK");
+    doomed.admit(StoreId(std::string("store_turn_uncached")),
+                 [&](Result<Admission> r) { orphan = std::move(r); });
+    REQUIRE(loop.run_until(call_out));  // the plan's HGET is out, held by the pause
+  }
+  REQUIRE(orphan.has_value());
+  CHECK_FALSE(orphan->ok());
+  REQUIRE(loop.run_until([&] { return c->stats().in_flight == 0; }));
 
   // An admission made from an answer goes into the next turn (and is answered)
   bool again = false;
