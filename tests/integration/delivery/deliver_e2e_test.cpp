@@ -16,6 +16,7 @@
 
 #include "e2e.hpp"
 #include "http/webhook_signature.hpp"
+#include "support/raw_http.hpp"
 #include "support/servers.hpp"
 #include "support/webhook_receiver.hpp"
 
@@ -425,6 +426,9 @@ TEST_CASE(
   ingress_env.emplace_back("SAGAFLOW_WEBHOOK_SECRET", secret);
   ingress_env.emplace_back("SAGAFLOW_WEBHOOK_ADDR", "127.0.0.1:" + std::to_string(port));
   Process ingress({sagaflow_binary(), "webhook"}, ingress_env, false);
+  // Ready once its broker connection is up: a POST before that is rightly a 503, which deliver
+  // retries (a second attempt, which this test would count; a CI run under ASan saw it)
+  REQUIRE(sagaflow::testing::wait_until_answers(port, "/readyz", 20s));
   s.start_deliver();
   const auto gen = sagaflow::e2e::generate_orders("wh", 1, 1);
   const std::string body = gen.lines[0];
