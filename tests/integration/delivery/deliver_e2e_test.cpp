@@ -170,7 +170,9 @@ TEST_CASE(
   std::string new_secret = rot.out;
   while (!new_secret.empty() && new_secret.back() == '\n') new_secret.pop_back();
   CHECK(new_secret.rfind("whsec_", 0) == 0);
-  std::this_thread::sleep_for(2500ms);  // the deliver worker's next endpoints refresh
+  // The deliver worker reloads its endpoints every 2 s: after 4.5 s at least one reload has
+  // started after the rotation and had 2.5 s to answer (2.5 s in all left 0.5 s)
+  std::this_thread::sleep_for(4500ms);
   s.publish({{"payment.completed", event("e6", "payment.completed", "s2")}});
   REQUIRE(rx.wait_for_count(9, 20s));
   for (const auto& r : rx.requests()) {

@@ -7,6 +7,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "support/raw_http.hpp"
+
 namespace sagaflow::e2e {
 
 using namespace std::chrono_literals;
@@ -18,6 +20,21 @@ Process& Processes::start_worker(const std::string& name) {
       name,
       std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"}, env, false));
   return *workers.back().second;
+}
+
+Process& Processes::start_ready_worker(const std::string& name) {
+  const int port = testing::free_port();
+  Env worker_env = env;
+  std::erase_if(worker_env, [](const auto& kv) { return kv.first == "SAGAFLOW_METRICS_ADDR"; });
+  worker_env.emplace_back("SAGAFLOW_METRICS_ADDR", "127.0.0.1:" + std::to_string(port));
+  workers.emplace_back(
+      name, std::make_unique<Process>(std::vector<std::string>{sagaflow_binary(), "worker"},
+                                      std::move(worker_env), false));
+  Process& p = *workers.back().second;
+  if (!testing::wait_until_answers(port, "/readyz", 30s)) {
+    FAIL("worker " << name << " not ready within 30 s; stderr: " << tail(p.read_stderr(), 2000));
+  }
+  return p;
 }
 
 Process& Processes::worker(const std::string& name) {

@@ -26,6 +26,10 @@ class Processes {
   virtual ~Processes() = default;
 
   testing::Process& start_worker(const std::string& name);
+  // A worker with its metrics listener on a free port, once its /readyz answers 200 (broker
+  // and Redis connected; REQUIREd within 30 s): for checks that time what it does from the
+  // first message on.
+  testing::Process& start_ready_worker(const std::string& name);
   testing::Process& worker(const std::string& name);
   void start_simulator(const std::vector<std::string>& args);
   // SIGTERM drains: every worker still running exits 0 within 10 s (CHECKed).

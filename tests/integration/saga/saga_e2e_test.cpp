@@ -557,8 +557,8 @@ TEST_CASE("saga e2e: one store's flood of parked starts holds up no other store 
   REQUIRE(c.redis.command({"HSET", "sagaflow:store_plans", "flood_store", "tight"}) == "1");
   Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
   obs.wait_bound();
-  c.start_worker("w1");
-  c.start_worker("w2");
+  c.start_ready_worker("w1");
+  c.start_ready_worker("w2");
   c.start_simulator(
       {"--seed", "7", "--fail-inventory", "0", "--fail-payment", "0", "--fail-shipment", "0"});
 
@@ -798,8 +798,8 @@ TEST_CASE(
   REQUIRE(c.redis.command({"HSET", "sagaflow:store_plans", "fair_small", "small"}) == "1");
   Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
   obs.wait_bound();
-  c.start_worker("w1");
-  c.start_worker("w2");
+  c.start_ready_worker("w1");
+  c.start_ready_worker("w2");
   c.start_simulator(
       {"--seed", "9", "--fail-inventory", "0", "--fail-payment", "0", "--fail-shipment", "0"});
   const GeneratedOrders big = sagaflow::e2e::generate_orders("big", 1500, 1, "fair_big");
@@ -870,11 +870,10 @@ TEST_CASE("saga e2e: SIGTERM while Redis is paused still exits 0 within 10 s; no
   Cluster c;
   Observer obs(c.rabbit.port(), "test.trace", trace_bindings());
   obs.wait_bound();
-  c.start_worker("w1");
+  c.start_ready_worker("w1");
   c.start_simulator({"--seed", "4", "--latency-ms", "2"});
   const GeneratedOrders gen = sagaflow::e2e::generate_orders("term", 60, 3);
   TempFile file(sagaflow::e2e::write_temp_file("orders.jsonl", gen.lines));
-  std::this_thread::sleep_for(1500ms);  // the worker is up
   // When Redis stops answering, orders arrive (in flight: they cannot be applied), and the
   // worker is told to stop
   c.redis.pause();
