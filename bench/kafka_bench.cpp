@@ -22,7 +22,8 @@
 // With --redis-scaling: only `ours`, on one Redis and on a 3-primary + 3-replica Redis Cluster,
 // with 1 and 2 workers, alternating setups round by round; per-primary Redis CPU per start.
 //
-// With --compare A B: only `ours` (one Redis, prefetch 256 and 65535), binaries A and B
+// With --compare A B: only `ours` (one Redis, prefetch 256 and 65535; rate, worker and Redis CPU
+// per start, worker allocations per start), binaries A and B
 // alternating round by round (A, B, B, A, A, B, ...), for a change measured side by side.
 //
 // Usage: kafka_bench [N=50000] [--redis-scaling [ROUNDS=2] | --compare BIN_A BIN_B [ROUNDS=2]]
@@ -644,8 +645,9 @@ int redis_scaling(const std::string& bin, int n, int rounds) {
 }
 
 int compare(const std::string& a, const std::string& b, int n, int rounds) {
-  std::printf("%-6s %5s %9s | %12s %12s %12s | %12s %12s %12s\n", "build", "round", "",
-              "sagas/s 256", "worker us", "allocations", "sagas/s 64k", "worker us", "allocations");
+  std::printf("%-6s %5s | %12s %10s %9s %12s | %12s %10s %9s %12s\n", "build", "round",
+              "sagas/s 256", "worker us", "redis us", "allocations", "sagas/s 64k", "worker us",
+              "redis us", "allocations");
   bool ok = true;
   for (int round = 1; round <= rounds; ++round) {
     // A B, then B A: neither build always runs first (the machine warms up, others wake).
@@ -659,9 +661,10 @@ int compare(const std::string& a, const std::string& b, int n, int rounds) {
       auto per = [](const Row& r, double cpu) {
         return cpu / static_cast<double>(std::max(1L, r.count)) * 1e6;
       };
-      std::printf("%-6s %5d %9s | %10.0f/s %12.1f %12.1f | %10.0f/s %12.1f %12.1f\n",
-                  is_a ? "A" : "B", round, "", small.rate, per(small, small.worker_cpu),
-                  small.allocations, big.rate, per(big, big.worker_cpu), big.allocations);
+      std::printf("%-6s %5d | %10.0f/s %10.1f %9.1f %12.1f | %10.0f/s %10.1f %9.1f %12.1f\n",
+                  is_a ? "A" : "B", round, small.rate, per(small, small.worker_cpu),
+                  per(small, small.redis_cpu), small.allocations, big.rate,
+                  per(big, big.worker_cpu), per(big, big.redis_cpu), big.allocations);
       std::fflush(stdout);
     }
   }

@@ -5,7 +5,10 @@
 //   set_nx      SET key 1 NX EX 86400        (a bare dedup mark: the baseline)
 //   apply       apply.lua: new saga, one outbox command, a deadline, counters, dedup mark
 //   rate_limit  gcra.lua on 1000 stores
-// and prints ops/s and the ratio to set_nx.
+// and prints ops/s and the ratio to set_nx, and per op: redis-server's CPU (from /proc), the
+// commands Redis executed (INFO commandstats, those inside scripts included), the time Redis
+// counted in scripts and in the commands they called, and the difference: the script's own
+// cost (the Lua interpreter, its argument and reply conversions).
 //
 // usage: store_bench [N=100000] [in_flight=256] [redis-server path]
 #include <netinet/in.h>
@@ -20,12 +23,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "bench_util.hpp"
 #include "core/log.hpp"
 #include "store/rate_limiter.hpp"
 #include "store/redis_client.hpp"
@@ -63,13 +68,57 @@ pid_t spawn_redis(const std::string& binary, int port) {
   return pid;
 }
 
+// INFO commandstats: command -> {calls, usec}.
+struct CommandStat {
+  long long calls = 0;
+  long long usec = 0;
+};
+using CommandStats = std::map<std::string, CommandStat>;
+
+CommandStats parse_commandstats(const std::string& info) {
+  CommandStats out;
+  std::size_t at = 0;
+  while ((at = info.find("cmdstat_", at)) != std::string::npos) {
+    at += 8;
+    const auto colon = info.find(':', at);
+    if (colon == std::string::npos) break;
+    CommandStat st;
+    std::sscanf(info.c_str() + colon, ":calls=%lld,usec=%lld", &st.calls, &st.usec);
+    out[info.substr(at, colon - at)] = st;
+  }
+  return out;
+}
+
 struct Phase {
   std::string name;
   double seconds = 0;
   double client_cpu = 0;  // this process' CPU seconds (user + system)
+  double redis_cpu = 0;   // redis-server's CPU seconds over the phase
   long ops = 0;
   long errors = 0;
+  CommandStats commands;  // executed during the phase
 };
+
+// The commands a phase executed, and the share of scripts: (calls, script usec, usec of the
+// commands scripts called). Script calls themselves are not counted as commands.
+struct CommandCounts {
+  long long commands = 0;
+  long long script_usec = 0;
+  long long other_usec = 0;
+};
+
+CommandCounts count(const CommandStats& stats) {
+  CommandCounts c;
+  for (const auto& [name, st] : stats) {
+    if (name == "evalsha" || name == "eval") {
+      c.script_usec += st.usec;
+    } else if (name != "info" && name != "script|load" && name != "ping") {
+      c.commands += st.calls;
+      c.other_usec += st.usec;
+    }
+  }
+  return c;
+}
 
 double cpu_seconds() {
   rusage ru{};
@@ -148,12 +197,35 @@ int main(int argc, char** argv) {
       RateLimiter limiter(client, RateLimiterOptions{});
       const RatePlan plan{"bench", 1000000, 1000, 1000000};
       std::vector<Phase> phases;
+      auto commandstats = [&] {
+        std::string info;
+        bool answered = false;
+        client.command({"INFO", "commandstats"}, [&](Result<Reply> r) {
+          if (r.ok()) info = r->str;
+          answered = true;
+        });
+        while (!answered) uv_run(&loop, UV_RUN_ONCE);
+        return parse_commandstats(info);
+      };
+      // Runs a phase with Redis' CPU and commands counted over it.
+      auto measured = [&](const std::string& name, auto issue) {
+        const CommandStats before = commandstats();
+        const double cpu0 = bench::process_cpu(redis);
+        Phase ph = run_phase(&loop, name, n, in_flight, issue);
+        ph.redis_cpu = bench::process_cpu(redis) - cpu0;
+        for (const auto& [cmd, st] : commandstats()) {
+          const auto it = before.find(cmd);
+          const CommandStat b = it == before.end() ? CommandStat{} : it->second;
+          if (st.calls != b.calls) ph.commands[cmd] = {st.calls - b.calls, st.usec - b.usec};
+        }
+        phases.push_back(std::move(ph));
+      };
 
-      phases.push_back(run_phase(&loop, "set_nx", n, in_flight, [&](long i, auto done) {
+      measured("set_nx", [&](long i, auto done) {
         client.command({"SET", fmt::format("bench:dedup:{}", i), "1", "NX", "EX", "86400"},
                        [done](Result<Reply> r) { done(r.ok() && !r->is_error()); });
-      }));
-      phases.push_back(run_phase(&loop, "apply", n, in_flight, [&](long i, auto done) {
+      });
+      measured("apply", [&](long i, auto done) {
         ApplyRequest req;
         req.order_id = OrderId{fmt::format("ord_{}", i)};
         req.event_id = EventId{fmt::format("evt_{}", i)};
@@ -165,12 +237,12 @@ int main(int argc, char** argv) {
         req.deadline = 4102444800000;
         store.apply(
             req, [done](Result<ApplyOutcome> r) { done(r.ok() && r->kind == ApplyKind::applied); });
-      }));
+      });
 
-      phases.push_back(run_phase(&loop, "rate_limit", n, in_flight, [&](long i, auto done) {
+      measured("rate_limit", [&](long i, auto done) {
         limiter.admit_with(StoreId{fmt::format("store_{}", i % 1000)}, plan,
                            [done](Result<Admission> r) { done(r.ok()); });
-      }));
+      });
 
       std::printf("store_bench: redis-server on 127.0.0.1:%d, N=%ld, in flight %d\n", port, n,
                   in_flight);
@@ -182,6 +254,28 @@ int main(int argc, char** argv) {
         std::printf("%-12s %10ld %9.3f %12.0f %8.2fx %10.2fs %7ld\n", ph.name.c_str(), ph.ops,
                     ph.seconds, rate, rate / base, ph.client_cpu, ph.errors);
         if (ph.errors != 0) rc = 1;
+      }
+      std::printf(
+          "\nper op, in redis-server: CPU (/proc); commands executed (scripts' included,\n"
+          "script calls not); time in scripts, in the commands they and the client called,\n"
+          "and the scripts' own (script - their commands; the Lua interpreter's share)\n");
+      std::printf("%-12s %10s %9s %10s %10s %10s  %s\n", "phase", "cpu us", "commands", "script us",
+                  "cmds us", "lua us", "by command (calls per op)");
+      for (const auto& ph : phases) {
+        const auto ops = static_cast<double>(ph.ops);
+        const CommandCounts c = count(ph.commands);
+        std::string by;
+        for (const auto& [cmd, st] : ph.commands) {
+          if (cmd == "info") continue;
+          by += fmt::format(" {} {:.2f}", cmd, static_cast<double>(st.calls) / ops);
+        }
+        const double script = static_cast<double>(c.script_usec) / ops;
+        // Commands called by scripts run inside the script's time; a phase without scripts
+        // has no Lua share.
+        const double cmds = static_cast<double>(c.other_usec) / ops;
+        std::printf("%-12s %10.1f %9.2f %10.1f %10.1f %10.1f %s\n", ph.name.c_str(),
+                    ph.redis_cpu * 1e6 / ops, static_cast<double>(c.commands) / ops, script, cmds,
+                    script > 0 ? script - cmds : 0.0, by.c_str());
       }
     }
     client.stop();

@@ -60,6 +60,7 @@
 -- (last write per member wins, as writing in order would), so a call of c starts costs a few
 -- commands more than its c records, not a few times c.
 
+local KEYS, ARGV = KEYS, ARGV
 local zsets = {}      -- key -> { member -> score (to add) | false (to remove) }
 local trims = {}      -- finished-sagas index key -> the newest change (ms) written to it
 local counters = {}   -- key -> { field -> delta }
@@ -112,39 +113,68 @@ local function take_token(key, T, tau)
   return true
 end
 
-local function apply_one(K, A)
-  local start = A[1] == 'start'
-  local expected = tonumber(A[2])
-  local dedup_ttl = tonumber(A[3])
-  local order = A[4]
-  local n = tonumber(A[10])
-  local tail = 11 + 4 * n
-  local store, parked_at = A[tail], tonumber(A[tail + 1])
-  local changed_at, reason = tonumber(A[tail + 2]), A[tail + 3]
-  local event = start and A[tail + 8] or nil
+local function trim(key, changed_at)
+  local t = tonumber(changed_at)
+  if (trims[key] or 0) < t then trims[key] = t end
+end
 
-  local saga = redis.call('HMGET', K[1], 'version', 'status', 'created_by')
+-- Whether an event of nk keys and m arguments, its arguments after ARGV[ab], has every key and
+-- argument its layout (above) reads, so that reading it in place never reads the next event's.
+local function well_formed(nk, m, ab)
+  if nk < 12 or m < 10 then return false end
+  local n = tonumber(ARGV[ab + 10])
+  if not n or n < 0 then return false end
+  local need = 17 + 4 * n
+  if ARGV[ab + 1] == 'start' then
+    need = need + 2
+    if m < need then return false end
+    if ARGV[ab + need - 1] == 'gcra' then
+      if nk < 13 then return false end
+      need = need + 2
+    end
+  end
+  return m >= need
+end
+
+-- The event whose keys follow KEYS[kb] and whose arguments follow ARGV[ab] (read in place:
+-- no table per event). Times stay the strings they came as where they only go back to Redis,
+-- which would otherwise print each number again.
+local function apply_one(kb, ab)
+  local saga_key, dedup_key, outbox_key = KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3]
+  local deadlines_key, stats_key = KEYS[kb + 4], KEYS[kb + 5]
+  local start = ARGV[ab + 1] == 'start'
+  local expected = tonumber(ARGV[ab + 2])
+  local dedup_ttl = ARGV[ab + 3]
+  local dedup = tonumber(dedup_ttl) > 0
+  local order = ARGV[ab + 4]
+  local state, new_status = ARGV[ab + 5], ARGV[ab + 6]
+  local finished, finished_ttl, deadline = ARGV[ab + 7] == '1', ARGV[ab + 8], ARGV[ab + 9]
+  local n = tonumber(ARGV[ab + 10])
+  local tail = ab + 11 + 4 * n
+  local store, parked_at = ARGV[tail], ARGV[tail + 1]
+  local changed_at, reason = ARGV[tail + 2], ARGV[tail + 3]
+  local event = start and ARGV[tail + 8] or nil
+
+  local saga = redis.call('HMGET', saga_key, 'version', 'status', 'created_by')
   local version = tonumber(saga[1]) or 0
   local old_status = saga[2]
 
   if start then
     if version > 0 then
-      if saga[3] == event or (dedup_ttl > 0 and redis.call('EXISTS', K[2]) == 1) then
+      if saga[3] == event or (dedup and redis.call('EXISTS', dedup_key) == 1) then
         return {'duplicate', version}
       end
       return {'conflict', version}
     end
   else
-    if dedup_ttl > 0 and redis.call('EXISTS', K[2]) == 1 then return {'duplicate', version} end
+    if dedup and redis.call('EXISTS', dedup_key) == 1 then return {'duplicate', version} end
     if expected >= 0 and version ~= expected then return {'conflict', version} end
   end
 
-  if start and A[tail + 7] == 'gcra' and
-      not take_token(K[13], tonumber(A[tail + 9]), tonumber(A[tail + 10])) then
+  if start and ARGV[tail + 7] == 'gcra' and
+      not take_token(KEYS[kb + 13], tonumber(ARGV[tail + 9]), tonumber(ARGV[tail + 10])) then
     return {'limited', 0}
   end
-  local state, new_status = A[5], A[6]
-  local finished, deadline = A[7] == '1', tonumber(A[9])
 
   -- The new saga record.
   local new_version = version + 1
@@ -153,15 +183,15 @@ local function apply_one(K, A)
     fields[#fields + 1] = 'created_by'
     fields[#fields + 1] = event
   end
-  if A[tail + 5] ~= '' then
+  if ARGV[tail + 5] ~= '' then
     fields[#fields + 1] = 'order'
-    fields[#fields + 1] = A[tail + 5]
+    fields[#fields + 1] = ARGV[tail + 5]
   end
-  redis.call('HSET', K[1], unpack(fields))
+  redis.call('HSET', saga_key, unpack(fields))
   if finished then
-    redis.call('EXPIRE', K[1], tonumber(A[8]))
+    redis.call('EXPIRE', saga_key, finished_ttl)
   elseif version > 0 then
-    redis.call('PERSIST', K[1])  -- a finished saga can come back (stuck); a new one has no TTL
+    redis.call('PERSIST', saga_key)  -- a finished saga can come back (stuck); a new one has no TTL
   end
 
   -- Commands into the outbox. The writer publishes them and deletes them once confirmed; an
@@ -169,9 +199,9 @@ local function apply_one(K, A)
   -- (outbox_claim.lua), so the stream id (its time) is all the bookkeeping an entry needs.
   local answer = {'applied', new_version}
   for c = 0, n - 1 do
-    local a = 11 + 4 * c
-    answer[#answer + 1] = redis.call('XADD', K[3], '*', 'id', A[a], 'exchange', A[a + 1],
-                                     'route', A[a + 2], 'body', A[a + 3])
+    local a = ab + 11 + 4 * c
+    answer[#answer + 1] = redis.call('XADD', outbox_key, '*', 'id', ARGV[a], 'exchange',
+                                     ARGV[a + 1], 'route', ARGV[a + 2], 'body', ARGV[a + 3])
   end
 
   -- The order's next deadline (a new saga has none to clear). A deadline this change counted
@@ -179,60 +209,60 @@ local function apply_one(K, A)
   -- than kLateMs away from that time on Redis' clock, which the sweeper reads (Redis was
   -- paused or slow, or the worker's clock is off): the step still gets its whole timeout after
   -- its commands could first be sent. A deadline carried over from an earlier step stays.
-  if deadline > 0 then
-    if A[tail + 6] == '1' then
-      local off = math.floor(clock_us() / 1000) - changed_at
-      if math.abs(off) > kLateMs then deadline = deadline + off end
+  if deadline ~= '0' then
+    if ARGV[tail + 6] == '1' then
+      local off = math.floor(clock_us() / 1000) - tonumber(changed_at)
+      if math.abs(off) > kLateMs then deadline = tonumber(deadline) + off end
     end
-    zput(K[4], order, deadline)
+    zput(deadlines_key, order, deadline)
   elseif version > 0 then
-    zput(K[4], order, false)
+    zput(deadlines_key, order, false)
   end
 
   -- The parked-starts index: kept with the status, so a start or a cancel of a parked saga
   -- frees its place in the same step (a parked record has no TTL).
   if store ~= '' then
+    local parked_key, parked_stores_key = KEYS[kb + 6], KEYS[kb + 7]
     if new_status == 'parked' and old_status ~= 'parked' then
-      if redis.call('ZADD', K[6], parked_at, order) == 1 then
-        redis.call('HINCRBY', K[7], store, 1)
+      if redis.call('ZADD', parked_key, parked_at, order) == 1 then
+        redis.call('HINCRBY', parked_stores_key, store, 1)
       end
     elseif old_status == 'parked' and new_status ~= 'parked' then
-      if redis.call('ZREM', K[6], order) == 1 then
-        if redis.call('HINCRBY', K[7], store, -1) <= 0 then redis.call('HDEL', K[7], store) end
+      if redis.call('ZREM', parked_key, order) == 1 and
+          redis.call('HINCRBY', parked_stores_key, store, -1) <= 0 then
+        redis.call('HDEL', parked_stores_key, store)
       end
-      redis.call('ZREM', K[8], order)
+      redis.call('ZREM', KEYS[kb + 8], order)
     end
   end
 
   -- Sagas per status (for `sagaflow status`).
   if old_status ~= new_status then
-    if old_status then count(K[5], old_status, -1) end
-    count(K[5], new_status, 1)
+    if old_status then count(stats_key, old_status, -1) end
+    count(stats_key, new_status, 1)
   end
 
   -- The console's indexes: each saga in the index of its status and, once it has one, of its
   -- failure reason, scored by its last change. Finished sagas are bounded per partition (the
   -- newest `cap`, none older than the record's TTL); live ones leave with their status.
-  cap, ttl_ms = tonumber(A[tail + 4]), tonumber(A[8]) * 1000
-  if old_status and old_status ~= new_status then zput(K[9], order, false) end
-  zput(K[10], order, changed_at)
-  local function trim(key)
-    if (trims[key] or 0) < changed_at then trims[key] = changed_at end
-  end
-  if finished then trim(K[10]) end
+  local new_index, reason_index, live_reason_index = KEYS[kb + 10], KEYS[kb + 11], KEYS[kb + 12]
+  cap, ttl_ms = tonumber(ARGV[tail + 4]), tonumber(finished_ttl) * 1000
+  if old_status and old_status ~= new_status then zput(KEYS[kb + 9], order, false) end
+  zput(new_index, order, changed_at)
+  if finished then trim(new_index, changed_at) end
   if reason ~= '' then
     if finished then
-      zput(K[12], order, false)
-      zput(K[11], order, changed_at)
-      trim(K[11])
+      zput(live_reason_index, order, false)
+      zput(reason_index, order, changed_at)
+      trim(reason_index, changed_at)
     else
       -- live again (a late success's compensation can take a failed saga to stuck)
-      zput(K[11], order, false)
-      zput(K[12], order, changed_at)
+      zput(reason_index, order, false)
+      zput(live_reason_index, order, changed_at)
     end
   end
 
-  if not start and dedup_ttl > 0 then redis.call('SET', K[2], '1', 'EX', dedup_ttl) end
+  if not start and dedup then redis.call('SET', dedup_key, '1', 'EX', dedup_ttl) end
   return answer
 end
 
@@ -290,21 +320,19 @@ local i, k, a = 0, 0, 2
 while a <= #ARGV do
   i = i + 1
   local nk, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  if not nk or not m or nk < 0 or m < 0 or a + 1 + m > #ARGV or k + nk > #KEYS then
+  if not nk or not m or nk < 0 or m < 0 or a + 1 + m > #ARGV or k + nk > #KEYS or
+      not well_formed(nk, m, a + 1) then
     write_folded()
     return redis.error_reply('apply.lua: event ' .. i .. ': malformed batch')
   end
-  local keys, args = {}, {}
-  for j = 1, nk do keys[j] = KEYS[k + j] end
-  for j = 1, m do args[j] = ARGV[a + 1 + j] end
   -- Redis does not roll a script back: if an event fails (a bug), the events before it are
   -- written, so their folded writes (deadlines, counters, tokens) are written too.
-  local ok, answer = pcall(function() return table.concat(apply_one(keys, args), ' ') end)
+  local ok, answer = pcall(apply_one, k, a + 1)
   if not ok then
     write_folded()
     return redis.error_reply('apply.lua: event ' .. i .. ': ' .. tostring(answer))
   end
-  answers[i] = answer
+  answers[i] = table.concat(answer, ' ')
   k, a = k + nk, a + 2 + m
 end
 write_folded()

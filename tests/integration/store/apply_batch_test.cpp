@@ -170,11 +170,40 @@ TEST_CASE("a malformed batch is refused with a reason, and writes nothing", "[st
   auto& server = testing::shared_redis();
   server.command({"FLUSHALL"});
   const std::string script(impl::kApplyScript);
-  // A negative argument count (it would never move on), a count past the end, keys missing
-  for (const std::vector<std::string>& argv :
-       {std::vector<std::string>{"batch", "0", "-3"}, std::vector<std::string>{"batch", "0", "9"},
-        std::vector<std::string>{"batch", "12", "0"}}) {
-    std::vector<std::string> call{"EVAL", script, "0"};
+  using Args = std::vector<std::string>;
+  // One event: its key count, its argument count, its arguments.
+  auto event = [](int nkeys, const Args& args) {
+    Args e{"batch", std::to_string(nkeys), std::to_string(args.size())};
+    e.insert(e.end(), args.begin(), args.end());
+    return e;
+  };
+  // An event's arguments: mode, expected version, dedup TTL, order, state, status, finished,
+  // TTL, deadline, n commands (with the commands), then store, parked at, changed at, reason,
+  // cap, order facts, fresh deadline, then what a start adds.
+  auto args = [](const std::string& mode, const Args& n_and_commands, const Args& start = {}) {
+    Args a{mode, "0", "0", "o", "{}", "running", "0", "8", "0"};
+    a.insert(a.end(), n_and_commands.begin(), n_and_commands.end());
+    for (const char* x : {"", "0", "1", "", "10", "", "0"}) a.emplace_back(x);
+    a.insert(a.end(), start.begin(), start.end());
+    return a;
+  };
+  const std::vector<std::pair<int, Args>> calls{
+      // (keys given, ARGV): a negative argument count (it would never move on), a count past
+      // the end, keys missing
+      {0, {"batch", "0", "-3"}},
+      {0, {"batch", "0", "9"}},
+      {0, {"batch", "12", "0"}},
+      // events whose counts fit the call but not their own layout (an event is read in place,
+      // so each would read keys or arguments past its own): 11 keys, a command counted but not
+      // given, a start without its admission and event id, a "gcra" start without its bucket
+      {11, event(11, args("apply", {"0"}))},
+      {12, event(12, args("apply", {"1"}))},
+      {12, event(12, args("start", {"0"}))},
+      {12, event(12, args("start", {"0"}, {"gcra", "e1", "1", "1"}))},
+  };
+  for (const auto& [nkeys, argv] : calls) {
+    Args call{"EVAL", script, std::to_string(nkeys)};
+    for (int k = 0; k < nkeys; ++k) call.push_back("sagaflow:{0}:k" + std::to_string(k));
     call.insert(call.end(), argv.begin(), argv.end());
     const std::string reply = server.command(call);
     INFO(reply);
@@ -182,4 +211,10 @@ TEST_CASE("a malformed batch is refused with a reason, and writes nothing", "[st
     CHECK(reply.find("malformed batch") != std::string::npos);
   }
   CHECK(server.command({"DBSIZE"}) == "0");
+  // And the same layout, whole, is applied (the cases above differ from it only where said)
+  Args call{"EVAL", script, "12"};
+  for (int k = 0; k < 12; ++k) call.push_back("sagaflow:{0}:k" + std::to_string(k));
+  const Args whole = event(12, args("apply", {"0"}));
+  call.insert(call.end(), whole.begin(), whole.end());
+  CHECK(server.command(call) == "applied 1");
 }
