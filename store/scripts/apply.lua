@@ -118,13 +118,21 @@ local function trim(key, changed_at)
   if (trims[key] or 0) < t then trims[key] = t end
 end
 
+local function integer(text)
+  return string.find(text, '^%-?%d+$') ~= nil
+end
+
 -- Whether an event of nk keys and m arguments, its arguments after ARGV[ab], has every key and
--- argument its layout (above) reads, so that reading it in place never reads the next event's.
+-- argument its layout (above) reads, so that reading it in place never reads the next event's,
+-- and integers where Redis takes them (the TTLs, the times): checked before the event's first
+-- write, as Redis would refuse a bad one only at a later write, the event half written.
 local function well_formed(nk, m, ab)
   if nk < 12 or m < 10 then return false end
-  local n = tonumber(ARGV[ab + 10])
-  if not n or n < 0 then return false end
+  local n = ARGV[ab + 10]
+  if not integer(n) then return false end
+  n = tonumber(n)
   local need = 17 + 4 * n
+  if n < 0 or m < need then return false end
   if ARGV[ab + 1] == 'start' then
     need = need + 2
     if m < need then return false end
@@ -133,7 +141,9 @@ local function well_formed(nk, m, ab)
       need = need + 2
     end
   end
-  return m >= need
+  local tail = ab + 11 + 4 * n
+  return m >= need and integer(ARGV[ab + 3]) and integer(ARGV[ab + 8]) and
+             integer(ARGV[ab + 9]) and integer(ARGV[tail + 1]) and integer(ARGV[tail + 2])
 end
 
 -- The event whose keys follow KEYS[kb] and whose arguments follow ARGV[ab] (read in place:
@@ -209,7 +219,7 @@ local function apply_one(kb, ab)
   -- than kLateMs away from that time on Redis' clock, which the sweeper reads (Redis was
   -- paused or slow, or the worker's clock is off): the step still gets its whole timeout after
   -- its commands could first be sent. A deadline carried over from an earlier step stays.
-  if deadline ~= '0' then
+  if tonumber(deadline) > 0 then
     if ARGV[tail + 6] == '1' then
       local off = math.floor(clock_us() / 1000) - tonumber(changed_at)
       if math.abs(off) > kLateMs then deadline = tonumber(deadline) + off end

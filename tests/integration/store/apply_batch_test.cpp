@@ -187,7 +187,7 @@ TEST_CASE("a malformed batch is refused with a reason, and writes nothing", "[st
     a.insert(a.end(), start.begin(), start.end());
     return a;
   };
-  const std::vector<std::pair<int, Args>> calls{
+  std::vector<std::pair<int, Args>> calls{
       // (keys given, ARGV): a negative argument count (it would never move on), a count past
       // the end, keys missing
       {0, {"batch", "0", "-3"}},
@@ -201,6 +201,14 @@ TEST_CASE("a malformed batch is refused with a reason, and writes nothing", "[st
       {12, event(12, args("start", {"0"}))},
       {12, event(12, args("start", {"0"}, {"gcra", "e1", "1", "1"}))},
   };
+  // and numbers Redis would refuse only at a later write (the event half written): a TTL of
+  // "8.0", an empty deadline
+  Args ttl = args("apply", {"0"});
+  ttl[7] = "8.0";
+  calls.emplace_back(12, event(12, ttl));
+  Args deadline = args("apply", {"0"});
+  deadline[8] = "";
+  calls.emplace_back(12, event(12, deadline));
   for (const auto& [nkeys, argv] : calls) {
     Args call{"EVAL", script, std::to_string(nkeys)};
     for (int k = 0; k < nkeys; ++k) call.push_back("sagaflow:{0}:k" + std::to_string(k));
