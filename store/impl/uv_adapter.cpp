@@ -8,20 +8,24 @@ namespace {
 struct Events {
   redisAsyncContext* context = nullptr;
   uv_poll_t handle{};
-  int events = 0;  // what hiredis wants
-  int armed = 0;   // what the poll handle watches (uv_poll_start / stop cost a syscall each)
+  uv_prepare_t prepare{};  // writes what the turn buffered, before the loop polls
+  int events = 0;          // what hiredis wants the poll handle to watch
+  int armed = 0;           // what it watches (uv_poll_start / stop cost syscalls)
+  bool write_due = false;  // buffered commands for the next prepare phase
+  bool writing = false;    // inside our own redisAsyncHandleWrite
+  int open_handles = 2;    // the poll and prepare handles, until both are closed
 };
 
 void on_poll(uv_poll_t* handle, int status, int events) {
   auto* p = static_cast<Events*>(handle->data);
   // On an error libuv has stopped the handle: let hiredis find the socket error itself.
   if (status != 0) p->armed = 0;
-  const int ev = status != 0 ? p->events : events;
+  const int ev = status != 0 ? p->events | (p->write_due ? UV_WRITABLE : 0) : events;
   if (p->context != nullptr && (ev & UV_READABLE) != 0) redisAsyncHandleRead(p->context);
   if (p->context != nullptr && (ev & UV_WRITABLE) != 0) redisAsyncHandleWrite(p->context);
 }
 
-// hiredis asks for writes on every command it buffers: re-arm only on a change.
+// Re-arms only on a change.
 void update(Events* p) {
   if (p->events == p->armed) return;
   if (p->events != 0) {
@@ -30,6 +34,19 @@ void update(Events* p) {
     uv_poll_stop(&p->handle);
   }
   p->armed = p->events;
+}
+
+void on_prepare(uv_prepare_t* handle) {
+  auto* p = static_cast<Events*>(handle->data);
+  uv_prepare_stop(handle);
+  if (!p->write_due || p->context == nullptr) return;
+  p->write_due = false;
+  p->writing = true;
+  // Writes what the socket takes; hiredis then asks for writability only if some is left,
+  // which add_write (below) turns into a real watch. It may also disconnect (a socket
+  // error): cleanup() runs inside, and `p` lives on until its handles are closed.
+  redisAsyncHandleWrite(p->context);
+  p->writing = false;
 }
 
 void add_read(void* privdata) {
@@ -44,19 +61,33 @@ void del_read(void* privdata) {
 }
 void add_write(void* privdata) {
   auto* p = static_cast<Events*>(privdata);
-  p->events |= UV_WRITABLE;
+  const bool connected = p->context != nullptr && (p->context->c.flags & REDIS_CONNECTED) != 0;
+  if (connected && !p->writing && (p->events & UV_WRITABLE) == 0) {
+    if (!p->write_due) uv_prepare_start(&p->prepare, &on_prepare);
+    p->write_due = true;
+    return;
+  }
+  p->events |= UV_WRITABLE;  // a connect to complete, or a socket that took only a part
   update(p);
 }
 void del_write(void* privdata) {
   auto* p = static_cast<Events*>(privdata);
+  p->write_due = false;
   p->events &= ~UV_WRITABLE;
   update(p);
 }
+
+void on_closed(uv_handle_t* h) {
+  auto* p = static_cast<Events*>(h->data);
+  if (--p->open_handles == 0) delete p;
+}
+
 void cleanup(void* privdata) {
   auto* p = static_cast<Events*>(privdata);
-  p->context = nullptr;  // the context is being freed; the handle outlives it until closed
-  uv_close(reinterpret_cast<uv_handle_t*>(&p->handle),
-           [](uv_handle_t* h) { delete static_cast<Events*>(h->data); });
+  p->context = nullptr;  // the context is being freed; the handles outlive it until closed
+  p->write_due = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->handle), &on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->prepare), &on_closed);
 }
 
 }  // namespace
@@ -68,8 +99,10 @@ int attach_uv(redisAsyncContext* ac, uv_loop_t* loop) {
     delete p;
     return REDIS_ERR;
   }
+  uv_prepare_init(loop, &p->prepare);
   p->context = ac;
   p->handle.data = p;
+  p->prepare.data = p;
   ac->ev.addRead = &add_read;
   ac->ev.delRead = &del_read;
   ac->ev.addWrite = &add_write;

@@ -4,6 +4,14 @@
 // (UV_EBADF) and stops the handle, so with the stock adapter hiredis never learns of it and
 // the connection hangs until our timeout. Here an error runs the registered read/write
 // handlers, so hiredis sees the socket error and disconnects at once (as hiredis >= 1.0 does).
+//
+// Writes: hiredis asks to be told when the socket is writable after every command it buffers.
+// Once connected, the socket almost always is, and watching for it costs a loop turn and, as
+// libuv re-arms a poll handle by removing the fd from epoll and adding it again, four
+// epoll_ctl calls per write. So a connected context's buffered commands are written in the
+// loop's next prepare phase instead (before the loop polls, so before it could block), all
+// that the turn buffered in one write; only what the socket does not take at once (and a
+// connect in progress) waits for writability.
 #include <hiredis/async.h>
 #include <uv.h>
 
