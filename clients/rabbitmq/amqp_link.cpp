@@ -282,13 +282,18 @@ void UvLink::stop() noexcept {
 
 void UvLink::cork() noexcept {
   if (corked_ || !usable()) return;
+  if (!wrote_this_turn_) {
+    wrote_this_turn_ = true;
+    end_of_turn_.arm([this] { uncork(); });
+    return;
+  }
   const int on = 1;
   if (::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0) return;
-  corked_ = true;
-  end_of_turn_.arm([this] { uncork(); });
+  corked_ = true;  // uncorked by the end of turn armed at the turn's first write
 }
 
 void UvLink::uncork() noexcept {
+  wrote_this_turn_ = false;
   if (!corked_) return;
   corked_ = false;
   const int off = 0;

@@ -66,8 +66,10 @@ class UvLink {
   // owner calls its own readable() after releasing (frames may sit in rabbitmq-c's buffer).
   void hold_reads(bool hold) noexcept;
   bool reads_held() const noexcept { return reads_held_; }
-  // Holds this turn's writes back (TCP_CORK) until the end of the loop turn, so the publishes
-  // of one turn leave in full segments instead of one small segment each; call before a write.
+  // Call before a write. The turn's first write goes out at once; from the second on, the
+  // writes are held back (TCP_CORK) until the end of the loop turn, so the publishes of one
+  // turn leave in full segments instead of one small segment each, and a turn with a single
+  // publish pays no setsockopt for it.
   void cork() noexcept;
   // Calls the owner's readable() now (as the socket watcher does), e.g. after hold_reads(false).
   void read_now() { dispatch_readable(); }
@@ -103,6 +105,7 @@ class UvLink {
   clients::Timer heartbeat_timer_;
   clients::EndOfTurn end_of_turn_;
   bool corked_ = false;
+  bool wrote_this_turn_ = false;  // cork(): a write went out uncorked this turn
   std::uint64_t generation_ = 0;
   int failures_ = 0;  // consecutive failed connects
   int depth_ = 0;     // > 0 while inside readable()
