@@ -12,7 +12,6 @@ struct Events {
   int events = 0;          // what hiredis wants the poll handle to watch
   int armed = 0;           // what it watches (uv_poll_start / stop cost syscalls)
   bool write_due = false;  // buffered commands for the next prepare phase
-  bool writing = false;    // inside our own redisAsyncHandleWrite
   int open_handles = 2;    // the poll and prepare handles, until both are closed
 };
 
@@ -36,17 +35,22 @@ void update(Events* p) {
   p->armed = p->events;
 }
 
+// > 0 inside on_prepare (of any context on this thread): a prepare handle started then runs
+// only in the next loop turn, after a poll that may block, so a write asked for meanwhile (a
+// cluster client reacting to a failed write by asking another node) takes the real watch.
+thread_local int preparing = 0;
+
 void on_prepare(uv_prepare_t* handle) {
   auto* p = static_cast<Events*>(handle->data);
   uv_prepare_stop(handle);
   if (!p->write_due || p->context == nullptr) return;
   p->write_due = false;
-  p->writing = true;
+  ++preparing;
   // Writes what the socket takes; hiredis then asks for writability only if some is left,
   // which add_write (below) turns into a real watch. It may also disconnect (a socket
   // error): cleanup() runs inside, and `p` lives on until its handles are closed.
   redisAsyncHandleWrite(p->context);
-  p->writing = false;
+  --preparing;
 }
 
 void add_read(void* privdata) {
@@ -62,12 +66,13 @@ void del_read(void* privdata) {
 void add_write(void* privdata) {
   auto* p = static_cast<Events*>(privdata);
   const bool connected = p->context != nullptr && (p->context->c.flags & REDIS_CONNECTED) != 0;
-  if (connected && !p->writing && (p->events & UV_WRITABLE) == 0) {
+  if (connected && preparing == 0 && (p->events & UV_WRITABLE) == 0) {
     if (!p->write_due) uv_prepare_start(&p->prepare, &on_prepare);
     p->write_due = true;
     return;
   }
-  p->events |= UV_WRITABLE;  // a connect to complete, or a socket that took only a part
+  // a connect to complete, a socket that took only a part, or a write asked for in a prepare
+  p->events |= UV_WRITABLE;
   update(p);
 }
 void del_write(void* privdata) {
