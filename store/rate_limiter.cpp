@@ -151,8 +151,8 @@ std::vector<RateLimiter::AdmitCallback> RateLimiter::answered(const std::string&
   if (take_waiting) taken.swap(t.waiting);
   if (!t.waiting.empty()) {
     schedule(it->first, t);
-  } else if (!t.due) {
-    turns_.erase(it);
+  } else {
+    turns_.erase(it);  // not due: a store with a call out is never scheduled
   }
   return taken;
 }

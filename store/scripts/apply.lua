@@ -122,34 +122,37 @@ local function integer(text)
   return string.find(text, '^%-?%d+$') ~= nil
 end
 
--- Whether an event of nk keys and m arguments, its arguments after ARGV[ab], has every key and
--- argument its layout (above) reads, so that reading it in place never reads the next event's,
+-- The number of commands of an event of nk keys and m arguments, its arguments after
+-- ARGV[ab], when it has every key and argument its layout (above) reads (else nil), so that reading it in place never reads the next event's,
 -- and integers where Redis takes them (the TTLs, the times): checked before the event's first
 -- write, as Redis would refuse a bad one only at a later write, the event half written.
 local function well_formed(nk, m, ab)
-  if nk < 12 or m < 10 then return false end
+  if nk < 12 or m < 10 then return nil end
   local n = ARGV[ab + 10]
-  if not integer(n) then return false end
+  if not integer(n) then return nil end
   n = tonumber(n)
   local need = 17 + 4 * n
-  if n < 0 or m < need then return false end
+  if n < 0 or m < need then return nil end
   if ARGV[ab + 1] == 'start' then
     need = need + 2
-    if m < need then return false end
+    if m < need then return nil end
     if ARGV[ab + need - 1] == 'gcra' then
-      if nk < 13 then return false end
+      if nk < 13 then return nil end
       need = need + 2
     end
   end
   local tail = ab + 11 + 4 * n
-  return m >= need and integer(ARGV[ab + 3]) and integer(ARGV[ab + 8]) and
-             integer(ARGV[ab + 9]) and integer(ARGV[tail + 1]) and integer(ARGV[tail + 2])
+  if m >= need and integer(ARGV[ab + 3]) and integer(ARGV[ab + 8]) and integer(ARGV[ab + 9]) and
+      integer(ARGV[tail + 1]) and integer(ARGV[tail + 2]) then
+    return n
+  end
+  return nil
 end
 
 -- The event whose keys follow KEYS[kb] and whose arguments follow ARGV[ab] (read in place:
 -- no table per event). Times stay the strings they came as where they only go back to Redis,
 -- which would otherwise print each number again.
-local function apply_one(kb, ab)
+local function apply_one(kb, ab, n)
   local saga_key, dedup_key, outbox_key = KEYS[kb + 1], KEYS[kb + 2], KEYS[kb + 3]
   local deadlines_key, stats_key = KEYS[kb + 4], KEYS[kb + 5]
   local start = ARGV[ab + 1] == 'start'
@@ -159,7 +162,6 @@ local function apply_one(kb, ab)
   local order = ARGV[ab + 4]
   local state, new_status = ARGV[ab + 5], ARGV[ab + 6]
   local finished, finished_ttl, deadline = ARGV[ab + 7] == '1', ARGV[ab + 8], ARGV[ab + 9]
-  local n = tonumber(ARGV[ab + 10])
   local tail = ab + 11 + 4 * n
   local store, parked_at = ARGV[tail], ARGV[tail + 1]
   local changed_at, reason = ARGV[tail + 2], ARGV[tail + 3]
@@ -330,14 +332,15 @@ local i, k, a = 0, 0, 2
 while a <= #ARGV do
   i = i + 1
   local nk, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  if not nk or not m or nk < 0 or m < 0 or a + 1 + m > #ARGV or k + nk > #KEYS or
-      not well_formed(nk, m, a + 1) then
+  local n = nk and m and nk >= 0 and m >= 0 and a + 1 + m <= #ARGV and k + nk <= #KEYS and
+                well_formed(nk, m, a + 1)
+  if not n then
     write_folded()
     return redis.error_reply('apply.lua: event ' .. i .. ': malformed batch')
   end
   -- Redis does not roll a script back: if an event fails (a bug), the events before it are
   -- written, so their folded writes (deadlines, counters, tokens) are written too.
-  local ok, answer = pcall(apply_one, k, a + 1)
+  local ok, answer = pcall(apply_one, k, a + 1, n)
   if not ok then
     write_folded()
     return redis.error_reply('apply.lua: event ' .. i .. ': ' .. tostring(answer))
