@@ -8,11 +8,11 @@ namespace {
 struct Events {
   redisAsyncContext* context = nullptr;
   uv_poll_t handle{};
-  uv_prepare_t prepare{};  // writes what the turn buffered, before the loop polls
+  uv_idle_t idle{};        // writes what the turn buffered, before the loop polls
   int events = 0;          // what hiredis wants the poll handle to watch
   int armed = 0;           // what it watches (uv_poll_start / stop cost syscalls)
-  bool write_due = false;  // buffered commands for the next prepare phase
-  int open_handles = 2;    // the poll and prepare handles, until both are closed
+  bool write_due = false;  // buffered commands for the next idle phase
+  int open_handles = 2;    // the poll and idle handles, until both are closed
 };
 
 void on_poll(uv_poll_t* handle, int status, int events) {
@@ -35,14 +35,14 @@ void update(Events* p) {
   p->armed = p->events;
 }
 
-// > 0 inside on_prepare (of any context on this thread): a prepare handle started then runs
-// only in the next loop turn, after a poll that may block, so a write asked for meanwhile (a
-// cluster client reacting to a failed write by asking another node) takes the real watch.
+// > 0 inside on_idle (of any context on this thread): a write asked for then (what the socket
+// did not take, or a cluster client asking another node after a failed write) takes the real
+// watch, so that a full socket is waited for instead of retried every turn.
 thread_local int preparing = 0;
 
-void on_prepare(uv_prepare_t* handle) {
+void on_idle(uv_idle_t* handle) {
   auto* p = static_cast<Events*>(handle->data);
-  uv_prepare_stop(handle);
+  uv_idle_stop(handle);
   if (!p->write_due || p->context == nullptr) return;
   p->write_due = false;
   ++preparing;
@@ -67,11 +67,11 @@ void add_write(void* privdata) {
   auto* p = static_cast<Events*>(privdata);
   const bool connected = p->context != nullptr && (p->context->c.flags & REDIS_CONNECTED) != 0;
   if (connected && preparing == 0 && (p->events & UV_WRITABLE) == 0) {
-    if (!p->write_due) uv_prepare_start(&p->prepare, &on_prepare);
+    if (!p->write_due) uv_idle_start(&p->idle, &on_idle);
     p->write_due = true;
     return;
   }
-  // a connect to complete, a socket that took only a part, or a write asked for in a prepare
+  // a connect to complete, a socket that took only a part, or a write asked for in on_idle
   p->events |= UV_WRITABLE;
   update(p);
 }
@@ -92,7 +92,7 @@ void cleanup(void* privdata) {
   p->context = nullptr;  // the context is being freed; the handles outlive it until closed
   p->write_due = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&p->handle), &on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&p->prepare), &on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&p->idle), &on_closed);
 }
 
 }  // namespace
@@ -104,10 +104,10 @@ int attach_uv(redisAsyncContext* ac, uv_loop_t* loop) {
     delete p;
     return REDIS_ERR;
   }
-  uv_prepare_init(loop, &p->prepare);
+  uv_idle_init(loop, &p->idle);
   p->context = ac;
   p->handle.data = p;
-  p->prepare.data = p;
+  p->idle.data = p;
   ac->ev.addRead = &add_read;
   ac->ev.delRead = &del_read;
   ac->ev.addWrite = &add_write;

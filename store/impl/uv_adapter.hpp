@@ -9,9 +9,10 @@
 // Once connected, the socket almost always is, and watching for it costs a loop turn and, as
 // libuv re-arms a poll handle by removing the fd from epoll and adding it again, four
 // epoll_ctl calls per write. So a connected context's buffered commands are written in the
-// loop's next prepare phase instead (before the loop polls, so before it could block), all
-// that the turn buffered in one write; only what the socket does not take at once (and a
-// connect in progress) waits for writability.
+// loop's next idle phase instead, all that the turn buffered in one write (an active idle
+// handle also keeps the loop from blocking in its poll, wherever the write was asked for: a
+// prepare handle started in a prepare callback would only run after that poll); only what the
+// socket does not take at once (and a connect in progress) waits for writability.
 #include <hiredis/async.h>
 #include <uv.h>
 
