@@ -860,8 +860,16 @@ TEST_CASE(
   std::sort(waits.begin(), waits.end());
   std::printf("free-plan stores: order.created -> inventory.reserve median %.1f ms, max %.1f ms\n",
               waits[waits.size() / 2] * 1000, waits.back() * 1000);
+  // Under AddressSanitizer on a loaded 2-core machine a free-plan start takes ~50 ms (median)
+  // and the slowest of ten reached 0.41 s in a clean CI run: there the bound on the slowest
+  // is 1 s. It stays 0.3 s everywhere else.
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr double kSlowest = 1.0;
+#else
+  constexpr double kSlowest = 0.3;
+#endif
   CHECK(waits[waits.size() / 2] < 0.1);
-  CHECK(waits.back() < 0.3);
+  CHECK(waits.back() < kSlowest);
   c.drain_workers();
 }
 
