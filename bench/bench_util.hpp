@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -79,6 +81,28 @@ inline amqp_basic_properties_t persistent_json() {
   p.delivery_mode = 2;
   p.content_type = amqp_cstring_bytes("application/json");
   return p;
+}
+
+// INFO commandstats: command -> {calls, usec} (commands run inside scripts count, and the
+// script call itself).
+struct CommandStat {
+  long long calls = 0;
+  long long usec = 0;
+};
+using CommandStats = std::map<std::string, CommandStat>;
+
+inline CommandStats parse_commandstats(const std::string& info) {
+  CommandStats out;
+  std::size_t at = 0;
+  while ((at = info.find("cmdstat_", at)) != std::string::npos) {
+    at += 8;
+    const auto colon = info.find(':', at);
+    if (colon == std::string::npos) break;
+    CommandStat st;
+    std::sscanf(info.c_str() + colon, ":calls=%lld,usec=%lld", &st.calls, &st.usec);
+    out[info.substr(at, colon - at)] = st;
+  }
+  return out;
 }
 
 inline void bare_close(amqp_connection_state_t conn) {

@@ -68,26 +68,9 @@ pid_t spawn_redis(const std::string& binary, int port) {
   return pid;
 }
 
-// INFO commandstats: command -> {calls, usec}.
-struct CommandStat {
-  long long calls = 0;
-  long long usec = 0;
-};
-using CommandStats = std::map<std::string, CommandStat>;
-
-CommandStats parse_commandstats(const std::string& info) {
-  CommandStats out;
-  std::size_t at = 0;
-  while ((at = info.find("cmdstat_", at)) != std::string::npos) {
-    at += 8;
-    const auto colon = info.find(':', at);
-    if (colon == std::string::npos) break;
-    CommandStat st;
-    std::sscanf(info.c_str() + colon, ":calls=%lld,usec=%lld", &st.calls, &st.usec);
-    out[info.substr(at, colon - at)] = st;
-  }
-  return out;
-}
+using sagaflow::bench::CommandStat;
+using sagaflow::bench::CommandStats;
+using sagaflow::bench::parse_commandstats;
 
 struct Phase {
   std::string name;
