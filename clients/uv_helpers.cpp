@@ -45,14 +45,14 @@ bool Timer::active() const noexcept {
 }
 
 struct EndOfTurn::State {
-  uv_prepare_t prepare;
+  uv_idle_t idle;
   uv_check_t check;
   std::function<void()> fn;
   int open = 2;  // handles not yet closed
   bool alive = true;
 
   void fire() {
-    uv_prepare_stop(&prepare);
+    uv_idle_stop(&idle);
     uv_check_stop(&check);
     std::function<void()> call = std::move(fn);
     fn = nullptr;
@@ -61,29 +61,29 @@ struct EndOfTurn::State {
 };
 
 EndOfTurn::EndOfTurn(uv_loop_t* loop) : state_(new State) {
-  uv_prepare_init(loop, &state_->prepare);
+  uv_idle_init(loop, &state_->idle);
   uv_check_init(loop, &state_->check);
-  state_->prepare.data = state_;
+  state_->idle.data = state_;
   state_->check.data = state_;
 }
 
 EndOfTurn::~EndOfTurn() {
   state_->alive = false;
   state_->fn = nullptr;
-  uv_prepare_stop(&state_->prepare);
+  uv_idle_stop(&state_->idle);
   uv_check_stop(&state_->check);
   auto closed = [](uv_handle_t* h) {
     auto* s = static_cast<State*>(h->data);
     if (--s->open == 0) delete s;
   };
-  uv_close(reinterpret_cast<uv_handle_t*>(&state_->prepare), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&state_->idle), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&state_->check), closed);
 }
 
 void EndOfTurn::arm(std::function<void()> fn) {
   if (state_->fn) return;
   state_->fn = std::move(fn);
-  uv_prepare_start(&state_->prepare, [](uv_prepare_t* h) { static_cast<State*>(h->data)->fire(); });
+  uv_idle_start(&state_->idle, [](uv_idle_t* h) { static_cast<State*>(h->data)->fire(); });
   uv_check_start(&state_->check, [](uv_check_t* h) { static_cast<State*>(h->data)->fire(); });
 }
 

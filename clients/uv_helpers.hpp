@@ -43,7 +43,10 @@ class Deferred {
 
 // Runs a function once at the end of the current loop turn: after this turn's I/O callbacks
 // (uv_check) or, when armed outside them (a timer), before the loop next waits for I/O
-// (uv_prepare), whichever comes first. Arming again while armed keeps the first function.
+// (uv_idle), whichever comes first. While armed, the loop's wait for I/O does not block (an
+// active idle handle), so a hook armed late in a turn (in a prepare callback, after the idle
+// phase) still runs in this turn's check phase rather than after the next I/O or timer.
+// Arming again while armed keeps the first function.
 class EndOfTurn {
  public:
   explicit EndOfTurn(uv_loop_t* loop);

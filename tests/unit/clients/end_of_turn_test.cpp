@@ -1,10 +1,11 @@
-// EndOfTurn (clients/uv_helpers): the hook that uncorks a RabbitMQ connection runs once,
+// EndOfTurn (clients/uv_helpers): the hook that writes a RabbitMQ connection's publishes runs once,
 // after the turn's callbacks, whether it was armed from an I/O-phase callback or a timer, and
 // never after its owner is gone. A real libuv loop, no sockets.
 #include <catch2/catch.hpp>
 
 #include <uv.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -69,4 +70,39 @@ TEST_CASE("EndOfTurn can be armed again after it ran, and is dropped with its ow
   }
   uv_run(&f.loop, UV_RUN_NOWAIT);
   CHECK(fired == 2);
+}
+
+TEST_CASE("EndOfTurn armed in a prepare callback runs in that turn, not after the loop waits",
+          "[uv]") {
+  LoopFixture f;
+  bool fired = false, timer_fired = false;
+  EndOfTurn hook(&f.loop);
+  // A timer 10 s away: the loop's wait for I/O would block until it, were the hook not due.
+  uv_timer_t timer;
+  uv_timer_init(&f.loop, &timer);
+  timer.data = &timer_fired;
+  uv_timer_start(
+      &timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, 10000, 0);
+  // Another prepare callback arms the hook: the idle phase of this turn is over by then.
+  struct Ctx {
+    EndOfTurn* hook;
+    bool* fired;
+  } ctx{&hook, &fired};
+  uv_prepare_t prepare;
+  uv_prepare_init(&f.loop, &prepare);
+  prepare.data = &ctx;
+  uv_prepare_start(&prepare, [](uv_prepare_t* p) {
+    auto* c = static_cast<Ctx*>(p->data);
+    uv_prepare_stop(p);
+    c->hook->arm([c] { *c->fired = true; });
+  });
+  const std::uint64_t t0 = uv_now(&f.loop);
+  uv_run(&f.loop, UV_RUN_ONCE);
+  uv_update_time(&f.loop);
+  CHECK(fired);
+  CHECK_FALSE(timer_fired);
+  CHECK(uv_now(&f.loop) - t0 < 5000);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&prepare), nullptr);
+  uv_run(&f.loop, UV_RUN_NOWAIT);
 }
