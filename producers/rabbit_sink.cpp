@@ -117,13 +117,14 @@ void RabbitSink::send(Message& m, PublishCallback done) {
     props.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
   }
   unconfirmed_.push_back(Pending{next_seq_++, std::move(done), false});
-  link_->cork();
-  const int rc =
-      amqp_basic_publish(link_->conn(), 1, bytes(m.exchange), bytes(m.routing_key), /*mandatory=*/0,
-                         /*immediate=*/0, &props, bytes(m.body));
-  if (rc != AMQP_STATUS_OK) {
-    link_->fail(
-        make_error(Errc::unavailable, fmt::format("publish failed: {}", amqp_error_string2(rc))));
+  if (Status s = link_->publish(bytes(m.exchange), bytes(m.routing_key), props, bytes(m.body));
+      !s) {
+    // Nothing was written: this message alone fails (the broker never counted it), the
+    // connection and the other publishes go on.
+    PublishCallback failed = std::move(unconfirmed_.back().done);
+    unconfirmed_.pop_back();
+    next_seq_--;
+    deferred_->post([failed = std::move(failed), error = std::move(s).error()] { failed(error); });
   }
 }
 

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,14 +10,20 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "clients/rabbitmq/publish_frames.hpp"
 #include "core/log.hpp"
 
 namespace sagaflow::rabbit {
+namespace {
+constexpr std::size_t kFlushAt = 64 * 1024;      // publish(): write at once from this size
+constexpr std::chrono::seconds kWriteBound{10};  // write_out(): the longest wait for progress
+}  // namespace
 
 Result<amqp_connection_state_t> connect_blocking(const LinkOptions& o) {
   const AmqpEndpoint& ep = o.endpoint;
@@ -167,6 +172,8 @@ void UvLink::on_connected(ConnectJob* job) {
     log::debug("rabbitmq connected", {{"link", options_.name}});
   }
   failures_ = 0;
+  frame_max_ = static_cast<std::size_t>(std::max(4096, amqp_get_frame_max(conn_)));
+  out_.clear();
   poll_ = new uv_poll_t;
   uv_poll_init_socket(loop_, poll_, amqp_get_sockfd(conn_));
   poll_->data = this;
@@ -280,30 +287,67 @@ void UvLink::stop() noexcept {
   teardown(true);
 }
 
-void UvLink::cork() noexcept {
-  if (corked_ || !usable()) return;
-  if (!wrote_this_turn_) {
-    wrote_this_turn_ = true;
-    end_of_turn_.arm([this] { uncork(); });
-    return;
+Status UvLink::publish(amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                       const amqp_basic_properties_t& props, amqp_bytes_t body) {
+  if (!usable()) return make_error(Errc::unavailable, "not connected to RabbitMQ");
+  const bool first = out_.empty();
+  if (Status s = append_publish(out_, 1, frame_max_, exchange, routing_key, props, body); !s) {
+    return s;
   }
-  const int on = 1;
-  if (::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &on, sizeof on) != 0) return;
-  corked_ = true;  // uncorked by the end of turn armed at the turn's first write
+  if (out_.size() >= kFlushAt) {
+    flush();
+  } else if (first) {
+    end_of_turn_.arm([this] { flush(); });
+  }
+  return {};
 }
 
-void UvLink::uncork() noexcept {
-  wrote_this_turn_ = false;
-  if (!corked_) return;
-  corked_ = false;
-  const int off = 0;
-  if (conn_ != nullptr) {
-    ::setsockopt(amqp_get_sockfd(conn_), IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+void UvLink::flush() noexcept {
+  if (Status s = write_out(); !s) fail(s.error());
+}
+
+Status UvLink::write_out() noexcept {
+  if (conn_ == nullptr) out_.clear();
+  if (out_.empty()) return {};
+  const int fd = amqp_get_sockfd(conn_);
+  auto deadline = std::chrono::steady_clock::now() + kWriteBound;
+  std::size_t done = 0;
+  Status result;
+  while (done < out_.size()) {
+    const ssize_t n = ::send(fd, out_.data() + done, out_.size() - done, MSG_NOSIGNAL);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+      deadline = std::chrono::steady_clock::now() + kWriteBound;  // the bound is on no progress
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // The socket's buffer is full: wait for room (the broker reads slowly, or has blocked us).
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLOUT, 0};
+      const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+      if (ready > 0 || (ready < 0 && errno == EINTR)) continue;
+      result = make_error(Errc::unavailable, fmt::format("RabbitMQ took nothing written for {} s",
+                                                         kWriteBound.count()));
+      break;
+    }
+    result = make_error(Errc::unavailable,
+                        fmt::format("write to RabbitMQ failed: {}",
+                                    n == 0 ? "connection closed" : std::strerror(errno)));
+    break;
   }
+  out_.clear();
+  if (out_.capacity() > 4 * kFlushAt) std::string().swap(out_);  // not kept for a large body
+  return result;
 }
 
 void UvLink::teardown(bool graceful) {
-  uncork();  // a graceful close must not wait behind a held segment
+  // A graceful close writes the turn's publishes first (if that fails, the stream may end
+  // inside a frame: no connection.close then); a failed connection drops them (their confirms
+  // never come: the owner fails them when told the link is down).
+  if (graceful && !write_out()) graceful = false;
+  out_.clear();
   heartbeat_timer_.stop();
   if (poll_ != nullptr) {
     uv_poll_stop(poll_);  // removes the fd from epoll before the socket is closed

@@ -6,7 +6,8 @@
 //   never waits for a broker that is down or slow to accept.
 // - Once up, the socket is watched with uv_poll; the owner's readable() drains frames with a
 //   zero timeout (rabbitmq-c's socket is non-blocking), so reading never blocks the loop.
-//   Writes (publish, ack) are rabbitmq-c's blocking sends; callers bound what they write.
+//   Writes are rabbitmq-c's blocking sends (acks, replies), or a turn's publishes in one send
+//   of our own (publish()); callers bound what they write.
 // - Heartbeats: a timer keeps rabbitmq-c sending them and declares the connection dead when
 //   the broker has been silent for two heartbeat intervals.
 // - fail() or a socket error tears the connection down (after the current readable() returns,
@@ -66,11 +67,16 @@ class UvLink {
   // owner calls its own readable() after releasing (frames may sit in rabbitmq-c's buffer).
   void hold_reads(bool hold) noexcept;
   bool reads_held() const noexcept { return reads_held_; }
-  // Call before a write. The turn's first write goes out at once; from the second on, the
-  // writes are held back (TCP_CORK) until the end of the loop turn, so the publishes of one
-  // turn leave in full segments instead of one small segment each, and a turn with a single
-  // publish pays no setsockopt for it.
-  void cork() noexcept;
+  // Appends a basic.publish on channel 1 to the turn's output (clients/rabbitmq/
+  // publish_frames.hpp): the turn's publishes leave in one send at the end of the loop turn,
+  // or at once when 64 KiB are waiting, instead of rabbitmq-c's send per frame (three per
+  // small publish). A send the socket does not take whole waits for it, as rabbitmq-c's own
+  // blocking sends do (they wait without end; this fails the connection after 10 s without
+  // progress), so the stream is at a frame's end whenever rabbitmq-c writes (heartbeats,
+  // replies). An error is the message's own (nothing was appended). The socket is plain TCP
+  // (amqp_tcp_socket): a TLS link would have to write through rabbitmq-c instead.
+  Status publish(amqp_bytes_t exchange, amqp_bytes_t routing_key,
+                 const amqp_basic_properties_t& props, amqp_bytes_t body);
   // Calls the owner's readable() now (as the socket watcher does), e.g. after hold_reads(false).
   void read_now() { dispatch_readable(); }
 
@@ -93,7 +99,8 @@ class UvLink {
   void watch_socket();
   void teardown(bool graceful);
   void on_heartbeat_tick();
-  void uncork() noexcept;
+  void flush() noexcept;        // writes the turn's output; a failure fails the connection
+  Status write_out() noexcept;  // writes the turn's output, or says why it could not
 
   uv_loop_t* loop_;
   LinkOptions options_;
@@ -104,8 +111,8 @@ class UvLink {
   clients::Timer reconnect_timer_;
   clients::Timer heartbeat_timer_;
   clients::EndOfTurn end_of_turn_;
-  bool corked_ = false;
-  bool wrote_this_turn_ = false;  // cork(): a write went out uncorked this turn
+  std::string out_;  // the turn's publishes, whole frames (publish())
+  std::size_t frame_max_ = 0;
   std::uint64_t generation_ = 0;
   int failures_ = 0;  // consecutive failed connects
   int depth_ = 0;     // > 0 while inside readable()

@@ -92,3 +92,101 @@ TEST_CASE("publishing without a broker fails as unavailable, later, not inside p
   sink.stop([&] { stopped = true; });
   CHECK(loop.run_until([&] { return stopped; }, 2s));
 }
+
+TEST_CASE("publishes of every size arrive whole, with their headers, in order",
+          "[rabbitmq][sink]") {
+  // The sink writes a turn's publishes as frames of its own (clients/rabbitmq/publish_frames):
+  // bodies around the frame size (131072, less 8 octets of framing), empty and several frames
+  // long, in one turn, some over the 64 KiB at which a turn's output is written at once.
+  RabbitServer& rabbit = rabbit_with_topology();
+  rabbit.declare_queue("sagaflow.test.sizes");
+  rabbit.purge("sagaflow.test.sizes");
+  Loop loop;
+  RabbitSinkOptions o;
+  o.endpoint = endpoint_of(rabbit);
+  RabbitSink sink(loop.get(), o);
+  sink.start();
+  REQUIRE(loop.run_until([&] { return sink.connected(); }, 10s));
+
+  const std::vector<std::size_t> sizes = {0, 1, 131063, 131064, 131065, 300001, 17, 70000, 5};
+  int ok = 0, failed = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    Message m;
+    m.exchange = "";
+    m.routing_key = "sagaflow.test.sizes";
+    m.message_id = "size" + std::to_string(i);
+    m.body.resize(sizes[i]);
+    for (std::size_t b = 0; b < sizes[i]; ++b) m.body[b] = static_cast<char>('a' + (b + i) % 26);
+    m.headers.push_back({"x-sagaflow-n", static_cast<std::int64_t>(i)});
+    m.headers.push_back({"x-sagaflow-text", "message " + std::to_string(i)});
+    m.expiration_ms = 600000;
+    sink.publish(std::move(m), [&](Status s) { s ? ok++ : failed++; });
+  }
+  REQUIRE(loop.run_until([&] { return ok + failed == static_cast<int>(sizes.size()); }, 30s));
+  CHECK(failed == 0);
+
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    auto got = rabbit.get("sagaflow.test.sizes");
+    REQUIRE(got);
+    std::string body(sizes[i], '\0');
+    for (std::size_t b = 0; b < sizes[i]; ++b) body[b] = static_cast<char>('a' + (b + i) % 26);
+    CHECK(got->body.size() == sizes[i]);
+    CHECK(got->body == body);
+    const std::vector<std::pair<std::string, std::string>> headers = {
+        {"x-sagaflow-n", std::to_string(i)}, {"x-sagaflow-text", "message " + std::to_string(i)}};
+    CHECK(got->headers == headers);
+  }
+  CHECK_FALSE(rabbit.get("sagaflow.test.sizes"));
+
+  bool stopped = false;
+  sink.stop([&] { stopped = true; });
+  CHECK(loop.run_until([&] { return stopped; }, 5s));
+}
+
+TEST_CASE("a message that cannot be encoded fails alone; the connection and the others go on",
+          "[rabbitmq][sink]") {
+  RabbitServer& rabbit = rabbit_with_topology();
+  rabbit.declare_queue("sagaflow.test.unencodable");
+  rabbit.purge("sagaflow.test.unencodable");
+  Loop loop;
+  RabbitSinkOptions o;
+  o.endpoint = endpoint_of(rabbit);
+  RabbitSink sink(loop.get(), o);
+  std::vector<std::string> states;
+  sink.on_state_change([&](bool up) { states.push_back(up ? "up" : "down"); });
+  sink.start();
+  REQUIRE(loop.run_until([&] { return sink.connected(); }, 10s));
+
+  // Given a message between two good ones whose routing key is over AMQP's 255 octets
+  std::vector<Status> results(3);
+  int answered = 0;
+  for (int i = 0; i < 3; ++i) {
+    Message m;
+    m.exchange = "";
+    m.routing_key = i == 1 ? std::string(300, 'k') : "sagaflow.test.unencodable";
+    m.body = "{\"n\":" + std::to_string(i) + "}";
+    sink.publish(std::move(m), [&, i](Status s) {
+      results[static_cast<std::size_t>(i)] = std::move(s);
+      answered++;
+    });
+  }
+  REQUIRE(loop.run_until([&] { return answered == 3; }, 10s));
+
+  // Then it alone failed, with the reason; the others were confirmed on the same connection
+  CHECK(results[0].ok());
+  REQUIRE_FALSE(results[1].ok());
+  CHECK(results[1].error().detail.find("cannot encode") != std::string::npos);
+  CHECK(results[2].ok());
+  CHECK(states == std::vector<std::string>{"up"});
+  CHECK(rabbit.queue_depth("sagaflow.test.unencodable") == 2);
+  auto second = [&] {
+    rabbit.get("sagaflow.test.unencodable");
+    return rabbit.get("sagaflow.test.unencodable");
+  }();
+  REQUIRE(second);
+  CHECK(second->body == "{\"n\":2}");
+
+  bool stopped = false;
+  sink.stop([&] { stopped = true; });
+  CHECK(loop.run_until([&] { return stopped; }, 5s));
+}
