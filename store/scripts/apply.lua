@@ -174,32 +174,35 @@ local function apply_one(kb, ab, n)
   if start then
     if version > 0 then
       if saga[3] == event or (dedup and redis.call('EXISTS', dedup_key) == 1) then
-        return {'duplicate', version}
+        return 'duplicate ' .. version
       end
-      return {'conflict', version}
+      return 'conflict ' .. version
     end
   else
-    if dedup and redis.call('EXISTS', dedup_key) == 1 then return {'duplicate', version} end
-    if expected >= 0 and version ~= expected then return {'conflict', version} end
+    if dedup and redis.call('EXISTS', dedup_key) == 1 then return 'duplicate ' .. version end
+    if expected >= 0 and version ~= expected then return 'conflict ' .. version end
   end
 
   if start and ARGV[tail + 7] == 'gcra' and
       not take_token(KEYS[kb + 13], tonumber(ARGV[tail + 9]), tonumber(ARGV[tail + 10])) then
-    return {'limited', 0}
+    return 'limited 0'
   end
 
-  -- The new saga record.
+  -- The new saga record (one call per shape: no table of fields to build and unpack).
   local new_version = version + 1
-  local fields = {'version', new_version, 'state', state, 'status', new_status}
-  if start then
-    fields[#fields + 1] = 'created_by'
-    fields[#fields + 1] = event
+  local facts = ARGV[tail + 5]
+  if start and facts ~= '' then
+    redis.call('HSET', saga_key, 'version', new_version, 'state', state, 'status', new_status,
+               'created_by', event, 'order', facts)
+  elseif start then
+    redis.call('HSET', saga_key, 'version', new_version, 'state', state, 'status', new_status,
+               'created_by', event)
+  elseif facts ~= '' then
+    redis.call('HSET', saga_key, 'version', new_version, 'state', state, 'status', new_status,
+               'order', facts)
+  else
+    redis.call('HSET', saga_key, 'version', new_version, 'state', state, 'status', new_status)
   end
-  if ARGV[tail + 5] ~= '' then
-    fields[#fields + 1] = 'order'
-    fields[#fields + 1] = ARGV[tail + 5]
-  end
-  redis.call('HSET', saga_key, unpack(fields))
   if finished then
     redis.call('EXPIRE', saga_key, finished_ttl)
   elseif version > 0 then
@@ -209,11 +212,11 @@ local function apply_one(kb, ab, n)
   -- Commands into the outbox. The writer publishes them and deletes them once confirmed; an
   -- entry still there after the relay's idle time is re-sent by the partition's relay
   -- (outbox_claim.lua), so the stream id (its time) is all the bookkeeping an entry needs.
-  local answer = {'applied', new_version}
+  local answer = 'applied ' .. new_version
   for c = 0, n - 1 do
     local a = ab + 11 + 4 * c
-    answer[#answer + 1] = redis.call('XADD', outbox_key, '*', 'id', ARGV[a], 'exchange',
-                                     ARGV[a + 1], 'route', ARGV[a + 2], 'body', ARGV[a + 3])
+    answer = answer .. ' ' .. redis.call('XADD', outbox_key, '*', 'id', ARGV[a], 'exchange',
+                                         ARGV[a + 1], 'route', ARGV[a + 2], 'body', ARGV[a + 3])
   end
 
   -- The order's next deadline (a new saga has none to clear). A deadline this change counted
@@ -345,7 +348,7 @@ while a <= #ARGV do
     write_folded()
     return redis.error_reply('apply.lua: event ' .. i .. ': ' .. tostring(answer))
   end
-  answers[i] = table.concat(answer, ' ')
+  answers[i] = answer
   k, a = k + nk, a + 2 + m
 end
 write_folded()
