@@ -200,6 +200,7 @@ bool RabbitSource::over_budget() const noexcept {
 
 void RabbitSource::on_readable() {
   amqp_connection_state_t conn = link_->conn();
+  bool socket_read = false;
   while (link_->usable()) {
     // At the byte budget, between deliveries: leave the rest in the socket until acks free
     // room (flush_acks reads again). Frames already in rabbitmq-c's buffer wait there too.
@@ -215,6 +216,7 @@ void RabbitSource::on_readable() {
       }
       break;
     }
+    if (!rabbit::worth_reading(conn, socket_read)) break;
     amqp_frame_t frame;
     timeval zero{0, 0};
     const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &zero);

@@ -157,7 +157,8 @@ void RabbitSink::fail_all(const Error& error) {
 
 void RabbitSink::on_readable() {
   amqp_connection_state_t conn = link_->conn();
-  while (link_->usable()) {
+  bool socket_read = false;
+  while (link_->usable() && rabbit::worth_reading(conn, socket_read)) {
     amqp_frame_t frame;
     timeval zero{0, 0};
     const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &zero);

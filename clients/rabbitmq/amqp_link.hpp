@@ -42,6 +42,19 @@ struct LinkOptions {
 // "cannot connect to RabbitMQ at 127.0.0.1:5672: connection refused".
 Result<amqp_connection_state_t> connect_blocking(const LinkOptions& options);
 
+// For an owner's readable() loop, before each amqp_simple_wait_frame_noblock: false once
+// rabbitmq-c would have to read the socket a second time in this call (its buffer and frame
+// queue are empty and `socket_read`, false at the call's start, says it read once already).
+// The watch is level-triggered, so what arrives later wakes the loop again; the second read
+// would mostly say only EAGAIN, a system call per loop turn. Plain TCP only: with TLS, OpenSSL
+// could hold records that neither rabbitmq-c's buffer nor the watch shows.
+inline bool worth_reading(amqp_connection_state_t conn, bool& socket_read) noexcept {
+  if (amqp_data_in_buffer(conn) != 0 || amqp_frames_enqueued(conn) != 0) return true;
+  if (socket_read) return false;
+  socket_read = true;
+  return true;
+}
+
 class UvLink {
  public:
   struct Events {

@@ -1,12 +1,14 @@
 // append_publish (clients/rabbitmq/publish_frames): a basic.publish's frames, byte for byte as
 // AMQP 0-9-1 lays them out, the body split at frame_max, and nothing appended on an error.
-// No broker (the integration tests send these frames to a real RabbitMQ).
+// No broker (the integration tests send these frames to a real RabbitMQ). And worth_reading,
+// which spares a readable() loop the read that would only say EAGAIN.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "clients/rabbitmq/amqp_link.hpp"
 #include "clients/rabbitmq/publish_frames.hpp"
 
 using sagaflow::rabbit::append_publish;
@@ -134,4 +136,17 @@ TEST_CASE("a publish that cannot be encoded appends nothing and says why", "[amq
   REQUIRE_FALSE(h);
   CHECK(h.error().detail.find("properties") != std::string::npos);
   CHECK(out == "earlier frames");
+}
+
+TEST_CASE("a readable() loop reads the socket once per call when rabbitmq-c holds nothing",
+          "[amqp]") {
+  // A connection state without a socket: nothing buffered, no frames queued.
+  amqp_connection_state_t conn = amqp_new_connection();
+  bool socket_read = false;
+  CHECK(sagaflow::rabbit::worth_reading(conn, socket_read));  // the first read of the call
+  CHECK(socket_read);
+  CHECK_FALSE(sagaflow::rabbit::worth_reading(conn, socket_read));  // a second would be EAGAIN
+  bool next_call = false;
+  CHECK(sagaflow::rabbit::worth_reading(conn, next_call));
+  amqp_destroy_connection(conn);
 }
