@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <functional>
+#include <string>
 #include <thread>
 
 #include "producers/rabbit_sink.hpp"
@@ -12,6 +14,42 @@
 using namespace sagaflow;
 using namespace sagaflow::testing;
 using namespace std::chrono_literals;
+
+namespace {
+
+// A sink on the shared broker, publishing to `queue` (declared and emptied first); `before`
+// runs before start (to watch the state); connected() once up, stop() at the end.
+struct QueueSink {
+  RabbitServer& rabbit = rabbit_with_topology();
+  std::string queue;
+  Loop loop;
+  RabbitSink sink;
+
+  explicit QueueSink(std::string q, std::size_t window = 0,
+                     const std::function<void(RabbitSink&)>& before = {})
+      : queue(std::move(q)), sink(loop.get(), options(rabbit, window)) {
+    rabbit.declare_queue(queue);
+    rabbit.purge(queue);
+    if (before) before(sink);
+    sink.start();
+  }
+  static RabbitSinkOptions options(RabbitServer& rabbit, std::size_t window) {
+    RabbitSinkOptions o;
+    o.endpoint = endpoint_of(rabbit);
+    if (window > 0) o.window = window;
+    return o;
+  }
+  bool connected() {
+    return loop.run_until([&] { return sink.connected(); }, 10s);
+  }
+  bool stop() {
+    bool stopped = false;
+    sink.stop([&] { stopped = true; });
+    return loop.run_until([&] { return stopped; }, 5s);
+  }
+};
+
+}  // namespace
 
 TEST_CASE("20k publishes are all confirmed and all in the queue", "[rabbitmq][sink]") {
   RabbitServer& rabbit = rabbit_with_topology();
@@ -101,15 +139,11 @@ TEST_CASE("publishes of every size arrive whole, with their headers, in order",
   // The sink writes a turn's publishes as frames of its own (clients/rabbitmq/publish_frames):
   // bodies around the frame size (131072, less 8 octets of framing), empty and several frames
   // long, in one turn, some over the 64 KiB at which a turn's output is written at once.
-  RabbitServer& rabbit = rabbit_with_topology();
-  rabbit.declare_queue("sagaflow.test.sizes");
-  rabbit.purge("sagaflow.test.sizes");
-  Loop loop;
-  RabbitSinkOptions o;
-  o.endpoint = endpoint_of(rabbit);
-  RabbitSink sink(loop.get(), o);
-  sink.start();
-  REQUIRE(loop.run_until([&] { return sink.connected(); }, 10s));
+  QueueSink fx("sagaflow.test.sizes");
+  RabbitServer& rabbit = fx.rabbit;
+  Loop& loop = fx.loop;
+  RabbitSink& sink = fx.sink;
+  REQUIRE(fx.connected());
 
   const std::vector<std::size_t> sizes = {0, 1, 131063, 131064, 131065, 300001, 17, 70000, 5};
   int ok = 0, failed = 0;
@@ -141,24 +175,19 @@ TEST_CASE("publishes of every size arrive whole, with their headers, in order",
   }
   CHECK_FALSE(rabbit.get("sagaflow.test.sizes"));
 
-  bool stopped = false;
-  sink.stop([&] { stopped = true; });
-  CHECK(loop.run_until([&] { return stopped; }, 5s));
+  CHECK(fx.stop());
 }
 
 TEST_CASE("a message that cannot be encoded fails alone; the connection and the others go on",
           "[rabbitmq][sink]") {
-  RabbitServer& rabbit = rabbit_with_topology();
-  rabbit.declare_queue("sagaflow.test.unencodable");
-  rabbit.purge("sagaflow.test.unencodable");
-  Loop loop;
-  RabbitSinkOptions o;
-  o.endpoint = endpoint_of(rabbit);
-  RabbitSink sink(loop.get(), o);
   std::vector<std::string> states;
-  sink.on_state_change([&](bool up) { states.push_back(up ? "up" : "down"); });
-  sink.start();
-  REQUIRE(loop.run_until([&] { return sink.connected(); }, 10s));
+  QueueSink fx("sagaflow.test.unencodable", 0, [&](RabbitSink& sink) {
+    sink.on_state_change([&](bool up) { states.push_back(up ? "up" : "down"); });
+  });
+  RabbitServer& rabbit = fx.rabbit;
+  Loop& loop = fx.loop;
+  RabbitSink& sink = fx.sink;
+  REQUIRE(fx.connected());
 
   // Given a message between two good ones whose routing key is over AMQP's 255 octets
   std::vector<Status> results(3);
@@ -189,9 +218,7 @@ TEST_CASE("a message that cannot be encoded fails alone; the connection and the 
   REQUIRE(second);
   CHECK(second->body == "{\"n\":2}");
 
-  bool stopped = false;
-  sink.stop([&] { stopped = true; });
-  CHECK(loop.run_until([&] { return stopped; }, 5s));
+  CHECK(fx.stop());
 }
 
 TEST_CASE("a turn's output larger than the socket takes waits for the broker, frames intact",
@@ -199,16 +226,11 @@ TEST_CASE("a turn's output larger than the socket takes waits for the broker, fr
   // The broker stops reading (its processes stopped) while 8 MiB of publishes are written: the
   // socket fills, the sink's send waits for room, and once the broker reads again every
   // publish arrives whole, in order, and is confirmed.
-  RabbitServer& rabbit = rabbit_with_topology();
-  rabbit.declare_queue("sagaflow.test.stalled");
-  rabbit.purge("sagaflow.test.stalled");
-  Loop loop;
-  RabbitSinkOptions o;
-  o.endpoint = endpoint_of(rabbit);
-  o.window = 1024;
-  RabbitSink sink(loop.get(), o);
-  sink.start();
-  REQUIRE(loop.run_until([&] { return sink.connected(); }, 10s));
+  QueueSink fx("sagaflow.test.stalled", 1024);
+  RabbitServer& rabbit = fx.rabbit;
+  Loop& loop = fx.loop;
+  RabbitSink& sink = fx.sink;
+  REQUIRE(fx.connected());
 
   constexpr int kCount = 80;
   constexpr std::size_t kSize = 100000;
@@ -246,7 +268,5 @@ TEST_CASE("a turn's output larger than the socket takes waits for the broker, fr
   }
   CHECK_FALSE(rabbit.get("sagaflow.test.stalled"));
 
-  bool stopped = false;
-  sink.stop([&] { stopped = true; });
-  CHECK(loop.run_until([&] { return stopped; }, 5s));
+  CHECK(fx.stop());
 }
