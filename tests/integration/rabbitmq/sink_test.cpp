@@ -1,4 +1,6 @@
-// RabbitSink: publisher confirms under load, backpressure, failure while disconnected.
+// RabbitSink: publisher confirms under load, backpressure, failure while disconnected; its own
+// framing against a real broker (every body size, a message that cannot be framed, a broker
+// that stops reading mid-write).
 #include <catch2/catch.hpp>
 
 #include <signal.h>
