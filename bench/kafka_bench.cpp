@@ -46,7 +46,6 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -366,17 +365,9 @@ struct RedisUnderTest {
     const auto all = servers();
     for (std::size_t i = 0; i < all.size(); ++i) {
       if (!primary[i]) continue;
-      std::istringstream in(all[i]->command({"INFO", "commandstats"}));
-      std::string line;
-      while (std::getline(in, line)) {
-        // cmdstat_evalsha:calls=123,usec=...
-        const auto colon = line.find(':');
-        const auto calls = line.find("calls=");
-        if (line.rfind("cmdstat_", 0) != 0 || colon == std::string::npos ||
-            calls == std::string::npos) {
-          continue;
-        }
-        out[line.substr(8, colon - 8)] += std::atol(line.c_str() + calls + 6);
+      for (const auto& [name, st] :
+           sagaflow::bench::parse_commandstats(all[i]->command({"INFO", "commandstats"}))) {
+        out[name] += static_cast<long>(st.calls);
       }
     }
     return out;

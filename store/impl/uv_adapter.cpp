@@ -38,19 +38,19 @@ void update(Events* p) {
 // > 0 inside on_idle (of any context on this thread): a write asked for then (what the socket
 // did not take, or a cluster client asking another node after a failed write) takes the real
 // watch, so that a full socket is waited for instead of retried every turn.
-thread_local int preparing = 0;
+thread_local int in_on_idle = 0;
 
 void on_idle(uv_idle_t* handle) {
   auto* p = static_cast<Events*>(handle->data);
   uv_idle_stop(handle);
   if (!p->write_due || p->context == nullptr) return;
   p->write_due = false;
-  ++preparing;
+  ++in_on_idle;
   // Writes what the socket takes; hiredis then asks for writability only if some is left,
   // which add_write (below) turns into a real watch. It may also disconnect (a socket
   // error): cleanup() runs inside, and `p` lives on until its handles are closed.
   redisAsyncHandleWrite(p->context);
-  --preparing;
+  --in_on_idle;
 }
 
 void add_read(void* privdata) {
@@ -66,7 +66,7 @@ void del_read(void* privdata) {
 void add_write(void* privdata) {
   auto* p = static_cast<Events*>(privdata);
   const bool connected = p->context != nullptr && (p->context->c.flags & REDIS_CONNECTED) != 0;
-  if (connected && preparing == 0 && (p->events & UV_WRITABLE) == 0) {
+  if (connected && in_on_idle == 0 && (p->events & UV_WRITABLE) == 0) {
     if (!p->write_due) uv_idle_start(&p->idle, &on_idle);
     p->write_due = true;
     return;
